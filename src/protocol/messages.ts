@@ -1,0 +1,144 @@
+// Every message between miner and coordinator: one schema each, the types inferred from them.
+import * as v from 'valibot';
+import { PROTOCOL_VERSION } from './version.ts';
+import { Tensor } from './tensor.ts';
+
+const bytesOfLength = (n: number) => v.pipe(v.instance(Uint8Array), v.length(n, `expected ${n} bytes`));
+export const PublicKey = bytesOfLength(32);
+export const Signature = bytesOfLength(64);
+
+export const Id = v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.:-]{1,96}$/, 'ids are 1-96 characters of [A-Za-z0-9_.:-]'));
+const ShortText = v.pipe(v.string(), v.maxLength(256));
+const Milliseconds = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(3_600_000));
+const Seconds = v.pipe(v.number(), v.finite(), v.minValue(0), v.maxValue(86_400));
+/** A non-negative 64-bit integer; msgpack may carry small ones as plain numbers. */
+export const U64 = v.pipe(
+  v.union([v.bigint(), v.pipe(v.number(), v.safeInteger())]),
+  v.transform((x) => BigInt(x)),
+  v.check((x) => x >= 0n && x < 1n << 64n, 'expected an unsigned 64-bit integer'),
+);
+
+const Version = v.literal(PROTOCOL_VERSION);
+
+export const AdapterInfo = v.object({
+  vendor: ShortText,
+  architecture: ShortText,
+  device: ShortText,
+  description: ShortText,
+  isFallbackAdapter: v.boolean(),
+});
+export type AdapterInfo = v.InferOutput<typeof AdapterInfo>;
+
+export const JoulesSource = v.picklist(['none', 'estimate', 'battery', 'probe', 'meter']);
+export type JoulesSource = v.InferOutput<typeof JoulesSource>;
+
+/** The signed part of a receipt; its canonical bytes are defined in receipt.ts. */
+export const ReceiptBody = v.object({
+  unitId: Id,
+  jobId: Id,
+  kind: v.picklist(['gemm']),
+  minerKey: PublicKey,
+  coordinatorKey: PublicKey,
+  ops: U64,
+  microCredits: U64,
+  gpuSeconds: Seconds,
+  joules: v.pipe(v.number(), v.finite(), v.minValue(0)),
+  joulesSource: JoulesSource,
+  issuedAtMs: U64,
+});
+export type ReceiptBody = v.InferOutput<typeof ReceiptBody>;
+
+export const Receipt = v.object({ ...ReceiptBody.entries, signature: Signature });
+export type Receipt = v.InferOutput<typeof Receipt>;
+
+// ---- coordinator -> miner ----
+
+export const ChallengeMessage = v.object({
+  type: v.literal('challenge'),
+  v: Version,
+  coordinatorKey: PublicKey,
+  nonce: bytesOfLength(32),
+  heartbeatMs: Milliseconds,
+});
+
+export const WelcomeMessage = v.object({ type: v.literal('welcome'), v: Version });
+
+export const LeaseMessage = v.object({
+  type: v.literal('lease'),
+  v: Version,
+  leaseId: Id,
+  unitId: Id,
+  kind: v.literal('gemm'),
+  /** Time the miner has, from receipt of this message, to return a result. */
+  deadlineMs: Milliseconds,
+  a: Tensor,
+  b: Tensor,
+});
+
+export const NoWorkMessage = v.object({ type: v.literal('no-work'), v: Version, retryAfterMs: Milliseconds });
+
+export const ReceiptMessage = v.object({ type: v.literal('receipt'), v: Version, receipt: Receipt });
+
+export const RejectedMessage = v.object({
+  type: v.literal('rejected'),
+  v: Version,
+  unitId: Id,
+  code: ShortText,
+  message: ShortText,
+});
+
+// ---- either way ----
+
+export const ErrorMessage = v.object({ type: v.literal('error'), v: Version, code: ShortText, message: ShortText });
+export const PingMessage = v.object({ type: v.literal('ping'), v: Version, nonce: v.pipe(v.number(), v.safeInteger()) });
+export const PongMessage = v.object({ type: v.literal('pong'), v: Version, nonce: v.pipe(v.number(), v.safeInteger()) });
+
+// ---- miner -> coordinator ----
+
+export const HelloMessage = v.object({
+  type: v.literal('hello'),
+  v: Version,
+  minerKey: PublicKey,
+  /** Ed25519 signature by minerKey over helloChallengeBytes(nonce, coordinatorKey). */
+  signature: Signature,
+  adapter: AdapterInfo,
+  kinds: v.pipe(v.array(v.picklist(['gemm'])), v.maxLength(8)),
+});
+
+export const WorkRequestMessage = v.object({ type: v.literal('work-request'), v: Version });
+
+export const ResultMessage = v.object({
+  type: v.literal('result'),
+  v: Version,
+  leaseId: Id,
+  unitId: Id,
+  gpuSeconds: Seconds,
+  output: Tensor,
+});
+
+export const CoordinatorMessage = v.variant('type', [
+  ChallengeMessage,
+  WelcomeMessage,
+  LeaseMessage,
+  NoWorkMessage,
+  ReceiptMessage,
+  RejectedMessage,
+  ErrorMessage,
+  PingMessage,
+  PongMessage,
+]);
+export type CoordinatorMessage = v.InferOutput<typeof CoordinatorMessage>;
+
+export const MinerMessage = v.variant('type', [
+  HelloMessage,
+  WorkRequestMessage,
+  ResultMessage,
+  ErrorMessage,
+  PingMessage,
+  PongMessage,
+]);
+export type MinerMessage = v.InferOutput<typeof MinerMessage>;
+
+/** What the sender writes: bigint fields may be given as bigint, the schema's input type. */
+export type CoordinatorMessageInput = v.InferInput<typeof CoordinatorMessage>;
+export type MinerMessageInput = v.InferInput<typeof MinerMessage>;

@@ -1,0 +1,47 @@
+// Tensors on the wire: dtype, shape and raw little-endian bytes; never JSON number arrays.
+import * as v from 'valibot';
+
+/** Largest dimension a tensor may declare; bounds allocation before any buffer is made. */
+export const MAX_TENSOR_DIM = 65_536;
+/** Largest tensor payload accepted in one message. */
+export const MAX_TENSOR_BYTES = 64 * 1024 * 1024;
+
+const Dim = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(MAX_TENSOR_DIM));
+
+export const Tensor = v.pipe(
+  v.object({
+    dtype: v.literal('f32'),
+    shape: v.pipe(v.array(Dim), v.minLength(1), v.maxLength(4)),
+    data: v.pipe(v.instance(Uint8Array), v.maxLength(MAX_TENSOR_BYTES)),
+  }),
+  v.check(
+    (t) => t.data.byteLength === elementCount(t.shape) * 4,
+    'tensor data length does not match its shape',
+  ),
+);
+export type Tensor = v.InferOutput<typeof Tensor>;
+
+export function elementCount(shape: readonly number[]): number {
+  return shape.reduce((n, d) => n * d, 1);
+}
+
+/** Wraps f32 values as a wire tensor without copying. Assumes a little-endian host, as every WebGPU platform is. */
+export function f32Tensor(shape: number[], values: Float32Array): Tensor {
+  if (values.length !== elementCount(shape)) {
+    throw new RangeError(`f32Tensor: ${values.length} values for shape ${shape.join('x')}`);
+  }
+  return { dtype: 'f32', shape, data: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) };
+}
+
+/** Views a tensor's bytes as f32, copying only when the bytes are not 4-byte aligned (as msgpack may leave them). */
+export function f32Values(tensor: Tensor): Float32Array {
+  const { data } = tensor;
+  if (data.byteOffset % 4 === 0) return new Float32Array(data.buffer, data.byteOffset, data.byteLength / 4);
+  return new Float32Array(Uint8Array.from(data).buffer);
+}
+
+/** True when every value is finite: NaN and Inf are never valid operands or results. */
+export function allFinite(values: Float32Array): boolean {
+  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return false;
+  return true;
+}

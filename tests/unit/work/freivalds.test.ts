@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import { freivalds } from '../../../src/work/gemm/freivalds.ts';
+import { matmulF32, randomMatrix, seededBytes } from '../../helpers/random.ts';
+
+describe('freivalds', () => {
+  const m = 512, k = 512, n = 512;
+  const a = randomMatrix(m * k, 1);
+  const b = randomMatrix(k * n, 2);
+  const c = matmulF32(a, b, m, k, n);
+
+  it('accepts a correct 512x512 f32 product', () => {
+    expect(freivalds({ a, b, c, rows: m, depth: k, cols: n }, seededBytes(3))).toEqual({ ok: true });
+  });
+
+  it('rejects a product with one wrong element', () => {
+    for (const [i, j] of [[0, 0], [511, 511], [137, 402]]) {
+      const wrong = c.slice();
+      wrong[i * n + j] += 1;
+      const verdict = freivalds({ a, b, c: wrong, rows: m, depth: k, cols: n }, seededBytes(i + j));
+      expect(verdict.ok).toBe(false);
+      if (!verdict.ok) expect(verdict.error.code).toBe('verification-failed');
+    }
+  });
+
+  it('rejects an element off by 5% of its value', () => {
+    const wrong = c.slice();
+    const at = 300 * n + 17;
+    wrong[at] *= 1.05;
+    expect(Math.abs(c[at])).toBeGreaterThan(1);
+    expect(freivalds({ a, b, c: wrong, rows: m, depth: k, cols: n }, seededBytes(9)).ok).toBe(false);
+  });
+
+  it('rejects all zeros, NaN and a wrong shape', () => {
+    expect(freivalds({ a, b, c: new Float32Array(m * n), rows: m, depth: k, cols: n }, seededBytes(4)).ok).toBe(false);
+    const nan = c.slice();
+    nan[5] = NaN;
+    const v = freivalds({ a, b, c: nan, rows: m, depth: k, cols: n }, seededBytes(4));
+    expect(v.ok ? '' : v.error.code).toBe('non-finite');
+    const short = freivalds({ a, b, c: c.subarray(1), rows: m, depth: k, cols: n }, seededBytes(4));
+    expect(short.ok ? '' : short.error.code).toBe('shape-mismatch');
+  });
+
+  it('accepts correct f32 products at K=4096, with magnitudes far from 1', () => {
+    const rows = 48, depth = 4096, cols = 40;
+    for (const [seed, scale] of [[10, 1], [20, 1e3], [30, 1e-3]] as const) {
+      const a2 = randomMatrix(rows * depth, seed, scale);
+      const b2 = randomMatrix(depth * cols, seed + 1, scale);
+      // Worst case for rounding: all positive operands, so partial sums grow without cancelling.
+      const a3 = a2.map(Math.abs);
+      const b3 = b2.map(Math.abs);
+      for (const [x, y] of [[a2, b2], [a3, b3]]) {
+        const c2 = matmulF32(x, y, rows, depth, cols);
+        expect(freivalds({ a: x, b: y, c: c2, rows, depth, cols }, seededBytes(seed))).toEqual({ ok: true });
+      }
+    }
+  });
+
+  it('accepts an exact zero product of zero operands', () => {
+    const z = new Float32Array(16);
+    expect(freivalds({ a: z, b: z, c: z, rows: 4, depth: 4, cols: 4 }, seededBytes(1))).toEqual({ ok: true });
+  });
+});
