@@ -1,9 +1,9 @@
 // Every message between miner and coordinator: one schema each, the types inferred from them.
 import * as v from 'valibot';
 import { PROTOCOL_VERSION } from './version.ts';
-import { Tensor } from './tensor.ts';
+import { Bytes, Tensor } from './tensor.ts';
 
-const bytesOfLength = (n: number) => v.pipe(v.instance(Uint8Array), v.length(n, `expected ${n} bytes`));
+const bytesOfLength = (n: number) => v.pipe(Bytes, v.length(n, `expected ${n} bytes`));
 export const PublicKey = bytesOfLength(32);
 export const Signature = bytesOfLength(64);
 

@@ -6,13 +6,16 @@ export const MAX_TENSOR_DIM = 65_536;
 /** Largest tensor payload accepted in one message. */
 export const MAX_TENSOR_BYTES = 64 * 1024 * 1024;
 
+/** Any byte array, whatever buffer is behind it (msgpack, WebRTC and WebCrypto each hand out their own). */
+export const Bytes = v.custom<Uint8Array>((x) => x instanceof Uint8Array, 'expected binary bytes');
+
 const Dim = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(MAX_TENSOR_DIM));
 
 export const Tensor = v.pipe(
   v.object({
     dtype: v.literal('f32'),
     shape: v.pipe(v.array(Dim), v.minLength(1), v.maxLength(4)),
-    data: v.pipe(v.instance(Uint8Array), v.maxLength(MAX_TENSOR_BYTES)),
+    data: v.pipe(Bytes, v.maxLength(MAX_TENSOR_BYTES)),
   }),
   v.check(
     (t) => t.data.byteLength === elementCount(t.shape) * 4,
