@@ -1,0 +1,114 @@
+// The self-hosted PeerServer, and the coordinator as a PeerJS peer in Node over node-datachannel's WebRTC.
+import type { Server } from 'node:http';
+import type { Express } from 'express';
+import { ExpressPeerServer } from 'peer';
+import type { DataConnection, Peer as PeerType } from 'peerjs';
+import type { BytePipe } from '../protocol/channel.ts';
+
+export const PEER_PATH = '/peerjs';
+
+export interface PeerEndpoint {
+  peerId: string;
+  peerKey: string;
+  close(): void;
+}
+
+/** A data connection as a byte pipe, with what the session needs to manage it. */
+export interface IncomingConnection {
+  id: string;
+  pipe: BytePipe;
+  onData(listener: (data: ArrayBuffer | Uint8Array) => void): void;
+  onClose(listener: () => void): void;
+  close(): void;
+}
+
+/** Mounts the PeerServer on the coordinator's HTTP server, so one port serves pages, API and signalling. */
+export function mountPeerServer(app: Express, httpServer: Server, peerKey: string): void {
+  const peerServer = ExpressPeerServer(httpServer, { path: '/', key: peerKey, allow_discovery: false, alive_timeout: 20_000 });
+  app.use(PEER_PATH, peerServer);
+}
+
+let peerClass: Promise<typeof PeerType> | undefined;
+
+/** PeerJS reads the WebRTC globals when it loads, so they are installed first and the import is deferred. */
+export function loadPeerJs(): Promise<typeof PeerType> {
+  peerClass ??= (async () => {
+    const webrtc = await import('node-datachannel/polyfill');
+    const { WebSocket } = await import('ws');
+    const g = globalThis as Record<string, unknown>;
+    g.RTCPeerConnection ??= webrtc.RTCPeerConnection;
+    g.RTCSessionDescription ??= webrtc.RTCSessionDescription;
+    g.RTCIceCandidate ??= webrtc.RTCIceCandidate;
+    g.WebSocket ??= WebSocket;
+    const module = await import('peerjs');
+    // peerjs ships CommonJS for Node: its named exports sit on the default export.
+    const ns = module as unknown as { default?: { Peer: typeof PeerType }; Peer?: typeof PeerType };
+    const Peer = ns.default?.Peer ?? ns.Peer;
+    if (!Peer) throw new Error('peerjs did not export Peer');
+    return Peer;
+  })();
+  return peerClass;
+}
+
+/** Joins the PeerServer as `peerId` and hands every raw, reliable data connection to `onConnection`. */
+export async function startCoordinatorPeer(
+  port: number,
+  peerId: string,
+  peerKey: string,
+  onConnection: (connection: IncomingConnection) => void,
+  onRejected: (reason: string) => void,
+): Promise<PeerEndpoint> {
+  const Peer = await loadPeerJs();
+  const peer = new Peer(peerId, {
+    host: '127.0.0.1',
+    port,
+    path: PEER_PATH,
+    key: peerKey,
+    secure: false,
+    config: { iceServers: [] },
+    debug: 0,
+  });
+  await new Promise<void>((resolve, reject) => {
+    peer.once('open', () => resolve());
+    peer.once('error', reject);
+  });
+  peer.on('error', (err) => onRejected(`peer error: ${err.type}: ${err.message}`));
+  // The PeerServer may restart; PeerJS does not reconnect by itself.
+  peer.on('disconnected', () => {
+    setTimeout(() => {
+      if (!peer.destroyed) peer.reconnect();
+    }, 1_000);
+  });
+  peer.on('connection', (conn: DataConnection) => {
+    if (conn.serialization !== 'raw' || !conn.reliable) {
+      onRejected(`connection ${conn.connectionId} refused: needs serialization raw and reliable, got ${conn.serialization}`);
+      conn.close();
+      return;
+    }
+    conn.on('open', () => onConnection(wrap(conn)));
+  });
+  return { peerId, peerKey, close: () => peer.destroy() };
+}
+
+function wrap(conn: DataConnection): IncomingConnection {
+  return {
+    id: conn.connectionId,
+    pipe: {
+      send: (frame) => void conn.send(frame),
+      // PeerJS keeps its own queue (in messages) above the channel's buffer.
+      bufferedBytes: () => (conn.dataChannel?.bufferedAmount ?? 0) + queuedMessages(conn) * 65_536,
+    },
+    onData: (listener) => conn.on('data', (data) => listener(data as ArrayBuffer | Uint8Array)),
+    onClose: (listener) => {
+      conn.on('close', listener);
+      conn.on('error', listener);
+    },
+    close: () => conn.close(),
+  };
+}
+
+/** PeerJS's own send queue, in messages: public on the object but missing from its types. */
+function queuedMessages(conn: DataConnection): number {
+  const size = (conn as unknown as { bufferSize?: unknown }).bufferSize;
+  return typeof size === 'number' ? size : 0;
+}

@@ -1,0 +1,126 @@
+// Holds jobs and their units, leases units to miners with deadlines, and takes them back on expiry or failure.
+import { randomUUID } from 'node:crypto';
+import { gemmKind, type GemmJob, type GemmUnit } from '../work/gemm/gemm.ts';
+
+/** Every lease gets this much time, plus time for its ops at a slow miner's speed. */
+export const LEASE_BASE_MS = 30_000;
+/** The slowest speed a lease allows for: SwiftShader runs GEMM at about 1 GFLOP/s. */
+const SLOWEST_OPS_PER_MS = 100_000; // 0.1 GFLOP/s
+export const LEASE_MAX_MS = 600_000;
+
+export type JobStatus = 'queued' | 'running' | 'done';
+
+export interface JobState {
+  job: GemmJob;
+  units: Map<string, GemmUnit>;
+  results: Map<string, Float32Array>;
+  /** unit id -> the session id of the miner whose result was accepted */
+  doneBy: Map<string, string>;
+  createdAtMs: number;
+  finishedAtMs: number | null;
+  output: Float32Array | null;
+}
+
+export interface Lease {
+  id: string;
+  unit: GemmUnit;
+  sessionId: string;
+  leasedAtMs: number;
+  deadlineAtMs: number;
+}
+
+export class Scheduler {
+  private readonly jobs = new Map<string, JobState>();
+  /** Units waiting for a miner, oldest job first. */
+  private readonly pending: GemmUnit[] = [];
+  private readonly leases = new Map<string, Lease>();
+  /** unit id -> lease id, so that a unit has at most one live lease */
+  private readonly leaseOfUnit = new Map<string, string>();
+
+  submit(job: GemmJob, nowMs: number): JobState {
+    const units = gemmKind.split(job);
+    const state: JobState = {
+      job,
+      units: new Map(units.map((u) => [u.id, u])),
+      results: new Map(),
+      doneBy: new Map(),
+      createdAtMs: nowMs,
+      finishedAtMs: null,
+      output: null,
+    };
+    this.jobs.set(job.id, state);
+    this.pending.push(...units);
+    return state;
+  }
+
+  job(id: string): JobState | undefined {
+    return this.jobs.get(id);
+  }
+
+  status(state: JobState): JobStatus {
+    if (state.output) return 'done';
+    const started = state.results.size > 0 || [...state.units.keys()].some((u) => this.leaseOfUnit.has(u));
+    return started ? 'running' : 'queued';
+  }
+
+  /** Leases the oldest waiting unit to a miner session, or undefined when there is no work. */
+  lease(sessionId: string, nowMs: number): Lease | undefined {
+    const unit = this.pending.shift();
+    if (!unit) return undefined;
+    const durationMs = Math.min(LEASE_MAX_MS, LEASE_BASE_MS + Number(gemmKind.ops(unit) / BigInt(SLOWEST_OPS_PER_MS)));
+    const lease: Lease = { id: randomUUID(), unit, sessionId, leasedAtMs: nowMs, deadlineAtMs: nowMs + durationMs };
+    this.leases.set(lease.id, lease);
+    this.leaseOfUnit.set(unit.id, lease.id);
+    return lease;
+  }
+
+  /** The live lease with this id, if it belongs to this session. */
+  leaseFor(leaseId: string, sessionId: string): Lease | undefined {
+    const lease = this.leases.get(leaseId);
+    return lease && lease.sessionId === sessionId ? lease : undefined;
+  }
+
+  /** Records a verified result; assembles the job's output when it was the last unit. */
+  complete(lease: Lease, result: Float32Array, nowMs: number): void {
+    this.endLease(lease);
+    const state = this.jobs.get(lease.unit.jobId);
+    if (!state || state.results.has(lease.unit.id)) return;
+    state.results.set(lease.unit.id, result);
+    state.doneBy.set(lease.unit.id, lease.sessionId);
+    if (state.results.size === state.units.size) {
+      state.output = gemmKind.assemble(state.job, state.results);
+      state.results.clear();
+      state.finishedAtMs = nowMs;
+    }
+  }
+
+  /** Puts a lease's unit back at the front of the queue: its miner failed, left or ran out of time. */
+  release(lease: Lease): void {
+    if (!this.leases.has(lease.id)) return;
+    this.endLease(lease);
+    this.pending.unshift(lease.unit);
+  }
+
+  releaseSession(sessionId: string): Lease[] {
+    const dropped = [...this.leases.values()].filter((l) => l.sessionId === sessionId);
+    for (const lease of dropped) this.release(lease);
+    return dropped;
+  }
+
+  expire(nowMs: number): Lease[] {
+    const expired = [...this.leases.values()].filter((l) => l.deadlineAtMs <= nowMs);
+    for (const lease of expired) this.release(lease);
+    return expired;
+  }
+
+  counts(): { jobs: number; jobsOpen: number; unitsPending: number; unitsLeased: number } {
+    let jobsOpen = 0;
+    for (const s of this.jobs.values()) if (!s.output) jobsOpen++;
+    return { jobs: this.jobs.size, jobsOpen, unitsPending: this.pending.length, unitsLeased: this.leases.size };
+  }
+
+  private endLease(lease: Lease): void {
+    this.leases.delete(lease.id);
+    if (this.leaseOfUnit.get(lease.unit.id) === lease.id) this.leaseOfUnit.delete(lease.unit.id);
+  }
+}

@@ -1,0 +1,77 @@
+// Starts the real coordinator stack on a free port with a fresh data folder, for tests.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { startCoordinator, type RunningCoordinator } from '../../src/coordinator/server.ts';
+
+export interface TestStack extends RunningCoordinator {
+  dataDir: string;
+  stop(): Promise<void>;
+}
+
+export async function startStack(options: { serveApp?: boolean } = {}): Promise<TestStack> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'ergon-test-'));
+  const coordinator = await startCoordinator({
+    host: '127.0.0.1',
+    port: 0,
+    dataDir,
+    staticDir: options.serveApp ? resolve('dist') : undefined,
+  });
+  return {
+    ...coordinator,
+    dataDir,
+    async stop() {
+      await coordinator.close();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface JobView {
+  id: string;
+  status: 'queued' | 'running' | 'done';
+  unitsTotal: number;
+  unitsDone: number;
+  miners: number;
+}
+
+/** Submits a GEMM through the requester API, as any HTTP client would. */
+export async function submitGemm(baseUrl: string, m: number, n: number, k: number, a: Float32Array, b: Float32Array): Promise<JobView> {
+  const body = new Uint8Array(4 * (a.length + b.length));
+  body.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), 0);
+  body.set(new Uint8Array(b.buffer, b.byteOffset, b.byteLength), a.byteLength);
+  const res = await fetch(new URL(`api/jobs/gemm?m=${m}&n=${n}&k=${k}`, baseUrl), {
+    method: 'POST',
+    headers: { 'content-type': 'application/octet-stream' },
+    body,
+  });
+  if (res.status !== 201) throw new Error(`submit failed: ${res.status} ${await res.text()}`);
+  return (await res.json()) as JobView;
+}
+
+export async function waitForJob(baseUrl: string, id: string, timeoutMs = 120_000): Promise<JobView> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const job = (await (await fetch(new URL(`api/jobs/${id}`, baseUrl))).json()) as JobView;
+    if (job.status === 'done') return job;
+    if (Date.now() > deadline) throw new Error(`job ${id} not done after ${timeoutMs} ms: ${JSON.stringify(job)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export async function fetchProduct(baseUrl: string, id: string): Promise<Float32Array> {
+  const res = await fetch(new URL(`api/jobs/${id}/result`, baseUrl));
+  if (res.status !== 200) throw new Error(`result: ${res.status} ${await res.text()}`);
+  return new Float32Array(await res.arrayBuffer());
+}
+
+/** Largest |got - want| relative to the largest |want|. */
+export function maxRelativeError(got: Float32Array, want: Float64Array): number {
+  let maxErr = 0;
+  let maxRef = 0;
+  for (let i = 0; i < want.length; i++) {
+    maxErr = Math.max(maxErr, Math.abs(got[i] - want[i]));
+    maxRef = Math.max(maxRef, Math.abs(want[i]));
+  }
+  return maxErr / maxRef;
+}
