@@ -39,7 +39,13 @@ export function loadPeerJs(): Promise<typeof PeerType> {
     g.RTCPeerConnection ??= webrtc.RTCPeerConnection;
     g.RTCSessionDescription ??= webrtc.RTCSessionDescription;
     g.RTCIceCandidate ??= webrtc.RTCIceCandidate;
-    g.WebSocket ??= WebSocket;
+    // PeerJS listens for close, not error; in Node an unheard 'error' event would crash the process.
+    g.WebSocket ??= class QuietWebSocket extends WebSocket {
+      constructor(...args: ConstructorParameters<typeof WebSocket>) {
+        super(...args);
+        this.on('error', () => {});
+      }
+    };
     const module = await import('peerjs');
     // peerjs ships CommonJS for Node: its named exports sit on the default export.
     const ns = module as unknown as { default?: { Peer: typeof PeerType }; Peer?: typeof PeerType };

@@ -55,8 +55,8 @@ describe('coordinator with scripted miners', () => {
     expect(errors.map((e) => e.code)).toEqual(['malformed-message', 'malformed-message', 'unsupported-version', 'not-authenticated']);
     expect(errors[1].message).toMatch(/type/);
     await miner.hello();
-    miner.send({ type: 'ping', nonce: 42 });
-    expect((await miner.next('pong')).nonce).toBe(42);
+    miner.send({ type: 'work-request' });
+    expect((await miner.next('no-work', 'lease')).type).toBe('no-work');
     miner.close();
   });
 

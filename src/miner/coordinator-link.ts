@@ -1,0 +1,208 @@
+// A miner's link to one coordinator: PeerJS data channel, framed messages, an inbox, and a heartbeat.
+import type { DataConnection, Peer as PeerType, PeerOptions } from 'peerjs';
+import { FramedChannel } from '../protocol/channel.ts';
+import { encodeMessage, parseCoordinatorMessage } from '../protocol/codec.ts';
+import type { CoordinatorMessage, MinerMessageInput } from '../protocol/messages.ts';
+import { PROTOCOL_VERSION } from '../protocol/version.ts';
+
+type Message = CoordinatorMessage;
+export type MessageOf<T extends Message['type']> = Extract<Message, { type: T }>;
+export type MinerOutgoing = MinerMessageInput extends infer T ? (T extends unknown ? Omit<T, 'v'> : never) : never;
+
+/** What GET /api/config tells a miner about reaching the coordinator. */
+export interface CoordinatorConfig {
+  coordinatorPeerId: string;
+  coordinatorKey: string;
+  peer: { path: string; key: string };
+}
+
+/** The coordinator is declared gone after this long without a single frame from it. */
+export const COORDINATOR_SILENT_MS = 10_000;
+const CONNECT_TIMEOUT_MS = 20_000;
+
+export class LinkClosedError extends Error {}
+
+export class CoordinatorLink {
+  private readonly inbox: Message[] = [];
+  private waiters: (() => void)[] = [];
+  private lastHeardAtMs = Date.now();
+  private heartbeat: ReturnType<typeof setInterval> | undefined;
+  private closedReason: string | undefined;
+  private readonly closeListeners: ((reason: string) => void)[] = [];
+  /** Answer pings and send our own; a test turns this off to play a frozen tab. */
+  alive = true;
+  /** Frames that could not be parsed, kept for tests and the status view. */
+  readonly protocolErrors: string[] = [];
+
+  private constructor(
+    private readonly peer: PeerType,
+    private readonly conn: DataConnection,
+    readonly challenge: MessageOf<'challenge'>,
+    private readonly channel: FramedChannel,
+  ) {}
+
+  /** Fetches the coordinator's config, opens a data channel to it and waits for its challenge. */
+  static async open(baseUrl: string, Peer: typeof PeerType): Promise<CoordinatorLink> {
+    const res = await fetch(new URL('api/config', baseUrl));
+    if (!res.ok) throw new Error(`coordinator config: HTTP ${res.status}`);
+    const config = (await res.json()) as CoordinatorConfig;
+    const url = new URL(baseUrl);
+    const options: PeerOptions = {
+      host: url.hostname,
+      port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
+      path: config.peer.path,
+      key: config.peer.key,
+      secure: url.protocol === 'https:',
+      config: { iceServers: [] },
+      debug: 0,
+    };
+    const peer = new Peer(options);
+    try {
+      return await withTimeout(CoordinatorLink.handshake(peer, config), CONNECT_TIMEOUT_MS, 'connecting to the coordinator');
+    } catch (err) {
+      peer.destroy();
+      throw err;
+    }
+  }
+
+  private static async handshake(peer: PeerType, config: CoordinatorConfig): Promise<CoordinatorLink> {
+    await new Promise<void>((resolve, reject) => {
+      peer.once('open', () => resolve());
+      peer.once('error', (err) => reject(new Error(`PeerServer: ${err.type}: ${err.message}`)));
+    });
+    const conn = peer.connect(config.coordinatorPeerId, { serialization: 'raw', reliable: true });
+    // The coordinator speaks first (its challenge), which also avoids acting before our side is open.
+    const first: Message[] = [];
+    let link: CoordinatorLink | undefined;
+    let wakeFirst: (() => void) | undefined;
+    const channel = new FramedChannel(
+      { send: (frame) => void conn.send(frame), bufferedBytes: () => conn.dataChannel?.bufferedAmount ?? 0 },
+      (bytes) => {
+        if (link) return link.deliver(bytes);
+        const parsed = parseCoordinatorMessage(bytes);
+        if (parsed.ok) first.push(parsed.value);
+        wakeFirst?.();
+      },
+      (error) => link?.protocolErrors.push(`${error.code}: ${error.message}`),
+    );
+    conn.on('data', (data) => {
+      if (link) link.lastHeardAtMs = Date.now();
+      channel.receive(data as ArrayBuffer);
+    });
+    await new Promise<void>((resolve, reject) => {
+      wakeFirst = resolve;
+      conn.once('error', (err) => reject(new Error(`data channel: ${err.message}`)));
+      peer.once('error', (err) => reject(new Error(`${err.type}: ${err.message}`)));
+    });
+    const challenge = first.shift();
+    if (challenge?.type !== 'challenge') throw new Error('the coordinator did not open with a challenge');
+    link = new CoordinatorLink(peer, conn, challenge, channel);
+    link.startHeartbeat(challenge.heartbeatMs);
+    conn.on('close', () => link?.shutdown('the data channel closed'));
+    peer.on('error', (err) => link?.protocolErrors.push(`peer: ${err.type}: ${err.message}`));
+    peer.on('disconnected', () => {
+      // Losing the PeerServer does not end an open data channel; reconnect signalling quietly.
+      setTimeout(() => {
+        if (!peer.destroyed && !link?.closed) peer.reconnect();
+      }, 1_000);
+    });
+    return link;
+  }
+
+  private startHeartbeat(heartbeatMs: number): void {
+    const everyMs = Math.max(500, heartbeatMs);
+    this.heartbeat = setInterval(() => {
+      if (!this.alive) return;
+      if (Date.now() - this.lastHeardAtMs > COORDINATOR_SILENT_MS) {
+        this.shutdown(`the coordinator was silent for ${COORDINATOR_SILENT_MS / 1000} s`);
+        return;
+      }
+      this.channel.checkStalled();
+      this.send({ type: 'ping', nonce: Date.now() });
+    }, everyMs);
+  }
+
+  private deliver(bytes: Uint8Array): void {
+    if (!this.alive) return;
+    const parsed = parseCoordinatorMessage(bytes);
+    if (!parsed.ok) {
+      this.protocolErrors.push(`${parsed.error.code}: ${parsed.error.message}`);
+      return;
+    }
+    const message = parsed.value;
+    if (message.type === 'ping') return this.send({ type: 'pong', nonce: message.nonce });
+    if (message.type === 'pong') return;
+    this.inbox.push(message);
+    this.wake();
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /** Waits for the next message of one of these types, leaving others in the inbox. */
+  async next<T extends Message['type']>(types: T[], timeoutMs = 120_000): Promise<MessageOf<T>> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const at = this.inbox.findIndex((m) => (types as string[]).includes(m.type));
+      if (at >= 0) return this.inbox.splice(at, 1)[0] as MessageOf<T>;
+      if (this.closedReason !== undefined) throw new LinkClosedError(this.closedReason);
+      if (Date.now() > deadline) throw new Error(`no ${types.join(' or ')} from the coordinator within ${timeoutMs / 1000} s`);
+      await new Promise<void>((resolve) => {
+        this.waiters.push(resolve);
+        setTimeout(resolve, 1_000);
+      });
+    }
+  }
+
+  send(message: MinerOutgoing): void {
+    if (this.closedReason !== undefined) return;
+    void this.channel.send(encodeMessage({ ...message, v: PROTOCOL_VERSION }));
+  }
+
+  /** Sends bytes as one framed message, valid or not: for tests that play a misbehaving miner. */
+  sendBytes(bytes: Uint8Array): void {
+    void this.channel.send(bytes);
+  }
+
+  get closed(): boolean {
+    return this.closedReason !== undefined;
+  }
+
+  onClose(listener: (reason: string) => void): void {
+    this.closeListeners.push(listener);
+  }
+
+  close(reason = 'closed by the miner'): void {
+    this.conn.close();
+    this.shutdown(reason);
+  }
+
+  private shutdown(reason: string): void {
+    if (this.closedReason !== undefined) return;
+    this.closedReason = reason;
+    clearInterval(this.heartbeat);
+    this.channel.close();
+    this.peer.destroy();
+    this.wake();
+    for (const listener of this.closeListeners) listener(reason);
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms / 1000} s`)), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
+}

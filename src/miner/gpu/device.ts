@@ -1,0 +1,41 @@
+// Acquires a WebGPU device with the adapter's own storage limits, and describes the adapter.
+import type { AdapterInfo } from '../../protocol/messages.ts';
+
+export interface AcquiredDevice {
+  device: GPUDevice;
+  adapter: AdapterInfo;
+  features: string[];
+  limits: { maxStorageBufferBindingSize: number; maxBufferSize: number; maxComputeWorkgroupsPerDimension: number };
+}
+
+export class NoWebGpuError extends Error {}
+
+export async function acquireDevice(): Promise<AcquiredDevice> {
+  if (!('gpu' in navigator) || !navigator.gpu) throw new NoWebGpuError('this browser has no WebGPU (navigator.gpu is missing)');
+  const adapter = await navigator.gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) throw new NoWebGpuError('WebGPU found no adapter: the GPU may be blocklisted or disabled');
+  // Device defaults (128 MiB bindings) are lower than most adapters allow; a 4096-deep unit needs more.
+  const device = await adapter.requestDevice({
+    requiredLimits: {
+      maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
+      maxBufferSize: adapter.limits.maxBufferSize,
+    },
+  });
+  const info = adapter.info;
+  return {
+    device,
+    adapter: {
+      vendor: info.vendor,
+      architecture: info.architecture,
+      device: info.device,
+      description: info.description,
+      isFallbackAdapter: (info as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter ?? false,
+    },
+    features: [...adapter.features].sort(),
+    limits: {
+      maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
+      maxBufferSize: device.limits.maxBufferSize,
+      maxComputeWorkgroupsPerDimension: device.limits.maxComputeWorkgroupsPerDimension,
+    },
+  };
+}
