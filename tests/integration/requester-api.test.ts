@@ -11,11 +11,11 @@ describe('requester API', () => {
     await stack?.stop();
   });
 
-  const post = (query: string, body: Uint8Array | Float32Array) =>
+  const post = (query: string, body: Float32Array<ArrayBuffer>) =>
     fetch(new URL(`api/jobs/gemm?${query}`, stack.url), { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body });
 
   it('refuses bad shapes, wrong body lengths and non-finite operands with a reason', async () => {
-    const cases: [string, Uint8Array | Float32Array, number, string][] = [
+    const cases: [string, Float32Array<ArrayBuffer>, number, string][] = [
       ['m=0&n=2&k=2', new Float32Array(4), 400, 'bad-shape'],
       ['m=2&n=2', new Float32Array(8), 400, 'bad-shape'],
       ['m=2.5&n=2&k=2', new Float32Array(8), 400, 'bad-shape'],
