@@ -9,26 +9,40 @@ const DEMO_SHAPES: [number, number, number][] = [
 const KEEP_OPEN_JOBS = 2;
 const POLL_MS = 2_000;
 
-/** Submits jobs while fewer than KEEP_OPEN_JOBS are open; returns a function that stops it. */
+/** Submits jobs while fewer than KEEP_OPEN_JOBS are open, deletes them once done; returns a function that stops it. */
 export function startDemoRequester(baseUrl: string): () => void {
   let stopped = false;
   let submitted = 0;
+  const open = new Set<string>();
+  const api = (path: string, init?: RequestInit) => fetch(new URL(`api/${path}`, baseUrl), init);
+
+  const submit = async () => {
+    const [m, n, k] = DEMO_SHAPES[submitted++ % DEMO_SHAPES.length];
+    const body = new Float32Array(m * k + k * n);
+    for (let i = 0; i < body.length; i++) body[i] = Math.random() * 2 - 1;
+    const res = await api(`jobs/gemm?m=${m}&n=${n}&k=${k}`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body });
+    const job = (await res.json()) as { id: string };
+    if (res.status !== 201) throw new Error(`submit refused: ${res.status} ${JSON.stringify(job)}`);
+    open.add(job.id);
+    log('demo-job-submitted', { job: job.id, m, n, k });
+  };
+
+  const collect = async () => {
+    for (const id of open) {
+      const job = (await (await api(`jobs/${id}`)).json()) as { status?: string; finishedAtMs?: number; createdAtMs?: number };
+      if (job.status !== 'done' && job.status !== undefined) continue;
+      open.delete(id);
+      await api(`jobs/${id}`, { method: 'DELETE' });
+      if (job.status === 'done') log('demo-job-done', { job: id, ms: (job.finishedAtMs ?? 0) - (job.createdAtMs ?? 0) });
+    }
+  };
+
   const loop = async () => {
     while (!stopped) {
       try {
-        const status = (await (await fetch(new URL('api/status', baseUrl))).json()) as { jobsOpen: number };
-        if (status.jobsOpen < KEEP_OPEN_JOBS) {
-          const [m, n, k] = DEMO_SHAPES[submitted % DEMO_SHAPES.length];
-          const body = new Float32Array(m * k + k * n);
-          for (let i = 0; i < body.length; i++) body[i] = Math.random() * 2 - 1;
-          const res = await fetch(new URL(`api/jobs/gemm?m=${m}&n=${n}&k=${k}`, baseUrl), {
-            method: 'POST',
-            headers: { 'content-type': 'application/octet-stream' },
-            body,
-          });
-          const job = (await res.json()) as { id?: string };
-          submitted++;
-          log('demo-job-submitted', { job: job.id, m, n, k, status: res.status });
+        await collect();
+        if (open.size < KEEP_OPEN_JOBS) {
+          await submit();
           continue;
         }
       } catch (err) {

@@ -117,6 +117,11 @@ export function mountApi(app: Express, ctx: ApiContext): void {
     res.end(new Uint8Array(state.output.buffer, state.output.byteOffset, state.output.byteLength));
   });
 
+  api.delete('/jobs/:id', (req, res) => {
+    if (!scheduler.remove(req.params.id)) throw new HttpError(404, 'unknown-job', `no job ${req.params.id}`);
+    res.status(204).end();
+  });
+
   api.use((_req, _res, next) => next(new HttpError(404, 'not-found', 'no such API route')));
   api.use((err: unknown, _req: express.Request, res: Response, _next: express.NextFunction) => {
     if (err instanceof HttpError) {

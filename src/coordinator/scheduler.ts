@@ -7,6 +7,8 @@ export const LEASE_BASE_MS = 30_000;
 /** The slowest speed a lease allows for: SwiftShader runs GEMM at about 1 GFLOP/s. */
 const SLOWEST_OPS_PER_MS = 100_000; // 0.1 GFLOP/s
 export const LEASE_MAX_MS = 600_000;
+/** A finished job's product is kept this long for its requester to fetch, unless deleted sooner. */
+export const RESULT_RETENTION_MS = 60 * 60_000;
 
 export type JobStatus = 'queued' | 'running' | 'done';
 
@@ -91,6 +93,8 @@ export class Scheduler {
       state.output = gemmKind.assemble(state.job, state.results);
       state.results.clear();
       state.finishedAtMs = nowMs;
+      // The operands are no longer needed: keep only the product.
+      state.job = { ...state.job, a: new Float32Array(0), b: new Float32Array(0) };
     }
   }
 
@@ -111,6 +115,28 @@ export class Scheduler {
     const expired = [...this.leases.values()].filter((l) => l.deadlineAtMs <= nowMs);
     for (const lease of expired) this.release(lease);
     return expired;
+  }
+
+  /** Forgets a job: its units leave the queue and its leases end. False when there is no such job. */
+  remove(jobId: string): boolean {
+    const state = this.jobs.get(jobId);
+    if (!state) return false;
+    this.jobs.delete(jobId);
+    for (let i = this.pending.length - 1; i >= 0; i--) if (this.pending[i].jobId === jobId) this.pending.splice(i, 1);
+    for (const lease of [...this.leases.values()]) if (lease.unit.jobId === jobId) this.endLease(lease);
+    return true;
+  }
+
+  /** Forgets finished jobs whose product has been kept for RESULT_RETENTION_MS. */
+  evictFinished(nowMs: number): string[] {
+    const evicted: string[] = [];
+    for (const [id, state] of this.jobs) {
+      if (state.finishedAtMs !== null && nowMs - state.finishedAtMs > RESULT_RETENTION_MS) {
+        this.jobs.delete(id);
+        evicted.push(id);
+      }
+    }
+    return evicted;
   }
 
   counts(): { jobs: number; jobsOpen: number; unitsPending: number; unitsLeased: number } {

@@ -119,6 +119,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const heartbeat = setInterval(() => {
     const nowMs = Date.now();
     for (const lease of scheduler.expire(nowMs)) log('lease-expired', { unit: lease.unit.id, session: lease.sessionId });
+    for (const job of scheduler.evictFinished(nowMs)) log('job-evicted', { job });
     for (const session of sessions.values()) session.tick(nowMs);
     for (const channel of channels.values()) channel.checkStalled();
   }, HEARTBEAT_MS);

@@ -45,6 +45,25 @@ describe('coordinator with scripted miners', () => {
     expect(totals.ops).toBe(paid);
   });
 
+  it('computes a 1x4096x4096 product: K and N at 4096, 4 MiB operand slices per lease', async () => {
+    const [m, n, k] = [1, 4096, 4096];
+    const a = randomMatrix(m * k, 7);
+    const b = randomMatrix(k * n, 8);
+    const job = await submitGemm(stack.url, m, n, k, a, b);
+    expect(job.unitsTotal).toBe(16);
+    const miner = await ScriptedMiner.connect(stack.url);
+    await miner.hello();
+    let done = false;
+    const mining = miner.mineHonestly(() => done);
+    await waitForJob(stack.url, job.id);
+    done = true;
+    expect(await mining).toHaveLength(16);
+    miner.close();
+    expect(maxRelativeError(await fetchProduct(stack.url, job.id), matmulF64(a, b, m, k, n))).toBeLessThan(1e-5);
+    expect((await fetch(new URL(`api/jobs/${job.id}`, stack.url), { method: 'DELETE' })).status).toBe(204);
+    expect((await fetch(new URL(`api/jobs/${job.id}/result`, stack.url))).status).toBe(404);
+  });
+
   it('answers malformed, unknown and wrong-version messages with errors and keeps serving', async () => {
     const miner = await ScriptedMiner.connect(stack.url);
     miner.sendBytes(new Uint8Array([1, 2, 3]));

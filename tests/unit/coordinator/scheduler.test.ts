@@ -54,3 +54,30 @@ describe('scheduler', () => {
     expect(state.finishedAtMs).toBe(9);
   });
 });
+
+describe('scheduler housekeeping', () => {
+  it('drops a removed job\'s queued units and live leases', () => {
+    const s = new Scheduler();
+    s.submit(job('gone', 600, 10, 4), 0);
+    s.submit(job('kept', 10, 10, 4), 0);
+    const lease = s.lease('m', 0);
+    expect(s.remove('gone')).toBe(true);
+    expect(s.remove('gone')).toBe(false);
+    expect(s.leaseFor(lease?.id ?? '', 'm')).toBeUndefined();
+    expect(s.lease('m', 0)?.unit.jobId).toBe('kept');
+  });
+
+  it('forgets finished jobs after the retention time, and frees their operands at once', async () => {
+    const { RESULT_RETENTION_MS } = await import('../../../src/coordinator/scheduler.ts');
+    const s = new Scheduler();
+    const state = s.submit(job('j', 10, 10, 4), 0);
+    const lease = s.lease('m', 0);
+    if (!lease) throw new Error('expected a lease');
+    s.complete(lease, new Float32Array(100), 1_000);
+    expect(s.job('j')?.job.a.length).toBe(0);
+    expect(state.output?.length).toBe(100);
+    expect(s.evictFinished(1_000 + RESULT_RETENTION_MS)).toEqual([]);
+    expect(s.evictFinished(1_001 + RESULT_RETENTION_MS)).toEqual(['j']);
+    expect(s.job('j')).toBeUndefined();
+  });
+});
