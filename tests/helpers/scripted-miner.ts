@@ -4,6 +4,7 @@ import { exportPublicKey, generateSigningKeys, helloChallengeBytes, sign } from 
 import { f32Tensor, f32Values } from '../../src/protocol/tensor.ts';
 import { loadPeerJs } from '../../src/coordinator/peers.ts';
 import { matmulF32 } from './random.ts';
+import { waitForJob } from './stack.ts';
 
 type Lease = MessageOf<'lease'>;
 type Receipt = MessageOf<'receipt'>;
@@ -83,6 +84,19 @@ export class ScriptedMiner {
       receipts.push(verdict);
     }
     return receipts;
+  }
+
+  /** Connects a fresh honest miner, mines until the job is done, and returns its receipts. */
+  static async mineJob(baseUrl: string, jobId: string): Promise<{ miner: ScriptedMiner; receipts: Receipt[] }> {
+    const miner = await ScriptedMiner.connect(baseUrl);
+    await miner.hello();
+    let done = false;
+    const mining = miner.mineHonestly(() => done);
+    await waitForJob(baseUrl, jobId);
+    done = true;
+    const receipts = await mining;
+    miner.close();
+    return { miner, receipts };
   }
 
   /** Stops answering anything while keeping the channel open, as a hung or frozen tab does. */

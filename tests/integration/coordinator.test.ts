@@ -24,14 +24,7 @@ describe('coordinator with scripted miners', () => {
     const job = await submitGemm(stack.url, m, n, k, a, b);
     expect(job.unitsTotal).toBe(4);
 
-    const miner = await ScriptedMiner.connect(stack.url);
-    await miner.hello();
-    let done = false;
-    const mining = miner.mineHonestly(() => done);
-    await waitForJob(stack.url, job.id);
-    done = true;
-    const receipts = await mining;
-    miner.close();
+    const { miner, receipts } = await ScriptedMiner.mineJob(stack.url, job.id);
 
     expect(maxRelativeError(await fetchProduct(stack.url, job.id), matmulF64(a, b, m, k, n))).toBeLessThan(1e-5);
     expect(receipts).toHaveLength(4);
@@ -51,14 +44,7 @@ describe('coordinator with scripted miners', () => {
     const b = randomMatrix(k * n, 8);
     const job = await submitGemm(stack.url, m, n, k, a, b);
     expect(job.unitsTotal).toBe(16);
-    const miner = await ScriptedMiner.connect(stack.url);
-    await miner.hello();
-    let done = false;
-    const mining = miner.mineHonestly(() => done);
-    await waitForJob(stack.url, job.id);
-    done = true;
-    expect(await mining).toHaveLength(16);
-    miner.close();
+    expect((await ScriptedMiner.mineJob(stack.url, job.id)).receipts).toHaveLength(16);
     expect(maxRelativeError(await fetchProduct(stack.url, job.id), matmulF64(a, b, m, k, n))).toBeLessThan(1e-5);
     expect((await fetch(new URL(`api/jobs/${job.id}`, stack.url), { method: 'DELETE' })).status).toBe(204);
     expect((await fetch(new URL(`api/jobs/${job.id}/result`, stack.url))).status).toBe(404);
@@ -129,14 +115,7 @@ describe('coordinator with scripted miners', () => {
     expect((await stack.ledger.totals()).units).toBe(before.units);
     cheat.close();
 
-    const honest = await ScriptedMiner.connect(stack.url);
-    await honest.hello();
-    let done = false;
-    const mining = honest.mineHonestly(() => done);
-    await waitForJob(stack.url, job.id);
-    done = true;
-    expect(await mining).toHaveLength(1);
-    honest.close();
+    expect((await ScriptedMiner.mineJob(stack.url, job.id)).receipts).toHaveLength(1);
     expect(maxRelativeError(await fetchProduct(stack.url, job.id), matmulF64(a, b, m, k, n))).toBeLessThan(1e-5);
   });
 
