@@ -10,11 +10,12 @@ const KEEP_OPEN_JOBS = 2;
 const POLL_MS = 2_000;
 
 /** Submits jobs while fewer than KEEP_OPEN_JOBS are open, deletes them once done; returns a function that stops it. */
-export function startDemoRequester(baseUrl: string): () => void {
+export function startDemoRequester(baseUrl: string, apiKey: string): () => void {
   let stopped = false;
   let submitted = 0;
   const open = new Set<string>();
-  const api = (path: string, init?: RequestInit) => fetch(new URL(`api/${path}`, baseUrl), init);
+  const api = (path: string, init: RequestInit = {}) =>
+    fetch(new URL(`api/${path}`, baseUrl), { ...init, headers: { ...init.headers, authorization: `Bearer ${apiKey}` } });
 
   const submit = async () => {
     const [m, n, k] = DEMO_SHAPES[submitted++ % DEMO_SHAPES.length];

@@ -1,15 +1,23 @@
-// The requester API: submit a GEMM as binary operands, read its status, fetch the verified product.
+// The requester API: submit a GEMM as binary operands, read its status, fetch the verified product; keys, CORS and rate limits.
 import type { IncomingMessage } from 'node:http';
-import { randomUUID } from 'node:crypto';
 import express, { type Express, type Response } from 'express';
 import { allFinite } from '../protocol/tensor.ts';
 import { MAX_GEMM_DIM } from '../work/gemm/gemm.ts';
+import type { ApiKeys } from './api-keys.ts';
+import type { Jobs } from './jobs.ts';
 import type { Ledger } from './ledger/ledger.ts';
+import { LedgerError } from './ledger/sqlite.ts';
+import { log } from './log.ts';
+import { API_REQUESTS, RateLimiter, type RateLimit } from './rate-limit.ts';
 import type { Scheduler, JobState } from './scheduler.ts';
 
 export interface ApiContext {
-  scheduler: Scheduler;
+  jobs: Jobs;
   ledger: Ledger;
+  apiKeys: ApiKeys;
+  /** Origins besides the coordinator's own that may call the API from a browser (e.g. a dev server). */
+  allowedOrigins?: readonly string[];
+  rateLimit?: RateLimit;
   /** What a miner page needs to reach this coordinator. */
   config: () => object;
   minersConnected: () => number;
@@ -75,9 +83,60 @@ export function jobView(scheduler: Scheduler, state: JobState): object {
   };
 }
 
+/** The requester's key from `Authorization: Bearer KEY` (or `x-api-key`), checked; the key's id is the job owner. */
+function requester(req: express.Request, keys: ApiKeys): string {
+  const header = req.headers.authorization;
+  const bearer = header?.startsWith('Bearer ') ? header.slice('Bearer '.length).trim() : undefined;
+  const raw = bearer ?? req.headers['x-api-key'];
+  const key = typeof raw === 'string' ? raw : undefined;
+  if (key === undefined) throw new HttpError(401, 'no-api-key', 'send your API key as "Authorization: Bearer KEY"');
+  const id = keys.identify(key);
+  if (id === undefined) throw new HttpError(401, 'bad-api-key', 'that API key is not known to this coordinator');
+  return id;
+}
+
+/**
+ * Browsers may call the API only from the coordinator's own origin (the page it serves) or an origin the operator
+ * allowed; any other Origin is refused outright, preflight included, and never gets CORS headers.
+ */
+function sameOriginOnly(allowed: readonly string[]): express.RequestHandler {
+  return (req, res, next) => {
+    const origin = req.headers.origin;
+    if (origin === undefined) return next();
+    const own = `${req.protocol}://${req.headers.host ?? ''}`;
+    if (origin !== own && !allowed.includes(origin)) {
+      return next(new HttpError(403, 'origin-not-allowed', `requests from ${origin} are not allowed; use the coordinator's own page`));
+    }
+    res.setHeader('access-control-allow-origin', origin);
+    res.setHeader('vary', 'Origin');
+    if (req.method === 'OPTIONS') {
+      res.setHeader('access-control-allow-methods', 'GET, POST, DELETE');
+      res.setHeader('access-control-allow-headers', 'authorization, content-type, x-api-key');
+      res.status(204).end();
+      return;
+    }
+    next();
+  };
+}
+
 export function mountApi(app: Express, ctx: ApiContext): void {
-  const { scheduler } = ctx;
+  const { jobs } = ctx;
+  const { scheduler } = jobs;
   const api = express.Router();
+  const limiter = new RateLimiter(ctx.rateLimit ?? API_REQUESTS);
+  api.use(sameOriginOnly(ctx.allowedOrigins ?? []));
+
+  /** Authenticates and spends one token of the key's bucket; returns the key's id. */
+  const authorize = (req: express.Request, res: Response): string => {
+    const owner = requester(req, ctx.apiKeys);
+    const bucket = limiter.bucket(owner, Date.now());
+    if (!bucket.take(Date.now())) {
+      const retryMs = bucket.retryAfterMs();
+      res.setHeader('retry-after', String(Math.max(1, Math.ceil(retryMs / 1000))));
+      throw new HttpError(429, 'rate-limited', `too many requests for this API key; retry after ${retryMs} ms`);
+    }
+    return owner;
+  };
 
   api.get('/config', (_req, res) => {
     res.json(ctx.config());
@@ -93,34 +152,33 @@ export function mountApi(app: Express, ctx: ApiContext): void {
   }));
 
   api.post('/jobs/gemm', asyncRoute(async (req, res) => {
+    const owner = authorize(req, res);
     const m = dim(req.query.m, 'm');
     const n = dim(req.query.n, 'n');
     const k = dim(req.query.k, 'k');
     const body = await readBody(req, 4 * (m * k + k * n));
-    const values = new Float32Array(body.buffer);
-    if (!allFinite(values)) throw new HttpError(400, 'non-finite', 'operands contain NaN or Infinity');
-    const a = values.subarray(0, m * k);
-    const b = values.subarray(m * k);
-    const state = scheduler.submit({ id: randomUUID(), m, n, k, a, b }, Date.now());
+    if (!allFinite(new Float32Array(body.buffer))) throw new HttpError(400, 'non-finite', 'operands contain NaN or Infinity');
+    const state = await jobs.submit(owner, m, n, k, body, Date.now());
+    log('job-submitted', { job: state.job.id, owner, m, n, k, units: state.units.size });
     res.status(201).json(jobView(scheduler, state));
   }));
 
   api.get('/jobs/:id', (req, res) => {
-    res.json(jobView(scheduler, findJob(scheduler, req.params.id)));
+    res.json(jobView(scheduler, findJob(jobs, req.params.id, authorize(req, res))));
   });
 
   api.get('/jobs/:id/result', (req, res) => {
-    const state = findJob(scheduler, req.params.id);
+    const state = findJob(jobs, req.params.id, authorize(req, res));
     if (!state.output) throw new HttpError(409, 'not-done', `job ${state.job.id} is ${scheduler.status(state)}`);
     res.setHeader('content-type', 'application/octet-stream');
     res.setHeader('x-ergon-shape', `${state.job.m}x${state.job.n}`);
     res.end(new Uint8Array(state.output.buffer, state.output.byteOffset, state.output.byteLength));
   });
 
-  api.delete('/jobs/:id', (req, res) => {
-    if (!scheduler.remove(req.params.id)) throw new HttpError(404, 'unknown-job', `no job ${req.params.id}`);
+  api.delete('/jobs/:id', asyncRoute(async (req, res) => {
+    await jobs.remove(findJob(jobs, req.params.id, authorize(req, res)));
     res.status(204).end();
-  });
+  }));
 
   api.use((_req, _res, next) => next(new HttpError(404, 'not-found', 'no such API route')));
   api.use((err: unknown, _req: express.Request, res: Response, _next: express.NextFunction) => {
@@ -128,15 +186,29 @@ export function mountApi(app: Express, ctx: ApiContext): void {
       res.status(err.status).json({ error: { code: err.code, message: err.message } });
       return;
     }
-    console.error(err);
+    if (err instanceof LedgerError) {
+      log('storage-error', { code: err.code, message: err.message });
+      res.status(503).json({ error: { code: err.code, message: err.message } });
+      return;
+    }
+    if (err instanceof SyntaxError || (err instanceof Error && 'status' in err && err.status === 400)) {
+      res.status(400).json({ error: { code: 'malformed-request', message: err.message } });
+      return;
+    }
+    if (err instanceof Error && 'code' in err && (err.code === 'ENOSPC' || err.code === 'EDQUOT')) {
+      log('storage-error', { code: 'storage-full', message: err.message });
+      res.status(507).json({ error: { code: 'storage-full', message: 'the coordinator\'s disk is full; the job was not stored' } });
+      return;
+    }
+    log('api-error', { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
     res.status(500).json({ error: { code: 'internal', message: 'internal error' } });
   });
 
   app.use('/api', api);
 }
 
-function findJob(scheduler: Scheduler, id: string): JobState {
-  const state = scheduler.job(id);
-  if (!state) throw new HttpError(404, 'unknown-job', `no job ${id}`);
+function findJob(jobs: Jobs, id: string, owner: string): JobState {
+  const state = jobs.find(id, owner);
+  if (!state) throw new HttpError(404, 'unknown-job', `no job ${id} for this API key`);
   return state;
 }

@@ -1,5 +1,7 @@
 // `npm start`: one coordinator on embedded defaults (SQLite in ./data), the PWA, and a demo requester.
-import { resolve } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { API_KEYS_FILE, loadOrCreateApiKeys } from './api-keys.ts';
 import { startCoordinator } from './server.ts';
 import { startDemoRequester } from './demo-requester.ts';
 
@@ -7,16 +9,24 @@ const port = Number(process.env.PORT ?? 8787);
 const host = process.env.HOST ?? '127.0.0.1';
 const dataDir = resolve(process.env.ERGON_DATA_DIR ?? 'data');
 const demo = process.env.ERGON_DEMO !== '0';
+const allowedOrigins = (process.env.ERGON_ALLOWED_ORIGINS ?? '').split(',').map((o) => o.trim()).filter((o) => o !== '');
 
-const coordinator = await startCoordinator({ host, port, dataDir, staticDir: resolve('dist') });
-const stopDemo = demo ? startDemoRequester(coordinator.url) : () => {};
+await mkdir(dataDir, { recursive: true, mode: 0o700 });
+const { keys, created } = await loadOrCreateApiKeys(dataDir, process.env.ERGON_API_KEYS);
+const coordinator = await startCoordinator({ host, port, dataDir, staticDir: resolve('dist'), apiKeys: keys, allowedOrigins });
+const stopDemo = demo ? startDemoRequester(coordinator.url, keys[0]) : () => {};
 
+const keySource = process.env.ERGON_API_KEYS ? 'ERGON_API_KEYS' : join(dataDir, API_KEYS_FILE);
 console.log(`
   Ergon is running.
   Open ${coordinator.url} in Chromium and press Start to mine.
   Requester API: POST ${coordinator.url}api/jobs/gemm?m=M&n=N&k=K (body: A then B, f32 little-endian)
+  API key (send as "Authorization: Bearer KEY"; ${created ? 'made just now and kept in' : 'from'} ${keySource}):
+    ${keys[0]}
   Ledger: ${dataDir}/ledger.sqlite${demo ? '\n  A demo requester keeps GEMM jobs queued (ERGON_DEMO=0 turns it off).' : ''}
 `);
+// One machine-readable line for scripts and tests that start this process.
+console.log(JSON.stringify({ event: 'ergon-ready', url: coordinator.url, port: coordinator.port }));
 
 const shutdown = async () => {
   stopDemo();

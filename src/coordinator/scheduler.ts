@@ -14,9 +14,13 @@ export type JobStatus = 'queued' | 'running' | 'done';
 
 export interface JobState {
   job: GemmJob;
+  /** id of the API key that submitted it: only its owner may read or delete it */
+  owner: string;
+  /** sha256 of the operands in the operand store */
+  operandsSha256: string;
   units: Map<string, GemmUnit>;
   results: Map<string, Float32Array>;
-  /** unit id -> the session id of the miner whose result was accepted */
+  /** unit id -> the wallet key (hex) of the miner whose result was accepted */
   doneBy: Map<string, string>;
   createdAtMs: number;
   finishedAtMs: number | null;
@@ -31,6 +35,22 @@ export interface Lease {
   deadlineAtMs: number;
 }
 
+/** Why a lease is no longer live; remembered for a while so that a late or replayed result gets the right answer. */
+export type LeaseEnd = 'completed' | 'released' | 'expired' | 'removed';
+/** How many ended leases are remembered; older ones are simply unknown. */
+const ENDED_LEASES_KEPT = 20_000;
+
+export interface EndedLease {
+  sessionId: string;
+  unitId: string;
+  end: LeaseEnd;
+}
+
+export interface JobMeta {
+  owner: string;
+  operandsSha256: string;
+}
+
 export class Scheduler {
   private readonly jobs = new Map<string, JobState>();
   /** Units waiting for a miner, oldest job first. */
@@ -38,21 +58,47 @@ export class Scheduler {
   private readonly leases = new Map<string, Lease>();
   /** unit id -> lease id, so that a unit has at most one live lease */
   private readonly leaseOfUnit = new Map<string, string>();
+  private readonly ended = new Map<string, EndedLease>();
 
-  submit(job: GemmJob, nowMs: number): JobState {
+  submit(job: GemmJob, nowMs: number, meta: JobMeta = { owner: '', operandsSha256: '' }): JobState {
+    return this.restore(job, meta, nowMs, new Map(), nowMs);
+  }
+
+  /**
+   * Puts back a job from storage with the units already verified before a restart; only the others are queued.
+   * A job whose every unit is done is assembled at once (its operands may then be empty).
+   */
+  restore(
+    job: GemmJob,
+    meta: JobMeta,
+    createdAtMs: number,
+    done: ReadonlyMap<string, { result: Float32Array; minerKey: string }>,
+    nowMs: number,
+  ): JobState {
     const units = gemmKind.split(job);
     const state: JobState = {
       job,
+      ...meta,
       units: new Map(units.map((u) => [u.id, u])),
       results: new Map(),
       doneBy: new Map(),
-      createdAtMs: nowMs,
+      createdAtMs,
       finishedAtMs: null,
       output: null,
     };
+    for (const [unitId, { result, minerKey }] of done) {
+      if (!state.units.has(unitId)) continue;
+      state.results.set(unitId, result);
+      state.doneBy.set(unitId, minerKey);
+    }
     this.jobs.set(job.id, state);
-    this.pending.push(...units);
+    if (state.results.size === state.units.size) this.finish(state, nowMs);
+    else this.pending.push(...units.filter((u) => !state.results.has(u.id)));
     return state;
+  }
+
+  jobIds(): string[] {
+    return [...this.jobs.keys()];
   }
 
   job(id: string): JobState | undefined {
@@ -82,26 +128,35 @@ export class Scheduler {
     return lease && lease.sessionId === sessionId ? lease : undefined;
   }
 
-  /** Records a verified result; assembles the job's output when it was the last unit. */
-  complete(lease: Lease, result: Float32Array, nowMs: number): void {
-    this.endLease(lease);
+  /** How a lease that is no longer live ended, if it is still remembered. */
+  endedLease(leaseId: string): EndedLease | undefined {
+    return this.ended.get(leaseId);
+  }
+
+  /** Records a verified result; assembles the job's output when it was the last unit, and then returns the job. */
+  complete(lease: Lease, result: Float32Array, nowMs: number, minerKey: string): JobState | undefined {
+    this.endLease(lease, 'completed');
     const state = this.jobs.get(lease.unit.jobId);
-    if (!state || state.results.has(lease.unit.id)) return;
+    if (!state || state.output || state.results.has(lease.unit.id)) return undefined;
     state.results.set(lease.unit.id, result);
-    state.doneBy.set(lease.unit.id, lease.sessionId);
-    if (state.results.size === state.units.size) {
-      state.output = gemmKind.assemble(state.job, state.results);
-      state.results.clear();
-      state.finishedAtMs = nowMs;
-      // The operands are no longer needed: keep only the product.
-      state.job = { ...state.job, a: new Float32Array(0), b: new Float32Array(0) };
-    }
+    state.doneBy.set(lease.unit.id, minerKey);
+    if (state.results.size < state.units.size) return undefined;
+    this.finish(state, nowMs);
+    return state;
+  }
+
+  private finish(state: JobState, nowMs: number): void {
+    state.output = gemmKind.assemble(state.job, state.results);
+    state.results.clear();
+    state.finishedAtMs = nowMs;
+    // The operands are no longer needed: keep only the product.
+    state.job = { ...state.job, a: new Float32Array(0), b: new Float32Array(0) };
   }
 
   /** Puts a lease's unit back at the front of the queue: its miner failed, left or ran out of time. */
-  release(lease: Lease): void {
+  release(lease: Lease, end: LeaseEnd = 'released'): void {
     if (!this.leases.has(lease.id)) return;
-    this.endLease(lease);
+    this.endLease(lease, end);
     this.pending.unshift(lease.unit);
   }
 
@@ -113,7 +168,7 @@ export class Scheduler {
 
   expire(nowMs: number): Lease[] {
     const expired = [...this.leases.values()].filter((l) => l.deadlineAtMs <= nowMs);
-    for (const lease of expired) this.release(lease);
+    for (const lease of expired) this.release(lease, 'expired');
     return expired;
   }
 
@@ -123,7 +178,7 @@ export class Scheduler {
     if (!state) return false;
     this.jobs.delete(jobId);
     for (let i = this.pending.length - 1; i >= 0; i--) if (this.pending[i].jobId === jobId) this.pending.splice(i, 1);
-    for (const lease of [...this.leases.values()]) if (lease.unit.jobId === jobId) this.endLease(lease);
+    for (const lease of [...this.leases.values()]) if (lease.unit.jobId === jobId) this.endLease(lease, 'removed');
     return true;
   }
 
@@ -145,8 +200,13 @@ export class Scheduler {
     return { jobs: this.jobs.size, jobsOpen, unitsPending: this.pending.length, unitsLeased: this.leases.size };
   }
 
-  private endLease(lease: Lease): void {
+  private endLease(lease: Lease, end: LeaseEnd): void {
     this.leases.delete(lease.id);
+    this.ended.set(lease.id, { sessionId: lease.sessionId, unitId: lease.unit.id, end });
+    if (this.ended.size > ENDED_LEASES_KEPT) {
+      const oldest = this.ended.keys().next();
+      if (!oldest.done) this.ended.delete(oldest.value);
+    }
     if (this.leaseOfUnit.get(lease.unit.id) === lease.id) this.leaseOfUnit.delete(lease.unit.id);
   }
 }

@@ -8,7 +8,11 @@ import express from 'express';
 import { FramedChannel } from '../protocol/channel.ts';
 import { toHex } from '../protocol/receipt.ts';
 import { PROTOCOL_VERSION } from '../protocol/version.ts';
+import { ApiKeys } from './api-keys.ts';
 import { mountApi } from './http.ts';
+import { Jobs } from './jobs.ts';
+import { OperandStore } from './operand-store.ts';
+import type { RateLimit } from './rate-limit.ts';
 import { SqliteLedger } from './ledger/sqlite.ts';
 import type { Ledger } from './ledger/ledger.ts';
 import { log } from './log.ts';
@@ -25,12 +29,19 @@ export interface CoordinatorOptions {
   /** Built PWA to serve at /, when present */
   staticDir?: string;
   peerKey?: string;
+  /** Requesters' API keys; at least one. */
+  apiKeys: readonly string[];
+  /** Origins besides the coordinator's own that browsers may call the API from. */
+  allowedOrigins?: readonly string[];
+  /** Overrides of the rate limits, for benchmarks that play many requesters or very fast miners. */
+  rateLimits?: { minerMessages?: RateLimit; apiRequests?: RateLimit };
 }
 
 export interface RunningCoordinator {
   url: string;
   port: number;
   scheduler: Scheduler;
+  jobs: Jobs;
   ledger: Ledger;
   sessions: ReadonlyMap<string, MinerSession>;
   close(): Promise<void>;
@@ -39,8 +50,11 @@ export interface RunningCoordinator {
 export async function startCoordinator(options: CoordinatorOptions): Promise<RunningCoordinator> {
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
   const signingKey = await loadOrCreateSigningKey(options.dataDir);
+  const apiKeys = new ApiKeys(options.apiKeys);
   const ledger = new SqliteLedger(join(options.dataDir, 'ledger.sqlite'));
   const scheduler = new Scheduler();
+  const jobs = new Jobs(scheduler, ledger, await OperandStore.open(options.dataDir));
+  await jobs.restore(Date.now());
   const sessions = new Map<string, MinerSession>();
   const channels = new Map<string, FramedChannel>();
   const peerKey = options.peerKey ?? 'ergon';
@@ -51,8 +65,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const httpServer = createServer(app);
   mountPeerServer(app, httpServer, peerKey);
   mountApi(app, {
-    scheduler,
+    jobs,
     ledger,
+    apiKeys,
+    allowedOrigins: options.allowedOrigins,
+    rateLimit: options.rateLimits?.apiRequests,
     minersConnected: () => sessions.size,
     config: () => ({
       protocolVersion: PROTOCOL_VERSION,
@@ -88,7 +105,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       );
       const session = new MinerSession(
         sessionId,
-        { scheduler, ledger, signingKey },
+        { jobs, scheduler, ledger, signingKey, rateLimit: options.rateLimits?.minerMessages },
         (bytes) => void channel.send(bytes),
         (reason) => {
           log('session-closing', { session: sessionId, miner: session.minerKey, reason });
@@ -119,7 +136,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const heartbeat = setInterval(() => {
     const nowMs = Date.now();
     for (const lease of scheduler.expire(nowMs)) log('lease-expired', { unit: lease.unit.id, session: lease.sessionId });
-    for (const job of scheduler.evictFinished(nowMs)) log('job-evicted', { job });
+    jobs.evictFinished(nowMs).catch((err: unknown) => log('storage-error', { event: 'evict', error: String(err) }));
     for (const session of sessions.values()) session.tick(nowMs);
     for (const channel of channels.values()) channel.checkStalled();
   }, HEARTBEAT_MS);
@@ -130,6 +147,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     url,
     port,
     scheduler,
+    jobs,
     ledger,
     sessions,
     async close() {

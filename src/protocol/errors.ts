@@ -11,6 +11,10 @@ export type ErrorCode =
   | 'shape-mismatch'
   | 'non-finite'
   | 'verification-failed'
+  | 'replayed-result'
+  | 'implausible-claim'
+  | 'rate-limited'
+  | 'banned'
   | 'internal';
 
 export interface ProtocolError {

@@ -2,20 +2,27 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { startCoordinator, type RunningCoordinator } from '../../src/coordinator/server.ts';
+import { startCoordinator, type CoordinatorOptions, type RunningCoordinator } from '../../src/coordinator/server.ts';
+
+/** The requester key every test stack accepts; tests that play another requester use OTHER_API_KEY. */
+export const TEST_API_KEY = 'ergon_test_requester_key_0001';
+export const OTHER_API_KEY = 'ergon_test_requester_key_0002';
 
 export interface TestStack extends RunningCoordinator {
   dataDir: string;
   stop(): Promise<void>;
 }
 
-export async function startStack(options: { serveApp?: boolean } = {}): Promise<TestStack> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'ergon-test-'));
+export async function startStack(options: { serveApp?: boolean } & Partial<CoordinatorOptions> = {}): Promise<TestStack> {
+  const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'ergon-test-')));
+  const { serveApp, ...rest } = options;
   const coordinator = await startCoordinator({
     host: '127.0.0.1',
     port: 0,
     dataDir,
-    staticDir: options.serveApp ? resolve('dist') : undefined,
+    staticDir: serveApp ? resolve('dist') : undefined,
+    apiKeys: [TEST_API_KEY, OTHER_API_KEY],
+    ...rest,
   });
   return {
     ...coordinator,
@@ -35,16 +42,28 @@ export interface JobView {
   miners: number;
 }
 
+/** Headers of a request made with a requester's API key. */
+export function authorized(apiKey = TEST_API_KEY, headers: Record<string, string> = {}): Record<string, string> {
+  return { ...headers, authorization: `Bearer ${apiKey}` };
+}
+
+/** A requester's call to the API, with its key. */
+export function api(baseUrl: string, path: string, init: RequestInit = {}, apiKey = TEST_API_KEY): Promise<Response> {
+  return fetch(new URL(`api/${path}`, baseUrl), { ...init, headers: authorized(apiKey, init.headers as Record<string, string> | undefined) });
+}
+
 /** Submits a GEMM through the requester API, as any HTTP client would. */
-export async function submitGemm(baseUrl: string, m: number, n: number, k: number, a: Float32Array, b: Float32Array): Promise<JobView> {
+export async function submitGemm(
+  baseUrl: string, m: number, n: number, k: number, a: Float32Array, b: Float32Array, apiKey = TEST_API_KEY,
+): Promise<JobView> {
   const body = new Uint8Array(4 * (a.length + b.length));
   body.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), 0);
   body.set(new Uint8Array(b.buffer, b.byteOffset, b.byteLength), a.byteLength);
-  const res = await fetch(new URL(`api/jobs/gemm?m=${m}&n=${n}&k=${k}`, baseUrl), {
+  const res = await api(baseUrl, `jobs/gemm?m=${m}&n=${n}&k=${k}`, {
     method: 'POST',
     headers: { 'content-type': 'application/octet-stream' },
     body,
-  });
+  }, apiKey);
   if (res.status !== 201) throw new Error(`submit failed: ${res.status} ${await res.text()}`);
   return (await res.json()) as JobView;
 }
@@ -52,7 +71,7 @@ export async function submitGemm(baseUrl: string, m: number, n: number, k: numbe
 export async function waitForJob(baseUrl: string, id: string, timeoutMs = 120_000): Promise<JobView> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const job = (await (await fetch(new URL(`api/jobs/${id}`, baseUrl))).json()) as JobView;
+    const job = (await (await api(baseUrl, `jobs/${id}`)).json()) as JobView;
     if (job.status === 'done') return job;
     if (Date.now() > deadline) throw new Error(`job ${id} not done after ${timeoutMs} ms: ${JSON.stringify(job)}`);
     await new Promise((r) => setTimeout(r, 200));
@@ -60,7 +79,7 @@ export async function waitForJob(baseUrl: string, id: string, timeoutMs = 120_00
 }
 
 export async function fetchProduct(baseUrl: string, id: string): Promise<Float32Array> {
-  const res = await fetch(new URL(`api/jobs/${id}/result`, baseUrl));
+  const res = await api(baseUrl, `jobs/${id}/result`);
   if (res.status !== 200) throw new Error(`result: ${res.status} ${await res.text()}`);
   return new Float32Array(await res.arrayBuffer());
 }

@@ -5,7 +5,7 @@ import { verifyReceipt } from '../../src/protocol/receipt.ts';
 import { PROTOCOL_VERSION } from '../../src/protocol/version.ts';
 import { matmulF64, randomMatrix } from '../helpers/random.ts';
 import { ScriptedMiner } from '../helpers/scripted-miner.ts';
-import { fetchProduct, maxRelativeError, startStack, submitGemm, waitForJob, type TestStack } from '../helpers/stack.ts';
+import { api, fetchProduct, maxRelativeError, startStack, submitGemm, waitForJob, type TestStack } from '../helpers/stack.ts';
 
 
 describe('coordinator with scripted miners', () => {
@@ -46,8 +46,8 @@ describe('coordinator with scripted miners', () => {
     expect(job.unitsTotal).toBe(16);
     expect((await ScriptedMiner.mineJob(stack.url, job.id)).receipts).toHaveLength(16);
     expect(maxRelativeError(await fetchProduct(stack.url, job.id), matmulF64(a, b, m, k, n))).toBeLessThan(1e-5);
-    expect((await fetch(new URL(`api/jobs/${job.id}`, stack.url), { method: 'DELETE' })).status).toBe(204);
-    expect((await fetch(new URL(`api/jobs/${job.id}/result`, stack.url))).status).toBe(404);
+    expect((await api(stack.url, `jobs/${job.id}`, { method: 'DELETE' })).status).toBe(204);
+    expect((await api(stack.url, `jobs/${job.id}/result`)).status).toBe(404);
   });
 
   it('answers malformed, unknown and wrong-version messages with errors and keeps serving', async () => {
@@ -109,8 +109,8 @@ describe('coordinator with scripted miners', () => {
     cheat.sendResult(lease3, nan);
     expect((await cheat.next('rejected')).code).toBe('non-finite');
 
-    cheat.sendResult(lease3, right);
-    expect((await cheat.next('rejected')).code).toBe('unknown-lease');
+    // The third offence bans a fresh wallet key: the session is told why and closed.
+    expect((await cheat.next('error')).code).toBe('banned');
     expect(await stack.ledger.balance(Buffer.from(cheat.minerKey).toString('hex'))).toBe(0n);
     expect((await stack.ledger.totals()).units).toBe(before.units);
     cheat.close();

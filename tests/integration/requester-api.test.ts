@@ -1,6 +1,6 @@
 // The requester's HTTP API: bad jobs get a 4xx and a reason; good ones are accepted and reported.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, submitGemm, type TestStack } from '../helpers/stack.ts';
+import { api, startStack, submitGemm, type TestStack } from '../helpers/stack.ts';
 
 describe('requester API', () => {
   let stack: TestStack;
@@ -12,7 +12,7 @@ describe('requester API', () => {
   });
 
   const post = (query: string, body: Float32Array<ArrayBuffer>) =>
-    fetch(new URL(`api/jobs/gemm?${query}`, stack.url), { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body });
+    api(stack.url, `jobs/gemm?${query}`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body });
 
   it('refuses bad shapes, wrong body lengths and non-finite operands with a reason', async () => {
     const cases: [string, Float32Array<ArrayBuffer>, number, string][] = [
@@ -38,8 +38,8 @@ describe('requester API', () => {
   it('reports a queued job and refuses its result until it is done', async () => {
     const job = await submitGemm(stack.url, 3, 5, 4, new Float32Array(12).fill(1), new Float32Array(20).fill(2));
     expect(job).toMatchObject({ status: 'queued', unitsTotal: 1, unitsDone: 0 });
-    const res = await fetch(new URL(`api/jobs/${job.id}/result`, stack.url));
+    const res = await api(stack.url, `jobs/${job.id}/result`);
     expect(res.status).toBe(409);
-    expect((await fetch(new URL('api/jobs/no-such-job', stack.url))).status).toBe(404);
+    expect((await api(stack.url, 'jobs/no-such-job')).status).toBe(404);
   });
 });

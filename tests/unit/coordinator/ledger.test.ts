@@ -11,6 +11,8 @@ const entry = (unitId: string, minerKey = 'aa', ops = 2_000_000_000n) => ({
   unitId, jobId: 'job', minerKey, ops, microCredits: microCreditsFor(ops), gpuSeconds: 0.5, createdAtMs: 1_700_000_000_000,
 });
 
+const RESULT = new Uint8Array([1, 2, 3, 4]);
+
 describe('sqlite ledger', () => {
   let dir: string;
   beforeEach(async () => {
@@ -22,10 +24,10 @@ describe('sqlite ledger', () => {
 
   it('credits a unit once, however often it is reported', async () => {
     const ledger = new SqliteLedger(join(dir, 'ledger.sqlite'));
-    expect(await ledger.credit(entry('u1'))).toBe(true);
-    expect(await ledger.credit(entry('u1'))).toBe(false);
-    expect(await ledger.credit(entry('u1', 'bb'))).toBe(false);
-    expect(await ledger.credit(entry('u2'))).toBe(true);
+    expect(await ledger.credit(entry('u1'), RESULT)).toBe(true);
+    expect(await ledger.credit(entry('u1'), RESULT)).toBe(false);
+    expect(await ledger.credit(entry('u1', 'bb'), RESULT)).toBe(false);
+    expect(await ledger.credit(entry('u2'), RESULT)).toBe(true);
     expect(await ledger.balance('aa')).toBe(4_000_000n);
     expect(await ledger.balance('bb')).toBe(0n);
     await ledger.close();
@@ -34,11 +36,11 @@ describe('sqlite ledger', () => {
   it('keeps credits across a restart, with 64-bit totals exact', async () => {
     const path = join(dir, 'ledger.sqlite');
     const first = new SqliteLedger(path);
-    await first.credit(entry('big', 'aa', 2n ** 60n));
+    await first.credit(entry('big', 'aa', 2n ** 60n), RESULT);
     await first.close();
     const second = new SqliteLedger(path);
     expect(await second.totals()).toEqual({ units: 1, ops: 2n ** 60n, microCredits: microCreditsFor(2n ** 60n) });
-    expect(await second.credit(entry('big'))).toBe(false);
+    expect(await second.credit(entry('big'), RESULT)).toBe(false);
     await second.close();
   });
 });

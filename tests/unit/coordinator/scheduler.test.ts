@@ -46,9 +46,9 @@ describe('scheduler', () => {
     const l1 = s.lease('m', 0);
     const l2 = s.lease('m', 0);
     if (!l1 || !l2) throw new Error('expected two leases');
-    s.complete(l1, new Float32Array(l1.unit.rows * 2).fill(3), 5);
+    s.complete(l1, new Float32Array(l1.unit.rows * 2).fill(3), 5, 'miner');
     expect(s.status(state)).toBe('running');
-    s.complete(l2, new Float32Array(l2.unit.rows * 2).fill(3), 9);
+    s.complete(l2, new Float32Array(l2.unit.rows * 2).fill(3), 9, 'miner');
     expect(s.status(state)).toBe('done');
     expect(state.output?.every((x) => x === 3)).toBe(true);
     expect(state.finishedAtMs).toBe(9);
@@ -73,7 +73,7 @@ describe('scheduler housekeeping', () => {
     const state = s.submit(job('j', 10, 10, 4), 0);
     const lease = s.lease('m', 0);
     if (!lease) throw new Error('expected a lease');
-    s.complete(lease, new Float32Array(100), 1_000);
+    s.complete(lease, new Float32Array(100), 1_000, 'miner');
     expect(s.job('j')?.job.a.length).toBe(0);
     expect(state.output?.length).toBe(100);
     expect(s.evictFinished(1_000 + RESULT_RETENTION_MS)).toEqual([]);

@@ -1,0 +1,102 @@
+// A job's life across memory and disk: accepted only once stored, results credited with the ledger, resumed after a restart.
+import { randomUUID } from 'node:crypto';
+import type { GemmJob } from '../work/gemm/gemm.ts';
+import type { Ledger } from './ledger/ledger.ts';
+import { log } from './log.ts';
+import type { OperandStore } from './operand-store.ts';
+import type { JobState, Lease, Scheduler } from './scheduler.ts';
+
+export class Jobs {
+  constructor(
+    readonly scheduler: Scheduler,
+    private readonly ledger: Ledger,
+    private readonly operands: OperandStore,
+  ) {}
+
+  /** Stores the operands (A then B, f32 little-endian) and the job, then queues its units. */
+  async submit(owner: string, m: number, n: number, k: number, body: Uint8Array<ArrayBuffer>, nowMs: number): Promise<JobState> {
+    const operandsSha256 = await this.operands.put(body);
+    const id = randomUUID();
+    await this.ledger.saveJob({ id, owner, m, n, k, operandsSha256, createdAtMs: nowMs, finishedAtMs: null });
+    const values = new Float32Array(body.buffer, body.byteOffset, body.byteLength / 4);
+    const job: GemmJob = { id, m, n, k, a: values.subarray(0, m * k), b: values.subarray(m * k) };
+    return this.scheduler.submit(job, nowMs, { owner, operandsSha256 });
+  }
+
+  /** The job, if it exists and belongs to this owner: another requester's job is as good as missing. */
+  find(id: string, owner: string): JobState | undefined {
+    const state = this.scheduler.job(id);
+    return state && state.owner === owner ? state : undefined;
+  }
+
+  /**
+   * Records a verified result: the credit and the result in one ledger transaction, then the scheduler.
+   * False when the unit had been credited already (nothing is paid twice).
+   */
+  async complete(lease: Lease, entry: Parameters<Ledger['credit']>[0], result: Float32Array, nowMs: number): Promise<boolean> {
+    const credited = await this.ledger.credit(entry, new Uint8Array(result.buffer, result.byteOffset, result.byteLength));
+    const finished = this.scheduler.complete(lease, result, nowMs, entry.minerKey);
+    if (finished) {
+      await this.ledger.finishJob(finished.job.id, nowMs);
+      await this.freeOperands(finished);
+      log('job-done', { job: finished.job.id, ms: nowMs - finished.createdAtMs });
+    }
+    return credited;
+  }
+
+  async remove(state: JobState): Promise<void> {
+    this.scheduler.remove(state.job.id);
+    await this.ledger.deleteJob(state.job.id);
+    await this.freeOperands(state);
+  }
+
+  async evictFinished(nowMs: number): Promise<void> {
+    for (const id of this.scheduler.evictFinished(nowMs)) {
+      await this.ledger.deleteJob(id);
+      log('job-evicted', { job: id });
+    }
+  }
+
+  /** Reloads every stored job after a start: done units stay done, the rest are queued again. */
+  async restore(nowMs: number): Promise<{ jobs: number; unitsDone: number; orphanedOperands: number }> {
+    let unitsDone = 0;
+    const referenced = new Set<string>();
+    for (const stored of await this.ledger.jobs()) {
+      const done = new Map<string, { result: Float32Array; minerKey: string }>();
+      for (const [unitId, { result, minerKey }] of await this.ledger.unitResults(stored.id)) {
+        done.set(unitId, { result: new Float32Array(Uint8Array.from(result).buffer), minerKey });
+      }
+      unitsDone += done.size;
+      const { m, n, k } = stored;
+      let a = new Float32Array(0);
+      let b = new Float32Array(0);
+      if (stored.finishedAtMs === null) {
+        const bytes = await this.operands.get(stored.operandsSha256);
+        const values = new Float32Array(bytes.buffer);
+        a = values.subarray(0, m * k);
+        b = values.subarray(m * k);
+        referenced.add(stored.operandsSha256);
+      }
+      const meta = { owner: stored.owner, operandsSha256: stored.operandsSha256 };
+      const state = this.scheduler.restore({ id: stored.id, m, n, k, a, b }, meta, stored.createdAtMs, done, stored.finishedAtMs ?? nowMs);
+      if (state.output && stored.finishedAtMs === null) {
+        // Every unit was credited but the crash came before the job was marked done.
+        await this.ledger.finishJob(stored.id, nowMs);
+        referenced.delete(stored.operandsSha256);
+      }
+    }
+    const orphanedOperands = await this.operands.deleteAllBut(referenced);
+    const jobs = this.scheduler.counts().jobs;
+    log('jobs-restored', { jobs, unitsDone, orphanedOperands });
+    return { jobs, unitsDone, orphanedOperands };
+  }
+
+  /** Deletes a job's operand file unless another open job has the same operands. */
+  private async freeOperands(state: JobState): Promise<void> {
+    for (const id of this.scheduler.jobIds()) {
+      const other = this.scheduler.job(id);
+      if (other && other !== state && !other.output && other.operandsSha256 === state.operandsSha256) return;
+    }
+    await this.operands.delete(state.operandsSha256);
+  }
+}
