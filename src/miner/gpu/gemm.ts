@@ -1,68 +1,138 @@
-// Runs the tiled f32 GEMM kernel on a GPUDevice: upload, one dispatch, read back, timed.
-import shaderSource from '../../../shaders/gemm-tiled-f32.wgsl?raw';
+// Runs the register-blocked GEMM kernel on a GPUDevice: pooled buffers, dispatches split to a time budget, timed.
+import { CANDIDATES, configName, kernelSource, tileCols, tileRows, type KernelConfig } from './kernel-config.ts';
 
-/** Output tile of one workgroup, as fixed in the shader. */
-const WORKGROUP_TILE = 64;
+/**
+ * Longest a single command buffer should run: well under the ~2 s after which Windows resets a GPU, and short
+ * enough that the compositor gets the GPU between dispatches, so the page stays smooth.
+ */
+export const DISPATCH_BUDGET_MS = 100;
+const PARAMS_BYTES = 32;
 
 export interface GemmRun {
   c: Float32Array<ArrayBuffer>;
-  /** From submit to the GPU finishing the dispatch: compute time, without upload or read-back. */
+  /** Sum over dispatches of submit to completion: compute time, without upload or read-back. */
   gpuSeconds: number;
+  dispatches: number;
 }
 
+type Role = 'A' | 'B' | 'C' | 'readback';
+const USAGE: Record<Role, number> = {
+  A: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+  B: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+  C: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC,
+  readback: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+};
+
 export class GemmKernel {
-  private readonly pipeline: GPUComputePipeline;
+  private readonly buffers = new Map<Role, GPUBuffer>();
+  private readonly params: GPUBuffer;
+  /** Measured speed of this kernel on this device, learned from each dispatch; sizes the next ones. */
+  private opsPerMs: number | undefined;
+  private shape = { m: 0, k: 0, n: 0 };
 
-  private constructor(private readonly device: GPUDevice, pipeline: GPUComputePipeline) {
-    this.pipeline = pipeline;
+  private constructor(
+    private readonly device: GPUDevice,
+    private readonly pipeline: GPUComputePipeline,
+    readonly config: KernelConfig,
+  ) {
+    this.params = device.createBuffer({ label: 'gemm params', size: PARAMS_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
   }
 
-  static async create(device: GPUDevice): Promise<GemmKernel> {
-    const module = device.createShaderModule({ label: 'gemm-tiled-f32', code: shaderSource });
-    const pipeline = await device.createComputePipelineAsync({ label: 'gemm-tiled-f32', layout: 'auto', compute: { module, entryPoint: 'main' } });
-    return new GemmKernel(device, pipeline);
+  static async create(device: GPUDevice, config: KernelConfig = CANDIDATES[0]): Promise<GemmKernel> {
+    const label = `gemm-register-f32 ${configName(config)}`;
+    const module = device.createShaderModule({ label, code: kernelSource(config) });
+    const pipeline = await device.createComputePipelineAsync({ label, layout: 'auto', compute: { module, entryPoint: 'main' } });
+    return new GemmKernel(device, pipeline, config);
   }
 
-  /** C (m x n) = A (m x k) · B (k x n), all row-major f32. */
+  /** C (m x n) = A (m x k) · B (k x n), all row-major f32: upload, compute, read back. */
   async run(m: number, k: number, n: number, a: Float32Array<ArrayBuffer>, b: Float32Array<ArrayBuffer>): Promise<GemmRun> {
-    const { device } = this;
-    const storage = (label: string, bytes: number, usage: number) => device.createBuffer({ label, size: Math.max(16, bytes), usage });
-    const bufA = storage('A', a.byteLength, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST);
-    const bufB = storage('B', b.byteLength, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST);
-    const cBytes = m * n * 4;
-    const bufC = storage('C', cBytes, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC);
-    const readback = storage('C readback', cBytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
-    const dims = device.createBuffer({ label: 'dims', size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-    try {
-      device.queue.writeBuffer(bufA, 0, a);
-      device.queue.writeBuffer(bufB, 0, b);
-      device.queue.writeBuffer(dims, 0, new Uint32Array([m, n, k, 0]));
-      await device.queue.onSubmittedWorkDone();
+    this.upload(m, k, n, a, b);
+    const { gpuSeconds, dispatches } = await this.compute();
+    return { c: await this.readBack(), gpuSeconds, dispatches };
+  }
 
-      const bindGroup = device.createBindGroup({
-        layout: this.pipeline.getBindGroupLayout(0),
-        entries: [bufA, bufB, bufC, dims].map((buffer, binding) => ({ binding, resource: { buffer } })),
-      });
-      const encoder = device.createCommandEncoder({ label: 'gemm' });
-      const pass = encoder.beginComputePass();
-      pass.setPipeline(this.pipeline);
-      pass.setBindGroup(0, bindGroup);
-      pass.dispatchWorkgroups(Math.ceil(n / WORKGROUP_TILE), Math.ceil(m / WORKGROUP_TILE));
-      pass.end();
-      const started = performance.now();
-      device.queue.submit([encoder.finish()]);
-      await device.queue.onSubmittedWorkDone();
-      const gpuSeconds = (performance.now() - started) / 1000;
+  /** Puts operands into the pooled device buffers; they stay there for compute() until the next upload. */
+  upload(m: number, k: number, n: number, a: Float32Array<ArrayBuffer>, b: Float32Array<ArrayBuffer>): void {
+    if (a.length !== m * k || b.length !== k * n) throw new RangeError(`gemm: operands do not match ${m}x${k}x${n}`);
+    this.shape = { m, k, n };
+    this.device.queue.writeBuffer(this.buffer('A', a.byteLength), 0, a);
+    this.device.queue.writeBuffer(this.buffer('B', b.byteLength), 0, b);
+    this.buffer('C', m * n * 4);
+  }
 
-      const copy = device.createCommandEncoder({ label: 'gemm readback' });
-      copy.copyBufferToBuffer(bufC, 0, readback, 0, cBytes);
-      device.queue.submit([copy.finish()]);
-      await readback.mapAsync(GPUMapMode.READ, 0, cBytes);
-      const c = new Float32Array(readback.getMappedRange(0, cBytes).slice(0));
-      readback.unmap();
-      return { c, gpuSeconds };
-    } finally {
-      for (const buffer of [bufA, bufB, bufC, readback, dims]) buffer.destroy();
+  /** Computes C from the uploaded operands, in dispatches of about DISPATCH_BUDGET_MS each. */
+  async compute(): Promise<{ gpuSeconds: number; dispatches: number }> {
+    const { m, k, n } = this.shape;
+    const bindGroup = this.device.createBindGroup({
+      layout: this.pipeline.getBindGroupLayout(0),
+      entries: [this.buffer('A', 0), this.buffer('B', 0), this.buffer('C', 0), this.params].map((buffer, binding) => ({ binding, resource: { buffer } })),
+    });
+    const rowTile = tileRows(this.config);
+    const colTile = tileCols(this.config);
+    let gpuMs = 0;
+    let dispatches = 0;
+    for (let row = 0; row < m; ) {
+      // Until the speed is known, start with one row of tiles; afterwards fill the budget.
+      const budgetOps = this.opsPerMs === undefined ? 0 : DISPATCH_BUDGET_MS * this.opsPerMs;
+      const rows = Math.min(m - row, Math.max(rowTile, Math.floor(budgetOps / (2 * n * k) / rowTile) * rowTile));
+      // When even one row of tiles is over budget (long K and N), split the columns as well.
+      const cols = Math.min(n, Math.max(colTile, Math.floor(budgetOps / (2 * rows * k) / colTile) * colTile || n));
+      for (let col = 0; col < n; col += cols) {
+        const colEnd = Math.min(n, col + cols);
+        gpuMs += await this.dispatch(bindGroup, m, n, k, row, row + rows, col, colEnd);
+        dispatches++;
+      }
+      row += rows;
     }
+    return { gpuSeconds: gpuMs / 1000, dispatches };
+  }
+
+  async readBack(): Promise<Float32Array<ArrayBuffer>> {
+    const bytes = this.shape.m * this.shape.n * 4;
+    const readback = this.buffer('readback', bytes);
+    const encoder = this.device.createCommandEncoder({ label: 'gemm read-back' });
+    encoder.copyBufferToBuffer(this.buffer('C', bytes), 0, readback, 0, bytes);
+    this.device.queue.submit([encoder.finish()]);
+    await readback.mapAsync(GPUMapMode.READ, 0, bytes);
+    const c = new Float32Array(readback.getMappedRange(0, bytes).slice(0));
+    readback.unmap();
+    return c;
+  }
+
+  destroy(): void {
+    for (const buffer of this.buffers.values()) buffer.destroy();
+    this.buffers.clear();
+    this.params.destroy();
+  }
+
+  private async dispatch(bindGroup: GPUBindGroup, m: number, n: number, k: number, rowOffset: number, rowEnd: number, colOffset: number, colEnd: number): Promise<number> {
+    this.device.queue.writeBuffer(this.params, 0, new Uint32Array([m, n, k, rowOffset, rowEnd, colOffset, colEnd, 0]));
+    const encoder = this.device.createCommandEncoder({ label: 'gemm' });
+    const pass = encoder.beginComputePass();
+    pass.setPipeline(this.pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(Math.ceil((colEnd - colOffset) / tileCols(this.config)), Math.ceil((rowEnd - rowOffset) / tileRows(this.config)));
+    pass.end();
+    const started = performance.now();
+    this.device.queue.submit([encoder.finish()]);
+    await this.device.queue.onSubmittedWorkDone();
+    const elapsedMs = Math.max(performance.now() - started, 0.001);
+    const ops = 2 * (rowEnd - rowOffset) * (colEnd - colOffset) * k;
+    this.opsPerMs = this.opsPerMs === undefined ? ops / elapsedMs : 0.5 * this.opsPerMs + 0.5 * (ops / elapsedMs);
+    return elapsedMs;
+  }
+
+  /** The pooled buffer for a role, grown to a power of two when `bytes` do not fit; 0 just returns it. */
+  private buffer(role: Role, bytes: number): GPUBuffer {
+    const existing = this.buffers.get(role);
+    if (existing && existing.size >= bytes) return existing;
+    const limit = Math.min(this.device.limits.maxBufferSize, this.device.limits.maxStorageBufferBindingSize);
+    if (bytes > limit) throw new RangeError(`gemm: ${role} needs ${bytes} bytes; this device binds at most ${limit}`);
+    existing?.destroy();
+    const size = Math.min(limit - (limit % 4), Math.max(256, 2 ** Math.ceil(Math.log2(Math.max(bytes, 1)))));
+    const buffer = this.device.createBuffer({ label: `gemm ${role}`, size, usage: USAGE[role] });
+    this.buffers.set(role, buffer);
+    return buffer;
   }
 }

@@ -1,0 +1,121 @@
+// Picks the fastest correct kernel config for this adapter and browser, and remembers it in IndexedDB.
+import { openDB } from 'idb';
+import * as v from 'valibot';
+import type { AdapterInfo } from '../../protocol/messages.ts';
+import { GemmKernel } from './gemm.ts';
+import { CANDIDATES, configName, unfitReason, type KernelConfig } from './kernel-config.ts';
+
+/** Timing shape: a typical unit's width; deep enough to reach steady state, small enough for SwiftShader. */
+const TUNE_SHAPE = { m: 256, n: 256, k: 512 };
+const TUNE_RUNS = 3;
+/** Odd sizes that exercise every edge guard; a config that gets them wrong on this adapter is never used. */
+const CHECK_SHAPE = { m: 67, n: 45, k: 33 };
+
+const TUNING_DB = 'ergon-gpu';
+const TUNING_STORE = 'tuning';
+
+const Config = v.object({
+  wgX: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  wgY: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  tm: v.pipe(v.number(), v.integer(), v.minValue(4)),
+  tn: v.pipe(v.number(), v.integer(), v.minValue(4)),
+  tileK: v.pipe(v.number(), v.integer(), v.minValue(1)),
+});
+
+const TuningRecord = v.object({
+  adapterKey: v.string(),
+  config: Config,
+  gflops: v.number(),
+  tunedAtMs: v.number(),
+  trials: v.array(v.object({ name: v.string(), gflops: v.nullable(v.number()), error: v.nullable(v.string()) })),
+});
+export type TuningRecord = v.InferOutput<typeof TuningRecord>;
+
+/** Tuning is redone when any of these change: another GPU, another driver description or another browser. */
+export function adapterKey(adapter: AdapterInfo, userAgent: string): string {
+  return JSON.stringify([adapter.vendor, adapter.architecture, adapter.device, adapter.description, userAgent]);
+}
+
+async function openTuningDb() {
+  return openDB(TUNING_DB, 1, {
+    upgrade(db) {
+      db.createObjectStore(TUNING_STORE);
+    },
+  });
+}
+
+/** The stored tuning for this adapter, if there is a valid one whose config still fits the device. */
+export async function storedTuning(key: string, device: GPUDevice): Promise<TuningRecord | undefined> {
+  const db = await openTuningDb();
+  try {
+    const parsed = v.safeParse(TuningRecord, await db.get(TUNING_STORE, key));
+    if (!parsed.success || parsed.output.adapterKey !== key || unfitReason(parsed.output.config, device.limits)) return undefined;
+    return parsed.output;
+  } finally {
+    db.close();
+  }
+}
+
+/** Times every fitting candidate, drops any that computes a wrong product, and stores the fastest. */
+export async function tune(device: GPUDevice, key: string): Promise<TuningRecord> {
+  const trials: TuningRecord['trials'] = [];
+  let best: { config: KernelConfig; gflops: number } | undefined;
+  const operands = randomOperands(TUNE_SHAPE.m, TUNE_SHAPE.k, TUNE_SHAPE.n);
+  const check = randomOperands(CHECK_SHAPE.m, CHECK_SHAPE.k, CHECK_SHAPE.n);
+  for (const config of CANDIDATES) {
+    const name = configName(config);
+    const unfit = unfitReason(config, device.limits);
+    if (unfit) {
+      trials.push({ name, gflops: null, error: unfit });
+      continue;
+    }
+    let kernel: GemmKernel | undefined;
+    try {
+      kernel = await GemmKernel.create(device, config);
+      const { m, k, n } = CHECK_SHAPE;
+      const checked = await kernel.run(m, k, n, check.a, check.b);
+      const error = maxRelativeError(checked.c, check.a, check.b, m, k, n);
+      if (!(error < 1e-5)) throw new Error(`wrong product on this adapter (max relative error ${error})`);
+      kernel.upload(TUNE_SHAPE.m, TUNE_SHAPE.k, TUNE_SHAPE.n, operands.a, operands.b);
+      await kernel.compute(); // warm-up: first dispatches include driver-side compilation
+      const seconds: number[] = [];
+      for (let i = 0; i < TUNE_RUNS; i++) seconds.push((await kernel.compute()).gpuSeconds);
+      seconds.sort((x, y) => x - y);
+      const gflops = (2 * TUNE_SHAPE.m * TUNE_SHAPE.n * TUNE_SHAPE.k) / seconds[Math.floor(seconds.length / 2)] / 1e9;
+      trials.push({ name, gflops, error: null });
+      if (!best || gflops > best.gflops) best = { config, gflops };
+    } catch (err) {
+      trials.push({ name, gflops: null, error: (err as Error).message });
+    } finally {
+      kernel?.destroy();
+    }
+  }
+  if (!best) throw new Error(`no GEMM kernel config works on this adapter: ${trials.map((t) => `${t.name}: ${t.error}`).join('; ')}`);
+  const record: TuningRecord = { adapterKey: key, config: best.config, gflops: best.gflops, tunedAtMs: Date.now(), trials };
+  const db = await openTuningDb();
+  try {
+    await db.put(TUNING_STORE, record, key);
+  } finally {
+    db.close();
+  }
+  return record;
+}
+
+function randomOperands(m: number, k: number, n: number): { a: Float32Array<ArrayBuffer>; b: Float32Array<ArrayBuffer> } {
+  const fill = (count: number) => Float32Array.from({ length: count }, () => Math.random() * 2 - 1);
+  return { a: fill(m * k), b: fill(k * n) };
+}
+
+function maxRelativeError(c: Float32Array, a: Float32Array, b: Float32Array, m: number, k: number, n: number): number {
+  let maxErr = 0;
+  let maxRef = 0;
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let ref = 0;
+      for (let p = 0; p < k; p++) ref += a[i * k + p] * b[p * n + j];
+      maxErr = Math.max(maxErr, Math.abs(c[i * n + j] - ref));
+      maxRef = Math.max(maxRef, Math.abs(ref));
+    }
+  }
+  return maxErr / maxRef;
+}
