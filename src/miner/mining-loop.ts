@@ -4,7 +4,7 @@ import type { Receipt } from '../protocol/messages.ts';
 import { f32Tensor, f32Values } from '../protocol/tensor.ts';
 import { toHex } from '../protocol/receipt.ts';
 import type { Wallet } from '../wallet/wallet.ts';
-import { CoordinatorLink, LinkClosedError } from './coordinator-link.ts';
+import { CoordinatorLink, LinkClosedError, type MessageOf } from './coordinator-link.ts';
 import type { GpuClient } from './gpu-client.ts';
 import type { GpuDescription } from './worker-messages.ts';
 
@@ -27,6 +27,8 @@ export interface MinerEvents {
 
 const RECONNECT_FIRST_MS = 1_000;
 const RECONNECT_MAX_MS = 30_000;
+/** How long a stopping miner waits for the verdicts of results it already sent. */
+const VERDICT_WAIT_MS = 30_000;
 
 export class MiningLoop {
   private running = false;
@@ -100,17 +102,33 @@ export class MiningLoop {
     if (reply.type === 'error') throw new Error(`the coordinator refused this wallet: ${reply.message}`);
   }
 
+  /**
+   * Asks for the next lease as soon as one arrives, so that the next unit's operands cross the network while
+   * this one computes; verdicts are handled as they come back, without holding up the GPU.
+   */
   private async mine(link: CoordinatorLink): Promise<void> {
-    const coordinatorKey = toHex(link.challenge.coordinatorKey);
-    while (this.running) {
+    const awaiting = new Map<string, { ops: bigint; gpuSeconds: number }>();
+    const verdicts = this.collectVerdicts(link, awaiting);
+    let requested = 0;
+    const ask = () => {
       link.send({ type: 'work-request' });
+      requested++;
+    };
+    ask();
+    while (this.running) {
       const offer = await link.next(['lease', 'no-work', 'error']);
+      requested--;
+      if (offer.type === 'error') throw new Error(`the coordinator refused work: ${offer.code}: ${offer.message}`);
       if (offer.type === 'no-work') {
+        if (requested > 0) continue;
         this.events.phase('waiting-for-work');
         await sleep(offer.retryAfterMs);
+        if (this.running) ask();
         continue;
       }
-      if (offer.type === 'error') throw new Error(`the coordinator refused work: ${offer.code}: ${offer.message}`);
+      // A lease that arrives after Stop is left alone: closing the link hands it back to the coordinator.
+      if (!this.running) break;
+      if (requested === 0) ask();
       this.events.phase('mining');
 
       const [rows, depth] = offer.a.shape;
@@ -119,25 +137,43 @@ export class MiningLoop {
         throw new Error(`lease ${offer.leaseId} has operands of incompatible shapes`);
       }
       const run = await this.gpu.gemm(rows, depth, cols, f32Values(offer.a), f32Values(offer.b));
-      link.send({
-        type: 'result',
-        leaseId: offer.leaseId,
-        unitId: offer.unitId,
-        gpuSeconds: run.gpuSeconds,
-        output: f32Tensor([rows, cols], run.c),
-      });
-      const ops = 2n * BigInt(rows) * BigInt(cols) * BigInt(depth);
-      const verdict = await link.next(['receipt', 'rejected']);
+      awaiting.set(offer.unitId, { ops: 2n * BigInt(rows) * BigInt(cols) * BigInt(depth), gpuSeconds: run.gpuSeconds });
+      link.send({ type: 'result', leaseId: offer.leaseId, unitId: offer.unitId, gpuSeconds: run.gpuSeconds, output: f32Tensor([rows, cols], run.c) });
+    }
+    // Stopping: keep the receipts of results already sent.
+    const deadline = Date.now() + VERDICT_WAIT_MS;
+    while (awaiting.size > 0 && !link.closed && Date.now() < deadline) await sleep(50);
+    link.close();
+    await verdicts;
+  }
+
+  /** Stores each receipt (after the wallet verifies it) and reports each verdict, until the link closes. */
+  private async collectVerdicts(link: CoordinatorLink, awaiting: Map<string, { ops: bigint; gpuSeconds: number }>): Promise<void> {
+    const coordinatorKey = toHex(link.challenge.coordinatorKey);
+    while (!link.closed) {
+      let verdict: MessageOf<'receipt' | 'rejected'>;
+      try {
+        verdict = await link.next(['receipt', 'rejected'], VERDICT_WAIT_MS);
+      } catch (err) {
+        if (err instanceof LinkClosedError) return;
+        continue; // nothing came back for a while: keep listening
+      }
+      const unitId = verdict.type === 'receipt' ? verdict.receipt.unitId : verdict.unitId;
+      const sent = awaiting.get(unitId) ?? { ops: 0n, gpuSeconds: 0 };
+      awaiting.delete(unitId);
+      const report = { unitId, ops: sent.ops, gpuSeconds: sent.gpuSeconds };
       if (verdict.type === 'rejected') {
-        this.events.unit({ unitId: offer.unitId, ops, gpuSeconds: run.gpuSeconds, accepted: false, reason: verdict.message });
+        this.events.unit({ ...report, accepted: false, reason: verdict.message });
         continue;
       }
-      if (toHex(verdict.receipt.coordinatorKey) !== coordinatorKey) {
-        throw new Error('the coordinator sent a receipt signed by another key');
+      try {
+        if (toHex(verdict.receipt.coordinatorKey) !== coordinatorKey) throw new Error('receipt refused: signed by another coordinator key');
+        const receipt = await this.wallet.addReceipt(verdict.receipt);
+        this.events.unit({ ...report, accepted: true });
+        this.events.receipt(receipt);
+      } catch (err) {
+        this.events.unit({ ...report, accepted: false, reason: (err as Error).message });
       }
-      const receipt = await this.wallet.addReceipt(verdict.receipt);
-      this.events.unit({ unitId: offer.unitId, ops, gpuSeconds: run.gpuSeconds, accepted: true });
-      this.events.receipt(receipt);
     }
   }
 }
