@@ -62,16 +62,21 @@ export async function tune(device: GPUDevice, key: string): Promise<TuningRecord
   let best: { config: KernelConfig; gflops: number } | undefined;
   const operands = randomOperands(TUNE_SHAPE.m, TUNE_SHAPE.k, TUNE_SHAPE.n);
   const check = randomOperands(CHECK_SHAPE.m, CHECK_SHAPE.k, CHECK_SHAPE.n);
-  for (const config of CANDIDATES) {
-    const name = configName(config);
+  // Compiling is most of a tune's time (over a second per kernel on SwiftShader): start every compile at once.
+  const compiled = CANDIDATES.map((config) => {
     const unfit = unfitReason(config, device.limits);
-    if (unfit) {
+    return { config, unfit, kernel: unfit ? undefined : GemmKernel.create(device, config) };
+  });
+  for (const candidate of compiled) candidate.kernel?.catch(() => {}); // each failure is reported below, in turn
+  for (const { config, unfit, kernel: compiling } of compiled) {
+    const name = configName(config);
+    if (unfit || !compiling) {
       trials.push({ name, gflops: null, error: unfit });
       continue;
     }
     let kernel: GemmKernel | undefined;
     try {
-      kernel = await GemmKernel.create(device, config);
+      kernel = await compiling;
       const { m, k, n } = CHECK_SHAPE;
       const checked = await kernel.run(m, k, n, check.a, check.b);
       const error = maxRelativeError(checked.c, check.a, check.b, m, k, n);
