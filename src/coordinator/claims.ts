@@ -2,25 +2,27 @@
 import type { ProtocolError } from '../protocol/errors.ts';
 
 /**
- * No single device does f32 GEMM faster than this: an H100 peaks near 67 TFLOP/s in f32 (about 500 with TF32),
- * so 2 PFLOP/s leaves a wide margin and still catches "0 seconds" for any unit big enough to time.
+ * No device runs f32 GEMM through WebGPU faster than this: WebGPU has no tensor cores, and an H100's plain f32
+ * peak is about 67 TFLOP/s, so 200 TFLOP/s leaves a 3x margin.
  */
-export const MAX_PLAUSIBLE_OPS_PER_SECOND = 2e15;
-/** Browsers quantize timers to 100 µs; a claim this close to the bound is given the benefit of the doubt. */
-export const TIMER_SLACK_SECONDS = 0.000_2;
+export const MAX_PLAUSIBLE_OPS_PER_SECOND = 2e14;
+/** Browsers quantize timers to 100 µs; a claim within one quantum of the bound is given the benefit of the doubt. */
+export const TIMER_QUANTUM_SECONDS = 0.000_1;
 /** Network and scheduling slack between the coordinator's clock and the miner's. */
 export const WALL_SLACK_SECONDS = 1;
 
 /**
  * Checks a claimed GPU time against the unit's ops and the wall time from lease to result. Pay does not depend
- * on the claim (it is per verified op), but receipts and ops-per-joule figures do, so a lie is refused, not clamped.
+ * on the claim (it is per verified op), but receipts and ops-per-joule figures carry it, so a lie is refused,
+ * not clamped: clamping would sign a number the miner never measured.
+ * A time of 0 is never a measurement (the browser miner reports at least 1 µs per dispatch).
  */
 export function checkGpuSeconds(claimedSeconds: number, ops: bigint, wallSeconds: number): ProtocolError | null {
   const fastest = Number(ops) / MAX_PLAUSIBLE_OPS_PER_SECOND;
-  if (claimedSeconds + TIMER_SLACK_SECONDS < fastest) {
+  if (claimedSeconds <= 0 || claimedSeconds + TIMER_QUANTUM_SECONDS < fastest) {
     return {
       code: 'implausible-claim',
-      message: `claimed ${claimedSeconds} s for ${ops} ops; no device is faster than ${fastest.toExponential(2)} s for that`,
+      message: `claimed ${claimedSeconds} s for ${ops} ops: no device is that fast (${fastest.toExponential(2)} s at ${MAX_PLAUSIBLE_OPS_PER_SECOND / 1e12} TFLOP/s)`,
     };
   }
   if (claimedSeconds > wallSeconds + WALL_SLACK_SECONDS) {

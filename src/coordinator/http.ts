@@ -37,10 +37,20 @@ function dim(raw: unknown, name: string): number {
   return value;
 }
 
-/** Reads exactly `expectedBytes` of body, refusing more before buffering it. */
+/** The largest job body accepted (A and B): 512 MiB, e.g. two 8192x8192 f32 operands. */
+export const MAX_JOB_BODY_BYTES = 512 * 1024 * 1024;
+
+/**
+ * Reads exactly `expectedBytes` of body. The declared length is checked against the shape and the limit before
+ * anything is allocated, so a huge or lying Content-Length costs nothing.
+ */
 async function readBody(req: IncomingMessage, expectedBytes: number): Promise<Uint8Array<ArrayBuffer>> {
+  if (expectedBytes > MAX_JOB_BODY_BYTES) {
+    throw new HttpError(413, 'job-too-large', `operands of ${expectedBytes} bytes exceed the limit of ${MAX_JOB_BODY_BYTES}`);
+  }
   const declared = req.headers['content-length'];
-  if (declared !== undefined && Number(declared) !== expectedBytes) {
+  if (declared === undefined) throw new HttpError(411, 'length-required', 'send the body with a Content-Length header');
+  if (Number(declared) !== expectedBytes) {
     throw new HttpError(400, 'bad-body-length', `body is ${declared} bytes; ${expectedBytes} expected (A then B, f32 little-endian)`);
   }
   const body = new Uint8Array(expectedBytes);

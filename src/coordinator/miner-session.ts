@@ -241,10 +241,8 @@ export class MinerSession {
 
   private async recordOutcome(outcome: Outcome): Promise<Reputation | undefined> {
     if (!this.minerKey) return undefined;
-    const { ledger } = this.ctx;
-    const reputation = nextReputation(await ledger.reputation(this.minerKey), outcome, Date.now());
-    await ledger.saveReputation(reputation);
-    return reputation;
+    const nowMs = Date.now();
+    return this.ctx.ledger.updateReputation(this.minerKey, (current) => nextReputation(current, outcome, nowMs));
   }
 
   private refuseBanned(reputation: Reputation): void {

@@ -21,6 +21,9 @@ import { mountPeerServer, PEER_PATH, startCoordinatorPeer, type PeerEndpoint } f
 import { Scheduler } from './scheduler.ts';
 import { loadOrCreateSigningKey } from './signing-key.ts';
 
+/** Long enough to upload the largest job (512 MiB) at 5 MiB/s. */
+const HTTP_REQUEST_TIMEOUT_MS = 120_000;
+
 export interface CoordinatorOptions {
   host: string;
   /** 0 picks a free port */
@@ -63,6 +66,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const app = express();
   app.disable('x-powered-by');
   const httpServer = createServer(app);
+  // A request that trickles its body in slowly holds memory: it gets this long in all, then the socket is closed.
+  httpServer.requestTimeout = HTTP_REQUEST_TIMEOUT_MS;
   mountPeerServer(app, httpServer, peerKey);
   mountApi(app, {
     jobs,

@@ -14,8 +14,18 @@ export class ScriptedMiner {
 
   private constructor(readonly link: CoordinatorLink) {}
 
-  static async connect(baseUrl: string): Promise<ScriptedMiner> {
-    return new ScriptedMiner(await CoordinatorLink.open(baseUrl, await loadPeerJs()));
+  /**
+   * Opens a link, trying again when WebRTC set-up fails: PeerJS in Node sometimes applies an ICE candidate before
+   * the answer and reports a 'webrtc' error, which CoordinatorLink.open treats as fatal (seen about once in 30 connects).
+   */
+  static async connect(baseUrl: string, attempts = 3): Promise<ScriptedMiner> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return new ScriptedMiner(await CoordinatorLink.open(baseUrl, await loadPeerJs()));
+      } catch (err) {
+        if (attempt >= attempts || !(err instanceof Error) || !err.message.startsWith('webrtc')) throw err;
+      }
+    }
   }
 
   get challenge(): MessageOf<'challenge'> {
@@ -36,6 +46,12 @@ export class ScriptedMiner {
 
   /** Proves a fresh wallet key (or `keys`) and waits for the welcome. */
   async hello(keys?: CryptoKeyPair): Promise<void> {
+    const reply = await this.helloReply(keys);
+    if (reply.type === 'error') throw new Error(`hello refused: ${reply.code}: ${reply.message}`);
+  }
+
+  /** Proves a wallet key and returns the coordinator's answer: a welcome, or an error saying why not. */
+  async helloReply(keys?: CryptoKeyPair): Promise<MessageOf<'welcome' | 'error'>> {
     const pair = keys ?? (await generateSigningKeys());
     this.minerKey = await exportPublicKey(pair.publicKey);
     const signature = await sign(pair.privateKey, helloChallengeBytes(this.challenge.nonce, this.challenge.coordinatorKey));
@@ -43,7 +59,7 @@ export class ScriptedMiner {
       type: 'hello', minerKey: this.minerKey, signature, kinds: ['gemm'],
       adapter: { vendor: 'node', architecture: 'cpu', device: '', description: 'scripted miner', isFallbackAdapter: true },
     });
-    await this.next('welcome');
+    return this.next('welcome', 'error');
   }
 
   /** Asks for work until a lease arrives. */
@@ -64,8 +80,14 @@ export class ScriptedMiner {
     return matmulF32(f32Values(lease.a), f32Values(lease.b), rows, depth, cols);
   }
 
-  sendResult(lease: Lease, values: Float32Array, shape = [lease.a.shape[0], lease.b.shape[1]]): void {
-    this.send({ type: 'result', leaseId: lease.leaseId, unitId: lease.unitId, gpuSeconds: 0.01, output: f32Tensor(shape, values) });
+  sendResult(lease: Lease, values: Float32Array, shape = [lease.a.shape[0], lease.b.shape[1]], gpuSeconds = 0.01): void {
+    this.send({ type: 'result', leaseId: lease.leaseId, unitId: lease.unitId, gpuSeconds, output: f32Tensor(shape, values) });
+  }
+
+  /** Sends a result and waits for the coordinator's verdict on it. */
+  async verdict(lease: Lease, values: Float32Array, gpuSeconds = 0.01): Promise<MessageOf<'receipt' | 'rejected'>> {
+    this.sendResult(lease, values, undefined, gpuSeconds);
+    return this.next('receipt', 'rejected');
   }
 
   /** Leases, computes and returns units until stopped; resolves with the receipts it got. */

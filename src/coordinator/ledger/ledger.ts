@@ -60,7 +60,8 @@ export interface Ledger {
 
   /** A fresh record (score 0) for a key never seen. */
   reputation(minerKey: string): Promise<Reputation>;
-  saveReputation(reputation: Reputation): Promise<void>;
+  /** Reads, updates and writes a miner's record as one transaction, so concurrent verdicts are never lost. */
+  updateReputation(minerKey: string, update: (current: Reputation) => Reputation): Promise<Reputation>;
 
   close(): Promise<void>;
 }

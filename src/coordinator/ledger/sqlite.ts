@@ -188,7 +188,21 @@ export class SqliteLedger implements Ledger {
   }
 
   async reputation(minerKey: string): Promise<Reputation> {
-    const row = this.guard(() => this.statements.reputation.get(minerKey) as Row | undefined);
+    return this.guard(() => this.readReputation(minerKey));
+  }
+
+  async updateReputation(minerKey: string, update: (current: Reputation) => Reputation): Promise<Reputation> {
+    return this.guard(() =>
+      this.db.transaction(() => {
+        const r = update(this.readReputation(minerKey));
+        this.statements.saveReputation.run(minerKey, BigInt(r.score), BigInt(r.accepted), BigInt(r.rejected), BigInt(r.bannedUntilMs));
+        return r;
+      }).immediate(),
+    );
+  }
+
+  private readReputation(minerKey: string): Reputation {
+    const row = this.statements.reputation.get(minerKey) as Row | undefined;
     if (!row) return { minerKey, score: 0, accepted: 0, rejected: 0, bannedUntilMs: 0 };
     return {
       minerKey,
@@ -197,12 +211,6 @@ export class SqliteLedger implements Ledger {
       rejected: Number(row.rejected),
       bannedUntilMs: Number(row.banned_until_ms),
     };
-  }
-
-  async saveReputation(r: Reputation): Promise<void> {
-    this.guard(() =>
-      this.statements.saveReputation.run(r.minerKey, BigInt(r.score), BigInt(r.accepted), BigInt(r.rejected), BigInt(r.bannedUntilMs)),
-    );
   }
 
   async close(): Promise<void> {
