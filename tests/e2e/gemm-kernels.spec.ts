@@ -20,11 +20,16 @@ test('every kernel config computes products of any shape: 1, primes, edges that 
   await page.waitForFunction(() => 'harness' in window);
   const configs = await page.evaluate(() => window.harness.configs());
   expect(configs.length).toBeGreaterThanOrEqual(4);
-  const shapes: [number, number, number][] = [[1, 1, 1], [1, 7, 3], [67, 45, 33], [64, 64, 64], [131, 97, 257], [3, 200, 5]];
+  // [m, k, n]: odd shapes take the scalar variant; K and N multiples of 4 take the vec4 variant.
+  const shapes: [number, number, number][] = [
+    [1, 1, 1], [1, 7, 3], [67, 45, 33], [131, 97, 257], [3, 200, 5],
+    [1, 4, 4], [68, 36, 44], [64, 64, 64], [130, 96, 260], [5, 4, 132],
+  ];
   for (let index = 0; index < configs.length; index++) {
     for (const [m, k, n] of shapes) {
       const result = await page.evaluate(([i, m, k, n]) => window.harness.gemm(i, m, k, n, m * 31 + n), [index, m, k, n] as const);
-      expect(result.maxRelativeError, `${result.config} at ${m}x${k}x${n}`).toBeLessThan(1e-5);
+      expect(result.variant).toBe(k % 4 === 0 && n % 4 === 0 ? 'vec4' : 'scalar');
+      expect(result.maxRelativeError, `${result.config} ${result.variant} at ${m}x${k}x${n}`).toBeLessThan(1e-5);
     }
   }
 });

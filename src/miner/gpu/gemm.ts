@@ -1,5 +1,5 @@
 // Runs the register-blocked GEMM kernel on a GPUDevice: pooled buffers, dispatches split to a time budget, timed.
-import { CANDIDATES, configName, kernelSource, tileCols, tileRows, type KernelConfig } from './kernel-config.ts';
+import { CANDIDATES, configName, kernelSource, tileCols, tileRows, variantFor, type KernelConfig, type KernelVariant } from './kernel-config.ts';
 
 /**
  * Longest a single command buffer should run: well under the ~2 s after which Windows resets a GPU, and short
@@ -26,23 +26,40 @@ const USAGE: Record<Role, number> = {
 export class GemmKernel {
   private readonly buffers = new Map<Role, GPUBuffer>();
   private readonly params: GPUBuffer;
+  private readonly pipelines = new Map<KernelVariant, Promise<GPUComputePipeline>>();
   /** Measured speed of this kernel on this device, learned from each dispatch; sizes the next ones. */
   private opsPerMs: number | undefined;
   private shape = { m: 0, k: 0, n: 0 };
 
   private constructor(
     private readonly device: GPUDevice,
-    private readonly pipeline: GPUComputePipeline,
     readonly config: KernelConfig,
   ) {
     this.params = device.createBuffer({ label: 'gemm params', size: PARAMS_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
   }
 
-  static async create(device: GPUDevice, config: KernelConfig = CANDIDATES[0]): Promise<GemmKernel> {
-    const label = `gemm-register-f32 ${configName(config)}`;
-    const module = device.createShaderModule({ label, code: kernelSource(config) });
-    const pipeline = await device.createComputePipelineAsync({ label, layout: 'auto', compute: { module, entryPoint: 'main' } });
-    return new GemmKernel(device, pipeline, config);
+  /** Compiles the given variants of a config now (by default both); any other is compiled when first needed. */
+  static async create(device: GPUDevice, config: KernelConfig = CANDIDATES[0], variants: KernelVariant[] = ['vec4', 'scalar']): Promise<GemmKernel> {
+    const kernel = new GemmKernel(device, config);
+    await Promise.all(variants.map((variant) => kernel.pipeline(variant)));
+    return kernel;
+  }
+
+  /** The compiled pipeline of a variant: vec4 for aligned shapes, scalar for the rest. */
+  pipeline(variant: KernelVariant): Promise<GPUComputePipeline> {
+    let pipeline = this.pipelines.get(variant);
+    if (!pipeline) {
+      const label = `gemm-register-${variant}-f32 ${configName(this.config)}`;
+      const module = this.device.createShaderModule({ label, code: kernelSource(this.config, variant) });
+      pipeline = this.device.createComputePipelineAsync({ label, layout: 'auto', compute: { module, entryPoint: 'main' } });
+      this.pipelines.set(variant, pipeline);
+    }
+    return pipeline;
+  }
+
+  /** The variant the next compute() uses, from the uploaded shape. */
+  get variant(): KernelVariant {
+    return variantFor(this.shape.k, this.shape.n);
   }
 
   /** C (m x n) = A (m x k) · B (k x n), all row-major f32: upload, compute, read back. */
@@ -64,8 +81,9 @@ export class GemmKernel {
   /** Computes C from the uploaded operands, in dispatches of about DISPATCH_BUDGET_MS each. */
   async compute(): Promise<{ gpuSeconds: number; dispatches: number }> {
     const { m, k, n } = this.shape;
+    const pipeline = await this.pipeline(this.variant);
     const bindGroup = this.device.createBindGroup({
-      layout: this.pipeline.getBindGroupLayout(0),
+      layout: pipeline.getBindGroupLayout(0),
       entries: [this.buffer('A', 0), this.buffer('B', 0), this.buffer('C', 0), this.params].map((buffer, binding) => ({ binding, resource: { buffer } })),
     });
     const rowTile = tileRows(this.config);
@@ -80,7 +98,7 @@ export class GemmKernel {
       const cols = Math.min(n, Math.max(colTile, Math.floor(budgetOps / (2 * rows * k) / colTile) * colTile || n));
       for (let col = 0; col < n; col += cols) {
         const colEnd = Math.min(n, col + cols);
-        gpuMs += await this.dispatch(bindGroup, m, n, k, row, row + rows, col, colEnd);
+        gpuMs += await this.dispatch(pipeline, bindGroup, m, n, k, row, row + rows, col, colEnd);
         dispatches++;
       }
       row += rows;
@@ -106,11 +124,11 @@ export class GemmKernel {
     this.params.destroy();
   }
 
-  private async dispatch(bindGroup: GPUBindGroup, m: number, n: number, k: number, rowOffset: number, rowEnd: number, colOffset: number, colEnd: number): Promise<number> {
+  private async dispatch(pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, m: number, n: number, k: number, rowOffset: number, rowEnd: number, colOffset: number, colEnd: number): Promise<number> {
     this.device.queue.writeBuffer(this.params, 0, new Uint32Array([m, n, k, rowOffset, rowEnd, colOffset, colEnd, 0]));
     const encoder = this.device.createCommandEncoder({ label: 'gemm' });
     const pass = encoder.beginComputePass();
-    pass.setPipeline(this.pipeline);
+    pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(Math.ceil((colEnd - colOffset) / tileCols(this.config)), Math.ceil((rowEnd - rowOffset) / tileRows(this.config)));
     pass.end();

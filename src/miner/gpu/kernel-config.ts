@@ -1,5 +1,11 @@
 // The tunable shapes of the GEMM kernel, and the WGSL each one compiles to.
-import registerSource from '../../../shaders/gemm-register-f32.wgsl?raw';
+import scalarSource from '../../../shaders/gemm-register-f32.wgsl?raw';
+import vec4Source from '../../../shaders/gemm-register-vec4-f32.wgsl?raw';
+
+/** scalar: any shape; vec4: 16-byte loads and stores, for K and N multiples of 4. */
+export type KernelVariant = 'scalar' | 'vec4';
+
+export const variantFor = (k: number, n: number): KernelVariant => (k % 4 === 0 && n % 4 === 0 ? 'vec4' : 'scalar');
 
 export interface KernelConfig {
   /** Threads per workgroup along columns (x) and rows (y). */
@@ -30,7 +36,7 @@ export const CANDIDATES: readonly KernelConfig[] = [
 
 /** Checks that a config is well formed and fits the device; returns the reason it does not, or null. */
 export function unfitReason(c: KernelConfig, limits: GPUSupportedLimits): string | null {
-  if (c.tm % 4 !== 0 || c.tn % 4 !== 0) return 'outputs per thread must be multiples of 4';
+  if (c.tm % 4 !== 0 || c.tn % 4 !== 0 || c.tileK % 4 !== 0) return 'outputs per thread and the K step must be multiples of 4';
   const threads = c.wgX * c.wgY;
   if ((tileRows(c) * c.tileK) % threads !== 0 || (c.tileK * tileCols(c)) % threads !== 0) return 'tiles do not split evenly over threads';
   if (threads > limits.maxComputeInvocationsPerWorkgroup) return `${threads} threads exceed the device's ${limits.maxComputeInvocationsPerWorkgroup}`;
@@ -42,9 +48,9 @@ export function unfitReason(c: KernelConfig, limits: GPUSupportedLimits): string
 }
 
 /** The kernel's WGSL with this config's constants in place of the defaults marked `tuned`. */
-export function kernelSource(c: KernelConfig): string {
+export function kernelSource(c: KernelConfig, variant: KernelVariant): string {
   const values: Record<string, number> = { WG_X: c.wgX, WG_Y: c.wgY, TM: c.tm, TN: c.tn, TILE_K: c.tileK };
-  let source = registerSource;
+  let source = variant === 'vec4' ? vec4Source : scalarSource;
   for (const [name, value] of Object.entries(values)) {
     const line = new RegExp(`^const ${name}: u32 = \\d+u;(.*// tuned.*)$`, 'm');
     if (!line.test(source)) throw new Error(`gemm kernel source has no tuned constant ${name}`);

@@ -46,7 +46,7 @@ const harness = {
     const b = operands(k * n, seed + 1);
     let last = await kernel.run(m, k, n, a, b);
     for (let i = 1; i < runs; i++) last = await kernel.run(m, k, n, a, b);
-    return { config: configName(config), maxRelativeError: checkProduct(last.c, a, b, m, k, n, 24), dispatches: last.dispatches, gpuSeconds: last.gpuSeconds };
+    return { config: configName(config), variant: kernel.variant, maxRelativeError: checkProduct(last.c, a, b, m, k, n, 24), dispatches: last.dispatches, gpuSeconds: last.gpuSeconds };
   },
 
   async tune() {
