@@ -1,6 +1,6 @@
 // `npm run bench:load`: one coordinator, N scripted miners over real WebRTC for a bounded time; units/s, latency, ledger check.
 //
-// Usage: npm run bench:load -- [miners] [seconds]   (or BENCH_MINERS, BENCH_SECONDS; defaults 40 and 30)
+// Usage: npm run bench:load -- [miners] [seconds]   (or BENCH_MINERS, BENCH_SECONDS; defaults 100 and 30: about 40 s in all here)
 // The coordinator runs in this process; the miners run in BENCH_WORKERS child processes (default 2, one per core here),
 // each speaking the real protocol through PeerJS and node-datachannel and computing small tiles on the CPU.
 import { spawn } from 'node:child_process';
@@ -9,9 +9,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
-import { toHex } from '../src/protocol/receipt.ts';
-import { randomMatrix } from '../tests/helpers/random.ts';
-import { ScriptedMiner } from '../tests/helpers/scripted-miner.ts';
+import type { ScriptedMiner as ScriptedMinerType } from '../tests/helpers/scripted-miner.ts';
 
 const API_KEY = 'ergon_bench_load_requester_key';
 /** Jobs of 64 tiles of 256x64 with K = 32: ~1 MFLOP a unit, a few ms of CPU, so the coordinator is what is measured. */
@@ -31,13 +29,16 @@ interface WorkerReport {
   errors: string[];
 }
 
-// Quiet by default: the coordinator's log reads this when it loads, hence the dynamic import below.
+// Quiet by default: the coordinator's log reads this when it loads, hence the dynamic imports.
 process.env.ERGON_LOG ??= 'silent';
+const { toHex } = await import('../src/protocol/receipt.ts');
+const { randomMatrix } = await import('../tests/helpers/random.ts');
+const { ScriptedMiner } = await import('../tests/helpers/scripted-miner.ts');
 if (process.env.BENCH_WORKER === '1') await worker();
 else await main();
 
 async function main(): Promise<void> {
-  const miners = Number(process.argv[2] ?? process.env.BENCH_MINERS ?? 40);
+  const miners = Number(process.argv[2] ?? process.env.BENCH_MINERS ?? 100);
   const seconds = Number(process.argv[3] ?? process.env.BENCH_SECONDS ?? 30);
   const workers = Math.max(1, Math.min(miners, Number(process.env.BENCH_WORKERS ?? 2)));
   if (!Number.isInteger(miners) || miners < 1 || miners > 500 || !(seconds > 0 && seconds <= 600)) {
@@ -162,7 +163,7 @@ async function main(): Promise<void> {
 async function worker(): Promise<void> {
   const url = process.env.BENCH_URL ?? '';
   const count = Number(process.env.BENCH_MINERS ?? 1);
-  const miners: ScriptedMiner[] = [];
+  const miners: ScriptedMinerType[] = [];
   let connectFailures = 0;
   const errors: string[] = [];
   for (let i = 0; i < count; i += CONNECT_CONCURRENCY) {
