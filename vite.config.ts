@@ -1,11 +1,46 @@
 import { defineConfig } from 'vite';
 import { svelte } from '@sveltejs/vite-plugin-svelte';
+import { VitePWA } from 'vite-plugin-pwa';
 
 // `npm run dev` serves the app with hot reload and sends API and signalling to a coordinator on :8787.
 const coordinator = process.env.ERGON_COORDINATOR ?? 'http://127.0.0.1:8787';
 
 export default defineConfig({
-  plugins: [svelte()],
+  plugins: [
+    svelte(),
+    // The installable shell: a generated service worker precaches the built page, worker and icons, so the page
+    // opens offline and shows the earnings kept in IndexedDB. It never caches the API or signalling: work,
+    // receipts and config must come from a live coordinator. A new version waits for the person ('prompt').
+    VitePWA({
+      registerType: 'prompt',
+      injectRegister: false,
+      manifest: {
+        name: 'Ergon miner',
+        short_name: 'Ergon',
+        description: "Lend this device's GPU to verified AI work, when you choose, and earn signed receipts.",
+        start_url: '/',
+        scope: '/',
+        display: 'standalone',
+        background_color: '#0b1120',
+        theme_color: '#14213d',
+        icons: [
+          { src: 'pwa-64x64.png', sizes: '64x64', type: 'image/png' },
+          { src: 'pwa-192x192.png', sizes: '192x192', type: 'image/png' },
+          { src: 'pwa-512x512.png', sizes: '512x512', type: 'image/png' },
+          { src: 'maskable-icon-512x512.png', sizes: '512x512', type: 'image/png', purpose: 'maskable' },
+        ],
+      },
+      workbox: {
+        globPatterns: ['**/*.{js,css,html,svg,png,ico,webmanifest}'],
+        navigateFallback: '/index.html',
+        navigateFallbackDenylist: [/^\/api\//, /^\/peerjs/],
+        // Source maps are for developers, not worth precaching.
+        globIgnores: ['**/*.map'],
+        runtimeCaching: [],
+        cleanupOutdatedCaches: true,
+      },
+    }),
+  ],
   worker: { format: 'es' },
   build: { target: 'es2022', sourcemap: true },
   server: {
