@@ -1,14 +1,31 @@
 // The page's handle on the GPU worker: promises in, typed messages across.
-import type { FromWorker, GpuDescription, ToWorker } from './worker-messages.ts';
+import type { FromWorker, GpuDescription, Throttle, ToWorker, UnitTiming } from './worker-messages.ts';
+
+export interface GpuRun extends UnitTiming {
+  c: Float32Array;
+}
+
+export interface GpuClientEvents {
+  /** The device was lost; the worker makes a new one for the next unit. */
+  deviceLost(message: string): void;
+  /** A new device is ready after a loss. */
+  deviceRestored(description: GpuDescription): void;
+}
 
 export class GpuClient {
   private readonly worker: Worker;
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (r: { c: Float32Array; gpuSeconds: number }) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, { resolve: (r: GpuRun) => void; reject: (e: Error) => void }>();
   private ready: Promise<GpuDescription> | undefined;
   private readyWaiter: { resolve: (d: GpuDescription) => void; reject: (e: Error) => void } | undefined;
+  /** Set when init failed because this browser has no usable WebGPU (as opposed to a passing error). */
+  noWebGpu = false;
 
-  constructor(private readonly onDeviceLost: (message: string) => void) {
+  private readonly events: GpuClientEvents;
+
+  /** A bare function is the device-lost handler alone (the benchmark's use). */
+  constructor(events: GpuClientEvents | ((message: string) => void)) {
+    this.events = typeof events === 'function' ? { deviceLost: events, deviceRestored: () => undefined } : events;
     this.worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'ergon-gpu' });
     this.worker.onmessage = (event: MessageEvent<FromWorker>) => this.handle(event.data);
   }
@@ -25,7 +42,17 @@ export class GpuClient {
     return this.ready;
   }
 
-  gemm(m: number, k: number, n: number, a: Float32Array, b: Float32Array): Promise<{ c: Float32Array; gpuSeconds: number }> {
+  /** Tells the worker how much of the GPU it may use; it applies from the next unit. */
+  setThrottle(throttle: Throttle): void {
+    this.post({ type: 'throttle', throttle });
+  }
+
+  /** Destroys the worker's device: a real device loss, to show (and test) that mining recovers. */
+  loseDevice(): void {
+    this.post({ type: 'lose-device' });
+  }
+
+  gemm(m: number, k: number, n: number, a: Float32Array, b: Float32Array): Promise<GpuRun> {
     const id = this.nextId++;
     const aCopy = a.slice();
     const bCopy = b.slice();
@@ -51,19 +78,24 @@ export class GpuClient {
         this.readyWaiter?.resolve(message);
         return;
       case 'init-failed':
+        this.noWebGpu = message.noWebGpu;
         this.readyWaiter?.reject(new Error(message.message));
         return;
-      case 'gemm-done':
-        this.pending.get(message.id)?.resolve({ c: new Float32Array(message.c), gpuSeconds: message.gpuSeconds });
-        this.pending.delete(message.id);
+      case 'gemm-done': {
+        const { type: _type, id, c, ...timing } = message;
+        this.pending.get(id)?.resolve({ ...timing, c: new Float32Array(c) });
+        this.pending.delete(id);
         return;
+      }
       case 'gemm-failed':
         this.pending.get(message.id)?.reject(new Error(message.message));
         this.pending.delete(message.id);
         return;
       case 'device-lost':
-        this.ready = undefined;
-        this.onDeviceLost(message.message);
+        this.events.deviceLost(message.message);
+        return;
+      case 'device-restored':
+        this.events.deviceRestored(message);
         return;
     }
   }

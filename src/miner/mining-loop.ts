@@ -1,4 +1,5 @@
-// The mining loop: connect, prove the wallet, lease a unit, run it on the GPU worker, return it, keep the receipt.
+// The mining loop: connect, prove the wallet, lease a unit, run it on the GPU worker, return it, keep the receipt;
+// pause when asked, rest as the throttle says, and fail over between the configured coordinators.
 import { Peer } from 'peerjs';
 import type { Receipt } from '../protocol/messages.ts';
 import { f32Tensor, f32Values } from '../protocol/tensor.ts';
@@ -6,9 +7,9 @@ import { toHex } from '../protocol/receipt.ts';
 import type { Wallet } from '../wallet/wallet.ts';
 import { CoordinatorLink, LinkClosedError, type MessageOf } from './coordinator-link.ts';
 import type { GpuClient } from './gpu-client.ts';
-import type { GpuDescription } from './worker-messages.ts';
+import type { GpuDescription, UnitTiming } from './worker-messages.ts';
 
-export type MinerPhase = 'idle' | 'starting-gpu' | 'connecting' | 'mining' | 'waiting-for-work' | 'reconnecting' | 'stopping' | 'failed';
+export type MinerPhase = 'idle' | 'starting-gpu' | 'connecting' | 'mining' | 'waiting-for-work' | 'paused' | 'reconnecting' | 'stopping' | 'failed';
 
 export interface UnitReport {
   unitId: string;
@@ -18,11 +19,21 @@ export interface UnitReport {
   reason?: string;
 }
 
+/** A unit the GPU finished, before its verdict: what the speed chart and the measured duty cycle are made of. */
+export interface ComputedUnit extends UnitTiming {
+  unitId: string;
+  ops: bigint;
+  coordinatorUrl: string;
+}
+
 export interface MinerEvents {
   phase(phase: MinerPhase, detail?: string): void;
   gpu(description: GpuDescription): void;
+  computed(unit: ComputedUnit): void;
   unit(report: UnitReport): void;
   receipt(receipt: Receipt): void;
+  /** The coordinator now in use (or the one being tried). */
+  coordinator(url: string): void;
 }
 
 const RECONNECT_FIRST_MS = 1_000;
@@ -34,9 +45,14 @@ export class MiningLoop {
   private running = false;
   private link: CoordinatorLink | undefined;
   private finished: Promise<void> = Promise.resolve();
+  private pauseReason = '';
+  /** Wakes whatever the loop is sleeping on: Stop, a resume and a throttle change all cut a rest short. */
+  private wakeSleeper: (() => void) | undefined;
+  private coordinatorIndex = 0;
 
+  /** `coordinators` is read at each connection attempt, so edits to the list apply on the next reconnect. */
   constructor(
-    private readonly coordinatorUrl: string,
+    private readonly coordinators: () => readonly string[],
     private readonly wallet: Wallet,
     private readonly gpu: GpuClient,
     private readonly events: MinerEvents,
@@ -60,26 +76,51 @@ export class MiningLoop {
     if (!this.running) return;
     this.running = false;
     this.events.phase('stopping');
+    this.wakeSleeper?.();
     await this.finished;
+  }
+
+  /** A non-empty reason pauses mining after the unit in hand; the link stays open. An empty one resumes. */
+  setPaused(reason: string): void {
+    this.pauseReason = reason;
+    this.wakeSleeper?.();
+  }
+
+  /** Cuts a throttle rest short so that a new throttle applies now (the worker re-checks it anyway). */
+  throttleChanged(): void {
+    this.wakeSleeper?.();
   }
 
   private async run(): Promise<void> {
     this.events.phase('starting-gpu');
     this.events.gpu(await this.gpu.init());
     let backoffMs = RECONNECT_FIRST_MS;
+    let failuresThisRound = 0;
     while (this.running) {
+      const list = this.coordinators();
+      const url = list[this.coordinatorIndex % list.length];
       try {
-        this.events.phase('connecting');
-        this.link = await CoordinatorLink.open(this.coordinatorUrl, Peer);
+        this.events.coordinator(url);
+        this.events.phase('connecting', url);
+        this.link = await CoordinatorLink.open(url, Peer);
         await this.hello(this.link);
         backoffMs = RECONNECT_FIRST_MS;
-        await this.mine(this.link);
+        failuresThisRound = 0;
+        await this.mine(this.link, url);
       } catch (err) {
         if (!this.running) break;
         const reason = err instanceof LinkClosedError ? `connection lost: ${err.message}` : (err as Error).message;
-        this.events.phase('reconnecting', `${reason}; retrying in ${Math.round(backoffMs / 1000)} s`);
-        await sleep(backoffMs);
-        backoffMs = Math.min(RECONNECT_MAX_MS, backoffMs * 2);
+        // Try the next coordinator at once; back off only after a whole round of them failed.
+        this.coordinatorIndex = (this.coordinatorIndex + 1) % Math.max(1, list.length);
+        failuresThisRound++;
+        if (failuresThisRound >= list.length) {
+          this.events.phase('reconnecting', `${reason}; retrying in ${Math.round(backoffMs / 1000)} s`);
+          await this.sleep(backoffMs);
+          backoffMs = Math.min(RECONNECT_MAX_MS, backoffMs * 2);
+          failuresThisRound = 0;
+        } else {
+          this.events.phase('reconnecting', `${reason}; trying ${this.coordinators()[this.coordinatorIndex] ?? 'the next coordinator'}`);
+        }
       } finally {
         this.link?.close();
         this.link = undefined;
@@ -102,33 +143,45 @@ export class MiningLoop {
     if (reply.type === 'error') throw new Error(`the coordinator refused this wallet: ${reply.message}`);
   }
 
+  /** Waits while paused (the link stays open and answers heartbeats), unless stopped or the link closes. */
+  private async waitWhilePaused(link: CoordinatorLink): Promise<void> {
+    while (this.running && this.pauseReason && !link.closed) {
+      this.events.phase('paused', this.pauseReason);
+      await this.sleep(60_000);
+    }
+  }
+
   /**
-   * Asks for the next lease as soon as one arrives, so that the next unit's operands cross the network while
-   * this one computes; verdicts are handled as they come back, without holding up the GPU.
+   * Unthrottled, asks for the next lease as soon as one arrives, so that the next unit's operands cross the network
+   * while this one computes. Throttled, asks only after the rest the worker wants, so no lease ages while the GPU
+   * rests. Verdicts are handled as they come back, without holding up the GPU.
    */
-  private async mine(link: CoordinatorLink): Promise<void> {
+  private async mine(link: CoordinatorLink, url: string): Promise<void> {
     const awaiting = new Map<string, { ops: bigint; gpuSeconds: number }>();
     const verdicts = this.collectVerdicts(link, awaiting);
     let requested = 0;
+    let restingMs = 0;
     const ask = () => {
       link.send({ type: 'work-request' });
       requested++;
     };
-    ask();
-    while (this.running) {
+    await this.waitWhilePaused(link);
+    if (this.running) ask();
+    while (this.running && requested > 0) {
       const offer = await link.next(['lease', 'no-work', 'error']);
       requested--;
       if (offer.type === 'error') throw new Error(`the coordinator refused work: ${offer.code}: ${offer.message}`);
       if (offer.type === 'no-work') {
         if (requested > 0) continue;
         this.events.phase('waiting-for-work');
-        await sleep(offer.retryAfterMs);
+        await this.sleep(offer.retryAfterMs);
+        await this.waitWhilePaused(link);
         if (this.running) ask();
         continue;
       }
       // A lease that arrives after Stop is left alone: closing the link hands it back to the coordinator.
       if (!this.running) break;
-      if (requested === 0) ask();
+      if (requested === 0 && restingMs === 0 && !this.pauseReason) ask();
       this.events.phase('mining');
 
       const [rows, depth] = offer.a.shape;
@@ -137,8 +190,19 @@ export class MiningLoop {
         throw new Error(`lease ${offer.leaseId} has operands of incompatible shapes`);
       }
       const run = await this.gpu.gemm(rows, depth, cols, f32Values(offer.a), f32Values(offer.b));
-      awaiting.set(offer.unitId, { ops: 2n * BigInt(rows) * BigInt(cols) * BigInt(depth), gpuSeconds: run.gpuSeconds });
+      const ops = 2n * BigInt(rows) * BigInt(cols) * BigInt(depth);
+      awaiting.set(offer.unitId, { ops, gpuSeconds: run.gpuSeconds });
       link.send({ type: 'result', leaseId: offer.leaseId, unitId: offer.unitId, gpuSeconds: run.gpuSeconds, output: f32Tensor([rows, cols], run.c) });
+      const { c: _c, ...timing } = run;
+      this.events.computed({ ...timing, unitId: offer.unitId, ops, coordinatorUrl: url });
+      restingMs = run.restMs;
+      if (requested > 0) continue;
+      if (restingMs > 0 && this.running) {
+        this.events.phase('mining', `resting ${(restingMs / 1000).toFixed(1)} s for the throttle`);
+        await this.sleep(restingMs);
+      }
+      await this.waitWhilePaused(link);
+      if (this.running) ask();
     }
     // Stopping: keep the receipts of results already sent.
     const deadline = Date.now() + VERDICT_WAIT_MS;
@@ -175,6 +239,19 @@ export class MiningLoop {
         this.events.unit({ ...report, accepted: false, reason: (err as Error).message });
       }
     }
+  }
+
+  /** Sleeps up to `ms`, or less when woken by Stop, a pause change or a throttle change. */
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        if (this.wakeSleeper === done) this.wakeSleeper = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wakeSleeper = done;
+    });
   }
 }
 

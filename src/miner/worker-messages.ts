@@ -1,9 +1,23 @@
 // Typed messages between the page and the GPU worker: the page never touches WebGPU itself.
 import type { AdapterInfo } from '../protocol/messages.ts';
 
+/** How much of the GPU the person lends: the worker enforces both limits before each unit. */
+export interface Throttle {
+  /** Largest share of wall time the GPU may be busy, 0.1 to 1. */
+  duty: number;
+  /** Most GPU seconds in any 60 s window, 1 to 60. */
+  gpuSecondsPerMinute: number;
+}
+
 export type ToWorker =
   | { type: 'init' }
-  | { type: 'gemm'; id: number; m: number; k: number; n: number; a: ArrayBuffer; b: ArrayBuffer };
+  | { type: 'throttle'; throttle: Throttle }
+  | { type: 'gemm'; id: number; m: number; k: number; n: number; a: ArrayBuffer; b: ArrayBuffer }
+  /**
+   * Diagnostics (and the recovery test): calls `device.destroy()` on the worker's live device, a real device loss.
+   * The worker then recovers exactly as from a driver reset: a fresh adapter and device, and the unit in hand rerun.
+   */
+  | { type: 'lose-device' };
 
 export interface KernelTuning {
   /** The config in use, e.g. wg16x16-t4x4-k16 */
@@ -22,9 +36,23 @@ export interface GpuDescription {
   tuning: KernelTuning;
 }
 
+/** One unit's run in the worker, timed on the wall clock (Date.now) so the page can line it up with its own. */
+export interface UnitTiming {
+  gpuSeconds: number;
+  dispatches: number;
+  /** How long the worker held the unit back to honour the throttle before running it. */
+  waitedMs: number;
+  startedAtMs: number;
+  finishedAtMs: number;
+  /** How long the throttle wants the GPU idle before the next unit may start. */
+  restMs: number;
+}
+
 export type FromWorker =
   | ({ type: 'ready' } & GpuDescription)
   | { type: 'init-failed'; noWebGpu: boolean; message: string }
-  | { type: 'gemm-done'; id: number; c: ArrayBuffer; gpuSeconds: number; dispatches: number }
+  | ({ type: 'gemm-done'; id: number; c: ArrayBuffer } & UnitTiming)
   | { type: 'gemm-failed'; id: number; message: string }
-  | { type: 'device-lost'; message: string };
+  | { type: 'device-lost'; message: string }
+  /** A fresh device after a loss, ready for work. */
+  | ({ type: 'device-restored' } & GpuDescription);

@@ -1,44 +1,59 @@
-// The GPU worker: owns the WebGPU device, tunes the kernel once per adapter, and runs units one at a time.
+// The GPU worker: owns the WebGPU device, tunes the kernel once per adapter, runs units one at a time under the
+// person's throttle, and recovers from a lost device without the page reloading.
 import { acquireDevice, NoWebGpuError } from './gpu/device.ts';
 import { adapterKey, storedTuning, tune } from './gpu/autotune.ts';
-import { GemmKernel } from './gpu/gemm.ts';
+import { GemmKernel, type GemmRun } from './gpu/gemm.ts';
 import { configName } from './gpu/kernel-config.ts';
-import type { FromWorker, GpuDescription, ToWorker } from './worker-messages.ts';
+import { pruneRuns, restMs, type RunRecord } from './throttle.ts';
+import type { FromWorker, GpuDescription, Throttle, ToWorker } from './worker-messages.ts';
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
 
+/** While resting, the worker looks again this often, so a raised throttle or a Stop takes effect quickly. */
+const REST_POLL_MS = 200;
+
 interface Gpu {
+  device: GPUDevice;
   description: GpuDescription;
   gemm: GemmKernel;
+  /** Rejects when the device is lost, so a unit in flight fails at once instead of waiting on a dead queue. */
+  lost: Promise<never>;
 }
 let gpu: Promise<Gpu> | undefined;
+let lostBefore = false;
 /** Units run strictly one after another: they share the kernel's pooled buffers. */
 let queue: Promise<unknown> = Promise.resolve();
+let throttle: Throttle = { duty: 1, gpuSecondsPerMinute: 60 };
+const runs: RunRecord[] = [];
 
 function post(message: FromWorker, transfer: Transferable[] = []): void {
   scope.postMessage(message, transfer);
 }
 
+class DeviceLostError extends Error {}
+
 async function startGpu(): Promise<Gpu> {
   const acquired = await acquireDevice();
-  void acquired.device.lost.then((info) => {
-    gpu = undefined; // the next unit acquires a fresh adapter and device
+  const lost = acquired.device.lost.then((info): never => {
+    gpu = undefined; // the next unit acquires a fresh adapter and device (an adapter gives one device only)
+    lostBefore = true;
     post({ type: 'device-lost', message: `${info.reason}: ${info.message}` });
+    throw new DeviceLostError(`the GPU device was lost (${info.reason})`);
   });
+  lost.catch(() => undefined); // observed by the unit in flight, if any
   const key = adapterKey(acquired.adapter, navigator.userAgent);
   const started = performance.now();
   const stored = await storedTuning(key, acquired.device);
   const record = stored ?? (await tune(acquired.device, key));
   const gemm = await GemmKernel.create(acquired.device, record.config);
-  return {
-    gemm,
-    description: {
-      adapter: acquired.adapter,
-      features: acquired.features,
-      limits: acquired.limits,
-      tuning: { config: configName(record.config), gflops: record.gflops, fresh: !stored, tuneSeconds: (performance.now() - started) / 1000 },
-    },
+  const description: GpuDescription = {
+    adapter: acquired.adapter,
+    features: acquired.features,
+    limits: acquired.limits,
+    tuning: { config: configName(record.config), gflops: record.gflops, fresh: !stored, tuneSeconds: (performance.now() - started) / 1000 },
   };
+  if (lostBefore) post({ type: 'device-restored', ...description });
+  return { device: acquired.device, gemm, description, lost };
 }
 
 function ensureGpu(): Promise<Gpu> {
@@ -47,6 +62,27 @@ function ensureGpu(): Promise<Gpu> {
     gpu = undefined;
   });
   return gpu;
+}
+
+/** Runs one unit; if the device is lost under it, runs it again once on a fresh device. */
+async function runUnit(m: number, k: number, n: number, a: Float32Array<ArrayBuffer>, b: Float32Array<ArrayBuffer>): Promise<GemmRun> {
+  for (let attempt = 0; ; attempt++) {
+    const current = await ensureGpu();
+    try {
+      return await Promise.race([current.gemm.run(m, k, n, a, b), current.lost]);
+    } catch (err) {
+      if (attempt > 0 || !(err instanceof DeviceLostError || gpu === undefined)) throw err;
+    }
+  }
+}
+
+async function honourThrottle(): Promise<number> {
+  const started = Date.now();
+  for (;;) {
+    const wait = restMs(throttle, runs, Date.now());
+    if (wait <= 0) return Date.now() - started;
+    await new Promise((resolve) => setTimeout(resolve, Math.min(wait, REST_POLL_MS)));
+  }
 }
 
 scope.onmessage = (event: MessageEvent<ToWorker>) => {
@@ -58,13 +94,25 @@ scope.onmessage = (event: MessageEvent<ToWorker>) => {
         (err: unknown) => post({ type: 'init-failed', noWebGpu: err instanceof NoWebGpuError, message: (err as Error).message }),
       );
       return;
+    case 'throttle':
+      throttle = message.throttle;
+      return;
+    case 'lose-device':
+      void gpu?.then((current) => current.device.destroy(), () => undefined);
+      return;
     case 'gemm':
       queue = queue.then(async () => {
         try {
-          const { gemm } = await ensureGpu();
-          const { m, k, n } = message;
-          const run = await gemm.run(m, k, n, new Float32Array(message.a), new Float32Array(message.b));
-          post({ type: 'gemm-done', id: message.id, c: run.c.buffer, gpuSeconds: run.gpuSeconds, dispatches: run.dispatches }, [run.c.buffer]);
+          const waitedMs = await honourThrottle();
+          const startedAtMs = Date.now();
+          const run = await runUnit(message.m, message.k, message.n, new Float32Array(message.a), new Float32Array(message.b));
+          const finishedAtMs = Date.now();
+          runs.push({ startedAtMs, finishedAtMs, gpuSeconds: run.gpuSeconds });
+          pruneRuns(runs, finishedAtMs);
+          post(
+            { type: 'gemm-done', id: message.id, c: run.c.buffer, gpuSeconds: run.gpuSeconds, dispatches: run.dispatches, waitedMs, startedAtMs, finishedAtMs, restMs: restMs(throttle, runs, finishedAtMs) },
+            [run.c.buffer],
+          );
         } catch (err) {
           post({ type: 'gemm-failed', id: message.id, message: (err as Error).message });
         }
