@@ -1,11 +1,21 @@
-// Shared state of the miner page: what the views show, fed by the mining loop and the wallet.
+// Shared state of the miner page: what the views show, fed by the mining loop, the GPU worker and the wallet,
+// and the rules that turn settings and the device's condition into a pause or a throttle.
 import { GpuClient } from '../miner/gpu-client.ts';
-import { MiningLoop, type MinerPhase } from '../miner/mining-loop.ts';
-import type { GpuDescription } from '../miner/worker-messages.ts';
-import { Wallet, type Balance } from '../wallet/wallet.ts';
+import { MiningLoop, type ComputedUnit, type MinerPhase } from '../miner/mining-loop.ts';
+import type { GpuDescription, Throttle } from '../miner/worker-messages.ts';
+import { earnings } from './earnings.svelte.ts';
+import { politeness } from './politeness.svelte.ts';
+import { settings } from './settings.svelte.ts';
 
 /** Live speed is a moving window over the last few units. */
 const SPEED_WINDOW_UNITS = 8;
+/** Units kept for the chart and the measured duty cycle. */
+const HISTORY_UNITS = 60;
+/**
+ * Under CPU pressure the duty cycle is cut to at most these shares: a back-off, not a pause, because on a machine
+ * whose GPU is emulated on the CPU (SwiftShader) the pressure is partly the work's own and a pause would oscillate.
+ */
+const PRESSURE_DUTY = { serious: 0.5, critical: 0.25 } as const;
 
 class MiningState {
   phase = $state<MinerPhase>('idle');
@@ -14,8 +24,15 @@ class MiningState {
   unitsDone = $state(0);
   unitsRejected = $state(0);
   lastRejection = $state('');
-  balance = $state<Balance | null>(null);
-  walletKey = $state('');
+  /** Units computed this session, oldest first (at most HISTORY_UNITS). */
+  history = $state<ComputedUnit[]>([]);
+  /** Units the GPU finished this session, verdict or not. */
+  unitsComputed = $state(0);
+  deviceLosses = $state(0);
+  deviceRecoveries = $state(0);
+  coordinatorUrl = $state('');
+  /** Why this browser cannot mine with WebGPU, when it cannot. */
+  noWebGpu = $state('');
   private recent = $state<{ ops: bigint; gpuSeconds: number }[]>([]);
 
   /** GFLOP/s of GPU time over the recent units. */
@@ -25,31 +42,83 @@ class MiningState {
     return seconds > 0 ? ops / seconds / 1e9 : 0;
   });
 
+  /** Share of wall time the GPU was busy over the last units: GPU seconds after the first / time between finishes. */
+  measuredDuty = $derived.by(() => {
+    const units = this.history.slice(-SPEED_WINDOW_UNITS);
+    if (units.length < 3) return null;
+    const wallMs = units[units.length - 1].finishedAtMs - units[0].finishedAtMs;
+    const gpuSeconds = units.slice(1).reduce((s, u) => s + u.gpuSeconds, 0);
+    return wallMs > 0 ? Math.min(1, (gpuSeconds * 1000) / wallMs) : null;
+  });
+
   running = $derived(this.phase !== 'idle' && this.phase !== 'failed');
 
-  private wallet: Wallet | undefined;
-  private loop: MiningLoop | undefined;
+  /** Why mining is paused now, in words; empty when it may run. */
+  pauseReason = $derived.by(() => {
+    const s = settings.value;
+    if (s.pauseOnBattery && politeness.onBattery === true) return 'Paused: this device is on battery. It resumes when plugged in.';
+    if (!s.keepMiningInBackground && politeness.hidden) return 'Paused: the tab is hidden. It resumes when you come back.';
+    return '';
+  });
 
+  /** The throttle the worker honours: the person's, tightened under serious pressure. */
+  throttle = $derived.by((): Throttle => {
+    const duty = settings.value.dutyPercent / 100;
+    const pressure = politeness.pressure;
+    return {
+      duty: pressure === 'serious' || pressure === 'critical' ? Math.min(duty, PRESSURE_DUTY[pressure]) : duty,
+      gpuSecondsPerMinute: settings.value.gpuSecondsPerMinute,
+    };
+  });
+
+  private loop: MiningLoop | undefined;
+  private client: GpuClient | undefined;
+  private wired = false;
+
+  /** Opens the wallet and starts following settings and the device's condition. Touches no GPU. */
   async load(): Promise<void> {
-    this.wallet = await Wallet.open();
-    this.walletKey = this.wallet.publicKeyHex;
-    this.balance = await this.wallet.balance();
+    politeness.start();
+    this.wire();
+    await earnings.load();
   }
 
+  /** The person pressed Start: only now is the GPU worker made and asked for a device. */
   start(): void {
-    const wallet = this.wallet;
+    const wallet = earnings.wallet;
     if (!wallet || this.loop?.isRunning) return;
-    const gpu = new GpuClient((message) => {
-      this.detail = `GPU device lost (${message}); a new one is made for the next unit`;
+    this.noWebGpu = '';
+    const gpu = new GpuClient({
+      deviceLost: (message) => {
+        this.deviceLosses++;
+        this.detail = `GPU device lost (${message}); making a new one and running the unit again`;
+      },
+      deviceRestored: (description) => {
+        this.deviceRecoveries++;
+        this.gpu = description;
+        this.detail = 'GPU device recovered';
+      },
     });
-    this.loop = new MiningLoop(new URL('/', location.href).href, wallet, gpu, {
+    this.client = gpu;
+    gpu.setThrottle($state.snapshot(this.throttle));
+    const loop = new MiningLoop(() => settings.value.coordinators, wallet, gpu, {
       phase: (phase, detail) => {
         this.phase = phase;
         this.detail = detail ?? '';
-        if (phase === 'idle' || phase === 'failed') gpu.terminate();
+        if (phase === 'failed' && gpu.noWebGpu) this.noWebGpu = detail ?? 'WebGPU is not available';
+        if (phase === 'idle' || phase === 'failed') {
+          gpu.terminate();
+          if (this.client === gpu) this.client = undefined;
+        }
       },
       gpu: (description) => {
         this.gpu = description;
+      },
+      coordinator: (url) => {
+        this.coordinatorUrl = url;
+      },
+      computed: (unit) => {
+        this.unitsComputed++;
+        this.history = [...this.history, unit].slice(-HISTORY_UNITS);
       },
       unit: (report) => {
         if (!report.accepted) {
@@ -61,14 +130,38 @@ class MiningState {
         this.recent = [...this.recent, { ops: report.ops, gpuSeconds: report.gpuSeconds }].slice(-SPEED_WINDOW_UNITS);
       },
       receipt: async () => {
-        this.balance = await wallet.balance();
+        await earnings.refresh();
       },
     });
-    this.loop.start();
+    this.loop = loop;
+    loop.setPaused(this.pauseReason);
+    loop.start();
   }
 
   async stop(): Promise<void> {
     await this.loop?.stop();
+  }
+
+  /** Diagnostics: destroys the worker's GPU device for real, to show that mining recovers without a reload. */
+  loseDevice(): void {
+    this.client?.loseDevice();
+  }
+
+  /** Keeps the loop's pause and the worker's throttle in step with settings and the device's condition. */
+  private wire(): void {
+    if (this.wired) return;
+    this.wired = true;
+    $effect.root(() => {
+      $effect(() => {
+        const reason = this.pauseReason;
+        this.loop?.setPaused(reason);
+      });
+      $effect(() => {
+        const throttle = $state.snapshot(this.throttle);
+        this.client?.setThrottle(throttle);
+        this.loop?.throttleChanged();
+      });
+    });
   }
 }
 
