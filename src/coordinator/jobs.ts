@@ -71,7 +71,14 @@ export class Jobs {
       let a = new Float32Array(0);
       let b = new Float32Array(0);
       if (stored.finishedAtMs === null) {
-        const bytes = await this.operands.get(stored.operandsSha256);
+        let bytes: Uint8Array<ArrayBuffer>;
+        try {
+          bytes = await this.operands.get(stored.operandsSha256);
+        } catch (err) {
+          // One job's lost or corrupt operands must not keep the coordinator from serving the others.
+          log('job-unrecoverable', { job: stored.id, operands: stored.operandsSha256, error: String(err) });
+          continue;
+        }
         const values = new Float32Array(bytes.buffer);
         a = values.subarray(0, m * k);
         b = values.subarray(m * k);
