@@ -18,8 +18,8 @@ const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const DEFAULT_SIZES = ['256', '512', '1024', '1000x700x900', '1x4096x4096'];
 const FULL_EXTRA_SIZES = ['2048'];
 const DEFAULT_REPS = 5;
-/** Two untimed runs first: the first compiles pipelines and uploads; ORT WebGPU's first run took 5-24 s. */
-const DEFAULT_WARMUP = 2;
+/** An untimed run first: it compiles pipelines and uploads; ORT WebGPU's first run took 5-24 s. */
+const DEFAULT_WARMUP = 1;
 const DEFAULT_E2E_SIZE = 1024;
 const DEFAULT_VERIFY_REPS = 5;
 const DEFAULT_SEED = 20_240_401;
@@ -219,15 +219,18 @@ function targets(shapes: ShapeResult[], e2e: BenchReport['endToEnd']): TargetRes
       });
     }
   }
-  const ok = e2e && !('error' in e2e) ? e2e : undefined;
+  const ok = e2e && !('error' in e2e) ? (e2e.runs.find((r) => r.mode === 'pipelined') ?? e2e.runs[0]) : undefined;
+  // Against the same run's own gpuSeconds: the same units in the same minutes. (Comparing with another run's
+  // kernel rate measured the machine's load drifting more than the path's overhead.)
+  const fraction = ok?.miningOverKernel;
   out.push({
-    name: 'end-to-end mining rate / raw kernel rate',
-    value: ok?.miningOverKernel ?? null,
+    name: `end-to-end mining rate / raw kernel rate${ok ? ` (${ok.mode}, ${ok.size}^3 job)` : ''}`,
+    value: fraction ?? null,
     target: `>= ${TARGET_MINING_OVER_KERNEL}`,
-    met: ok ? ok.miningOverKernel >= TARGET_MINING_OVER_KERNEL : null,
+    met: fraction === undefined ? null : fraction >= TARGET_MINING_OVER_KERNEL,
   });
   out.push({
-    name: 'Freivalds time / job compute time',
+    name: `Freivalds time / job compute time${ok ? ` (${ok.size}^3 job)` : ''}`,
     value: ok?.freivaldsOverCompute ?? null,
     target: `<= ${TARGET_FREIVALDS_OVER_COMPUTE}`,
     met: ok ? ok.freivaldsOverCompute <= TARGET_FREIVALDS_OVER_COMPUTE : null,
@@ -290,9 +293,9 @@ async function main(): Promise<void> {
     if (options.e2eSize > 0) {
       log(`end-to-end: mining a ${options.e2eSize}^3 job through the real protocol code and GPU worker...`);
       try {
-        const e2e = await call(page, 'endToEnd', { size: options.e2eSize, seed: options.seed + 7 });
+        const runs = await call(page, 'endToEnd', { size: options.e2eSize, seed: options.seed + 7, modes: ['serial', 'pipelined'] });
         const same = shapes.find((s) => s.label === String(options.e2eSize))?.impls.ours;
-        endToEnd = { ...e2e, oursKernelAtSameSizeGflops: same?.ok ? same.gflops : undefined };
+        endToEnd = { runs, oursKernelAtSameSizeGflops: same?.ok ? same.gflops : undefined };
       } catch (err) {
         endToEnd = { error: message(err) };
       }
@@ -313,9 +316,11 @@ async function main(): Promise<void> {
       'Errors: max |C - ref| / max |ref| against an f64 CPU reference; products over 2^30 multiply-adds are checked on a seeded sample of whole rows of C.',
       'Freivalds cost (verify/ours column): freivalds() from src/work/gemm on the whole product in the page\'s V8 (the coordinator runs the same code in Node\'s V8), '
         + 'median of --verify-reps runs, over ours\' median compute time for the same shape.',
-      `End-to-end: the job is split by src/work/gemm (UNIT_TILE tiles); lease and result go through encodeMessage, frames(), Reassembler and parse*Message in memory (no WebRTC), `
-        + 'the unit runs on src/miner/gpu-client.ts\'s worker (the product\'s worker, which tunes its own kernel), and each result is verified with freivalds() before the next lease, '
-        + 'as the mining loop waits for its receipt. Raw kernel rate = ops / sum of the worker\'s gpuSeconds for the same units.',
+      'End-to-end: the job is split by src/work/gemm (UNIT_TILE tiles); lease and result go through encodeMessage, frames(), Reassembler and parse*Message in memory (no WebRTC), '
+        + 'the unit runs on src/miner/gpu-client.ts\'s worker (the product\'s worker, which tunes its own kernel), and Freivalds verifies each result in the page. '
+        + '"serial": verdict before the next lease. "pipelined" (the mining loop\'s way, and the one the target uses): the next lease is encoded and parsed, and the previous '
+        + 'result verified, while the worker computes; on SwiftShader that page work competes with the "GPU" for the same 2 cores. '
+        + 'Raw kernel rate = ops / sum of the worker\'s gpuSeconds for the same units.',
       `ORT WASM threads: ${environment.crossOriginIsolated ? `${environment.hardwareConcurrency} (crossOriginIsolated via COOP/COEP)` : '1 (not crossOriginIsolated)'}.`,
     ];
     if (a.isFallbackAdapter || a.architecture === 'swiftshader') {

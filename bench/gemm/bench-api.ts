@@ -71,10 +71,14 @@ export interface VerificationCost {
   accepted: boolean;
 }
 
+/** serial: verdict before the next lease; pipelined: next lease and previous verdict while this unit computes. */
+export type EndToEndMode = 'serial' | 'pipelined';
+
 export interface EndToEndSpec {
   /** Square job edge: the job is size x size x size, split into the coordinator's unit tiles. */
   size: number;
   seed: number;
+  modes: EndToEndMode[];
 }
 
 export interface EndToEndUnit {
@@ -99,6 +103,7 @@ export interface EndToEndUnit {
 }
 
 export interface EndToEndResult {
+  mode: EndToEndMode;
   size: number;
   unitTile: number;
   ops: number;
@@ -129,7 +134,7 @@ export interface BenchPage {
   /** Freivalds on the last product of `impl` (A, B, C of the prepared shape). */
   verificationCost(impl: ImplName, reps: number): Promise<VerificationCost>;
   release(impl: ImplName): Promise<void>;
-  endToEnd(spec: EndToEndSpec): Promise<EndToEndResult>;
+  endToEnd(spec: EndToEndSpec): Promise<EndToEndResult[]>;
 }
 
 declare global {

@@ -4,11 +4,11 @@ import { frames, Reassembler } from '../../src/protocol/framing.ts';
 import { f32Tensor, f32Values } from '../../src/protocol/tensor.ts';
 import { PROTOCOL_VERSION } from '../../src/protocol/version.ts';
 import { freivalds } from '../../src/work/gemm/freivalds.ts';
-import { splitTiles, UNIT_TILE, unitOperands, type GemmJob } from '../../src/work/gemm/gemm.ts';
+import { splitTiles, UNIT_TILE, unitOperands, type GemmJob, type GemmUnit } from '../../src/work/gemm/gemm.ts';
 import { cryptoRandomBytes } from '../../src/work/kind.ts';
 import { GpuClient } from '../../src/miner/gpu-client.ts';
-import type { EndToEndResult, EndToEndSpec, EndToEndUnit } from './bench-api.ts';
-import { compare, makeOperands, referenceRows } from './reference.ts';
+import type { EndToEndMode, EndToEndResult, EndToEndSpec, EndToEndUnit } from './bench-api.ts';
+import { compare, makeOperands, referenceRows, type Operands } from './reference.ts';
 import { nowSeconds } from './runner.ts';
 
 /** Generous: the deadline is carried in the lease but nothing here enforces it. */
@@ -26,92 +26,165 @@ function transport(messageId: number, bytes: Uint8Array, receiver: Reassembler):
   return whole;
 }
 
+interface Timed<T> {
+  value: T;
+  seconds: number;
+}
+
+function timed<T>(f: () => T): Timed<T> {
+  const started = nowSeconds();
+  const value = f();
+  return { value, seconds: nowSeconds() - started };
+}
+
+/** One job's units through both ends of the protocol; the coordinator and miner halves share this page. */
+class Session {
+  private messageId = 1;
+  private readonly minerSide = new Reassembler();
+  private readonly coordinatorSide = new Reassembler();
+  readonly tiles: Float32Array;
+
+  constructor(private readonly job: GemmJob) {
+    this.tiles = new Float32Array(job.m * job.n);
+  }
+
+  /** Coordinator cuts and sends a lease; the miner reassembles and parses it. */
+  lease(unit: GemmUnit) {
+    const coordinator = timed(() => {
+      const { a, b } = unitOperands(this.job, unit);
+      const bytes = encodeMessage({
+        type: 'lease', v: PROTOCOL_VERSION, leaseId: `lease-${unit.id}`, unitId: unit.id, kind: 'gemm', deadlineMs: LEASE_DEADLINE_MS,
+        a: f32Tensor([unit.rows, unit.depth], a), b: f32Tensor([unit.depth, unit.cols], b),
+      });
+      return { a, b, bytes };
+    });
+    const miner = timed(() => {
+      const parsed = parseCoordinatorMessage(transport(this.messageId++, coordinator.value.bytes, this.minerSide));
+      if (!parsed.ok || parsed.value.type !== 'lease') throw new Error(`lease did not parse: ${parsed.ok ? parsed.value.type : parsed.error.message}`);
+      return parsed.value;
+    });
+    return { unit, a: coordinator.value.a, b: coordinator.value.b, bytes: coordinator.value.bytes.byteLength, lease: miner.value, coordinatorSeconds: coordinator.seconds, minerSeconds: miner.seconds };
+  }
+
+  /** Miner encodes and sends the result; the coordinator reassembles and parses it. */
+  result(leaseId: string, unitId: string, gpuSeconds: number, c: Float32Array, rows: number, cols: number) {
+    const miner = timed(() => encodeMessage({ type: 'result', v: PROTOCOL_VERSION, leaseId, unitId, gpuSeconds, output: f32Tensor([rows, cols], c) }));
+    const coordinator = timed(() => {
+      const parsed = parseMinerMessage(transport(this.messageId++, miner.value, this.coordinatorSide));
+      if (!parsed.ok || parsed.value.type !== 'result') throw new Error(`result did not parse: ${parsed.ok ? parsed.value.type : parsed.error.message}`);
+      return f32Values(parsed.value.output);
+    });
+    return { c: coordinator.value, bytes: miner.value.byteLength, minerSeconds: miner.seconds, coordinatorSeconds: coordinator.seconds };
+  }
+
+  /** Coordinator verifies with Freivalds and, as assemble() would, places the tile. */
+  verify(unit: GemmUnit, a: Float32Array, b: Float32Array, c: Float32Array): Timed<boolean> {
+    const verdict = timed(() => freivalds({ a, b, c, rows: unit.rows, depth: unit.depth, cols: unit.cols }, cryptoRandomBytes).ok);
+    for (let i = 0; i < unit.rows; i++) this.tiles.set(c.subarray(i * unit.cols, (i + 1) * unit.cols), (unit.row0 + i) * this.job.n + unit.col0);
+    return verdict;
+  }
+}
+
+type Leased = ReturnType<Session['lease']>;
+
 /**
- * Runs a size^3 job unit by unit, strictly in sequence as the mining loop does (lease, compute, result, verdict),
- * with the real GpuClient and worker (src/miner) and the real protocol code. Frames pass in memory: no WebRTC.
+ * serial: lease, compute, result, verdict, then the next lease: the mining loop before lease prefetch.
+ * pipelined: as src/miner/mining-loop.ts does now: the next lease is fetched, and the previous result verified
+ * by the coordinator, while the worker computes this unit. Here both "sides" share the page's thread while the
+ * worker and the GPU (SwiftShader: the same CPU cores) compute, so the overlap is real but not free.
  */
-export async function endToEnd(spec: EndToEndSpec): Promise<EndToEndResult> {
+async function mine(gpu: GpuClient, job: GemmJob, units: GemmUnit[], mode: EndToEndMode): Promise<{ rows: EndToEndUnit[]; tiles: Float32Array; wallSeconds: number }> {
+  const session = new Session(job);
+  const rows: EndToEndUnit[] = [];
+  let pendingVerify: { leased: Leased; c: Float32Array; row: EndToEndUnit } | undefined;
+  const verifyPending = () => {
+    if (!pendingVerify) return;
+    const { leased, c, row } = pendingVerify;
+    const verdict = session.verify(leased.unit, leased.a, leased.b, c);
+    row.freivaldsSeconds = verdict.seconds;
+    row.coordinatorSeconds += verdict.seconds;
+    row.accepted = verdict.value;
+    pendingVerify = undefined;
+  };
+
+  const started = nowSeconds();
+  let next: Leased | undefined = session.lease(units[0]);
+  for (let i = 0; i < units.length; i++) {
+    const unitStarted = nowSeconds();
+    const leased: Leased = next ?? session.lease(units[i]);
+    next = undefined;
+    const [rowsOfA, depth] = leased.lease.a.shape;
+    const cols = leased.lease.b.shape[1];
+    const workerStarted = nowSeconds();
+    const computing = gpu.gemm(rowsOfA, depth, cols, f32Values(leased.lease.a), f32Values(leased.lease.b));
+    if (mode === 'pipelined') {
+      if (i + 1 < units.length) next = session.lease(units[i + 1]);
+      verifyPending();
+    }
+    const run = await computing;
+    const workerSeconds = nowSeconds() - workerStarted;
+    const result = session.result(leased.lease.leaseId, leased.lease.unitId, run.gpuSeconds, run.c, rowsOfA, cols);
+    const row: EndToEndUnit = {
+      unitId: leased.unit.id, rows: rowsOfA, depth, cols,
+      wallSeconds: 0,
+      gpuSeconds: run.gpuSeconds,
+      workerSeconds,
+      leaseBytes: leased.bytes,
+      resultBytes: result.bytes,
+      coordinatorSeconds: leased.coordinatorSeconds + result.coordinatorSeconds,
+      minerSeconds: leased.minerSeconds + result.minerSeconds,
+      freivaldsSeconds: 0,
+      accepted: false,
+    };
+    rows.push(row);
+    pendingVerify = { leased, c: result.c, row };
+    if (mode === 'serial') {
+      verifyPending();
+      if (i + 1 < units.length) next = session.lease(units[i + 1]);
+    }
+    row.wallSeconds = nowSeconds() - unitStarted;
+  }
+  verifyPending();
+  return { rows, tiles: session.tiles, wallSeconds: nowSeconds() - started };
+}
+
+function summarise(mode: EndToEndMode, size: number, ops: number, run: Awaited<ReturnType<typeof mine>>, operands: Operands, seed: number, worker: string): EndToEndResult {
+  const gpuSeconds = run.rows.reduce((s, u) => s + u.gpuSeconds, 0);
+  const freivaldsSeconds = run.rows.reduce((s, u) => s + u.freivaldsSeconds, 0);
+  const check = compare(run.tiles, referenceRows(operands, seed), operands.shape);
+  return {
+    mode, size, unitTile: UNIT_TILE, ops, wallSeconds: run.wallSeconds, gpuSeconds, freivaldsSeconds,
+    miningGflops: ops / run.wallSeconds / 1e9,
+    kernelGflops: ops / gpuSeconds / 1e9,
+    miningOverKernel: gpuSeconds / run.wallSeconds,
+    freivaldsOverCompute: freivaldsSeconds / gpuSeconds,
+    allAccepted: run.rows.every((u) => u.accepted),
+    maxRelError: check.maxRelError,
+    units: run.rows,
+    worker,
+  };
+}
+
+/**
+ * Mines a size^3 job split by the gemm kind, with the real GpuClient and worker (src/miner) and the real protocol
+ * code, once per mode. Frames pass in memory: no WebRTC.
+ */
+export async function endToEnd(spec: EndToEndSpec): Promise<EndToEndResult[]> {
   const { size, seed } = spec;
   const operands = makeOperands({ m: size, k: size, n: size }, seed);
   const job: GemmJob = { id: 'bench-e2e', m: size, n: size, k: size, a: operands.a, b: operands.b };
   const units = splitTiles(job.id, size, size, size, UNIT_TILE);
+  const ops = 2 * size * size * size;
 
   const gpu = new GpuClient((message) => console.error(`bench e2e: device lost: ${message}`));
   try {
-    const description = await gpu.init();
+    const worker = JSON.stringify(await gpu.init());
     // Warm-up: the first unit compiles the pipeline and sizes the kernel's buffer pool; not timed.
     const warm = unitOperands(job, units[0]);
     await gpu.gemm(units[0].rows, units[0].depth, units[0].cols, warm.a, warm.b);
-
-    const minerSide = new Reassembler();
-    const coordinatorSide = new Reassembler();
-    const tiles = new Float32Array(size * size);
-    const results: EndToEndUnit[] = [];
-    let messageId = 1;
-
-    const jobStarted = nowSeconds();
-    for (const unit of units) {
-      const started = nowSeconds();
-      // Coordinator: cut the unit's operands and send the lease.
-      const { a, b } = unitOperands(job, unit);
-      const leaseId = `lease-${unit.id}`;
-      const leaseBytes = encodeMessage({
-        type: 'lease', v: PROTOCOL_VERSION, leaseId, unitId: unit.id, kind: 'gemm', deadlineMs: LEASE_DEADLINE_MS,
-        a: f32Tensor([unit.rows, unit.depth], a), b: f32Tensor([unit.depth, unit.cols], b),
-      });
-      const leaseSent = nowSeconds();
-      // Miner: reassemble, parse and check the lease, run it on the GPU worker, send the result.
-      const lease = parseCoordinatorMessage(transport(messageId++, leaseBytes, minerSide));
-      if (!lease.ok || lease.value.type !== 'lease') throw new Error(`lease did not parse: ${lease.ok ? lease.value.type : lease.error.message}`);
-      const [rows, depth] = lease.value.a.shape;
-      const cols = lease.value.b.shape[1];
-      const workerStarted = nowSeconds();
-      const run = await gpu.gemm(rows, depth, cols, f32Values(lease.value.a), f32Values(lease.value.b));
-      const workerSeconds = nowSeconds() - workerStarted;
-      const resultBytes = encodeMessage({
-        type: 'result', v: PROTOCOL_VERSION, leaseId: lease.value.leaseId, unitId: lease.value.unitId,
-        gpuSeconds: run.gpuSeconds, output: f32Tensor([rows, cols], run.c),
-      });
-      const resultSent = nowSeconds();
-      // Coordinator: reassemble and parse the result, check its shape, verify.
-      const result = parseMinerMessage(transport(messageId++, resultBytes, coordinatorSide));
-      if (!result.ok || result.value.type !== 'result') throw new Error(`result did not parse: ${result.ok ? result.value.type : result.error.message}`);
-      const c = f32Values(result.value.output);
-      const verifyStarted = nowSeconds();
-      const verdict = freivalds({ a, b, c, rows: unit.rows, depth: unit.depth, cols: unit.cols }, cryptoRandomBytes);
-      const finished = nowSeconds();
-      for (let i = 0; i < unit.rows; i++) tiles.set(c.subarray(i * unit.cols, (i + 1) * unit.cols), (unit.row0 + i) * size + unit.col0);
-
-      results.push({
-        unitId: unit.id, rows: unit.rows, depth: unit.depth, cols: unit.cols,
-        wallSeconds: finished - started,
-        gpuSeconds: run.gpuSeconds,
-        workerSeconds,
-        leaseBytes: leaseBytes.byteLength,
-        resultBytes: resultBytes.byteLength,
-        coordinatorSeconds: leaseSent - started + (finished - resultSent),
-        minerSeconds: workerStarted - leaseSent + (resultSent - workerStarted - workerSeconds),
-        freivaldsSeconds: finished - verifyStarted,
-        accepted: verdict.ok,
-      });
-    }
-    const wallSeconds = nowSeconds() - jobStarted;
-
-    const ops = 2 * size * size * size;
-    const gpuSeconds = results.reduce((s, u) => s + u.gpuSeconds, 0);
-    const freivaldsSeconds = results.reduce((s, u) => s + u.freivaldsSeconds, 0);
-    const check = compare(tiles, referenceRows(operands, seed), operands.shape);
-    return {
-      size, unitTile: UNIT_TILE, ops, wallSeconds, gpuSeconds, freivaldsSeconds,
-      miningGflops: ops / wallSeconds / 1e9,
-      kernelGflops: ops / gpuSeconds / 1e9,
-      miningOverKernel: gpuSeconds / wallSeconds,
-      freivaldsOverCompute: freivaldsSeconds / gpuSeconds,
-      allAccepted: results.every((u) => u.accepted),
-      maxRelError: check.maxRelError,
-      units: results,
-      worker: JSON.stringify(description),
-    };
+    const results: EndToEndResult[] = [];
+    for (const mode of spec.modes) results.push(summarise(mode, size, ops, await mine(gpu, job, units, mode), operands, seed, worker));
+    return results;
   } finally {
     gpu.terminate();
   }

@@ -11,13 +11,12 @@ interface ResidentGemm {
   upload(m: number, k: number, n: number, a: Float32Array<ArrayBuffer>, b: Float32Array<ArrayBuffer>): void;
   compute(): Promise<{ gpuSeconds: number; dispatches?: number }>;
   readBack(): Promise<Float32Array<ArrayBuffer>>;
-  destroy(): void;
 }
 
 function residentApi(kernel: GemmKernel): ResidentGemm | undefined {
   const candidate = kernel as unknown as Partial<ResidentGemm>;
-  const { upload, compute, readBack, destroy } = candidate;
-  if (typeof upload !== 'function' || typeof compute !== 'function' || typeof readBack !== 'function' || typeof destroy !== 'function') {
+  const { upload, compute, readBack } = candidate;
+  if (typeof upload !== 'function' || typeof compute !== 'function' || typeof readBack !== 'function') {
     return undefined;
   }
   return candidate as ResidentGemm;
@@ -38,8 +37,19 @@ function configLabel(kernel: GemmKernel): string {
 /** create(device, config) where the kernel takes a config; a create(device) that does not ignores it. */
 const createWithConfig = GemmKernel.create as (device: GPUDevice, config?: unknown) => Promise<GemmKernel>;
 
+/** One kernel for every shape: its pipeline takes seconds to compile on SwiftShader, and it pools its buffers. */
+let shared: { device: GPUDevice; config: OursConfig; kernel: Promise<GemmKernel> } | undefined;
+
+function kernelFor(device: GPUDevice, config: OursConfig): Promise<GemmKernel> {
+  if (!shared || shared.device !== device || shared.config !== config) {
+    const kernel = config.value === undefined ? GemmKernel.create(device) : createWithConfig(device, config.value);
+    shared = { device, config, kernel };
+  }
+  return shared.kernel;
+}
+
 export async function oursRunner(device: GPUDevice, ops: Operands, config: OursConfig): Promise<Runner> {
-  const kernel = config.value === undefined ? await GemmKernel.create(device) : await createWithConfig(device, config.value);
+  const kernel = await kernelFor(device, config);
   const { m, k, n } = ops.shape;
   const resident = residentApi(kernel);
   let last: Float32Array | undefined;
@@ -64,9 +74,8 @@ export async function oursRunner(device: GPUDevice, ops: Operands, config: OursC
         last ??= await resident.readBack();
         return last;
       },
-      async release() {
-        resident.destroy();
-      },
+      // The kernel and its pooled buffers stay for the next shape; destroy() would free its parameters too.
+      async release() {},
     };
   }
 
