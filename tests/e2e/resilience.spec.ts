@@ -1,0 +1,75 @@
+// Resilience: a destroyed WebGPU device is replaced and mining goes on without a reload, and a coordinator that
+// restarts (same port, same data folder) is found again by the miner, which resumes earning.
+import { expect, test, type Page } from '@playwright/test';
+import { randomMatrix } from '../helpers/random.ts';
+import { startRestartableStack, type RestartableStack } from '../helpers/restartable-stack.ts';
+import { submitGemm, waitForJob } from '../helpers/stack.ts';
+
+process.env.ERGON_LOG ??= 'silent';
+
+let stack: RestartableStack;
+test.beforeAll(async () => {
+  stack = await startRestartableStack();
+});
+test.afterAll(async () => {
+  await stack?.stop();
+});
+
+async function computed(page: Page): Promise<number> {
+  return Number((await page.getByTestId('units-computed').textContent()) ?? '0');
+}
+
+async function startMining(page: Page): Promise<void> {
+  page.on('pageerror', (err) => console.error('page error:', err.message));
+  await page.goto(stack.url);
+  await expect(page.getByTestId('wallet-key')).not.toHaveText('…');
+  await page.getByRole('button', { name: 'Start' }).click();
+  await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', /waiting-for-work|mining/, { timeout: 120_000 });
+  // Marks this document: if anything reloaded the page, the mark is gone.
+  await page.evaluate(() => ((window as unknown as { notReloaded: boolean }).notReloaded = true));
+}
+
+test('after device.destroy() the worker makes a new device and mining resumes without a reload', async ({ page }) => {
+  await startMining(page);
+  const [m, n, k] = [256 * 10, 256, 512];
+  const job = await submitGemm(stack.url, m, n, k, randomMatrix(m * k, 61), randomMatrix(k * n, 62));
+  await expect.poll(() => computed(page), { timeout: 180_000 }).toBeGreaterThanOrEqual(2);
+
+  await page.getByText('Diagnostics').click();
+  await page.getByRole('button', { name: 'Simulate a GPU device loss' }).click();
+  await expect(page.getByTestId('device-losses')).toHaveText('1');
+  await expect(page.getByTestId('device-recoveries')).toHaveText('1', { timeout: 120_000 });
+  const afterLoss = await computed(page);
+  await expect.poll(() => computed(page), { timeout: 180_000 }).toBeGreaterThanOrEqual(afterLoss + 2);
+  await page.screenshot({ path: 'tests/screenshots/resilience-device-recovered.png', fullPage: true });
+
+  const done = await waitForJob(stack.url, job.id, 240_000);
+  expect(done.unitsDone).toBe(10);
+  await expect(page.getByTestId('units-rejected')).toHaveCount(0);
+  expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
+  await page.getByRole('button', { name: 'Stop' }).click();
+  await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', 'idle', { timeout: 120_000 });
+});
+
+test('when the coordinator restarts the miner reconnects with backoff and earns again', async ({ page }) => {
+  await startMining(page);
+  const first = await submitGemm(stack.url, 256, 256, 256, randomMatrix(256 * 256, 71), randomMatrix(256 * 256, 72));
+  await waitForJob(stack.url, first.id, 240_000);
+  await expect(page.getByTestId('receipts')).not.toHaveText('0');
+  const receiptsBefore = Number(await page.getByTestId('receipts').textContent());
+
+  await stack.halt();
+  await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', 'reconnecting', { timeout: 60_000 });
+  await expect(page.getByTestId('detail')).toContainText('retrying in');
+  await page.screenshot({ path: 'tests/screenshots/resilience-reconnecting.png', fullPage: true });
+  await page.waitForTimeout(3_000);
+  await stack.start();
+
+  await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', /waiting-for-work|mining/, { timeout: 120_000 });
+  const second = await submitGemm(stack.url, 256, 256, 256, randomMatrix(256 * 256, 73), randomMatrix(256 * 256, 74));
+  await waitForJob(stack.url, second.id, 240_000);
+  await expect.poll(async () => Number(await page.getByTestId('receipts').textContent()), { timeout: 60_000 }).toBeGreaterThan(receiptsBefore);
+  expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
+  await page.getByRole('button', { name: 'Stop' }).click();
+  await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', 'idle', { timeout: 120_000 });
+});
