@@ -1,6 +1,7 @@
 // Resilience: a destroyed WebGPU device is replaced and mining goes on without a reload, and a coordinator that
 // restarts (same port, same data folder) is found again by the miner, which resumes earning.
-import { expect, test, type Page } from '@playwright/test';
+import { chromium, expect, test, type Page } from '@playwright/test';
+import { chromiumPath } from '../helpers/chromium.ts';
 import { randomMatrix } from '../helpers/random.ts';
 import { startRestartableStack, type RestartableStack } from '../helpers/restartable-stack.ts';
 import { submitGemm, waitForJob } from '../helpers/stack.ts';
@@ -72,4 +73,22 @@ test('when the coordinator restarts the miner reconnects with backoff and earns 
   expect(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
   await page.getByRole('button', { name: 'Stop' }).click();
   await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', 'idle', { timeout: 120_000 });
+});
+
+test('without WebGPU the page says why and still shows the wallet', async () => {
+  // A real Chromium without --enable-unsafe-webgpu: here its WebGPU finds no adapter (shared/NOTES-webgpu.md §1).
+  const browser = await chromium.launch({ executablePath: chromiumPath(), args: ['--disable-quic'] });
+  try {
+    const page = await browser.newPage();
+    await page.goto(stack.url);
+    await expect(page.getByTestId('wallet-key')).not.toHaveText('…');
+    await page.getByRole('button', { name: 'Start' }).click();
+    await expect(page.getByTestId('no-webgpu')).toContainText('This browser cannot lend its GPU', { timeout: 60_000 });
+    await expect(page.getByTestId('no-webgpu')).toContainText('no adapter');
+    await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', 'failed');
+    await expect(page.getByTestId('credits')).toBeVisible();
+    await page.screenshot({ path: 'tests/screenshots/resilience-no-webgpu.png', fullPage: true });
+  } finally {
+    await browser.close();
+  }
 });
