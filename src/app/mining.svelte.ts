@@ -156,8 +156,14 @@ class MiningState {
         const reason = this.pauseReason;
         this.loop?.setPaused(reason);
       });
+      // The derived throttle is a new object whenever pressure or settings are re-read; act on real changes only,
+      // or every pressure sample would cut the loop's rest short and leave a lease waiting in the worker.
+      let last = '';
       $effect(() => {
         const throttle = $state.snapshot(this.throttle);
+        const key = JSON.stringify(throttle);
+        if (key === last) return;
+        last = key;
         this.client?.setThrottle(throttle);
         this.loop?.throttleChanged();
       });
