@@ -73,6 +73,8 @@ class MiningState {
 
   private loop: MiningLoop | undefined;
   private client: GpuClient | undefined;
+  /** Releases the Web Lock held while mining: Chromium does not freeze a hidden page that holds one. */
+  private releaseLock: (() => void) | undefined;
   private wired = false;
 
   /** Opens the wallet and starts following settings and the device's condition. Touches no GPU. */
@@ -106,6 +108,8 @@ class MiningState {
         this.detail = detail ?? '';
         if (phase === 'failed' && gpu.noWebGpu) this.noWebGpu = detail ?? 'WebGPU is not available';
         if (phase === 'idle' || phase === 'failed') {
+          this.releaseLock?.();
+          this.releaseLock = undefined;
           gpu.terminate();
           if (this.client === gpu) this.client = undefined;
         }
@@ -134,12 +138,20 @@ class MiningState {
       },
     });
     this.loop = loop;
+    this.holdLock();
     loop.setPaused(this.pauseReason);
     loop.start();
   }
 
   async stop(): Promise<void> {
     await this.loop?.stop();
+  }
+
+  private holdLock(): void {
+    if (this.releaseLock || !('locks' in navigator)) return;
+    navigator.locks
+      .request('ergon-mining', () => new Promise<void>((resolve) => (this.releaseLock = resolve)))
+      .catch((err: unknown) => (this.detail = `Could not hold a Web Lock; a hidden tab may be frozen: ${(err as Error).message}`));
   }
 
   /** Diagnostics: destroys the worker's GPU device for real, to show that mining recovers without a reload. */
