@@ -1,6 +1,6 @@
 // "ort-webgpu" and "ort-wasm": onnxruntime-web running a one-node MatMul model on its WebGPU and WASM EPs.
 import type * as Ort from 'onnxruntime-web';
-import { matMulModel } from './onnx-matmul.ts';
+import { matMulModel } from '../../src/miner/cpu/matmul-model.ts';
 import type { Operands } from './reference.ts';
 import { nowSeconds, type Runner } from './runner.ts';
 

@@ -2,7 +2,7 @@
 // and the rules that turn settings and the device's condition into a pause or a throttle.
 import { GpuClient } from '../miner/gpu-client.ts';
 import { MiningLoop, type ComputedUnit, type MinerPhase } from '../miner/mining-loop.ts';
-import type { GpuDescription, Throttle } from '../miner/worker-messages.ts';
+import type { Backend, GpuDescription, Throttle } from '../miner/worker-messages.ts';
 import { earnings } from './earnings.svelte.ts';
 import { politeness } from './politeness.svelte.ts';
 import { settings } from './settings.svelte.ts';
@@ -33,6 +33,8 @@ class MiningState {
   coordinatorUrl = $state('');
   /** Why this browser cannot mine with WebGPU, when it cannot. */
   noWebGpu = $state('');
+  /** What the last Start chose to compute with. */
+  backend = $state<Backend>('webgpu');
   private recent = $state<{ ops: bigint; gpuSeconds: number }[]>([]);
 
   /** GFLOP/s of GPU time over the recent units. */
@@ -84,11 +86,15 @@ class MiningState {
     await earnings.load();
   }
 
-  /** The person pressed Start: only now is the GPU worker made and asked for a device. */
-  start(): void {
+  /**
+   * The person pressed Start: only now is the worker made and asked for a GPU device. `wasm` is the CPU fallback
+   * that a browser without usable WebGPU offers; the person chooses it, it is never picked silently.
+   */
+  start(backend: Backend = 'webgpu'): void {
     const wallet = earnings.wallet;
     if (!wallet || this.loop?.isRunning) return;
-    this.noWebGpu = '';
+    if (backend === 'webgpu') this.noWebGpu = '';
+    this.backend = backend;
     const gpu = new GpuClient({
       deviceLost: (message) => {
         this.deviceLosses++;
@@ -99,7 +105,7 @@ class MiningState {
         this.gpu = description;
         this.detail = 'GPU device recovered';
       },
-    });
+    }, backend);
     this.client = gpu;
     gpu.setThrottle($state.snapshot(this.throttle));
     const loop = new MiningLoop(() => settings.value.coordinators, wallet, gpu, {

@@ -132,7 +132,7 @@ export class MinerSession {
     this.minerKeyBytes = message.minerKey;
     this.minerKey = minerKey;
     log('miner-hello', {
-      session: this.id, miner: this.minerKey, score: reputation.score, vendor: message.adapter.vendor, architecture: message.adapter.architecture,
+      session: this.id, miner: this.minerKey, score: reputation.score, backend: message.backend, vendor: message.adapter.vendor, architecture: message.adapter.architecture,
     });
     this.send({ type: 'welcome' });
   }

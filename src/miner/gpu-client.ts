@@ -1,5 +1,5 @@
 // The page's handle on the GPU worker: promises in, typed messages across.
-import type { FromWorker, GpuDescription, Throttle, ToWorker, UnitTiming } from './worker-messages.ts';
+import type { Backend, FromWorker, GpuDescription, Throttle, ToWorker, UnitTiming } from './worker-messages.ts';
 
 export interface GpuRun extends UnitTiming {
   c: Float32Array;
@@ -24,7 +24,10 @@ export class GpuClient {
   private readonly events: GpuClientEvents;
 
   /** A bare function is the device-lost handler alone (the benchmark's use). */
-  constructor(events: GpuClientEvents | ((message: string) => void)) {
+  constructor(
+    events: GpuClientEvents | ((message: string) => void),
+    readonly backend: Backend = 'webgpu',
+  ) {
     this.events = typeof events === 'function' ? { deviceLost: events, deviceRestored: () => undefined } : events;
     this.worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'ergon-gpu' });
     this.worker.onmessage = (event: MessageEvent<FromWorker>) => this.handle(event.data);
@@ -34,7 +37,7 @@ export class GpuClient {
   init(): Promise<GpuDescription> {
     this.ready ??= new Promise<GpuDescription>((resolve, reject) => {
       this.readyWaiter = { resolve, reject };
-      this.post({ type: 'init' });
+      this.post({ type: 'init', backend: this.backend });
     });
     this.ready.catch(() => {
       this.ready = undefined;

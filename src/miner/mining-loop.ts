@@ -137,6 +137,7 @@ export class MiningLoop {
       minerKey: this.wallet.publicKey,
       signature: await this.wallet.signChallenge(nonce, coordinatorKey),
       adapter: gpu.adapter,
+      backend: gpu.backend,
       kinds: ['gemm'],
     });
     const reply = await link.next(['welcome', 'error'], 30_000);

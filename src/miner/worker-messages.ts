@@ -9,8 +9,14 @@ export interface Throttle {
   gpuSecondsPerMinute: number;
 }
 
+/**
+ * What computes the units: the GPU through WebGPU, or, where a browser has no usable WebGPU and the person chose
+ * it, the CPU through onnxruntime-web's WASM backend.
+ */
+export type Backend = 'webgpu' | 'wasm';
+
 export type ToWorker =
-  | { type: 'init' }
+  | { type: 'init'; backend: Backend }
   | { type: 'throttle'; throttle: Throttle }
   | { type: 'gemm'; id: number; m: number; k: number; n: number; a: ArrayBuffer; b: ArrayBuffer }
   /**
@@ -20,7 +26,7 @@ export type ToWorker =
   | { type: 'lose-device' };
 
 export interface KernelTuning {
-  /** The config in use, e.g. wg16x16-t4x4-k16 */
+  /** The config in use, e.g. wg16x16-t4x4-k16; for the WASM backend, the engine's MatMul */
   config: string;
   /** Its speed when tuned, GFLOP/s of GPU time */
   gflops: number;
@@ -30,10 +36,13 @@ export interface KernelTuning {
 }
 
 export interface GpuDescription {
+  backend: Backend;
+  /** For the WASM backend: vendor 'cpu', architecture 'wasm', the engine and its threads as the description. */
   adapter: AdapterInfo;
   features: string[];
   limits: Record<string, number>;
-  tuning: KernelTuning;
+  /** The GPU kernel's tuning; null for the WASM backend, which runs the engine's own MatMul. */
+  tuning: KernelTuning | null;
 }
 
 /** One unit's run in the worker, timed on the wall clock (Date.now) so the page can line it up with its own. */

@@ -1,11 +1,13 @@
 // The GPU worker: owns the WebGPU device, tunes the kernel once per adapter, runs units one at a time under the
-// person's throttle, and recovers from a lost device without the page reloading.
+// person's throttle, and recovers from a lost device without the page reloading. Where the browser has no usable
+// WebGPU and the person chose it, it runs the units on the CPU instead (onnxruntime-web WASM), under the same throttle.
+import { CpuGemm } from './cpu/cpu-gemm.ts';
 import { acquireDevice, NoWebGpuError } from './gpu/device.ts';
 import { adapterKey, storedTuning, tune } from './gpu/autotune.ts';
 import { GemmKernel, type GemmRun } from './gpu/gemm.ts';
 import { configName } from './gpu/kernel-config.ts';
 import { pruneRuns, restMs, type RunRecord } from './throttle.ts';
-import type { FromWorker, GpuDescription, Throttle, ToWorker } from './worker-messages.ts';
+import type { Backend, FromWorker, GpuDescription, Throttle, ToWorker } from './worker-messages.ts';
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
 
@@ -20,6 +22,8 @@ interface Gpu {
   lost: Promise<never>;
 }
 let gpu: Promise<Gpu> | undefined;
+let cpu: Promise<{ gemm: CpuGemm; description: GpuDescription }> | undefined;
+let backend: Backend = 'webgpu';
 let lostBefore = false;
 /** Units run strictly one after another: they share the kernel's pooled buffers. */
 let queue: Promise<unknown> = Promise.resolve();
@@ -47,6 +51,7 @@ async function startGpu(): Promise<Gpu> {
   const record = stored ?? (await tune(acquired.device, key));
   const gemm = await GemmKernel.create(acquired.device, record.config);
   const description: GpuDescription = {
+    backend: 'webgpu',
     adapter: acquired.adapter,
     features: acquired.features,
     limits: acquired.limits,
@@ -64,8 +69,33 @@ function ensureGpu(): Promise<Gpu> {
   return gpu;
 }
 
-/** Runs one unit; if the device is lost under it, runs it again once on a fresh device. */
+async function startCpu(): Promise<{ gemm: CpuGemm; description: GpuDescription }> {
+  const gemm = await CpuGemm.create();
+  const adapter = { vendor: 'cpu', architecture: 'wasm', device: '', description: gemm.description, isFallbackAdapter: true };
+  return { gemm, description: { backend: 'wasm', adapter, features: [], limits: {}, tuning: null } };
+}
+
+function ensureCpu(): Promise<{ gemm: CpuGemm; description: GpuDescription }> {
+  cpu ??= startCpu();
+  cpu.catch(() => {
+    cpu = undefined;
+  });
+  return cpu;
+}
+
+async function describe(): Promise<GpuDescription> {
+  return (await (backend === 'wasm' ? ensureCpu() : ensureGpu())).description;
+}
+
+/** Runs one unit on the chosen backend. */
 async function runUnit(m: number, k: number, n: number, a: Float32Array<ArrayBuffer>, b: Float32Array<ArrayBuffer>): Promise<GemmRun> {
+  if (backend === 'webgpu') return runOnGpu(m, k, n, a, b);
+  const { c, computeSeconds } = await (await ensureCpu()).gemm.run(m, k, n, a, b);
+  return { c, gpuSeconds: computeSeconds, dispatches: 1 };
+}
+
+/** Runs one unit on the GPU; if the device is lost under it, runs it again once on a fresh device. */
+async function runOnGpu(m: number, k: number, n: number, a: Float32Array<ArrayBuffer>, b: Float32Array<ArrayBuffer>): Promise<GemmRun> {
   for (let attempt = 0; ; attempt++) {
     const current = await ensureGpu();
     try {
@@ -89,8 +119,9 @@ scope.onmessage = (event: MessageEvent<ToWorker>) => {
   const message = event.data;
   switch (message.type) {
     case 'init':
-      ensureGpu().then(
-        ({ description }) => post({ type: 'ready', ...description }),
+      backend = message.backend;
+      describe().then(
+        (description) => post({ type: 'ready', ...description }),
         (err: unknown) => post({ type: 'init-failed', noWebGpu: err instanceof NoWebGpuError, message: (err as Error).message }),
       );
       return;

@@ -102,6 +102,8 @@ export const HelloMessage = v.object({
   /** Ed25519 signature by minerKey over helloChallengeBytes(nonce, coordinatorKey). */
   signature: Signature,
   adapter: AdapterInfo,
+  /** What computes: the GPU (WebGPU), or the CPU fallback (onnxruntime-web WASM) of a browser without WebGPU. */
+  backend: v.picklist(['webgpu', 'wasm']),
   kinds: v.pipe(v.array(v.picklist(['gemm'])), v.maxLength(8)),
 });
 

@@ -1,10 +1,11 @@
-// Resilience: a destroyed WebGPU device is replaced and mining goes on without a reload, and a coordinator that
-// restarts (same port, same data folder) is found again by the miner, which resumes earning.
+// Resilience: a destroyed WebGPU device is replaced and mining goes on without a reload, a coordinator that
+// restarts (same port, same data folder) is found again by the miner, which resumes earning, and a browser
+// without WebGPU is told why and can mine on the CPU instead.
 import { chromium, expect, test, type Page } from '@playwright/test';
 import { chromiumPath } from '../helpers/chromium.ts';
-import { randomMatrix } from '../helpers/random.ts';
+import { matmulF64, randomMatrix } from '../helpers/random.ts';
 import { startRestartableStack, type RestartableStack } from '../helpers/restartable-stack.ts';
-import { submitGemm, waitForJob } from '../helpers/stack.ts';
+import { fetchProduct, maxRelativeError, submitGemm, waitForJob } from '../helpers/stack.ts';
 
 process.env.ERGON_LOG ??= 'silent';
 
@@ -75,11 +76,12 @@ test('when the coordinator restarts the miner reconnects with backoff and earns 
   await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', 'idle', { timeout: 120_000 });
 });
 
-test('without WebGPU the page says why and still shows the wallet', async () => {
+test('without WebGPU the page says why, keeps the wallet, and mines verified work on the CPU when asked', async () => {
   // A real Chromium without --enable-unsafe-webgpu: here its WebGPU finds no adapter (shared/NOTES-webgpu.md §1).
   const browser = await chromium.launch({ executablePath: chromiumPath(), args: ['--disable-quic'] });
   try {
     const page = await browser.newPage();
+    page.on('pageerror', (err) => console.error('page error:', err.message));
     await page.goto(stack.url);
     await expect(page.getByTestId('wallet-key')).not.toHaveText('…');
     await page.getByRole('button', { name: 'Start' }).click();
@@ -88,6 +90,22 @@ test('without WebGPU the page says why and still shows the wallet', async () => 
     await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', 'failed');
     await expect(page.getByTestId('credits')).toBeVisible();
     await page.screenshot({ path: 'tests/screenshots/resilience-no-webgpu.png', fullPage: true });
+
+    // The fallback is offered, never chosen for the person: only their click starts the CPU.
+    await page.getByRole('button', { name: 'Mine on the CPU instead (WebAssembly)' }).click();
+    await expect(page.getByTestId('adapter')).toHaveText('CPU fallback (WebAssembly)', { timeout: 60_000 });
+    await expect(page.getByTestId('cpu-fallback-running')).toBeVisible();
+    const [m, n, k] = [300, 257, 131];
+    const a = randomMatrix(m * k, 81);
+    const b = randomMatrix(k * n, 82);
+    const job = await submitGemm(stack.url, m, n, k, a, b);
+    await waitForJob(stack.url, job.id, 240_000);
+    expect(maxRelativeError(await fetchProduct(stack.url, job.id), matmulF64(a, b, m, k, n))).toBeLessThan(1e-5);
+    await expect.poll(async () => Number(await page.getByTestId('receipts').textContent()), { timeout: 60_000 }).toBe(job.unitsTotal);
+    await expect(page.getByTestId('units-rejected')).toHaveCount(0);
+    await page.screenshot({ path: 'tests/screenshots/resilience-cpu-fallback.png', fullPage: true });
+    await page.getByRole('button', { name: 'Stop' }).click();
+    await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', 'idle', { timeout: 120_000 });
   } finally {
     await browser.close();
   }

@@ -56,7 +56,7 @@ export class ScriptedMiner {
     this.minerKey = await exportPublicKey(pair.publicKey);
     const signature = await sign(pair.privateKey, helloChallengeBytes(this.challenge.nonce, this.challenge.coordinatorKey));
     this.send({
-      type: 'hello', minerKey: this.minerKey, signature, kinds: ['gemm'],
+      type: 'hello', minerKey: this.minerKey, signature, kinds: ['gemm'], backend: 'wasm',
       adapter: { vendor: 'node', architecture: 'cpu', device: '', description: 'scripted miner', isFallbackAdapter: true },
     });
     return this.next('welcome', 'error');

@@ -71,7 +71,7 @@ describe('coordinator with scripted miners', () => {
     const mine = await generateSigningKeys();
     const victim = await generateSigningKeys();
     miner.send({
-      type: 'hello', minerKey: await exportPublicKey(victim.publicKey), kinds: ['gemm'],
+      type: 'hello', minerKey: await exportPublicKey(victim.publicKey), kinds: ['gemm'], backend: 'webgpu',
       signature: await sign(mine.privateKey, helloChallengeBytes(miner.challenge.nonce, miner.challenge.coordinatorKey)),
       adapter: { vendor: 'x', architecture: 'x', device: '', description: '', isFallbackAdapter: false },
     });

@@ -24,7 +24,7 @@ function fuzzMessage(next: () => number): Uint8Array {
     ]);
   const tensor = () => ({ dtype: pick(['f32', 'f16', 'i32', weird()]), shape: pick([[256, 256], [65_536, 65_536], [0], [-1, 2], [1, 1, 1, 1, 1], weird()]), data: bytes(Math.floor(next() * 64)) });
   const templates: Record<string, unknown>[] = [
-    { type: 'hello', v: PROTOCOL_VERSION, minerKey: bytes(32), signature: bytes(64), kinds: ['gemm'], adapter: { vendor: 'x', architecture: 'y', device: '', description: '', isFallbackAdapter: false } },
+    { type: 'hello', v: PROTOCOL_VERSION, minerKey: bytes(32), signature: bytes(64), kinds: ['gemm'], backend: 'webgpu', adapter: { vendor: 'x', architecture: 'y', device: '', description: '', isFallbackAdapter: false } },
     { type: 'work-request', v: PROTOCOL_VERSION },
     { type: 'result', v: PROTOCOL_VERSION, leaseId: 'lease-1', unitId: 'job.0.0', gpuSeconds: 0.1, output: tensor() },
     { type: 'ping', v: PROTOCOL_VERSION, nonce: 1 },
