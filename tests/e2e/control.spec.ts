@@ -1,6 +1,7 @@
 // Consent and control: nothing touches the GPU before Start, the throttle lowers the GPU's measured duty cycle,
 // settings persist, Stop takes effect within one unit, and the page's main thread stays responsive while mining.
 import { expect, test, type Page } from '@playwright/test';
+import { GPU_START_TIMEOUT_MS } from '../helpers/chromium.ts';
 import { randomMatrix } from '../helpers/random.ts';
 import { startStack, submitGemm, waitForJob, type TestStack } from '../helpers/stack.ts';
 
@@ -70,7 +71,7 @@ test('nothing touches the GPU before Start; the throttle lowers the measured dut
     }).observe({ type: 'longtask', buffered: true });
   });
   await expect.poll(() => page.workers().length).toBe(1);
-  await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', /waiting-for-work|mining/, { timeout: 120_000 });
+  await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', /waiting-for-work|mining/, { timeout: GPU_START_TIMEOUT_MS });
 
   const jobId = await submitManyUnits(41, 24);
   await expect.poll(() => computed(page), { timeout: 180_000 }).toBeGreaterThanOrEqual(6);
@@ -116,7 +117,7 @@ test('Stop takes effect within one unit and lets go of the GPU', async ({ page }
   await page.goto(stack.url);
   await expect(page.getByTestId('wallet-key')).not.toHaveText('…');
   await page.getByRole('button', { name: 'Start' }).click();
-  await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', /waiting-for-work|mining/, { timeout: 120_000 });
+  await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', /waiting-for-work|mining/, { timeout: GPU_START_TIMEOUT_MS });
   await submitManyUnits(51, 16);
   await expect.poll(() => computed(page), { timeout: 180_000 }).toBeGreaterThanOrEqual(2);
   const atStop = await computed(page);

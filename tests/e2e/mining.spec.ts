@@ -3,6 +3,7 @@ import { expect, test, type Page } from '@playwright/test';
 import { microCreditsFor } from '../../src/coordinator/pay.ts';
 import { gemmKind, splitTiles, UNIT_TILE } from '../../src/work/gemm/gemm.ts';
 import { formatCredits } from '../../src/wallet/wallet.ts';
+import { GPU_START_TIMEOUT_MS } from '../helpers/chromium.ts';
 import { matmulF64, randomMatrix } from '../helpers/random.ts';
 import { fetchProduct, maxRelativeError, startStack, submitGemm, waitForJob, type TestStack } from '../helpers/stack.ts';
 
@@ -21,7 +22,7 @@ async function startMining(page: Page): Promise<void> {
   await expect(page.getByText('multiply matrices')).toBeVisible();
   await expect(page.getByTestId('wallet-key')).not.toHaveText('…');
   await page.getByRole('button', { name: 'Start' }).click();
-  await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', /waiting-for-work|mining/);
+  await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', /waiting-for-work|mining/, { timeout: GPU_START_TIMEOUT_MS });
 }
 
 async function storedReceipts(page: Page): Promise<number> {

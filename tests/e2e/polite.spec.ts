@@ -6,6 +6,7 @@
 // So this file replaces navigator.getBattery, PressureObserver and document.visibilityState with fakes the test
 // drives. Everything else (the page, the worker, WebGPU, the coordinator) is real.
 import { expect, test, type Page } from '@playwright/test';
+import { GPU_START_TIMEOUT_MS } from '../helpers/chromium.ts';
 import { randomMatrix } from '../helpers/random.ts';
 import { startStack, submitGemm, type TestStack } from '../helpers/stack.ts';
 
@@ -90,7 +91,7 @@ test('pauses on battery, when hidden unless asked to keep going, and backs off u
   await expect(page.getByTestId('wallet-key')).not.toHaveText('…');
   await expect(page.getByTestId('power')).toContainText('plugged in');
   await page.getByRole('button', { name: 'Start' }).click();
-  await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', /waiting-for-work|mining/, { timeout: 120_000 });
+  await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', /waiting-for-work|mining/, { timeout: GPU_START_TIMEOUT_MS });
   const [m, n, k] = [256 * 40, 256, 512];
   await submitGemm(stack.url, m, n, k, randomMatrix(m * k, 81), randomMatrix(k * n, 82));
   await expect.poll(() => computed(page), { timeout: 180_000 }).toBeGreaterThanOrEqual(1);

@@ -4,7 +4,7 @@ import { appendFile, cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, expect, test, type BrowserContext, type Page } from '@playwright/test';
-import { chromiumPath, CHROMIUM_ARGS } from '../helpers/chromium.ts';
+import { chromiumPath, CHROMIUM_ARGS, GPU_START_TIMEOUT_MS } from '../helpers/chromium.ts';
 import { randomMatrix } from '../helpers/random.ts';
 import { startStack, submitGemm, waitForJob, type TestStack } from '../helpers/stack.ts';
 
@@ -60,7 +60,7 @@ test('offline, the reloaded app still shows the earnings stored in IndexedDB', a
   await page.goto(stack.url);
   await expect(page.getByTestId('wallet-key')).not.toHaveText('…');
   await page.getByRole('button', { name: 'Start' }).click();
-  await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', /waiting-for-work|mining/, { timeout: 120_000 });
+  await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', /waiting-for-work|mining/, { timeout: GPU_START_TIMEOUT_MS });
   const job = await submitGemm(stack.url, 256, 256, 128, randomMatrix(256 * 128, 31), randomMatrix(128 * 256, 32));
   await waitForJob(stack.url, job.id, 240_000);
   await expect(page.getByTestId('receipts')).toHaveText('1');

@@ -2,7 +2,7 @@
 // restarts (same port, same data folder) is found again by the miner, which resumes earning, and a browser
 // without WebGPU is told why and can mine on the CPU instead.
 import { chromium, expect, test, type Page } from '@playwright/test';
-import { chromiumPath } from '../helpers/chromium.ts';
+import { chromiumPath, GPU_START_TIMEOUT_MS } from '../helpers/chromium.ts';
 import { matmulF64, randomMatrix } from '../helpers/random.ts';
 import { startRestartableStack, type RestartableStack } from '../helpers/restartable-stack.ts';
 import { fetchProduct, maxRelativeError, submitGemm, waitForJob } from '../helpers/stack.ts';
@@ -26,7 +26,7 @@ async function startMining(page: Page): Promise<void> {
   await page.goto(stack.url);
   await expect(page.getByTestId('wallet-key')).not.toHaveText('…');
   await page.getByRole('button', { name: 'Start' }).click();
-  await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', /waiting-for-work|mining/, { timeout: 120_000 });
+  await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', /waiting-for-work|mining/, { timeout: GPU_START_TIMEOUT_MS });
   // Marks this document: if anything reloaded the page, the mark is gone.
   await page.evaluate(() => ((window as unknown as { notReloaded: boolean }).notReloaded = true));
 }
@@ -67,7 +67,7 @@ test('when the coordinator restarts the miner reconnects with backoff and earns 
   await page.waitForTimeout(3_000);
   await stack.start();
 
-  await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', /waiting-for-work|mining/, { timeout: 120_000 });
+  await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', /waiting-for-work|mining/, { timeout: GPU_START_TIMEOUT_MS });
   const second = await submitGemm(stack.url, 256, 256, 256, randomMatrix(256 * 256, 73), randomMatrix(256 * 256, 74));
   await waitForJob(stack.url, second.id, 240_000);
   await expect.poll(async () => Number(await page.getByTestId('receipts').textContent()), { timeout: 60_000 }).toBeGreaterThan(receiptsBefore);

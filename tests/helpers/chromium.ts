@@ -10,3 +10,9 @@ export function chromiumPath(): string {
   }
   return path;
 }
+
+/**
+ * How long Start may take to reach the coordinator: a fresh profile first tunes the GEMM kernel, which compiles
+ * every candidate on SwiftShader (WebGPU on the CPU). Seen here: 30-70 s when other Chromium runs shared the 2 cores.
+ */
+export const GPU_START_TIMEOUT_MS = 180_000;
