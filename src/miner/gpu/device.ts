@@ -15,7 +15,10 @@ export async function acquireDevice(): Promise<AcquiredDevice> {
   const adapter = await navigator.gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) throw new NoWebGpuError('WebGPU found no adapter: the GPU may be blocklisted or disabled');
   // Device defaults (128 MiB bindings) are lower than most adapters allow; a 4096-deep unit needs more.
+  // Subgroups let a kernel share loads between lanes without workgroup memory (gemm-subgroup-vec4-f32.wgsl).
+  const requiredFeatures: GPUFeatureName[] = adapter.features.has('subgroups') ? ['subgroups'] : [];
   const device = await adapter.requestDevice({
+    requiredFeatures,
     requiredLimits: {
       maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
       maxBufferSize: adapter.limits.maxBufferSize,

@@ -1,5 +1,7 @@
-// Runs the register-blocked GEMM kernel on a GPUDevice: pooled buffers, dispatches split to a time budget, timed.
-import { CANDIDATES, configName, kernelSource, tileCols, tileRows, variantFor, type KernelConfig, type KernelVariant } from './kernel-config.ts';
+// Runs the GEMM kernels on a GPUDevice: pooled buffers, a kernel per shape, dispatches split to a time budget, timed.
+import {
+  CANDIDATES, configName, kernelSource, SMALL_M_CONFIGS, tileCols, tileRows, variantFor, type KernelConfig, type KernelVariant, type SmallMConfig,
+} from './kernel-config.ts';
 
 /**
  * Longest a single command buffer should run: well under the ~2 s after which Windows resets a GPU, and short
@@ -26,33 +28,46 @@ const USAGE: Record<Role, number> = {
 export class GemmKernel {
   private readonly buffers = new Map<Role, GPUBuffer>();
   private readonly params: GPUBuffer;
-  private readonly pipelines = new Map<KernelVariant, Promise<GPUComputePipeline>>();
-  /** Measured speed of this kernel on this device, learned from each dispatch; sizes the next ones. */
-  private opsPerMs: number | undefined;
+  /** Keyed by config name and variant. */
+  private readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
+  /** Measured speed of each config and variant on this device, learned from each dispatch; sizes the next ones. */
+  private readonly opsPerMs = new Map<string, number>();
   private shape = { m: 0, k: 0, n: 0 };
 
   private constructor(
     private readonly device: GPUDevice,
     readonly config: KernelConfig,
+    /** Run instead of `config` for products of few rows, the first whose maxRows fits; empty: always `config`. */
+    readonly smallM: readonly SmallMConfig[],
   ) {
     this.params = device.createBuffer({ label: 'gemm params', size: PARAMS_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
   }
 
-  /** Compiles the given variants of a config now (by default both); any other is compiled when first needed. */
-  static async create(device: GPUDevice, config: KernelConfig = CANDIDATES[0], variants: KernelVariant[] = ['vec4', 'scalar']): Promise<GemmKernel> {
-    const kernel = new GemmKernel(device, config);
+  /**
+   * Compiles the given variants of a config now (by default both); any other, and the small-M configs, are
+   * compiled when first needed (a direct kernel compiles in well under 0.1 s).
+   */
+  static async create(
+    device: GPUDevice,
+    config: KernelConfig = CANDIDATES[0],
+    variants: KernelVariant[] = ['vec4', 'scalar'],
+    smallM: readonly SmallMConfig[] = SMALL_M_CONFIGS,
+  ): Promise<GemmKernel> {
+    const kernel = new GemmKernel(device, config, smallM);
     await Promise.all(variants.map((variant) => kernel.pipeline(variant)));
     return kernel;
   }
 
-  /** The compiled pipeline of a variant: vec4 for aligned shapes, scalar for the rest. */
-  pipeline(variant: KernelVariant): Promise<GPUComputePipeline> {
-    let pipeline = this.pipelines.get(variant);
+  /** The compiled pipeline of a config's variant (by default this kernel's config): vec4 for aligned shapes, scalar for the rest. */
+  pipeline(variant: KernelVariant, config: KernelConfig = this.config): Promise<GPUComputePipeline> {
+    const key = `${configName(config)} ${variant}`;
+    let pipeline = this.pipelines.get(key);
     if (!pipeline) {
-      const label = `gemm-register-${variant}-f32 ${configName(this.config)}`;
-      const module = this.device.createShaderModule({ label, code: kernelSource(this.config, variant) });
+      const source = kernelSource(config, variant);
+      const label = `${source.label} ${configName(config)}`;
+      const module = this.device.createShaderModule({ label, code: source.code });
       pipeline = this.device.createComputePipelineAsync({ label, layout: 'auto', compute: { module, entryPoint: 'main' } });
-      this.pipelines.set(variant, pipeline);
+      this.pipelines.set(key, pipeline);
     }
     return pipeline;
   }
@@ -60,6 +75,11 @@ export class GemmKernel {
   /** The variant the next compute() uses, from the uploaded shape. */
   get variant(): KernelVariant {
     return variantFor(this.shape.k, this.shape.n);
+  }
+
+  /** The config the next compute() uses, from the uploaded shape: the small-M one for GEMV-like products. */
+  get activeConfig(): KernelConfig {
+    return this.smallM.find((small) => this.shape.m <= small.maxRows)?.config ?? this.config;
   }
 
   /** C (m x n) = A (m x k) · B (k x n), all row-major f32: upload, compute, read back. */
@@ -81,24 +101,27 @@ export class GemmKernel {
   /** Computes C from the uploaded operands, in dispatches of about DISPATCH_BUDGET_MS each. */
   async compute(): Promise<{ gpuSeconds: number; dispatches: number }> {
     const { m, k, n } = this.shape;
-    const pipeline = await this.pipeline(this.variant);
+    const config = this.activeConfig;
+    const pipeline = await this.pipeline(this.variant, config);
     const bindGroup = this.device.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),
       entries: [this.buffer('A', 0), this.buffer('B', 0), this.buffer('C', 0), this.params].map((buffer, binding) => ({ binding, resource: { buffer } })),
     });
-    const rowTile = tileRows(this.config);
-    const colTile = tileCols(this.config);
+    const speedKey = `${configName(config)} ${this.variant}`;
+    const rowTile = tileRows(config);
+    const colTile = tileCols(config);
+    const maxGroups = this.device.limits.maxComputeWorkgroupsPerDimension;
     let gpuMs = 0;
     let dispatches = 0;
     for (let row = 0; row < m; ) {
       // Until the speed is known, start with one row of tiles; afterwards fill the budget.
-      const budgetOps = this.opsPerMs === undefined ? 0 : DISPATCH_BUDGET_MS * this.opsPerMs;
-      const rows = Math.min(m - row, Math.max(rowTile, Math.floor(budgetOps / (2 * n * k) / rowTile) * rowTile));
+      const budgetOps = DISPATCH_BUDGET_MS * (this.opsPerMs.get(speedKey) ?? 0);
+      const rows = Math.min(m - row, maxGroups * rowTile, Math.max(rowTile, Math.floor(budgetOps / (2 * n * k) / rowTile) * rowTile));
       // When even one row of tiles is over budget (long K and N), split the columns as well.
-      const cols = Math.min(n, Math.max(colTile, Math.floor(budgetOps / (2 * rows * k) / colTile) * colTile || n));
+      const cols = Math.min(n, maxGroups * colTile, Math.max(colTile, Math.floor(budgetOps / (2 * rows * k) / colTile) * colTile || n));
       for (let col = 0; col < n; col += cols) {
         const colEnd = Math.min(n, col + cols);
-        gpuMs += await this.dispatch(pipeline, bindGroup, m, n, k, row, row + rows, col, colEnd);
+        gpuMs += await this.dispatch(config, speedKey, pipeline, bindGroup, m, n, k, row, row + rows, col, colEnd);
         dispatches++;
       }
       row += rows;
@@ -124,20 +147,21 @@ export class GemmKernel {
     this.params.destroy();
   }
 
-  private async dispatch(pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, m: number, n: number, k: number, rowOffset: number, rowEnd: number, colOffset: number, colEnd: number): Promise<number> {
+  private async dispatch(config: KernelConfig, speedKey: string, pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, m: number, n: number, k: number, rowOffset: number, rowEnd: number, colOffset: number, colEnd: number): Promise<number> {
     this.device.queue.writeBuffer(this.params, 0, new Uint32Array([m, n, k, rowOffset, rowEnd, colOffset, colEnd, 0]));
     const encoder = this.device.createCommandEncoder({ label: 'gemm' });
     const pass = encoder.beginComputePass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
-    pass.dispatchWorkgroups(Math.ceil((colEnd - colOffset) / tileCols(this.config)), Math.ceil((rowEnd - rowOffset) / tileRows(this.config)));
+    pass.dispatchWorkgroups(Math.ceil((colEnd - colOffset) / tileCols(config)), Math.ceil((rowEnd - rowOffset) / tileRows(config)));
     pass.end();
     const started = performance.now();
     this.device.queue.submit([encoder.finish()]);
     await this.device.queue.onSubmittedWorkDone();
     const elapsedMs = Math.max(performance.now() - started, 0.001);
     const ops = 2 * (rowEnd - rowOffset) * (colEnd - colOffset) * k;
-    this.opsPerMs = this.opsPerMs === undefined ? ops / elapsedMs : 0.5 * this.opsPerMs + 0.5 * (ops / elapsedMs);
+    const known = this.opsPerMs.get(speedKey);
+    this.opsPerMs.set(speedKey, known === undefined ? ops / elapsedMs : 0.5 * known + 0.5 * (ops / elapsedMs));
     return elapsedMs;
   }
 

@@ -1,60 +1,131 @@
-// The tunable shapes of the GEMM kernel, and the WGSL each one compiles to.
-import scalarSource from '../../../shaders/gemm-register-f32.wgsl?raw';
-import vec4Source from '../../../shaders/gemm-register-vec4-f32.wgsl?raw';
+// The tunable shapes of the GEMM kernels, and the WGSL each one compiles to.
+import directSource from '../../../shaders/gemm-direct-f32.wgsl?raw';
+import directVec4Source from '../../../shaders/gemm-direct-vec4-f32.wgsl?raw';
+import subgroupVec4Source from '../../../shaders/gemm-subgroup-vec4-f32.wgsl?raw';
+import tiledSource from '../../../shaders/gemm-tiled-f32.wgsl?raw';
+import tiledVec4Source from '../../../shaders/gemm-tiled-vec4-f32.wgsl?raw';
 
 /** scalar: any shape; vec4: 16-byte loads and stores, for K and N multiples of 4. */
 export type KernelVariant = 'scalar' | 'vec4';
 
 export const variantFor = (k: number, n: number): KernelVariant => (k % 4 === 0 && n % 4 === 0 ? 'vec4' : 'scalar');
 
-export interface KernelConfig {
+/**
+ * tiled: workgroup-memory tiles and one barrier per K step, the classic GPU kernel.
+ * direct: each thread reads its rows of A and columns of B straight from storage; no workgroup memory, no
+ * barriers (SwiftShader, where a barrier is expensive, runs it 3-4x faster than tiled).
+ * subgroup: direct, with each A vector loaded once per quad of lanes and shared by subgroupShuffle; needs the
+ * `subgroups` feature. Its scalar variant is the direct one.
+ */
+export type KernelFamily = 'tiled' | 'direct' | 'subgroup';
+
+interface Blocking {
   /** Threads per workgroup along columns (x) and rows (y). */
   wgX: number;
   wgY: number;
-  /** Outputs per thread along rows and columns; multiples of 4. */
+  /** Outputs per thread along rows and columns. */
   tm: number;
   tn: number;
+}
+
+export interface TiledConfig extends Blocking {
+  family: 'tiled';
   /** Depth of one K step held in workgroup memory. */
   tileK: number;
 }
 
-export const configName = (c: KernelConfig): string => `wg${c.wgX}x${c.wgY}-t${c.tm}x${c.tn}-k${c.tileK}`;
+export interface DirectConfig extends Blocking {
+  family: 'direct' | 'subgroup';
+}
+
+export type KernelConfig = TiledConfig | DirectConfig;
+
+export const configName = (c: KernelConfig): string =>
+  `${c.family}-wg${c.wgX}x${c.wgY}-t${c.tm}x${c.tn}${c.family === 'tiled' ? `-k${c.tileK}` : ''}`;
+/** Rows and columns of C one workgroup computes. */
 export const tileRows = (c: KernelConfig): number => c.wgY * c.tm;
 export const tileCols = (c: KernelConfig): number => c.wgX * c.tn;
 
-/** Workgroup memory the kernel needs: two buffers of an A tile and a B tile, f32. */
-export const workgroupBytes = (c: KernelConfig): number => 2 * c.tileK * (tileRows(c) + tileCols(c)) * 4;
+/** Workgroup memory the kernel needs: for tiled, two buffers of an A tile and a B tile, f32. */
+export const workgroupBytes = (c: KernelConfig): number => (c.family === 'tiled' ? 2 * c.tileK * (tileRows(c) + tileCols(c)) * 4 : 0);
 
-/** What the autotuner tries; the first is the default before any tuning. */
+/**
+ * What the autotuner tries; the first is the default before any tuning. Tiled kernels take about 1 s each to
+ * compile on SwiftShader, direct ones under 0.1 s, so the list keeps few tiled ones.
+ */
 export const CANDIDATES: readonly KernelConfig[] = [
-  { wgX: 16, wgY: 16, tm: 4, tn: 4, tileK: 16 }, // 64 x 64 tile, 256 threads
-  { wgX: 8, wgY: 8, tm: 8, tn: 8, tileK: 16 }, // 64 x 64 tile, 64 threads with 64 outputs each
-  { wgX: 16, wgY: 16, tm: 8, tn: 8, tileK: 8 }, // 128 x 128 tile, 256 threads
-  { wgX: 16, wgY: 8, tm: 4, tn: 8, tileK: 8 }, // 32 x 128 tile: suits short units
-  { wgX: 8, wgY: 8, tm: 4, tn: 4, tileK: 32 }, // 32 x 32 tile: little work per thread
+  // SwiftShader, measured side by side at 512^3: 8x8 blocks 1.3-2.5x faster than 4x4, tiled 3-5x slower.
+  { family: 'direct', wgX: 8, wgY: 8, tm: 8, tn: 8 }, // 64 x 64 of C per workgroup, 64 outputs per thread
+  { family: 'direct', wgX: 8, wgY: 8, tm: 8, tn: 16 },
+  { family: 'direct', wgX: 8, wgY: 8, tm: 4, tn: 8 },
+  { family: 'direct', wgX: 16, wgY: 16, tm: 4, tn: 4 }, // 256 threads, for GPUs that want many (64x1 and 4x4 lost here)
+  { family: 'tiled', wgX: 16, wgY: 16, tm: 4, tn: 4, tileK: 16 }, // 64 x 64 tile, 256 threads
+  { family: 'tiled', wgX: 8, wgY: 8, tm: 8, tn: 8, tileK: 16 }, // 64 x 64 tile, 64 threads with 64 outputs each
+  { family: 'subgroup', wgX: 8, wgY: 8, tm: 8, tn: 8 }, // only where the device has `subgroups`
+  { family: 'subgroup', wgX: 16, wgY: 4, tm: 4, tn: 8 },
 ];
 
+/** A config GemmKernel runs instead of the tuned one for products of at most `maxRows` rows (GEMV-like). */
+export interface SmallMConfig {
+  maxRows: number;
+  config: KernelConfig;
+}
+
+/**
+ * By ascending maxRows; the first that fits M wins. A tuned tile of 32-64 rows would compute 63 wasted rows for
+ * every real one when M = 1. SwiftShader, measured side by side: at M = 1, one row per thread ran 1.4x faster
+ * than four; at M = 4-8, four rows per thread ran 2-4x faster than one, and as fast as the tuned 8x8 blocks.
+ * Sixteen threads of 16 columns: 16 workgroups across N = 4096.
+ */
+export const SMALL_M_CONFIGS: readonly SmallMConfig[] = [
+  { maxRows: 1, config: { family: 'direct', wgX: 16, wgY: 1, tm: 1, tn: 16 } },
+  { maxRows: 8, config: { family: 'direct', wgX: 16, wgY: 1, tm: 4, tn: 16 } },
+];
+
+/** What unfitReason needs of a device: its limits and features. */
+export interface DeviceCaps {
+  limits: GPUSupportedLimits;
+  features: ReadonlySet<string>;
+}
+
 /** Checks that a config is well formed and fits the device; returns the reason it does not, or null. */
-export function unfitReason(c: KernelConfig, limits: GPUSupportedLimits): string | null {
-  if (c.tm % 4 !== 0 || c.tn % 4 !== 0 || c.tileK % 4 !== 0) return 'outputs per thread and the K step must be multiples of 4';
+export function unfitReason(c: KernelConfig, device: DeviceCaps): string | null {
+  const { limits } = device;
+  if (c.tm < 1 || c.tn % 4 !== 0) return 'outputs per thread: at least one row, columns a multiple of 4';
   const threads = c.wgX * c.wgY;
-  if ((tileRows(c) * c.tileK) % threads !== 0 || (c.tileK * tileCols(c)) % threads !== 0) return 'tiles do not split evenly over threads';
   if (threads > limits.maxComputeInvocationsPerWorkgroup) return `${threads} threads exceed the device's ${limits.maxComputeInvocationsPerWorkgroup}`;
   if (c.wgX > limits.maxComputeWorkgroupSizeX || c.wgY > limits.maxComputeWorkgroupSizeY) return 'workgroup too wide';
-  if (workgroupBytes(c) > limits.maxComputeWorkgroupStorageSize) {
-    return `needs ${workgroupBytes(c)} bytes of workgroup memory; the device has ${limits.maxComputeWorkgroupStorageSize}`;
+  if (c.family === 'tiled') {
+    if (c.tm % 4 !== 0 || c.tileK % 4 !== 0) return 'tiled: rows per thread and the K step must be multiples of 4';
+    if ((tileRows(c) * c.tileK) % threads !== 0 || (c.tileK * tileCols(c)) % threads !== 0) return 'tiles do not split evenly over threads';
+    if (workgroupBytes(c) > limits.maxComputeWorkgroupStorageSize) {
+      return `needs ${workgroupBytes(c)} bytes of workgroup memory; the device has ${limits.maxComputeWorkgroupStorageSize}`;
+    }
+  }
+  if (c.family === 'subgroup') {
+    if (!device.features.has('subgroups')) return 'the device has no subgroups feature';
+    if (c.wgX % 4 !== 0 || c.tm % 4 !== 0) return 'subgroup: threads along x and rows per thread must be multiples of 4';
   }
   return null;
 }
 
-/** The kernel's WGSL with this config's constants in place of the defaults marked `tuned`. */
-export function kernelSource(c: KernelConfig, variant: KernelVariant): string {
-  const values: Record<string, number> = { WG_X: c.wgX, WG_Y: c.wgY, TM: c.tm, TN: c.tn, TILE_K: c.tileK };
-  let source = variant === 'vec4' ? vec4Source : scalarSource;
+/** The WGSL file of a family's variant; `label` names it for error messages and pipelines. */
+function sourceOf(c: KernelConfig, variant: KernelVariant): { label: string; code: string } {
+  if (c.family === 'tiled') return variant === 'vec4' ? { label: 'gemm-tiled-vec4-f32', code: tiledVec4Source } : { label: 'gemm-tiled-f32', code: tiledSource };
+  if (variant === 'scalar') return { label: 'gemm-direct-f32', code: directSource };
+  return c.family === 'subgroup' ? { label: 'gemm-subgroup-vec4-f32', code: subgroupVec4Source } : { label: 'gemm-direct-vec4-f32', code: directVec4Source };
+}
+
+/** The kernel's WGSL with this config's constants in place of the defaults marked `tuned`, and its file's name. */
+export function kernelSource(c: KernelConfig, variant: KernelVariant): { label: string; code: string } {
+  const values: Record<string, number> = { WG_X: c.wgX, WG_Y: c.wgY, TM: c.tm, TN: c.tn };
+  if (c.family === 'tiled') values.TILE_K = c.tileK;
+  const { label, code } = sourceOf(c, variant);
+  let source = code;
   for (const [name, value] of Object.entries(values)) {
     const line = new RegExp(`^const ${name}: u32 = \\d+u;(.*// tuned.*)$`, 'm');
-    if (!line.test(source)) throw new Error(`gemm kernel source has no tuned constant ${name}`);
+    if (!line.test(source)) throw new Error(`${label} has no tuned constant ${name}`);
     source = source.replace(line, `const ${name}: u32 = ${value}u;$1`);
   }
-  return source;
+  return { label, code: source };
 }

@@ -1,4 +1,4 @@
-// C = A · B in f32, for K and N multiples of 4: as gemm-register-f32.wgsl, with 16-byte loads and stores.
+// C = A · B in f32, for K and N multiples of 4: as gemm-tiled-f32.wgsl, with 16-byte loads and stores.
 //
 // Buffers (row-major, tightly packed; K % 4 == 0 and N % 4 == 0, so every row starts on a vec4):
 //   binding 0  A: M x K as vec4   binding 1  B: K x N as vec4   binding 2  C: M x N as vec4
@@ -108,7 +108,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
       for (var j = 0u; j < TN / 4u; j++) { b[j] = tileB[current + k][lid.x * (TN / 4u) + j]; }
       for (var i = 0u; i < TM; i++) {
         let ai = vec4<f32>(a[i / 4u][i % 4u]);
-        for (var j = 0u; j < TN / 4u; j++) { acc[i][j] = fma(ai, b[j], acc[i][j]); }
+        for (var j = 0u; j < TN / 4u; j++) { acc[i][j] += ai * b[j]; }
       }
     }
 

@@ -104,7 +104,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
       for (var j = 0u; j < TN / 4u; j++) { b[j] = tileB[current + k][lid.x * (TN / 4u) + j]; }
       for (var i = 0u; i < TM; i++) {
         let ai = vec4<f32>(a[i / 4u][i % 4u]);
-        for (var j = 0u; j < TN / 4u; j++) { acc[i][j] = fma(ai, b[j], acc[i][j]); }
+        for (var j = 0u; j < TN / 4u; j++) { acc[i][j] += ai * b[j]; }
       }
     }
 

@@ -1,0 +1,60 @@
+// C = A · B in f32 for any shape, straight from storage: no workgroup memory, no barriers.
+//
+// Buffers (row-major, tightly packed, any alignment):
+//   binding 0  A: M x K      binding 1  B: K x N      binding 2  C: M x N
+//   binding 3  params: M, N, K, rowOffset, rowEnd, colOffset, colEnd
+//              (this dispatch computes rows [rowOffset, rowEnd) and columns [colOffset, colEnd) of C)
+// Dispatch: (ceil((colEnd - colOffset) / (WG_X * TN)), ceil((rowEnd - rowOffset) / (WG_Y * TM)), 1) workgroups
+// of WG_X x WG_Y threads.
+//
+// Thread (x, y) of the grid computes the TM x TN block of C at rows rowOffset + y * TM + i and columns
+// colOffset + x * TN + j: for each k it loads TM values of A and TN of B and does TM x TN multiply-adds from
+// registers. The scalar twin of gemm-direct-vec4-f32.wgsl, for shapes whose K or N is not a multiple of 4.
+// Rows and columns past the end are clamped to the last one for loading (in bounds, no branch in the loop)
+// and never stored.
+//
+// The four `const` lines marked `tuned` are replaced from TypeScript (src/miner/gpu/kernel-config.ts).
+
+const WG_X: u32 = 8u;  // tuned
+const WG_Y: u32 = 8u;  // tuned
+const TM: u32 = 4u;    // tuned
+const TN: u32 = 4u;    // tuned
+
+struct Params { M: u32, N: u32, K: u32, rowOffset: u32, rowEnd: u32, colOffset: u32, colEnd: u32 }
+
+@group(0) @binding(0) var<storage, read> A: array<f32>;
+@group(0) @binding(1) var<storage, read> B: array<f32>;
+@group(0) @binding(2) var<storage, read_write> C: array<f32>;
+@group(0) @binding(3) var<uniform> params: Params;
+
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let row0 = params.rowOffset + gid.y * TM;
+  let col0 = params.colOffset + gid.x * TN;
+  if (row0 >= params.rowEnd || col0 >= params.colEnd) { return; }
+
+  var rowA: array<u32, TM>;  // index of the row's first element in A
+  for (var i = 0u; i < TM; i++) { rowA[i] = min(row0 + i, params.rowEnd - 1u) * params.K; }
+  var colB: array<u32, TN>;
+  for (var j = 0u; j < TN; j++) { colB[j] = min(col0 + j, params.colEnd - 1u); }
+
+  var acc: array<array<f32, TN>, TM>;
+  for (var k = 0u; k < params.K; k++) {
+    let bRow = k * params.N;
+    var b: array<f32, TN>;
+    for (var j = 0u; j < TN; j++) { b[j] = B[bRow + colB[j]]; }
+    for (var i = 0u; i < TM; i++) {
+      let a = A[rowA[i] + k];
+      for (var j = 0u; j < TN; j++) { acc[i][j] += a * b[j]; }
+    }
+  }
+
+  for (var i = 0u; i < TM; i++) {
+    let row = row0 + i;
+    if (row >= params.rowEnd) { break; }
+    for (var j = 0u; j < TN; j++) {
+      let col = col0 + j;
+      if (col < params.colEnd) { C[row * params.N + col] = acc[i][j]; }
+    }
+  }
+}
