@@ -1,4 +1,5 @@
-// The GEMM kernel on this machine's real WebGPU adapter: every config correct for any shape, dispatches bounded, tuning kept.
+// The GEMM kernels on this machine's real WebGPU adapter: every family and config correct for any shape, GEMV-like
+// products on the small-M kernel, dispatches bounded, tuning kept.
 import { expect, test } from '@playwright/test';
 import { createServer, type ViteDevServer } from 'vite';
 
@@ -15,51 +16,63 @@ test.afterAll(async () => {
   await vite?.close();
 });
 
-test('every kernel config computes products of any shape: 1, primes, edges that do not divide the tiles', async ({ page }) => {
+test('every kernel config of every family computes products of any shape: 1, primes, K = 1, edges that do not divide the tiles', async ({ page }) => {
+  test.setTimeout(600_000);
   await page.goto(harnessUrl);
   await page.waitForFunction(() => 'harness' in window);
   const configs = await page.evaluate(() => window.harness.configs());
-  expect(configs.length).toBeGreaterThanOrEqual(4);
+  const hasSubgroups = await page.evaluate(async () => (await navigator.gpu.requestAdapter())?.features.has('subgroups') ?? false);
+  const runnable = configs.filter((c) => c.unfit === null);
+  const families = new Set(runnable.map((c) => c.family));
+  expect([...families].sort()).toEqual(hasSubgroups ? ['direct', 'subgroup', 'tiled'] : ['direct', 'tiled']);
+  expect(runnable.some((c) => c.name.startsWith('direct-') && c.name.includes('-t1x'))).toBe(true); // the small-M config
   // [m, k, n]: odd shapes take the scalar variant; K and N multiples of 4 take the vec4 variant.
   const shapes: [number, number, number][] = [
-    [1, 1, 1], [1, 7, 3], [67, 45, 33], [131, 97, 257], [3, 200, 5],
-    [1, 4, 4], [68, 36, 44], [64, 64, 64], [130, 96, 260], [5, 4, 132],
+    [1, 1, 1], [1, 7, 3], [67, 45, 33], [131, 97, 257], [3, 200, 5], [1, 4096, 37], [33, 1, 65], [7, 1, 4],
+    [1, 4, 4], [68, 36, 44], [64, 64, 64], [130, 96, 260], [5, 4, 132], [9, 8, 4],
   ];
-  for (let index = 0; index < configs.length; index++) {
+  for (const config of runnable) {
     for (const [m, k, n] of shapes) {
-      const result = await page.evaluate(([i, m, k, n]) => window.harness.gemm(i, m, k, n, m * 31 + n), [index, m, k, n] as const);
+      const result = await page.evaluate(([name, m, k, n]) => window.harness.gemm(name, m, k, n, m * 31 + n), [config.name, m, k, n] as const);
+      expect(result.config).toBe(config.name);
       expect(result.variant).toBe(k % 4 === 0 && n % 4 === 0 ? 'vec4' : 'scalar');
       expect(result.maxRelativeError, `${result.config} ${result.variant} at ${m}x${k}x${n}`).toBeLessThan(1e-5);
     }
   }
 });
 
-test('a 1x4096x4096 product is correct', async ({ page }) => {
+test('a 1x4096x4096 product runs the small-M kernel and is correct; a tall one does not', async ({ page }) => {
   await page.goto(harnessUrl);
   await page.waitForFunction(() => 'harness' in window);
-  const result = await page.evaluate(() => window.harness.gemm(0, 1, 4096, 4096, 5));
-  expect(result.maxRelativeError).toBeLessThan(1e-5);
+  const gemv = await page.evaluate(() => window.harness.gemm('default', 1, 4096, 4096, 5));
+  expect(gemv.maxRelativeError).toBeLessThan(1e-5);
+  expect(gemv.config).toMatch(/-t1x/);
+  const tall = await page.evaluate(() => window.harness.gemm('default', 64, 64, 64, 6));
+  expect(tall.maxRelativeError).toBeLessThan(1e-5);
+  expect(tall.config).not.toBe(gemv.config);
 });
 
 test('a long product is split into dispatches near the 100 ms budget, and stays correct', async ({ page }) => {
   await page.goto(harnessUrl);
   await page.waitForFunction(() => 'harness' in window);
   // SwiftShader runs about 1 GFLOP/s, so 0.5 GFLOP needs several 100 ms dispatches; the first run learns the speed.
-  const result = await page.evaluate(() => window.harness.gemm(0, 512, 512, 1024, 7, 2));
+  const result = await page.evaluate(() => window.harness.gemm('default', 512, 512, 1024, 7, 2));
   expect(result.maxRelativeError).toBeLessThan(1e-5);
   expect(result.dispatches).toBeGreaterThan(1);
   const perDispatchMs = (result.gpuSeconds * 1000) / result.dispatches;
   expect(perDispatchMs).toBeLessThan(400);
 });
 
-test('autotuning picks a correct config, stores it, and finds it again', async ({ page }) => {
+test('autotuning picks a correct config, stores it, finds it again, and ignores a record from before kernel families', async ({ page }) => {
   await page.goto(harnessUrl);
   await page.waitForFunction(() => 'harness' in window);
+  expect(await page.evaluate(() => window.harness.storedAfterLegacyRecord())).toBeNull();
   const tuned = await page.evaluate(() => window.harness.tune());
+  expect(tuned.before).toBeNull();
   expect(tuned.record.trials.filter((t) => t.gflops !== null).length).toBeGreaterThanOrEqual(3);
   expect(tuned.record.gflops).toBeGreaterThan(0);
   expect(tuned.storedConfig).toBe(tuned.chosen);
   const again = await page.evaluate(() => window.harness.tune());
   expect(again.before?.adapterKey).toBe(tuned.record.adapterKey);
-  console.log(`tuning took ${tuned.seconds.toFixed(1)} s: ${tuned.record.trials.map((t) => `${t.name} ${t.gflops?.toFixed(2) ?? t.error}`).join(', ')}`);
+  console.log(`tuning took ${tuned.seconds.toFixed(1)} s, chose ${tuned.chosen}: ${tuned.record.trials.map((t) => `${t.name} ${t.gflops?.toFixed(2) ?? ''} ${t.error ?? ''}`).join(', ')}`);
 });

@@ -1,12 +1,15 @@
 // Exposes the miner's GPU code to Playwright: run a kernel config on seeded operands and check it in f64.
+import { openDB } from 'idb';
 import { acquireDevice } from '../../../src/miner/gpu/device.ts';
 import { adapterKey, storedTuning, tune } from '../../../src/miner/gpu/autotune.ts';
 import { GemmKernel } from '../../../src/miner/gpu/gemm.ts';
-import { CANDIDATES, configName, type KernelConfig } from '../../../src/miner/gpu/kernel-config.ts';
+import { CANDIDATES, configName, SMALL_M_CONFIGS, unfitReason, type KernelConfig } from '../../../src/miner/gpu/kernel-config.ts';
 import { mulberry32 } from '../../helpers/random.ts';
 
 const acquired = acquireDevice();
-const kernels = new Map<number, GemmKernel>();
+const kernels = new Map<string, GemmKernel>();
+/** Every config the miner may run: the autotuner's candidates and the small-M ones, by name. */
+const ALL_CONFIGS = new Map<string, KernelConfig>([...CANDIDATES, ...SMALL_M_CONFIGS.map((small) => small.config)].map((config) => [configName(config), config]));
 
 function operands(count: number, seed: number): Float32Array<ArrayBuffer> {
   const next = mulberry32(seed);
@@ -31,22 +34,46 @@ function checkProduct(c: Float32Array, a: Float32Array, b: Float32Array, m: numb
 }
 
 const harness = {
-  configs: (): string[] => CANDIDATES.map(configName),
-
-  /** Runs config `configIndex` (its kernel compiled once per page and kept, as the miner keeps it). */
-  async gemm(configIndex: number, m: number, k: number, n: number, seed: number, runs = 1) {
+  /** Every config the miner may run, with its family and why it cannot run on this device (null: it can). */
+  async configs(): Promise<{ name: string; family: KernelConfig['family']; unfit: string | null }[]> {
     const { device } = await acquired;
-    const config: KernelConfig = CANDIDATES[configIndex];
-    let kernel = kernels.get(configIndex);
+    return [...ALL_CONFIGS].map(([name, config]) => ({ name, family: config.family, unfit: unfitReason(config, device) }));
+  },
+
+  /**
+   * Runs a config on seeded operands (its kernel compiled once per page and kept, as the miner keeps it).
+   * 'default' is GemmKernel.create(device) as the miner gets it, which switches to the small-M config for
+   * GEMV-like shapes; a named config, or one given whole, always runs itself.
+   */
+  async gemm(which: string | KernelConfig, m: number, k: number, n: number, seed: number, runs = 1) {
+    const { device } = await acquired;
+    const name = typeof which === 'string' ? which : configName(which);
+    let kernel = kernels.get(name);
     if (!kernel) {
-      kernel = await GemmKernel.create(device, config);
-      kernels.set(configIndex, kernel);
+      const config = typeof which === 'string' ? ALL_CONFIGS.get(name) : which;
+      if (name !== 'default' && !config) throw new Error(`no kernel config ${name}`);
+      kernel = await (config ? GemmKernel.create(device, config, ['vec4', 'scalar'], []) : GemmKernel.create(device));
+      kernels.set(name, kernel);
     }
     const a = operands(m * k, seed);
     const b = operands(k * n, seed + 1);
     let last = await kernel.run(m, k, n, a, b);
     for (let i = 1; i < runs; i++) last = await kernel.run(m, k, n, a, b);
-    return { config: configName(config), variant: kernel.variant, maxRelativeError: checkProduct(last.c, a, b, m, k, n, 24), dispatches: last.dispatches, gpuSeconds: last.gpuSeconds };
+    return {
+      config: configName(kernel.activeConfig), variant: kernel.variant, maxRelativeError: checkProduct(last.c, a, b, m, k, n, 24),
+      dispatches: last.dispatches, gpuSeconds: last.gpuSeconds, gflops: (2 * m * k * n) / last.gpuSeconds / 1e9,
+    };
+  },
+
+  /** Stores a tuning record as written before kernel families existed, then asks for the stored tuning. */
+  async storedAfterLegacyRecord() {
+    const { device, adapter } = await acquired;
+    const key = adapterKey(adapter, navigator.userAgent);
+    const db = await openDB('ergon-gpu', 1, { upgrade: (upgrading) => void upgrading.createObjectStore('tuning') });
+    const legacy = { wgX: 16, wgY: 16, tm: 4, tn: 4, tileK: 16 };
+    await db.put('tuning', { adapterKey: key, config: legacy, gflops: 1, tunedAtMs: Date.now(), trials: [] }, key);
+    db.close();
+    return (await storedTuning(key, device)) ?? null;
   },
 
   async tune() {
