@@ -13,7 +13,9 @@
 // Rows and columns past the end are clamped to the last one for loading (in bounds, no branch in the loop)
 // and never stored.
 //
-// The four `const` lines marked `tuned` are replaced from TypeScript (src/miner/gpu/kernel-config.ts).
+// Unrolled, with `a * b + c` for fma(), for the reasons given in gemm-direct-vec4-f32.wgsl. Template:
+// kernel-config.ts replaces the four `const` lines marked `tuned`, then repeats each block between
+// `//unroll v < BOUND` and `//end v` BOUND times with {v} replaced by 0, 1, ... (BOUND is TM or TN).
 
 const WG_X: u32 = 8u;  // tuned
 const WG_Y: u32 = 8u;  // tuned
@@ -33,28 +35,37 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let col0 = params.colOffset + gid.x * TN;
   if (row0 >= params.rowEnd || col0 >= params.colEnd) { return; }
 
-  var rowA: array<u32, TM>;  // index of the row's first element in A
-  for (var i = 0u; i < TM; i++) { rowA[i] = min(row0 + i, params.rowEnd - 1u) * params.K; }
-  var colB: array<u32, TN>;
-  for (var j = 0u; j < TN; j++) { colB[j] = min(col0 + j, params.colEnd - 1u); }
+  // Index of row i's first element in A, and column j of B.
+  //unroll i < TM
+  let rowA{i} = min(row0 + {i}u, params.rowEnd - 1u) * params.K;
+  //end i
+  //unroll j < TN
+  let colB{j} = min(col0 + {j}u, params.colEnd - 1u);
+  //end j
+  //unroll i < TM
+  //unroll j < TN
+  var acc{i}_{j}: f32;
+  //end j
+  //end i
 
-  var acc: array<array<f32, TN>, TM>;
   for (var k = 0u; k < params.K; k++) {
     let bRow = k * params.N;
-    var b: array<f32, TN>;
-    for (var j = 0u; j < TN; j++) { b[j] = B[bRow + colB[j]]; }
-    for (var i = 0u; i < TM; i++) {
-      let a = A[rowA[i] + k];
-      for (var j = 0u; j < TN; j++) { acc[i][j] += a * b[j]; }
-    }
+    //unroll j < TN
+    let b{j} = B[bRow + colB{j}];
+    //end j
+    //unroll i < TM
+    let a{i} = A[rowA{i} + k];
+    //unroll j < TN
+    acc{i}_{j} += a{i} * b{j};
+    //end j
+    //end i
   }
 
-  for (var i = 0u; i < TM; i++) {
-    let row = row0 + i;
-    if (row >= params.rowEnd) { break; }
-    for (var j = 0u; j < TN; j++) {
-      let col = col0 + j;
-      if (col < params.colEnd) { C[row * params.N + col] = acc[i][j]; }
-    }
+  //unroll i < TM
+  if (row0 + {i}u < params.rowEnd) {
+    //unroll j < TN
+    if (col0 + {j}u < params.colEnd) { C[(row0 + {i}u) * params.N + col0 + {j}u] = acc{i}_{j}; }
+    //end j
   }
+  //end i
 }

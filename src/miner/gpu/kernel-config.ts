@@ -54,11 +54,12 @@ export const workgroupBytes = (c: KernelConfig): number => (c.family === 'tiled'
  * compile on SwiftShader, direct ones under 0.1 s, so the list keeps few tiled ones.
  */
 export const CANDIDATES: readonly KernelConfig[] = [
-  // SwiftShader, measured side by side at 512^3: 8x8 blocks 1.3-2.5x faster than 4x4, tiled 3-5x slower.
-  { family: 'direct', wgX: 8, wgY: 8, tm: 8, tn: 8 }, // 64 x 64 of C per workgroup, 64 outputs per thread
+  // SwiftShader, measured side by side at 512^3 and 1024^3: 16x16 and 16x32 blocks 2.8-3.5 GFLOP/s, 8x8 2.1,
+  // 4x4 1.6; tiled 0.1-0.2; 64x1 and 4x4 workgroups no better than 8x8.
+  { family: 'direct', wgX: 8, wgY: 8, tm: 16, tn: 16 }, // 128 x 128 of C per workgroup
+  { family: 'direct', wgX: 8, wgY: 8, tm: 16, tn: 32 },
   { family: 'direct', wgX: 8, wgY: 8, tm: 8, tn: 16 },
-  { family: 'direct', wgX: 8, wgY: 8, tm: 4, tn: 8 },
-  { family: 'direct', wgX: 16, wgY: 16, tm: 4, tn: 4 }, // 256 threads, for GPUs that want many (64x1 and 4x4 lost here)
+  { family: 'direct', wgX: 16, wgY: 16, tm: 4, tn: 4 }, // 256 threads of few registers, for GPUs that want many
   { family: 'tiled', wgX: 16, wgY: 16, tm: 4, tn: 4, tileK: 16 }, // 64 x 64 tile, 256 threads
   { family: 'tiled', wgX: 8, wgY: 8, tm: 8, tn: 8, tileK: 16 }, // 64 x 64 tile, 64 threads with 64 outputs each
   { family: 'subgroup', wgX: 8, wgY: 8, tm: 8, tn: 8 }, // only where the device has `subgroups`
@@ -73,8 +74,8 @@ export interface SmallMConfig {
 
 /**
  * By ascending maxRows; the first that fits M wins. A tuned tile of 32-64 rows would compute 63 wasted rows for
- * every real one when M = 1. SwiftShader, measured side by side: at M = 1, one row per thread ran 1.4x faster
- * than four; at M = 4-8, four rows per thread ran 2-4x faster than one, and as fast as the tuned 8x8 blocks.
+ * every real one when M = 1. SwiftShader, measured side by side: at 1x4096x4096, one row per thread ran 1.5x
+ * faster than four, and 16 columns faster than 32 or 64; at 8x2048x2048, four rows ran 3x faster than one.
  * Sixteen threads of 16 columns: 16 workgroups across N = 4096.
  */
 export const SMALL_M_CONFIGS: readonly SmallMConfig[] = [
@@ -127,5 +128,46 @@ export function kernelSource(c: KernelConfig, variant: KernelVariant): { label: 
     if (!line.test(source)) throw new Error(`${label} has no tuned constant ${name}`);
     source = source.replace(line, `const ${name}: u32 = ${value}u;$1`);
   }
-  return { label, code: source };
+  return { label, code: unrollBlocks(source, { TM: c.tm, TN: c.tn, TN4: c.tn / 4 }, label) };
+}
+
+const UNROLL_START = /^\s*\/\/unroll (\w+) < (\w+)\s*$/;
+const UNROLL_END = /^\s*\/\/end (\w+)\s*$/;
+
+/**
+ * Repeats each block between `//unroll v < BOUND` and `//end v` bounds[BOUND] times, with {v} replaced by
+ * 0, 1, ...; blocks nest. A source without such blocks comes back unchanged.
+ */
+export function unrollBlocks(source: string, bounds: Record<string, number>, label = 'kernel'): string {
+  const lines = source.split('\n');
+  const expand = (from: number, to: number): string[] => {
+    const out: string[] = [];
+    for (let i = from; i < to; i++) {
+      const start = UNROLL_START.exec(lines[i]);
+      if (!start) {
+        if (UNROLL_END.test(lines[i])) throw new Error(`${label}: unmatched ${lines[i].trim()}`);
+        out.push(lines[i]);
+        continue;
+      }
+      const [, name, boundName] = start;
+      const count = bounds[boundName];
+      if (count === undefined) throw new Error(`${label}: no bound ${boundName} to unroll ${name} over`);
+      let depth = 1;
+      let end = i + 1;
+      for (; end < to; end++) {
+        if (UNROLL_START.test(lines[end])) depth++;
+        const closing = UNROLL_END.exec(lines[end]);
+        if (closing && --depth === 0) {
+          if (closing[1] !== name) throw new Error(`${label}: //unroll ${name} closed by //end ${closing[1]}`);
+          break;
+        }
+      }
+      if (end >= to) throw new Error(`${label}: //unroll ${name} is never closed`);
+      const body = expand(i + 1, end);
+      for (let index = 0; index < count; index++) out.push(...body.map((line) => line.replaceAll(`{${name}}`, String(index))));
+      i = end;
+    }
+    return out;
+  };
+  return expand(0, lines.length).join('\n');
 }
