@@ -13,9 +13,12 @@
 // workgroup memory and a barrier. A layout where a quad spans two y would compute a wrong product; the
 // autotuner checks every candidate's product before it may be chosen.
 // No thread returns early: every lane must reach the shuffles. Rows and columns past the end are clamped to
-// the last one for loading and never stored.
+// the last one for loading and never stored. Unrolled, with `a * b + c` for fma(), for the reasons given in
+// gemm-direct-vec4-f32.wgsl.
 //
-// The four `const` lines marked `tuned` are replaced from TypeScript (src/miner/gpu/kernel-config.ts).
+// Template: kernel-config.ts replaces the four `const` lines marked `tuned`, then repeats each block between
+// `//unroll v < BOUND` and `//end v` BOUND times with {v} replaced by 0, 1, ... (BOUND is TM, TM4 = TM / 4 or
+// TN4 = TN / 4; blocks nest). Only the expanded text is WGSL.
 
 enable subgroups;
 
@@ -25,7 +28,6 @@ const TM: u32 = 4u;    // tuned: multiple of 4
 const TN: u32 = 4u;    // tuned: multiple of 4
 
 const TM4: u32 = TM / 4u;
-const TN4: u32 = TN / 4u;
 
 struct Params { M: u32, N: u32, K: u32, rowOffset: u32, rowEnd: u32, colOffset: u32, colEnd: u32 }
 
@@ -43,42 +45,46 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(subgroup_invocation_
   let quad = lane & ~3u;
   let part = lane & 3u;
 
-  var rowA: array<u32, TM4>;  // this lane's share of the quad's rows: p, p + 4, ...
-  for (var r = 0u; r < TM4; r++) { rowA[r] = min(row0 + r * 4u + part, params.rowEnd - 1u) * kVecs; }
-  var colB: array<u32, TN4>;
-  for (var j = 0u; j < TN4; j++) { colB[j] = min(col0 / 4u + j, params.colEnd / 4u - 1u); }
+  // This lane's share r of the quad's rows is row p + 4r; colB{j} indexes column vector j within a row of B.
+  //unroll r < TM4
+  let rowA{r} = min(row0 + {r}u * 4u + part, params.rowEnd - 1u) * kVecs;
+  //end r
+  //unroll j < TN4
+  let colB{j} = min(col0 / 4u + {j}u, params.colEnd / 4u - 1u);
+  //end j
+  //unroll i < TM
+  //unroll j < TN4
+  var acc{i}_{j}: vec4<f32>;
+  //end j
+  //end i
 
-  var acc: array<array<vec4<f32>, TN4>, TM>;
   for (var kv = 0u; kv < kVecs; kv++) {
     let bRow = kv * 4u * nVecs;
-    var b0: array<vec4<f32>, TN4>;
-    var b1: array<vec4<f32>, TN4>;
-    var b2: array<vec4<f32>, TN4>;
-    var b3: array<vec4<f32>, TN4>;
-    for (var j = 0u; j < TN4; j++) {
-      b0[j] = B[bRow + colB[j]];
-      b1[j] = B[bRow + nVecs + colB[j]];
-      b2[j] = B[bRow + 2u * nVecs + colB[j]];
-      b3[j] = B[bRow + 3u * nVecs + colB[j]];
-    }
+    //unroll j < TN4
+    let b0_{j} = B[bRow + colB{j}];
+    let b1_{j} = B[bRow + nVecs + colB{j}];
+    let b2_{j} = B[bRow + 2u * nVecs + colB{j}];
+    let b3_{j} = B[bRow + 3u * nVecs + colB{j}];
+    //end j
     var mine: array<vec4<f32>, TM4>;
-    for (var r = 0u; r < TM4; r++) { mine[r] = A[rowA[r] + kv]; }
-    for (var i = 0u; i < TM; i++) {
-      // Row i of the block was loaded by lane quad + i % 4, as its share r = i / 4.
-      let a = subgroupShuffle(mine[i / 4u], quad + i % 4u);
-      for (var j = 0u; j < TN4; j++) {
-        acc[i][j] += a.x * b0[j] + a.y * b1[j] + a.z * b2[j] + a.w * b3[j];
-      }
-    }
+    //unroll r < TM4
+    mine[{r}] = A[rowA{r} + kv];
+    //end r
+    //unroll i < TM
+    // Row i of the block was loaded by lane quad + i % 4, as its share i / 4 (constant indices: no gather).
+    let a{i} = subgroupShuffle(mine[{i}u / 4u], quad + {i}u % 4u);
+    //unroll j < TN4
+    acc{i}_{j} += a{i}.x * b0_{j} + a{i}.y * b1_{j} + a{i}.z * b2_{j} + a{i}.w * b3_{j};
+    //end j
+    //end i
   }
 
   if (col0 >= params.colEnd) { return; }
-  for (var i = 0u; i < TM; i++) {
-    let row = row0 + i;
-    if (row >= params.rowEnd) { break; }
-    for (var j = 0u; j < TN4; j++) {
-      let col = col0 + j * 4u;
-      if (col < params.colEnd) { C[(row * params.N + col) / 4u] = acc[i][j]; }
-    }
+  //unroll i < TM
+  if (row0 + {i}u < params.rowEnd) {
+    //unroll j < TN4
+    if (col0 + {j}u * 4u < params.colEnd) { C[((row0 + {i}u) * params.N + col0 + {j}u * 4u) / 4u] = acc{i}_{j}; }
+    //end j
   }
+  //end i
 }

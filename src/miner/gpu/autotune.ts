@@ -14,6 +14,12 @@ const TUNE_RUNS = 3;
  */
 const PRUNE_BELOW_BEST = 0.5;
 /**
+ * On a fallback (CPU) adapter such as SwiftShader, workgroup barriers are emulated by switching between threads:
+ * the tiled kernels ran 10-20x slower than the direct ones there and take about 2 s each to compile, so they are
+ * not tried.
+ */
+const SKIP_ON_FALLBACK_ADAPTER: ReadonlySet<KernelConfig['family']> = new Set(['tiled']);
+/**
  * Sizes that exercise every edge guard of both variants (multiples of 4 that divide no tile for vec4, odd ones
  * for scalar); a config that gets either wrong on this adapter is never used.
  */
@@ -75,8 +81,11 @@ export async function tune(device: GPUDevice, key: string): Promise<TuningRecord
   const trials: TuningRecord['trials'] = [];
   const passed: { config: KernelConfig; gflops: number; kernel: GemmKernel; trial: TuningRecord['trials'][number] }[] = [];
   const operands = randomOperands(TUNE_SHAPE.m, TUNE_SHAPE.k, TUNE_SHAPE.n);
+  const fallback = device.adapterInfo.isFallbackAdapter;
   const compiled = CANDIDATES.map((config) => {
-    const unfit = unfitReason(config, device);
+    const unfit = fallback && SKIP_ON_FALLBACK_ADAPTER.has(config.family)
+      ? `${config.family} kernels are not tried on a fallback (CPU) adapter`
+      : unfitReason(config, device);
     return { config, unfit, kernel: unfit ? undefined : GemmKernel.create(device, config, ['vec4'], []) };
   });
   // Each failure is reported below, in turn.

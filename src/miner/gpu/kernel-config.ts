@@ -54,16 +54,16 @@ export const workgroupBytes = (c: KernelConfig): number => (c.family === 'tiled'
  * compile on SwiftShader, direct ones under 0.1 s, so the list keeps few tiled ones.
  */
 export const CANDIDATES: readonly KernelConfig[] = [
-  // SwiftShader, measured side by side at 512^3 and 1024^3: 16x16 and 16x32 blocks 2.8-3.5 GFLOP/s, 8x8 2.1,
-  // 4x4 1.6; tiled 0.1-0.2; 64x1 and 4x4 workgroups no better than 8x8.
+  // SwiftShader, measured side by side at 512^3 and 1024^3: 16x16 blocks 2.8-3.2 GFLOP/s, 8x8 2.1, 4x4 1.6;
+  // tiled 0.1-0.2; 64x1 and 4x4 workgroups no better than 8x8. 16x32 ran 3.5 but compiles in 1.3 s (vec4) and
+  // 3.1 s (scalar), too long for a tune.
   { family: 'direct', wgX: 8, wgY: 8, tm: 16, tn: 16 }, // 128 x 128 of C per workgroup
-  { family: 'direct', wgX: 8, wgY: 8, tm: 16, tn: 32 },
   { family: 'direct', wgX: 8, wgY: 8, tm: 8, tn: 16 },
   { family: 'direct', wgX: 16, wgY: 16, tm: 4, tn: 4 }, // 256 threads of few registers, for GPUs that want many
   { family: 'tiled', wgX: 16, wgY: 16, tm: 4, tn: 4, tileK: 16 }, // 64 x 64 tile, 256 threads
   { family: 'tiled', wgX: 8, wgY: 8, tm: 8, tn: 8, tileK: 16 }, // 64 x 64 tile, 64 threads with 64 outputs each
-  { family: 'subgroup', wgX: 8, wgY: 8, tm: 8, tn: 8 }, // only where the device has `subgroups`
-  { family: 'subgroup', wgX: 16, wgY: 4, tm: 4, tn: 8 },
+  { family: 'subgroup', wgX: 8, wgY: 8, tm: 16, tn: 16 }, // only where the device has `subgroups`
+  { family: 'subgroup', wgX: 8, wgY: 8, tm: 8, tn: 16 },
 ];
 
 /** A config GemmKernel runs instead of the tuned one for products of at most `maxRows` rows (GEMV-like). */
@@ -128,7 +128,7 @@ export function kernelSource(c: KernelConfig, variant: KernelVariant): { label: 
     if (!line.test(source)) throw new Error(`${label} has no tuned constant ${name}`);
     source = source.replace(line, `const ${name}: u32 = ${value}u;$1`);
   }
-  return { label, code: unrollBlocks(source, { TM: c.tm, TN: c.tn, TN4: c.tn / 4 }, label) };
+  return { label, code: unrollBlocks(source, { TM: c.tm, TM4: Math.floor(c.tm / 4), TN: c.tn, TN4: c.tn / 4 }, label) };
 }
 
 const UNROLL_START = /^\s*\/\/unroll (\w+) < (\w+)\s*$/;
