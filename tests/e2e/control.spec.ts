@@ -43,7 +43,7 @@ async function computed(page: Page): Promise<number> {
   return Number((await page.getByTestId('units-computed').textContent()) ?? '0');
 }
 
-/** A job of many 256x256 units with K = 512: each some 0.1-0.5 s of SwiftShader GPU time. */
+/** A job of many 256x256 units with K = 512: each some 20-40 ms of SwiftShader GPU time. */
 async function submitManyUnits(seed: number, units: number): Promise<string> {
   const [m, n, k] = [256 * units, 256, 512];
   const job = await submitGemm(stack.url, m, n, k, randomMatrix(m * k, seed), randomMatrix(k * n, seed + 1));
@@ -120,8 +120,16 @@ test('Stop takes effect within one unit and lets go of the GPU', async ({ page }
   await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', /waiting-for-work|mining/, { timeout: GPU_START_TIMEOUT_MS });
   await submitManyUnits(51, 16);
   await expect.poll(() => computed(page), { timeout: 180_000 }).toBeGreaterThanOrEqual(2);
-  const atStop = await computed(page);
-  await page.getByRole('button', { name: 'Stop' }).click();
+  // Read the count and press Stop in one task of the page: a unit takes some 30 ms here, so a count read in one
+  // round trip and a click in another could be several units apart.
+  const atStop = await page.evaluate(() => {
+    const count = Number(document.querySelector('[data-testid="units-computed"]')?.textContent ?? 'NaN');
+    const stop = [...document.querySelectorAll('button')].find((b) => b.textContent?.trim() === 'Stop');
+    if (!stop) throw new Error('no Stop button');
+    stop.click();
+    return count;
+  });
+  expect(atStop).toBeGreaterThanOrEqual(2);
   await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', 'idle', { timeout: 60_000 });
   expect(await computed(page)).toBeLessThanOrEqual(atStop + 1);
   await expect.poll(() => page.workers().length).toBe(0);
