@@ -35,6 +35,8 @@ class MiningState {
   noWebGpu = $state('');
   /** What the last Start chose to compute with. */
   backend = $state<Backend>('webgpu');
+  /** Whose time the speed figures count: the CPU's for the WebAssembly fallback, else the GPU's. */
+  engine = $derived(this.gpu?.backend === 'wasm' ? 'CPU' : 'GPU');
   private recent = $state<{ ops: bigint; gpuSeconds: number }[]>([]);
 
   /** GFLOP/s of GPU time over the recent units. */

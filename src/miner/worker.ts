@@ -21,8 +21,39 @@ interface Gpu {
   /** Rejects when the device is lost, so a unit in flight fails at once instead of waiting on a dead queue. */
   lost: Promise<never>;
 }
-let gpu: Promise<Gpu> | undefined;
-let cpu: Promise<{ gemm: CpuGemm; description: GpuDescription }> | undefined;
+interface Cpu {
+  gemm: CpuGemm;
+  description: GpuDescription;
+}
+
+/** One shared start of an engine; a start that fails, or an engine that is dropped, is made again on next use. */
+class Engine<T> {
+  private value: Promise<T> | undefined;
+  constructor(private readonly start: () => Promise<T>) {}
+
+  get(): Promise<T> {
+    if (!this.value) {
+      const starting = this.start();
+      this.value = starting;
+      starting.catch(() => {
+        if (this.value === starting) this.value = undefined;
+      });
+    }
+    return this.value;
+  }
+
+  /** The engine if it was started, without starting it. */
+  get current(): Promise<T> | undefined {
+    return this.value;
+  }
+
+  drop(): void {
+    this.value = undefined;
+  }
+}
+
+const gpu = new Engine(startGpu);
+const cpu = new Engine(startCpu);
 let backend: Backend = 'webgpu';
 let lostBefore = false;
 /** Units run strictly one after another: they share the kernel's pooled buffers. */
@@ -39,7 +70,7 @@ class DeviceLostError extends Error {}
 async function startGpu(): Promise<Gpu> {
   const acquired = await acquireDevice();
   const lost = acquired.device.lost.then((info): never => {
-    gpu = undefined; // the next unit acquires a fresh adapter and device (an adapter gives one device only)
+    gpu.drop(); // the next unit acquires a fresh adapter and device (an adapter gives one device only)
     lostBefore = true;
     post({ type: 'device-lost', message: `${info.reason}: ${info.message}` });
     throw new DeviceLostError(`the GPU device was lost (${info.reason})`);
@@ -61,47 +92,31 @@ async function startGpu(): Promise<Gpu> {
   return { device: acquired.device, gemm, description, lost };
 }
 
-function ensureGpu(): Promise<Gpu> {
-  gpu ??= startGpu();
-  gpu.catch(() => {
-    gpu = undefined;
-  });
-  return gpu;
-}
-
-async function startCpu(): Promise<{ gemm: CpuGemm; description: GpuDescription }> {
+async function startCpu(): Promise<Cpu> {
   const gemm = await CpuGemm.create();
   const adapter = { vendor: 'cpu', architecture: 'wasm', device: '', description: gemm.description, isFallbackAdapter: true };
   return { gemm, description: { backend: 'wasm', adapter, features: [], limits: {}, tuning: null } };
 }
 
-function ensureCpu(): Promise<{ gemm: CpuGemm; description: GpuDescription }> {
-  cpu ??= startCpu();
-  cpu.catch(() => {
-    cpu = undefined;
-  });
-  return cpu;
-}
-
 async function describe(): Promise<GpuDescription> {
-  return (await (backend === 'wasm' ? ensureCpu() : ensureGpu())).description;
+  return (await (backend === 'wasm' ? cpu.get() : gpu.get())).description;
 }
 
 /** Runs one unit on the chosen backend. */
 async function runUnit(m: number, k: number, n: number, a: Float32Array<ArrayBuffer>, b: Float32Array<ArrayBuffer>): Promise<GemmRun> {
   if (backend === 'webgpu') return runOnGpu(m, k, n, a, b);
-  const { c, computeSeconds } = await (await ensureCpu()).gemm.run(m, k, n, a, b);
+  const { c, computeSeconds } = await (await cpu.get()).gemm.run(m, k, n, a, b);
   return { c, gpuSeconds: computeSeconds, dispatches: 1 };
 }
 
 /** Runs one unit on the GPU; if the device is lost under it, runs it again once on a fresh device. */
 async function runOnGpu(m: number, k: number, n: number, a: Float32Array<ArrayBuffer>, b: Float32Array<ArrayBuffer>): Promise<GemmRun> {
   for (let attempt = 0; ; attempt++) {
-    const current = await ensureGpu();
+    const current = await gpu.get();
     try {
       return await Promise.race([current.gemm.run(m, k, n, a, b), current.lost]);
     } catch (err) {
-      if (attempt > 0 || !(err instanceof DeviceLostError || gpu === undefined)) throw err;
+      if (attempt > 0 || !(err instanceof DeviceLostError || gpu.current === undefined)) throw err;
     }
   }
 }
@@ -129,7 +144,7 @@ scope.onmessage = (event: MessageEvent<ToWorker>) => {
       throttle = message.throttle;
       return;
     case 'lose-device':
-      void gpu?.then((current) => current.device.destroy(), () => undefined);
+      void gpu.current?.then((current) => current.device.destroy(), () => undefined);
       return;
     case 'gemm':
       queue = queue.then(async () => {

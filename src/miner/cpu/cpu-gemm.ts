@@ -36,7 +36,8 @@ export class CpuGemm {
 
   /** A human label for the engine, shown where a GPU's name would be. */
   get description(): string {
-    return `onnxruntime-web ${this.ort.env.versions.web ?? ''} WASM (SIMD), ${this.threads} thread${this.threads === 1 ? '' : 's'}`.replace('  ', ' ');
+    const version = this.ort.env.versions.web;
+    return `onnxruntime-web${version ? ` ${version}` : ''} WASM (SIMD), ${this.threads} thread${this.threads === 1 ? '' : 's'}`;
   }
 
   async run(m: number, k: number, n: number, a: Float32Array<ArrayBuffer>, b: Float32Array<ArrayBuffer>): Promise<CpuGemmRun> {

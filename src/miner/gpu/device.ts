@@ -34,7 +34,7 @@ export async function acquireDevice(): Promise<AcquiredDevice> {
       architecture: info.architecture,
       device: info.device,
       description: info.description,
-      isFallbackAdapter: (info as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter ?? false,
+      isFallbackAdapter: info.isFallbackAdapter ?? false, // older browsers lack the field
     },
     features: [...adapter.features].sort(),
     limits: {

@@ -18,6 +18,9 @@ export interface GemmRun {
 }
 
 type Role = 'A' | 'B' | 'C' | 'readback';
+
+/** Names one compiled kernel: a config's variant. Its pipeline and its measured speed are kept under this key. */
+const kernelKey = (config: KernelConfig, variant: KernelVariant): string => `${configName(config)} ${variant}`;
 const USAGE: Record<Role, number> = {
   A: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
   B: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
@@ -60,7 +63,7 @@ export class GemmKernel {
 
   /** The compiled pipeline of a config's variant (by default this kernel's config): vec4 for aligned shapes, scalar for the rest. */
   pipeline(variant: KernelVariant, config: KernelConfig = this.config): Promise<GPUComputePipeline> {
-    const key = `${configName(config)} ${variant}`;
+    const key = kernelKey(config, variant);
     let pipeline = this.pipelines.get(key);
     if (!pipeline) {
       const source = kernelSource(config, variant);
@@ -107,7 +110,7 @@ export class GemmKernel {
       layout: pipeline.getBindGroupLayout(0),
       entries: [this.buffer('A', 0), this.buffer('B', 0), this.buffer('C', 0), this.params].map((buffer, binding) => ({ binding, resource: { buffer } })),
     });
-    const speedKey = `${configName(config)} ${this.variant}`;
+    const speedKey = kernelKey(config, this.variant);
     const rowTile = tileRows(config);
     const colTile = tileCols(config);
     const maxGroups = this.device.limits.maxComputeWorkgroupsPerDimension;

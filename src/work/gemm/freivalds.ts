@@ -12,12 +12,6 @@ const U64 = 2 ** -53;
  * signs (fails with probability 2 * exp(-t^2 / 2)). Both are ~1e-10 or less even at K = 4096.
  */
 const SAFETY = 8 * 8;
-/**
- * Rounds of the check, each with its own random signs: a round misses a set of wrong elements in a row that cancel
- * with probability at most 1/2, so two miss with at most 1/4 (one wrong element is never missed).
- */
-export const FREIVALDS_ROUNDS = 2;
-
 export interface Product {
   /** rows x depth, row-major */
   a: Float32Array;
@@ -48,7 +42,8 @@ export function freivalds(p: Product, random: RandomBytes): Verdict {
     if (!Number.isFinite(c[i])) return reject('non-finite', `result element ${i} is ${c[i]}`);
   }
 
-  // Two independent random sign vectors, one per round.
+  // Two rounds, each with its own random signs: a round misses wrong elements of a row that cancel with
+  // probability at most 1/2, so both miss with at most 1/4; a single wrong element is never missed.
   const signBytes = new Uint8Array(cols);
   random(signBytes);
   const r1 = new Float64Array(cols);
