@@ -6,7 +6,7 @@ import { PROTOCOL_VERSION } from '../../src/protocol/version.ts';
 import { freivalds } from '../../src/work/gemm/freivalds.ts';
 import { splitTiles, UNIT_TILE, unitOperands, type GemmJob, type GemmUnit } from '../../src/work/gemm/gemm.ts';
 import { cryptoRandomBytes } from '../../src/work/kind.ts';
-import { GpuClient } from '../../src/miner/gpu-client.ts';
+import { GpuClient, type GpuRun } from '../../src/miner/gpu-client.ts';
 import type { EndToEndMode, EndToEndResult, EndToEndSpec, EndToEndUnit } from './bench-api.ts';
 import { compare, makeOperands, referenceRows, type Operands } from './reference.ts';
 import { nowSeconds } from './runner.ts';
@@ -88,10 +88,11 @@ class Session {
 type Leased = ReturnType<Session['lease']>;
 
 /**
- * serial: lease, compute, result, verdict, then the next lease: the mining loop before lease prefetch.
- * pipelined: as src/miner/mining-loop.ts does now: the next lease is fetched, and the previous result verified
- * by the coordinator, while the worker computes this unit. Here both "sides" share the page's thread while the
- * worker and the GPU (SwiftShader: the same CPU cores) compute, so the overlap is real but not free.
+ * serial: lease, compute, result, verdict, then the next lease: one unit at a time.
+ * pipelined: as src/miner/mining-loop.ts does: two units in the worker's hands, so the next one uploads while this
+ * one computes, and the previous result is verified by the coordinator meanwhile. Here both "sides" share the
+ * page's thread while the worker and the GPU (SwiftShader: the same CPU cores) compute, so the overlap is real but
+ * not free.
  */
 async function mine(gpu: GpuClient, job: GemmJob, units: GemmUnit[], mode: EndToEndMode): Promise<{ rows: EndToEndUnit[]; tiles: Float32Array; wallSeconds: number }> {
   const session = new Session(job);
@@ -106,23 +107,28 @@ async function mine(gpu: GpuClient, job: GemmJob, units: GemmUnit[], mode: EndTo
     row.accepted = verdict.value;
     pendingVerify = undefined;
   };
+  const unitsInHand = mode === 'pipelined' ? 2 : 1;
+  const inHand: { leased: Leased; computing: Promise<GpuRun>; workerStarted: number }[] = [];
+  let handedOut = 0;
+  const handOut = () => {
+    const leased = session.lease(units[handedOut++]);
+    const [rowsOfA, depth] = leased.lease.a.shape;
+    const computing = gpu.gemm(rowsOfA, depth, leased.lease.b.shape[1], f32Values(leased.lease.a), f32Values(leased.lease.b));
+    inHand.push({ leased, computing, workerStarted: nowSeconds() });
+  };
 
   const started = nowSeconds();
-  let next: Leased | undefined = session.lease(units[0]);
   for (let i = 0; i < units.length; i++) {
     const unitStarted = nowSeconds();
-    const leased: Leased = next ?? session.lease(units[i]);
-    next = undefined;
-    const [rowsOfA, depth] = leased.lease.a.shape;
-    const cols = leased.lease.b.shape[1];
-    const workerStarted = nowSeconds();
-    const computing = gpu.gemm(rowsOfA, depth, cols, f32Values(leased.lease.a), f32Values(leased.lease.b));
-    if (mode === 'pipelined') {
-      if (i + 1 < units.length) next = session.lease(units[i + 1]);
-      verifyPending();
-    }
+    while (handedOut < units.length && inHand.length < unitsInHand) handOut();
+    if (mode === 'pipelined') verifyPending();
+    const oldest = inHand.shift();
+    if (!oldest) throw new Error(`unit ${i} was never handed out`);
+    const { leased, computing, workerStarted } = oldest;
     const run = await computing;
     const workerSeconds = nowSeconds() - workerStarted;
+    const [rowsOfA, depth] = leased.lease.a.shape;
+    const cols = leased.lease.b.shape[1];
     const result = session.result(leased.lease.leaseId, leased.lease.unitId, run.gpuSeconds, run.c, rowsOfA, cols);
     const row: EndToEndUnit = {
       unitId: leased.unit.id, rows: rowsOfA, depth, cols,
@@ -138,10 +144,7 @@ async function mine(gpu: GpuClient, job: GemmJob, units: GemmUnit[], mode: EndTo
     };
     rows.push(row);
     pendingVerify = { leased, c: result.c, row };
-    if (mode === 'serial') {
-      verifyPending();
-      if (i + 1 < units.length) next = session.lease(units[i + 1]);
-    }
+    if (mode === 'serial') verifyPending();
     row.wallSeconds = nowSeconds() - unitStarted;
   }
   verifyPending();

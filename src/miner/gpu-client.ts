@@ -1,4 +1,5 @@
 // The page's handle on the GPU worker: promises in, typed messages across.
+import { UnitCancelledError } from './cancelled.ts';
 import type { Backend, FromWorker, GpuDescription, Throttle, ToWorker, UnitTiming } from './worker-messages.ts';
 
 export interface GpuRun extends UnitTiming {
@@ -55,6 +56,15 @@ export class GpuClient {
     this.post({ type: 'lose-device' });
   }
 
+  /** Drops the units sent that have not started computing: their gemm() rejects with UnitCancelledError. */
+  cancelQueued(): void {
+    this.post({ type: 'cancel-queued' });
+  }
+
+  /**
+   * Runs a unit. Send the next one before this one is done: the worker uploads it while this one computes, so the
+   * GPU does not wait on the page.
+   */
   gemm(m: number, k: number, n: number, a: Float32Array, b: Float32Array): Promise<GpuRun> {
     const id = this.nextId++;
     const aCopy = a.slice();
@@ -91,7 +101,7 @@ export class GpuClient {
         return;
       }
       case 'gemm-failed':
-        this.pending.get(message.id)?.reject(new Error(message.message));
+        this.pending.get(message.id)?.reject(message.cancelled ? new UnitCancelledError() : new Error(message.message));
         this.pending.delete(message.id);
         return;
       case 'device-lost':

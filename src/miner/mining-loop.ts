@@ -6,7 +6,8 @@ import { f32Tensor, f32Values } from '../protocol/tensor.ts';
 import { toHex } from '../protocol/receipt.ts';
 import type { Wallet } from '../wallet/wallet.ts';
 import { CoordinatorLink, LinkClosedError, type MessageOf } from './coordinator-link.ts';
-import type { GpuClient } from './gpu-client.ts';
+import { UnitCancelledError } from './cancelled.ts';
+import type { GpuClient, GpuRun } from './gpu-client.ts';
 import type { GpuDescription, UnitTiming } from './worker-messages.ts';
 
 export type MinerPhase = 'idle' | 'starting-gpu' | 'connecting' | 'mining' | 'waiting-for-work' | 'paused' | 'reconnecting' | 'stopping' | 'failed';
@@ -36,6 +37,11 @@ export interface MinerEvents {
   coordinator(url: string): void;
 }
 
+/**
+ * Units handed to the worker at once: one computing and the next uploading behind it, as many as the GPU kernel
+ * keeps in flight (src/miner/gpu/gemm.ts UNITS_IN_FLIGHT; not imported, since that module needs WebGPU to load).
+ */
+const UNITS_IN_HAND = 2;
 const RECONNECT_FIRST_MS = 1_000;
 const RECONNECT_MAX_MS = 30_000;
 /** How long a stopping miner waits for the verdicts of results it already sent. */
@@ -47,7 +53,7 @@ export class MiningLoop {
   private finished: Promise<void> = Promise.resolve();
   private pauseReason = '';
   /** Wakes whatever the loop is sleeping on: Stop, a resume and a throttle change all cut a rest short. */
-  private wakeSleeper: (() => void) | undefined;
+  private readonly sleepers = new Set<() => void>();
   private coordinatorIndex = 0;
 
   /** `coordinators` is read at each connection attempt, so edits to the list apply on the next reconnect. */
@@ -71,24 +77,32 @@ export class MiningLoop {
     });
   }
 
-  /** Stops after the unit in hand is returned (at most one unit), then closes the link. */
+  /**
+   * Stops after the unit computing is returned (at most one unit; one queued behind it is dropped, and its lease
+   * goes back to the coordinator when the link closes), then closes the link.
+   */
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
+    this.gpu.cancelQueued();
     this.events.phase('stopping');
-    this.wakeSleeper?.();
+    this.wake();
     await this.finished;
   }
 
-  /** A non-empty reason pauses mining after the unit in hand; the link stays open. An empty one resumes. */
+  /**
+   * A non-empty reason pauses mining after the unit computing (one queued behind it waits, and runs on resume); the
+   * link stays open. An empty one resumes.
+   */
   setPaused(reason: string): void {
     this.pauseReason = reason;
-    this.wakeSleeper?.();
+    if (reason) this.gpu.cancelQueued();
+    this.wake();
   }
 
   /** Cuts a throttle rest short so that a new throttle applies now (the worker re-checks it anyway). */
   throttleChanged(): void {
-    this.wakeSleeper?.();
+    this.wake();
   }
 
   private async run(): Promise<void> {
@@ -153,63 +167,92 @@ export class MiningLoop {
   }
 
   /**
-   * Unthrottled, asks for the next lease as soon as one arrives, so that the next unit's operands cross the network
-   * while this one computes. Throttled, asks only after the rest the worker wants, so no lease ages while the GPU
+   * Unthrottled, asks for the next lease as soon as one arrives and hands it to the worker at once, so that the next
+   * unit's operands cross the network and upload while this one computes (at most UNITS_IN_HAND units in hand).
+   * Throttled, one unit at a time, asking only after the rest the worker wants, so no lease ages while the GPU
    * rests. Verdicts are handled as they come back, without holding up the GPU.
    */
   private async mine(link: CoordinatorLink, url: string): Promise<void> {
     const awaiting = new Map<string, { ops: bigint; gpuSeconds: number }>();
     const verdicts = this.collectVerdicts(link, awaiting);
+    /** Units handed to the worker, oldest first; each settles with the rest the throttle wants after it. */
+    const inHand: Promise<number>[] = [];
     let requested = 0;
     let restingMs = 0;
     const ask = () => {
       link.send({ type: 'work-request' });
       requested++;
     };
-    await this.waitWhilePaused(link);
-    if (this.running) ask();
-    while (this.running && requested > 0) {
-      const offer = await link.next(['lease', 'no-work', 'error']);
-      requested--;
-      if (offer.type === 'error') throw new Error(`the coordinator refused work: ${offer.code}: ${offer.message}`);
-      if (offer.type === 'no-work') {
-        if (requested > 0) continue;
-        this.events.phase('waiting-for-work');
-        await this.sleep(offer.retryAfterMs);
-        await this.waitWhilePaused(link);
-        if (this.running) ask();
-        continue;
-      }
-      // A lease that arrives after Stop is left alone: closing the link hands it back to the coordinator.
-      if (!this.running) break;
-      if (requested === 0 && restingMs === 0 && !this.pauseReason) ask();
-      this.events.phase('mining');
-
-      const [rows, depth] = offer.a.shape;
-      const cols = offer.b.shape[1];
-      if (offer.a.shape.length !== 2 || offer.b.shape.length !== 2 || offer.b.shape[0] !== depth) {
-        throw new Error(`lease ${offer.leaseId} has operands of incompatible shapes`);
-      }
-      const run = await this.gpu.gemm(rows, depth, cols, f32Values(offer.a), f32Values(offer.b));
-      const ops = 2n * BigInt(rows) * BigInt(cols) * BigInt(depth);
-      awaiting.set(offer.unitId, { ops, gpuSeconds: run.gpuSeconds });
-      link.send({ type: 'result', leaseId: offer.leaseId, unitId: offer.unitId, gpuSeconds: run.gpuSeconds, output: f32Tensor([rows, cols], run.c) });
-      const { c: _c, ...timing } = run;
-      this.events.computed({ ...timing, unitId: offer.unitId, ops, coordinatorUrl: url });
-      restingMs = run.restMs;
-      if (requested > 0) continue;
-      if (restingMs > 0 && this.running) {
-        this.events.phase('mining', `resting ${(restingMs / 1000).toFixed(1)} s for the throttle`);
-        await this.sleep(restingMs);
-      }
+    try {
       await this.waitWhilePaused(link);
       if (this.running) ask();
+      while (this.running && requested > 0) {
+        const offer = await link.next(['lease', 'no-work', 'error']);
+        requested--;
+        if (offer.type === 'error') throw new Error(`the coordinator refused work: ${offer.code}: ${offer.message}`);
+        if (offer.type === 'no-work') {
+          if (requested > 0) continue;
+          restingMs = await settleAll(inHand);
+          this.events.phase('waiting-for-work');
+          await this.sleep(Math.max(offer.retryAfterMs, restingMs));
+          await this.waitWhilePaused(link);
+          if (this.running) ask();
+          continue;
+        }
+        // A lease that arrives after Stop is left alone: closing the link hands it back to the coordinator.
+        if (!this.running) break;
+        this.events.phase('mining');
+        const unit = this.compute(link, offer, url, awaiting);
+        unit.catch(() => undefined); // observed when it is the oldest; until then, not an unhandled rejection
+        inHand.push(unit);
+        if (requested === 0 && restingMs === 0 && !this.pauseReason && inHand.length < UNITS_IN_HAND) ask();
+        // With the next lease on its way and room in hand, take it as it comes; else wait for the oldest unit.
+        if (requested > 0 && inHand.length < UNITS_IN_HAND) continue;
+        restingMs = await settleOldest(inHand);
+        if (requested > 0) continue;
+        if (restingMs > 0 && this.running) {
+          this.events.phase('mining', `resting ${(restingMs / 1000).toFixed(1)} s for the throttle`);
+          await this.sleep(restingMs);
+        }
+        await this.waitWhilePaused(link);
+        if (this.running) ask();
+      }
+    } finally {
+      // Stopping or failing: units not yet computing are dropped (their leases go back when the link closes);
+      // the one computing finishes and is returned, and the receipts of results already sent are kept.
+      this.gpu.cancelQueued();
+      await Promise.allSettled(inHand);
     }
-    // Stopping: keep the receipts of results already sent.
     const deadline = Date.now() + VERDICT_WAIT_MS;
     while (awaiting.size > 0 && !link.closed && Date.now() < deadline) await sleep(50);
     link.close();
     await verdicts;
+  }
+
+  /** Hands a lease to the worker and returns its result; settles with the rest the throttle wants after it. */
+  private async compute(link: CoordinatorLink, offer: MessageOf<'lease'>, url: string, awaiting: Map<string, { ops: bigint; gpuSeconds: number }>): Promise<number> {
+    const [rows, depth] = offer.a.shape;
+    const cols = offer.b.shape[1];
+    if (offer.a.shape.length !== 2 || offer.b.shape.length !== 2 || offer.b.shape[0] !== depth) {
+      throw new Error(`lease ${offer.leaseId} has operands of incompatible shapes`);
+    }
+    let run: GpuRun | undefined;
+    while (!run) {
+      try {
+        run = await this.gpu.gemm(rows, depth, cols, f32Values(offer.a), f32Values(offer.b));
+      } catch (err) {
+        if (!(err instanceof UnitCancelledError)) throw err;
+        // Dropped before it ran. Stopped: the lease goes back when the link closes. Paused: run it on resume.
+        await this.waitWhilePaused(link);
+        if (!this.running || link.closed) return 0;
+      }
+    }
+    const ops = 2n * BigInt(rows) * BigInt(cols) * BigInt(depth);
+    awaiting.set(offer.unitId, { ops, gpuSeconds: run.gpuSeconds });
+    link.send({ type: 'result', leaseId: offer.leaseId, unitId: offer.unitId, gpuSeconds: run.gpuSeconds, output: f32Tensor([rows, cols], run.c) });
+    const { c: _c, ...timing } = run;
+    this.events.computed({ ...timing, unitId: offer.unitId, ops, coordinatorUrl: url });
+    return run.restMs;
   }
 
   /** Stores each receipt (after the wallet verifies it) and reports each verdict, until the link closes. */
@@ -247,15 +290,32 @@ export class MiningLoop {
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
-        if (this.wakeSleeper === done) this.wakeSleeper = undefined;
+        this.sleepers.delete(done);
         resolve();
       };
       const timer = setTimeout(done, ms);
-      this.wakeSleeper = done;
+      this.sleepers.add(done);
     });
+  }
+
+  private wake(): void {
+    for (const done of [...this.sleepers]) done();
   }
 }
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Waits for the oldest unit in hand and takes it out; 0 when there is none. */
+async function settleOldest(inHand: Promise<number>[]): Promise<number> {
+  const oldest = inHand.shift();
+  return oldest ?? 0;
+}
+
+/** Waits for every unit in hand, oldest first; the rest the last one wants. */
+async function settleAll(inHand: Promise<number>[]): Promise<number> {
+  let restingMs = 0;
+  while (inHand.length > 0) restingMs = await settleOldest(inHand);
+  return restingMs;
 }

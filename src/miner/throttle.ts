@@ -33,6 +33,11 @@ export function restMs(throttle: Throttle, runs: readonly RunRecord[], nowMs: nu
   return Math.ceil(wait);
 }
 
+/** True when the throttle asks for no rest at all: the GPU may run units back to back. */
+export function unthrottled(throttle: Throttle): boolean {
+  return throttle.duty >= 1 && throttle.gpuSecondsPerMinute >= CAP_WINDOW_MS / 1000;
+}
+
 /** Drops runs that can no longer affect restMs. */
 export function pruneRuns(runs: RunRecord[], nowMs: number): void {
   while (runs.length > 1 && (runs[0].finishedAtMs <= nowMs - CAP_WINDOW_MS)) runs.shift();

@@ -23,7 +23,9 @@ export type ToWorker =
    * Diagnostics (and the recovery test): calls `device.destroy()` on the worker's live device, a real device loss.
    * The worker then recovers exactly as from a driver reset: a fresh adapter and device, and the unit in hand rerun.
    */
-  | { type: 'lose-device' };
+  | { type: 'lose-device' }
+  /** Drops the units sent that have not started computing (each answers gemm-failed, cancelled); Stop sends it. */
+  | { type: 'cancel-queued' };
 
 export interface KernelTuning {
   /** The config in use, e.g. wg16x16-t4x4-k16; for the WASM backend, the engine's MatMul */
@@ -61,7 +63,8 @@ export type FromWorker =
   | ({ type: 'ready' } & GpuDescription)
   | { type: 'init-failed'; noWebGpu: boolean; message: string }
   | ({ type: 'gemm-done'; id: number; c: ArrayBuffer } & UnitTiming)
-  | { type: 'gemm-failed'; id: number; message: string }
+  /** `cancelled`: dropped by cancel-queued before it ran, not a failure. */
+  | { type: 'gemm-failed'; id: number; cancelled: boolean; message: string }
   | { type: 'device-lost'; message: string }
   /** A fresh device after a loss, ready for work. */
   | ({ type: 'device-restored' } & GpuDescription);

@@ -1,12 +1,14 @@
-// The GPU worker: owns the WebGPU device, tunes the kernel once per adapter, runs units one at a time under the
-// person's throttle, and recovers from a lost device without the page reloading. Where the browser has no usable
+// The GPU worker: owns the WebGPU device, tunes the kernel once per adapter, runs units under the person's throttle
+// (unthrottled, the next unit uploads while this one computes), and recovers from a lost device without the page
+// reloading. Where the browser has no usable
 // WebGPU and the person chose it, it runs the units on the CPU instead (onnxruntime-web WASM), under the same throttle.
 import { CpuGemm } from './cpu/cpu-gemm.ts';
 import { acquireDevice, NoWebGpuError } from './gpu/device.ts';
 import { adapterKey, storedTuning, tune } from './gpu/autotune.ts';
+import { UnitCancelledError } from './cancelled.ts';
 import { GemmKernel, type GemmRun } from './gpu/gemm.ts';
 import { configName } from './gpu/kernel-config.ts';
-import { pruneRuns, restMs, type RunRecord } from './throttle.ts';
+import { pruneRuns, restMs, unthrottled, type RunRecord } from './throttle.ts';
 import type { Backend, FromWorker, GpuDescription, Throttle, ToWorker } from './worker-messages.ts';
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
@@ -56,8 +58,12 @@ const gpu = new Engine(startGpu);
 const cpu = new Engine(startCpu);
 let backend: Backend = 'webgpu';
 let lostBefore = false;
-/** Units run strictly one after another: they share the kernel's pooled buffers. */
-let queue: Promise<unknown> = Promise.resolve();
+/** Units are admitted to run one at a time, in the order they came: see admit(). */
+let admissions: Promise<unknown> = Promise.resolve();
+/** The newest unit, settled when it has finished (or failed). */
+let newestUnit: Promise<unknown> = Promise.resolve();
+/** Units not yet finished; 'cancel-queued' aborts them, and those not yet computing are dropped. */
+const live = new Set<AbortController>();
 let throttle: Throttle = { duty: 1, gpuSecondsPerMinute: 60 };
 const runs: RunRecord[] = [];
 
@@ -103,30 +109,68 @@ async function describe(): Promise<GpuDescription> {
 }
 
 /** Runs one unit on the chosen backend. */
-async function runUnit(m: number, k: number, n: number, a: Float32Array<ArrayBuffer>, b: Float32Array<ArrayBuffer>): Promise<GemmRun> {
-  if (backend === 'webgpu') return runOnGpu(m, k, n, a, b);
+async function runUnit(m: number, k: number, n: number, a: Float32Array<ArrayBuffer>, b: Float32Array<ArrayBuffer>, signal: AbortSignal): Promise<GemmRun> {
+  if (backend === 'webgpu') return runOnGpu(m, k, n, a, b, signal);
+  if (signal.aborted) throw new UnitCancelledError();
   const { c, computeSeconds } = await (await cpu.get()).gemm.run(m, k, n, a, b);
   return { c, gpuSeconds: computeSeconds, dispatches: 1 };
 }
 
 /** Runs one unit on the GPU; if the device is lost under it, runs it again once on a fresh device. */
-async function runOnGpu(m: number, k: number, n: number, a: Float32Array<ArrayBuffer>, b: Float32Array<ArrayBuffer>): Promise<GemmRun> {
+async function runOnGpu(m: number, k: number, n: number, a: Float32Array<ArrayBuffer>, b: Float32Array<ArrayBuffer>, signal: AbortSignal): Promise<GemmRun> {
   for (let attempt = 0; ; attempt++) {
     const current = await gpu.get();
     try {
-      return await Promise.race([current.gemm.run(m, k, n, a, b), current.lost]);
+      return await Promise.race([current.gemm.run(m, k, n, a, b, signal), current.lost]);
     } catch (err) {
       if (attempt > 0 || !(err instanceof DeviceLostError || gpu.current === undefined)) throw err;
     }
   }
 }
 
-async function honourThrottle(): Promise<number> {
+async function honourThrottle(signal: AbortSignal): Promise<number> {
   const started = Date.now();
   for (;;) {
     const wait = restMs(throttle, runs, Date.now());
-    if (wait <= 0) return Date.now() - started;
+    if (wait <= 0 || signal.aborted) return Date.now() - started;
     await new Promise((resolve) => setTimeout(resolve, Math.min(wait, REST_POLL_MS)));
+  }
+}
+
+/**
+ * Waits until a unit may start; resolves with the milliseconds it was held back. Units pass one at a time, in order.
+ * Unthrottled on the GPU, a unit starts as soon as it comes, so that its upload overlaps the unit before it (the
+ * kernel runs their dispatches in turn). Otherwise it waits for the unit before it to finish, so that the throttle
+ * reckons its rest from a finished unit; and the WASM engine runs one unit at a time anyway.
+ */
+function admit(signal: AbortSignal): Promise<number> {
+  const before = newestUnit;
+  const admitted = admissions.then(async () => {
+    if (!(backend === 'webgpu' && unthrottled(throttle))) await before;
+    return honourThrottle(signal);
+  });
+  admissions = admitted.catch(() => undefined);
+  return admitted;
+}
+
+async function runMessage(message: Extract<ToWorker, { type: 'gemm' }>): Promise<void> {
+  const control = new AbortController();
+  live.add(control);
+  try {
+    const waitedMs = await admit(control.signal);
+    const startedAtMs = Date.now();
+    const run = await runUnit(message.m, message.k, message.n, new Float32Array(message.a), new Float32Array(message.b), control.signal);
+    const finishedAtMs = Date.now();
+    runs.push({ startedAtMs, finishedAtMs, gpuSeconds: run.gpuSeconds });
+    pruneRuns(runs, finishedAtMs);
+    post(
+      { type: 'gemm-done', id: message.id, c: run.c.buffer, gpuSeconds: run.gpuSeconds, dispatches: run.dispatches, waitedMs, startedAtMs, finishedAtMs, restMs: restMs(throttle, runs, finishedAtMs) },
+      [run.c.buffer],
+    );
+  } catch (err) {
+    post({ type: 'gemm-failed', id: message.id, cancelled: err instanceof UnitCancelledError, message: (err as Error).message });
+  } finally {
+    live.delete(control);
   }
 }
 
@@ -146,23 +190,11 @@ scope.onmessage = (event: MessageEvent<ToWorker>) => {
     case 'lose-device':
       void gpu.current?.then((current) => current.device.destroy(), () => undefined);
       return;
+    case 'cancel-queued':
+      for (const control of live) control.abort();
+      return;
     case 'gemm':
-      queue = queue.then(async () => {
-        try {
-          const waitedMs = await honourThrottle();
-          const startedAtMs = Date.now();
-          const run = await runUnit(message.m, message.k, message.n, new Float32Array(message.a), new Float32Array(message.b));
-          const finishedAtMs = Date.now();
-          runs.push({ startedAtMs, finishedAtMs, gpuSeconds: run.gpuSeconds });
-          pruneRuns(runs, finishedAtMs);
-          post(
-            { type: 'gemm-done', id: message.id, c: run.c.buffer, gpuSeconds: run.gpuSeconds, dispatches: run.dispatches, waitedMs, startedAtMs, finishedAtMs, restMs: restMs(throttle, runs, finishedAtMs) },
-            [run.c.buffer],
-          );
-        } catch (err) {
-          post({ type: 'gemm-failed', id: message.id, message: (err as Error).message });
-        }
-      });
+      newestUnit = runMessage(message);
       return;
   }
 };

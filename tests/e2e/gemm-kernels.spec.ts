@@ -41,6 +41,19 @@ test('every kernel config of every family computes products of any shape: 1, pri
   }
 });
 
+test('units given to a kernel at once each get their own product, in turn; one cancelled before its turn is dropped', async ({ page }) => {
+  await page.goto(harnessUrl);
+  await page.waitForFunction(() => 'harness' in window);
+  // The second is long enough to take several dispatches while the others wait for their turn or a free slot.
+  const shapes: [number, number, number][] = [[64, 64, 64], [384, 512, 512], [67, 45, 33], [1, 4096, 37], [96, 128, 64]];
+  const { results, finished, after } = await page.evaluate((shapes) => window.harness.overlapping(shapes, 3), shapes);
+  expect(results.map((r) => r.cancelled)).toEqual([false, false, false, true, false]);
+  for (const [i, r] of results.entries()) if (!r.cancelled) expect(r.maxRelativeError, `unit ${i} ${shapes[i].join('x')}`).toBeLessThan(1e-5);
+  expect(finished.slice(0, 4)).toEqual([0, 1, 2, 4]);
+  expect(after.cancelled).toBe(false);
+  expect(after.maxRelativeError).toBeLessThan(1e-5);
+});
+
 test('a 1x4096x4096 product runs the small-M kernel and is correct; a tall one does not', async ({ page }) => {
   await page.goto(harnessUrl);
   await page.waitForFunction(() => 'harness' in window);

@@ -1,4 +1,6 @@
-// Runs the GEMM kernels on a GPUDevice: pooled buffers, a kernel per shape, dispatches split to a time budget, timed.
+// Runs the GEMM kernels on a GPUDevice: pooled buffers, a kernel per shape, dispatches split to a time budget, timed;
+// two units in flight, so that one unit's upload and read-back overlap the other's compute.
+import { UnitCancelledError } from '../cancelled.ts';
 import {
   CANDIDATES, configName, kernelSource, SMALL_M_CONFIGS, tileCols, tileRows, variantFor, type KernelConfig, type KernelVariant, type SmallMConfig,
 } from './kernel-config.ts';
@@ -9,6 +11,11 @@ import {
  */
 export const DISPATCH_BUDGET_MS = 100;
 const PARAMS_BYTES = 32;
+/**
+ * Units run() keeps in flight: one computing while the next uploads (or the last reads back). Two is enough to keep
+ * the GPU busy; each costs a set of operand buffers.
+ */
+export const UNITS_IN_FLIGHT = 2;
 
 export interface GemmRun {
   c: Float32Array<ArrayBuffer>;
@@ -18,6 +25,11 @@ export interface GemmRun {
 }
 
 type Role = 'A' | 'B' | 'C' | 'readback';
+interface Shape {
+  m: number;
+  k: number;
+  n: number;
+}
 
 /** Names one compiled kernel: a config's variant. Its pipeline and its measured speed are kept under this key. */
 const kernelKey = (config: KernelConfig, variant: KernelVariant): string => `${configName(config)} ${variant}`;
@@ -28,14 +40,59 @@ const USAGE: Record<Role, number> = {
   readback: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
 };
 
-export class GemmKernel {
+/** One unit's device buffers (A, B, C and C's read-back staging), each grown to fit, and the shape they hold. */
+class OperandSlot {
   private readonly buffers = new Map<Role, GPUBuffer>();
+  shape: Shape = { m: 0, k: 0, n: 0 };
+
+  constructor(
+    private readonly device: GPUDevice,
+    private readonly label: string,
+  ) {}
+
+  /** Writes the operands into this slot's A and B, and sizes its C. The GPU copies them in queue order. */
+  upload(m: number, k: number, n: number, a: Float32Array<ArrayBuffer>, b: Float32Array<ArrayBuffer>): void {
+    if (a.length !== m * k || b.length !== k * n) throw new RangeError(`gemm: operands do not match ${m}x${k}x${n}`);
+    this.shape = { m, k, n };
+    this.device.queue.writeBuffer(this.buffer('A', a.byteLength), 0, a);
+    this.device.queue.writeBuffer(this.buffer('B', b.byteLength), 0, b);
+    this.buffer('C', m * n * 4);
+  }
+
+  /** The buffer for a role, grown to a power of two when `bytes` do not fit; 0 just returns it. */
+  buffer(role: Role, bytes: number): GPUBuffer {
+    const existing = this.buffers.get(role);
+    if (existing && existing.size >= bytes) return existing;
+    const limit = Math.min(this.device.limits.maxBufferSize, this.device.limits.maxStorageBufferBindingSize);
+    if (bytes > limit) throw new RangeError(`gemm: ${role} needs ${bytes} bytes; this device binds at most ${limit}`);
+    existing?.destroy();
+    const size = Math.min(limit - (limit % 4), Math.max(256, 2 ** Math.ceil(Math.log2(Math.max(bytes, 1)))));
+    const buffer = this.device.createBuffer({ label: `gemm ${this.label} ${role}`, size, usage: USAGE[role] });
+    this.buffers.set(role, buffer);
+    return buffer;
+  }
+
+  destroy(): void {
+    for (const buffer of this.buffers.values()) buffer.destroy();
+    this.buffers.clear();
+  }
+}
+
+export class GemmKernel {
+  /** What upload(), compute() and readBack() work on: operands kept resident across calls (tuning, benchmarks). */
+  private readonly resident: OperandSlot;
+  /** run()'s slots; a unit waits for a free one. */
+  private readonly free: OperandSlot[];
+  private readonly slotWaiters: ((slot: OperandSlot) => void)[] = [];
+  /** Dispatches of one unit at a time: a unit's dispatches share the params buffer and are timed one by one. */
+  private gpuTurn: Promise<unknown> = Promise.resolve();
   private readonly params: GPUBuffer;
   /** Keyed by config name and variant. */
   private readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
   /** Measured speed of each config and variant on this device, learned from each dispatch; sizes the next ones. */
   private readonly opsPerMs = new Map<string, number>();
-  private shape = { m: 0, k: 0, n: 0 };
+  /** The shape last uploaded, by either path: what `variant` and `activeConfig` describe. */
+  private shape: Shape = { m: 0, k: 0, n: 0 };
 
   private constructor(
     private readonly device: GPUDevice,
@@ -44,6 +101,8 @@ export class GemmKernel {
     readonly smallM: readonly SmallMConfig[],
   ) {
     this.params = device.createBuffer({ label: 'gemm params', size: PARAMS_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    this.resident = new OperandSlot(device, 'resident');
+    this.free = Array.from({ length: UNITS_IN_FLIGHT }, (_, i) => new OperandSlot(device, `unit ${i}`));
   }
 
   /**
@@ -75,42 +134,69 @@ export class GemmKernel {
     return pipeline;
   }
 
-  /** The variant the next compute() uses, from the uploaded shape. */
+  /** The variant for the last uploaded shape. */
   get variant(): KernelVariant {
     return variantFor(this.shape.k, this.shape.n);
   }
 
-  /** The config the next compute() uses, from the uploaded shape: the small-M one for GEMV-like products. */
+  /** The config for the last uploaded shape: the small-M one for GEMV-like products. */
   get activeConfig(): KernelConfig {
-    return this.smallM.find((small) => this.shape.m <= small.maxRows)?.config ?? this.config;
+    return this.configFor(this.shape.m);
   }
 
-  /** C (m x n) = A (m x k) · B (k x n), all row-major f32: upload, compute, read back. */
-  async run(m: number, k: number, n: number, a: Float32Array<ArrayBuffer>, b: Float32Array<ArrayBuffer>): Promise<GemmRun> {
-    this.upload(m, k, n, a, b);
-    const { gpuSeconds, dispatches } = await this.compute();
-    return { c: await this.readBack(), gpuSeconds, dispatches };
+  /**
+   * C (m x n) = A (m x k) · B (k x n), all row-major f32: upload, compute, read back. Calls may overlap: up to
+   * UNITS_IN_FLIGHT units hold operand buffers at once and take turns on the GPU in call order, so a unit uploads
+   * while the one before it computes and reads back while the one after it computes. A unit whose `signal` is
+   * aborted before its turn comes is dropped with UnitCancelledError; once computing, it finishes.
+   */
+  async run(m: number, k: number, n: number, a: Float32Array<ArrayBuffer>, b: Float32Array<ArrayBuffer>, signal?: AbortSignal): Promise<GemmRun> {
+    const slot = await this.acquire();
+    try {
+      slot.upload(m, k, n, a, b);
+      this.shape = slot.shape;
+      const turn = this.gpuTurn.then(async () => {
+        if (signal?.aborted) throw new UnitCancelledError();
+        const timing = await this.computeIn(slot);
+        // Queue the copy of C, and ask for its mapping, before the next unit's dispatch: the map then waits for
+        // this unit's work only.
+        return { ...timing, mapped: this.startReadBack(slot) };
+      });
+      this.gpuTurn = turn.catch(() => undefined);
+      const { mapped, ...timing } = await turn;
+      return { c: await mapped, ...timing };
+    } finally {
+      this.release(slot);
+    }
   }
 
-  /** Puts operands into the pooled device buffers; they stay there for compute() until the next upload. */
+  /** Puts operands into the resident buffers; they stay there for compute() until the next upload(). */
   upload(m: number, k: number, n: number, a: Float32Array<ArrayBuffer>, b: Float32Array<ArrayBuffer>): void {
-    if (a.length !== m * k || b.length !== k * n) throw new RangeError(`gemm: operands do not match ${m}x${k}x${n}`);
-    this.shape = { m, k, n };
-    this.device.queue.writeBuffer(this.buffer('A', a.byteLength), 0, a);
-    this.device.queue.writeBuffer(this.buffer('B', b.byteLength), 0, b);
-    this.buffer('C', m * n * 4);
+    this.resident.upload(m, k, n, a, b);
+    this.shape = this.resident.shape;
   }
 
-  /** Computes C from the uploaded operands, in dispatches of about DISPATCH_BUDGET_MS each. */
-  async compute(): Promise<{ gpuSeconds: number; dispatches: number }> {
-    const { m, k, n } = this.shape;
-    const config = this.activeConfig;
-    const pipeline = await this.pipeline(this.variant, config);
+  /** Computes C from the resident operands. Not to be called while run() calls are in flight. */
+  compute(): Promise<{ gpuSeconds: number; dispatches: number }> {
+    return this.computeIn(this.resident);
+  }
+
+  /** C of the last compute() on the resident operands. */
+  readBack(): Promise<Float32Array<ArrayBuffer>> {
+    return this.startReadBack(this.resident);
+  }
+
+  /** Computes a slot's C from its operands, in dispatches of about DISPATCH_BUDGET_MS each. */
+  private async computeIn(slot: OperandSlot): Promise<{ gpuSeconds: number; dispatches: number }> {
+    const { m, k, n } = slot.shape;
+    const config = this.configFor(m);
+    const variant = variantFor(k, n);
+    const pipeline = await this.pipeline(variant, config);
     const bindGroup = this.device.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),
-      entries: [this.buffer('A', 0), this.buffer('B', 0), this.buffer('C', 0), this.params].map((buffer, binding) => ({ binding, resource: { buffer } })),
+      entries: [slot.buffer('A', 0), slot.buffer('B', 0), slot.buffer('C', 0), this.params].map((buffer, binding) => ({ binding, resource: { buffer } })),
     });
-    const speedKey = kernelKey(config, this.variant);
+    const speedKey = kernelKey(config, variant);
     const rowTile = tileRows(config);
     const colTile = tileCols(config);
     const maxGroups = this.device.limits.maxComputeWorkgroupsPerDimension;
@@ -132,21 +218,39 @@ export class GemmKernel {
     return { gpuSeconds: gpuMs / 1000, dispatches };
   }
 
-  async readBack(): Promise<Float32Array<ArrayBuffer>> {
-    const bytes = this.shape.m * this.shape.n * 4;
-    const readback = this.buffer('readback', bytes);
+  /** Copies a slot's C to its staging buffer now; the promise gives C once the copy is done. */
+  private startReadBack(slot: OperandSlot): Promise<Float32Array<ArrayBuffer>> {
+    const bytes = slot.shape.m * slot.shape.n * 4;
+    const readback = slot.buffer('readback', bytes);
     const encoder = this.device.createCommandEncoder({ label: 'gemm read-back' });
-    encoder.copyBufferToBuffer(this.buffer('C', bytes), 0, readback, 0, bytes);
+    encoder.copyBufferToBuffer(slot.buffer('C', bytes), 0, readback, 0, bytes);
     this.device.queue.submit([encoder.finish()]);
-    await readback.mapAsync(GPUMapMode.READ, 0, bytes);
-    const c = new Float32Array(readback.getMappedRange(0, bytes).slice(0));
-    readback.unmap();
-    return c;
+    return readback.mapAsync(GPUMapMode.READ, 0, bytes).then(() => {
+      const c = new Float32Array(readback.getMappedRange(0, bytes).slice(0));
+      readback.unmap();
+      return c;
+    });
+  }
+
+  private acquire(): Promise<OperandSlot> {
+    const slot = this.free.pop();
+    if (slot) return Promise.resolve(slot);
+    return new Promise((resolve) => this.slotWaiters.push(resolve));
+  }
+
+  private release(slot: OperandSlot): void {
+    const waiter = this.slotWaiters.shift();
+    if (waiter) waiter(slot);
+    else this.free.push(slot);
+  }
+
+  /** The config for a product of m rows: the small-M one for GEMV-like products, else this kernel's. */
+  private configFor(m: number): KernelConfig {
+    return this.smallM.find((small) => m <= small.maxRows)?.config ?? this.config;
   }
 
   destroy(): void {
-    for (const buffer of this.buffers.values()) buffer.destroy();
-    this.buffers.clear();
+    for (const slot of [this.resident, ...this.free]) slot.destroy();
     this.params.destroy();
   }
 
@@ -166,18 +270,5 @@ export class GemmKernel {
     const known = this.opsPerMs.get(speedKey);
     this.opsPerMs.set(speedKey, known === undefined ? ops / elapsedMs : 0.5 * known + 0.5 * (ops / elapsedMs));
     return elapsedMs;
-  }
-
-  /** The pooled buffer for a role, grown to a power of two when `bytes` do not fit; 0 just returns it. */
-  private buffer(role: Role, bytes: number): GPUBuffer {
-    const existing = this.buffers.get(role);
-    if (existing && existing.size >= bytes) return existing;
-    const limit = Math.min(this.device.limits.maxBufferSize, this.device.limits.maxStorageBufferBindingSize);
-    if (bytes > limit) throw new RangeError(`gemm: ${role} needs ${bytes} bytes; this device binds at most ${limit}`);
-    existing?.destroy();
-    const size = Math.min(limit - (limit % 4), Math.max(256, 2 ** Math.ceil(Math.log2(Math.max(bytes, 1)))));
-    const buffer = this.device.createBuffer({ label: `gemm ${role}`, size, usage: USAGE[role] });
-    this.buffers.set(role, buffer);
-    return buffer;
   }
 }

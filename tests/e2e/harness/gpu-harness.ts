@@ -2,6 +2,7 @@
 import { openDB } from 'idb';
 import { acquireDevice } from '../../../src/miner/gpu/device.ts';
 import { adapterKey, storedTuning, tune } from '../../../src/miner/gpu/autotune.ts';
+import { UnitCancelledError } from '../../../src/miner/cancelled.ts';
 import { GemmKernel } from '../../../src/miner/gpu/gemm.ts';
 import { CANDIDATES, configName, SMALL_M_CONFIGS, unfitReason, type KernelConfig } from '../../../src/miner/gpu/kernel-config.ts';
 import { mulberry32 } from '../../helpers/random.ts';
@@ -63,6 +64,37 @@ const harness = {
       config: configName(kernel.activeConfig), variant: kernel.variant, maxRelativeError: checkProduct(last.c, a, b, m, k, n, 24),
       dispatches: last.dispatches, gpuSeconds: last.gpuSeconds, gflops: (2 * m * k * n) / last.gpuSeconds / 1e9,
     };
+  },
+
+  /**
+   * Gives one kernel all the units at once, as the worker does when the page sends the next unit early, and aborts
+   * the signal of unit `cancel` straight away: it waits for a free operand slot, so its turn has not come.
+   * Then runs one more unit on the same kernel. Reports each unit's error against f64, or that it was cancelled,
+   * and the order in which the units finished.
+   */
+  async overlapping(shapes: [number, number, number][], cancel: number) {
+    const { device } = await acquired;
+    const kernel = await GemmKernel.create(device);
+    const finished: number[] = [];
+    const run = async ([m, k, n]: [number, number, number], seed: number, signal?: AbortSignal) => {
+      const a = operands(m * k, seed);
+      const b = operands(k * n, seed + 1);
+      try {
+        const { c } = await kernel.run(m, k, n, a, b, signal);
+        finished.push(seed);
+        return { maxRelativeError: checkProduct(c, a, b, m, k, n, 24), cancelled: false };
+      } catch (err) {
+        if (!(err instanceof UnitCancelledError)) throw err;
+        return { maxRelativeError: null, cancelled: true };
+      }
+    };
+    const controls = shapes.map(() => new AbortController());
+    const units = shapes.map((shape, i) => run(shape, i, controls[i].signal));
+    controls[cancel].abort();
+    const results = await Promise.all(units);
+    const after = await run(shapes[cancel], shapes.length);
+    kernel.destroy();
+    return { results, finished, after };
   },
 
   /** Stores a tuning record as written before kernel families existed, then asks for the stored tuning. */

@@ -1,6 +1,6 @@
 // The throttle's rest before each unit: duty cycle and the cap on GPU seconds per minute.
 import { describe, expect, it } from 'vitest';
-import { CAP_WINDOW_MS, restMs, type RunRecord } from '../../../src/miner/throttle.ts';
+import { CAP_WINDOW_MS, restMs, unthrottled, type RunRecord } from '../../../src/miner/throttle.ts';
 
 const run = (startedAtMs: number, gpuSeconds: number, wallMs = gpuSeconds * 1000): RunRecord => ({ startedAtMs, finishedAtMs: startedAtMs + wallMs, gpuSeconds });
 
@@ -29,5 +29,13 @@ describe('restMs', () => {
   it('lets a unit longer than the cap run alone in its minute', () => {
     expect(restMs({ duty: 1, gpuSecondsPerMinute: 1 }, [run(0, 5)], 5000)).toBe(CAP_WINDOW_MS);
     expect(restMs({ duty: 1, gpuSecondsPerMinute: 1 }, [run(0, 5)], 5000 + CAP_WINDOW_MS)).toBe(0);
+  });
+});
+
+describe('unthrottled', () => {
+  it('lets units overlap only at full duty and the full cap', () => {
+    expect(unthrottled({ duty: 1, gpuSecondsPerMinute: 60 })).toBe(true);
+    expect(unthrottled({ duty: 0.9, gpuSecondsPerMinute: 60 })).toBe(false);
+    expect(unthrottled({ duty: 1, gpuSecondsPerMinute: 59 })).toBe(false);
   });
 });
