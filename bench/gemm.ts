@@ -311,7 +311,7 @@ async function main(): Promise<void> {
     const notes = [
       'GFLOP/s = 2*M*K*N / median(seconds) / 1e9. "seconds" is each implementation\'s compute time with operands resident (see timingIncludes); '
         + '"wallSeconds" adds read-back of C to JavaScript. Ratios use "seconds".',
-      'Ours and naive are timed submit -> onSubmittedWorkDone on the GPU timeline as seen from JS (no timestamp queries); TF.js and ORT WebGPU include their '
+      'Ours and naive are timed submit -> onSubmittedWorkDone as seen from JS, as the peers are (ours also records its passes on the GPU\'s clock, timestamp queries, where present: a table of its own); TF.js and ORT WebGPU include their '
         + 'JS-side op dispatch / session.run overhead before the submit, which is part of using them.',
       'Errors: max |C - ref| / max |ref| against an f64 CPU reference; products over 2^30 multiply-adds are checked on a seeded sample of whole rows of C.',
       'Freivalds cost (verify/ours column): freivalds() from src/work/gemm on the whole product in the page\'s V8 (the coordinator runs the same code in Node\'s V8), '
@@ -320,7 +320,7 @@ async function main(): Promise<void> {
         + 'the unit runs on src/miner/gpu-client.ts\'s worker (the product\'s worker, which tunes its own kernel), and Freivalds verifies each result in the page. '
         + '"serial": verdict before the next lease. "pipelined" (the mining loop\'s way, and the one the target uses): the next lease is encoded and parsed, and the previous '
         + 'result verified, while the worker computes; on SwiftShader that page work competes with the "GPU" for the same 2 cores. '
-        + 'Raw kernel rate = ops / sum of the worker\'s gpuSeconds for the same units.',
+        + 'Raw kernel rate = ops / sum of the worker\'s gpuSeconds for the same units: the compute passes on the GPU\'s clock where the adapter has timestamp queries (the stricter figure; the ratio against submit-to-completion time is printed beside it).',
       `ORT WASM threads: ${environment.crossOriginIsolated ? `${environment.hardwareConcurrency} (crossOriginIsolated via COOP/COEP)` : '1 (not crossOriginIsolated)'}.`,
     ];
     if (a.isFallbackAdapter || a.architecture === 'swiftshader') {

@@ -23,6 +23,8 @@ export interface RunTiming {
   wallSeconds: number;
   /** Command buffers the run was split into, where the implementation says. */
   dispatches?: number;
+  /** ours: the compute passes' time on the GPU's clock (timestamp queries), where the adapter has them. */
+  gpuClockSeconds?: number;
 }
 
 export interface CheckResult {
@@ -88,8 +90,10 @@ export interface EndToEndUnit {
   cols: number;
   /** Whole path, lease encoding to verdict. */
   wallSeconds: number;
-  /** The kernel's own dispatch time, reported by the worker. */
+  /** The kernel's compute time reported by the worker: on the GPU's clock where timestamp queries are present. */
   gpuSeconds: number;
+  /** The same compute, submit to completion as JavaScript sees it. */
+  submitSeconds: number;
   /** Page -> worker -> page round trip of GpuClient.gemm (copies, upload, compute, read-back). */
   workerSeconds: number;
   leaseBytes: number;
@@ -109,12 +113,15 @@ export interface EndToEndResult {
   ops: number;
   wallSeconds: number;
   gpuSeconds: number;
+  submitSeconds: number;
   freivaldsSeconds: number;
   /** ops / wall: what the miner earns for. */
   miningGflops: number;
-  /** ops / sum of gpuSeconds of the same units. */
+  /** ops / sum of gpuSeconds of the same units: the raw kernel rate. */
   kernelGflops: number;
   miningOverKernel: number;
+  /** The same ratio against the submit-to-completion time, as the kernel table times ours and its peers. */
+  miningOverSubmit: number;
   freivaldsOverCompute: number;
   allAccepted: boolean;
   /** Worst max relative error of any unit's tile against the f64 reference. */

@@ -134,6 +134,7 @@ async function mine(gpu: GpuClient, job: GemmJob, units: GemmUnit[], mode: EndTo
       unitId: leased.unit.id, rows: rowsOfA, depth, cols,
       wallSeconds: 0,
       gpuSeconds: run.gpuSeconds,
+      submitSeconds: run.submitSeconds,
       workerSeconds,
       leaseBytes: leased.bytes,
       resultBytes: result.bytes,
@@ -153,13 +154,15 @@ async function mine(gpu: GpuClient, job: GemmJob, units: GemmUnit[], mode: EndTo
 
 function summarise(mode: EndToEndMode, size: number, ops: number, run: Awaited<ReturnType<typeof mine>>, operands: Operands, seed: number, worker: string): EndToEndResult {
   const gpuSeconds = run.rows.reduce((s, u) => s + u.gpuSeconds, 0);
+  const submitSeconds = run.rows.reduce((s, u) => s + u.submitSeconds, 0);
   const freivaldsSeconds = run.rows.reduce((s, u) => s + u.freivaldsSeconds, 0);
   const check = compare(run.tiles, referenceRows(operands, seed), operands.shape);
   return {
-    mode, size, unitTile: UNIT_TILE, ops, wallSeconds: run.wallSeconds, gpuSeconds, freivaldsSeconds,
+    mode, size, unitTile: UNIT_TILE, ops, wallSeconds: run.wallSeconds, gpuSeconds, submitSeconds, freivaldsSeconds,
     miningGflops: ops / run.wallSeconds / 1e9,
     kernelGflops: ops / gpuSeconds / 1e9,
     miningOverKernel: gpuSeconds / run.wallSeconds,
+    miningOverSubmit: submitSeconds / run.wallSeconds,
     freivaldsOverCompute: freivaldsSeconds / gpuSeconds,
     allAccepted: run.rows.every((u) => u.accepted),
     maxRelError: check.maxRelError,

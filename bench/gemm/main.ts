@@ -1,4 +1,5 @@
 // The bench page: holds the device, the operands and the prepared implementations; the Node driver calls it.
+import { adapterKey, tune } from '../../src/miner/gpu/autotune.ts';
 import { acquireDevice, type AcquiredDevice } from '../../src/miner/gpu/device.ts';
 import { freivalds } from '../../src/work/gemm/freivalds.ts';
 import { cryptoRandomBytes } from '../../src/work/kind.ts';
@@ -12,9 +13,6 @@ import { nowSeconds, type Runner } from './runner.ts';
 import { median } from './stats.ts';
 import { tfjsRunner } from './tfjs.ts';
 
-/** The product's autotuner, if this checkout has one: optional, so the bench builds with or without it. */
-const AUTOTUNE_PATH = '../../src/miner/gpu/autotune.ts';
-const autotuneModules = import.meta.glob('../../src/miner/gpu/autotune.ts');
 
 interface Prepared {
   ops: Operands;
@@ -32,16 +30,9 @@ function device(): AcquiredDevice {
   return gpu;
 }
 
-/** Calls the autotuner through its exported adapterKey() and tune(), checked at run time. */
-async function tunedConfig(acquired: AcquiredDevice): Promise<OursConfig | undefined> {
-  const load = autotuneModules[AUTOTUNE_PATH];
-  if (!load) return undefined;
-  const module = (await load()) as { adapterKey?: unknown; tune?: unknown };
-  const { adapterKey, tune } = module;
-  if (typeof adapterKey !== 'function' || typeof tune !== 'function') return undefined;
-  const key: unknown = adapterKey(acquired.adapter, navigator.userAgent);
-  const record = (await tune(acquired.device, key)) as { config?: unknown; gflops?: unknown; trials?: unknown };
-  if (record.config === undefined) return undefined;
+/** The config the miner's autotuner picks on this adapter (it tunes afresh: stored tunings are not read). */
+async function tunedConfig(acquired: AcquiredDevice): Promise<OursConfig> {
+  const record = await tune(acquired.device, adapterKey(acquired.adapter, navigator.userAgent));
   return { value: record.config, source: 'autotune', tuning: JSON.stringify({ gflops: record.gflops, trials: record.trials }) };
 }
 
@@ -61,7 +52,7 @@ const page: BenchPage = {
   async environment(options: PageOptions): Promise<Environment> {
     gpu ??= await acquireDevice();
     if (!oursConfig) {
-      oursConfig = (options.tune ? await tunedConfig(gpu) : undefined) ?? { value: undefined, source: 'default' };
+      oursConfig = options.tune ? await tunedConfig(gpu) : { value: undefined, source: 'default' };
     }
     return {
       userAgent: navigator.userAgent,

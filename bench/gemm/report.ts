@@ -1,6 +1,7 @@
 // The bench's results as data (what bench/results/gemm.json holds) and as the printed tables.
 import type { CheckResult, EndToEndResult, EndToEndUnit, Environment, ImplInfo, ImplName, RunTiming, VerificationCost } from './bench-api.ts';
-import { IMPLS } from './bench-api.ts';
+import { IMPLS, shapeFlops } from './bench-api.ts';
+import { median } from './stats.ts';
 
 /** Issue 4's targets, measured on one adapter. */
 export const TARGET_RATIO_VS_WEBGPU_PEERS = 1.5;
@@ -99,6 +100,18 @@ export function formatTables(report: BenchReport, impls: readonly ImplName[]): s
       return !o ? '-' : o.ok ? rate(o.wallGflops) : 'FAIL';
     })]),
   );
+  const clock = report.shapes.flatMap((s) => {
+    const o = s.impls.ours;
+    const seconds = o?.ok ? o.runs.map((r) => r.gpuClockSeconds).filter((x) => x !== undefined) : [];
+    if (!o?.ok || seconds.length === 0) return [];
+    const clockSeconds = median(seconds);
+    return [[s.label, rate(shapeFlops(s.shape) / clockSeconds / 1e9), rate(o.gflops), `${fixed((100 * clockSeconds) / o.medianSeconds, 1)}%`]];
+  });
+  const clockLines = clock.length === 0 ? [] : [
+    '',
+    'ours on the GPU\'s clock (timestamp queries, median), against its submit-to-completion figure above:',
+    table(['shape MxKxN', 'GPU clock', 'submit->done', 'clock/submit time'], clock),
+  ];
   return [
     'GFLOP/s (median of timed runs; "seconds" as defined below), ours/peer ratios, Freivalds on the whole product / ours compute:',
     speed,
@@ -108,6 +121,7 @@ export function formatTables(report: BenchReport, impls: readonly ImplName[]): s
     '',
     'GFLOP/s including read-back of C to JavaScript ("wallSeconds"):',
     wall,
+    ...clockLines,
   ].join('\n');
 }
 
@@ -133,8 +147,9 @@ export function formatEndToEnd(e2e: BenchReport['endToEnd']): string[] {
       `End-to-end mining, ${run.mode}: job ${run.size}^3 = ${units.length} units of ${run.unitTile}x${run.size}x${run.unitTile} `
         + `(lease encode+frame -> reassemble+parse -> GpuClient worker -> result encode+frame -> reassemble+parse -> Freivalds):`,
       `  mining rate ${rate(run.miningGflops)} GFLOP/s over ${fixed(run.wallSeconds, 2)} s wall; raw kernel ${rate(run.kernelGflops)} GFLOP/s `
-        + `(sum of the worker's gpuSeconds, ${fixed(run.gpuSeconds, 2)} s)`,
-      `  mining / raw kernel = ${fixed(100 * run.miningOverKernel, 1)}% (target >= ${100 * TARGET_MINING_OVER_KERNEL}%)`
+        + `(sum of the worker's gpuSeconds, ${fixed(run.gpuSeconds, 2)} s; submit to completion ${fixed(run.submitSeconds, 2)} s)`,
+      `  mining / raw kernel = ${fixed(100 * run.miningOverKernel, 1)}% (target >= ${100 * TARGET_MINING_OVER_KERNEL}%); `
+        + `against submit-to-completion time ${fixed(100 * run.miningOverSubmit, 1)}%`
         + (e2e.oursKernelAtSameSizeGflops ? `; mining / ours at ${run.size} in the table = ${fixed((100 * run.miningGflops) / e2e.oursKernelAtSameSizeGflops, 1)}%` : ''),
       `  time: worker round trips ${fixed(sum((u) => u.workerSeconds), 2)} s (GPU ${fixed(run.gpuSeconds, 2)} s), `
         + `coordinator side ${fixed(sum((u) => u.coordinatorSeconds), 2)} s (Freivalds ${fixed(run.freivaldsSeconds, 2)} s), `

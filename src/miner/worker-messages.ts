@@ -49,7 +49,10 @@ export interface GpuDescription {
 
 /** One unit's run in the worker, timed on the wall clock (Date.now) so the page can line it up with its own. */
 export interface UnitTiming {
+  /** Compute time on the GPU's clock where the adapter has timestamp queries, else submitSeconds. */
   gpuSeconds: number;
+  /** Compute time from submit to completion as JavaScript sees it. */
+  submitSeconds: number;
   dispatches: number;
   /** How long the worker held the unit back to honour the throttle before running it. */
   waitedMs: number;

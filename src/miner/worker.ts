@@ -113,7 +113,7 @@ async function runUnit(m: number, k: number, n: number, a: Float32Array<ArrayBuf
   if (backend === 'webgpu') return runOnGpu(m, k, n, a, b, signal);
   if (signal.aborted) throw new UnitCancelledError();
   const { c, computeSeconds } = await (await cpu.get()).gemm.run(m, k, n, a, b);
-  return { c, gpuSeconds: computeSeconds, dispatches: 1 };
+  return { c, gpuSeconds: computeSeconds, submitSeconds: computeSeconds, dispatches: 1 };
 }
 
 /** Runs one unit on the GPU; if the device is lost under it, runs it again once on a fresh device. */
@@ -164,7 +164,7 @@ async function runMessage(message: Extract<ToWorker, { type: 'gemm' }>): Promise
     runs.push({ startedAtMs, finishedAtMs, gpuSeconds: run.gpuSeconds });
     pruneRuns(runs, finishedAtMs);
     post(
-      { type: 'gemm-done', id: message.id, c: run.c.buffer, gpuSeconds: run.gpuSeconds, dispatches: run.dispatches, waitedMs, startedAtMs, finishedAtMs, restMs: restMs(throttle, runs, finishedAtMs) },
+      { type: 'gemm-done', id: message.id, c: run.c.buffer, gpuSeconds: run.gpuSeconds, submitSeconds: run.submitSeconds, dispatches: run.dispatches, waitedMs, startedAtMs, finishedAtMs, restMs: restMs(throttle, runs, finishedAtMs) },
       [run.c.buffer],
     );
   } catch (err) {

@@ -76,6 +76,17 @@ test('a long product is split into dispatches near the 100 ms budget, and stays 
   expect(perDispatchMs).toBeLessThan(400);
 });
 
+test('where the adapter has timestamp queries, units are timed on the GPU\'s clock, within submit to completion', async ({ page }) => {
+  await page.goto(harnessUrl);
+  await page.waitForFunction(() => 'harness' in window);
+  const result = await page.evaluate(() => window.harness.gemm('default', 256, 512, 256, 8, 3));
+  test.skip(!result.timestampQuery, 'this adapter has no timestamp-query: units are timed submit to completion');
+  expect(result.maxRelativeError).toBeLessThan(1e-5);
+  expect(result.gpuSeconds).toBeGreaterThan(0);
+  expect(result.gpuSeconds).toBeLessThanOrEqual(result.submitSeconds);
+  expect(result.gpuSeconds).not.toBe(result.submitSeconds);
+});
+
 test('autotuning picks a correct config, stores it, finds it again, and ignores a record from before kernel families', async ({ page }) => {
   await page.goto(harnessUrl);
   await page.waitForFunction(() => 'harness' in window);

@@ -17,11 +17,20 @@ const PARAMS_BYTES = 32;
  */
 export const UNITS_IN_FLIGHT = 2;
 
-export interface GemmRun {
-  c: Float32Array<ArrayBuffer>;
-  /** Sum over dispatches of submit to completion: compute time, without upload or read-back. */
+/** How long a unit's compute took; without upload or read-back. */
+export interface GemmTiming {
+  /**
+   * Sum over dispatches of the compute pass's time on the GPU's own clock (timestamp queries), where the adapter has
+   * `timestamp-query`; else the same as submitSeconds.
+   */
   gpuSeconds: number;
+  /** Sum over dispatches of submit to completion as seen from JavaScript: what a page can time on any adapter. */
+  submitSeconds: number;
   dispatches: number;
+}
+
+export interface GemmRun extends GemmTiming {
+  c: Float32Array<ArrayBuffer>;
 }
 
 type Role = 'A' | 'B' | 'C' | 'readback';
@@ -78,6 +87,46 @@ class OperandSlot {
   }
 }
 
+/**
+ * A compute pass's duration on the GPU's clock: timestamps at its start and end, resolved and read back after it.
+ * Browsers may coarsen timestamps (Chromium to 100 us unless unsafe APIs are on), so a reading of zero, or one longer
+ * than submit to completion (which contains it), is not trusted.
+ */
+class PassTimer {
+  private readonly querySet: GPUQuerySet;
+  private readonly resolved: GPUBuffer;
+  private readonly readback: GPUBuffer;
+  readonly writes: GPUComputePassTimestampWrites;
+
+  constructor(device: GPUDevice) {
+    this.querySet = device.createQuerySet({ label: 'gemm pass time', type: 'timestamp', count: 2 });
+    this.resolved = device.createBuffer({ label: 'gemm pass time', size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+    this.readback = device.createBuffer({ label: 'gemm pass time read-back', size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.writes = { querySet: this.querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 };
+  }
+
+  /** Adds, after the pass, the commands that bring its timestamps to the read-back buffer. */
+  resolve(encoder: GPUCommandEncoder): void {
+    encoder.resolveQuerySet(this.querySet, 0, 2, this.resolved, 0);
+    encoder.copyBufferToBuffer(this.resolved, 0, this.readback, 0, 16);
+  }
+
+  /** The pass's milliseconds, once the work is done; null when the reading is not to be trusted. */
+  async readMs(submitMs: number): Promise<number | null> {
+    await this.readback.mapAsync(GPUMapMode.READ);
+    const [start, end] = new BigUint64Array(this.readback.getMappedRange());
+    this.readback.unmap();
+    const ms = Number(end - start) / 1e6;
+    return ms > 0 && ms <= submitMs ? ms : null;
+  }
+
+  destroy(): void {
+    this.querySet.destroy();
+    this.resolved.destroy();
+    this.readback.destroy();
+  }
+}
+
 export class GemmKernel {
   /** What upload(), compute() and readBack() work on: operands kept resident across calls (tuning, benchmarks). */
   private readonly resident: OperandSlot;
@@ -87,6 +136,8 @@ export class GemmKernel {
   /** Dispatches of one unit at a time: a unit's dispatches share the params buffer and are timed one by one. */
   private gpuTurn: Promise<unknown> = Promise.resolve();
   private readonly params: GPUBuffer;
+  /** Times each compute pass on the GPU's clock; null where the device has no `timestamp-query`. */
+  private readonly timer: PassTimer | null;
   /** Keyed by config name and variant. */
   private readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
   /** Measured speed of each config and variant on this device, learned from each dispatch; sizes the next ones. */
@@ -101,6 +152,7 @@ export class GemmKernel {
     readonly smallM: readonly SmallMConfig[],
   ) {
     this.params = device.createBuffer({ label: 'gemm params', size: PARAMS_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    this.timer = device.features.has('timestamp-query') ? new PassTimer(device) : null;
     this.resident = new OperandSlot(device, 'resident');
     this.free = Array.from({ length: UNITS_IN_FLIGHT }, (_, i) => new OperandSlot(device, `unit ${i}`));
   }
@@ -177,7 +229,7 @@ export class GemmKernel {
   }
 
   /** Computes C from the resident operands. Not to be called while run() calls are in flight. */
-  compute(): Promise<{ gpuSeconds: number; dispatches: number }> {
+  compute(): Promise<GemmTiming> {
     return this.computeIn(this.resident);
   }
 
@@ -187,7 +239,7 @@ export class GemmKernel {
   }
 
   /** Computes a slot's C from its operands, in dispatches of about DISPATCH_BUDGET_MS each. */
-  private async computeIn(slot: OperandSlot): Promise<{ gpuSeconds: number; dispatches: number }> {
+  private async computeIn(slot: OperandSlot): Promise<GemmTiming> {
     const { m, k, n } = slot.shape;
     const config = this.configFor(m);
     const variant = variantFor(k, n);
@@ -201,6 +253,7 @@ export class GemmKernel {
     const colTile = tileCols(config);
     const maxGroups = this.device.limits.maxComputeWorkgroupsPerDimension;
     let gpuMs = 0;
+    let submitMs = 0;
     let dispatches = 0;
     for (let row = 0; row < m; ) {
       // Until the speed is known, start with one row of tiles; afterwards fill the budget.
@@ -210,12 +263,14 @@ export class GemmKernel {
       const cols = Math.min(n, maxGroups * colTile, Math.max(colTile, Math.floor(budgetOps / (2 * rows * k) / colTile) * colTile || n));
       for (let col = 0; col < n; col += cols) {
         const colEnd = Math.min(n, col + cols);
-        gpuMs += await this.dispatch(config, speedKey, pipeline, bindGroup, m, n, k, row, row + rows, col, colEnd);
+        const timed = await this.dispatch(config, speedKey, pipeline, bindGroup, m, n, k, row, row + rows, col, colEnd);
+        gpuMs += timed.gpuMs;
+        submitMs += timed.submitMs;
         dispatches++;
       }
       row += rows;
     }
-    return { gpuSeconds: gpuMs / 1000, dispatches };
+    return { gpuSeconds: gpuMs / 1000, submitSeconds: submitMs / 1000, dispatches };
   }
 
   /** Copies a slot's C to its staging buffer now; the promise gives C once the copy is done. */
@@ -251,24 +306,32 @@ export class GemmKernel {
 
   destroy(): void {
     for (const slot of [this.resident, ...this.free]) slot.destroy();
+    this.timer?.destroy();
     this.params.destroy();
   }
 
-  private async dispatch(config: KernelConfig, speedKey: string, pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, m: number, n: number, k: number, rowOffset: number, rowEnd: number, colOffset: number, colEnd: number): Promise<number> {
+  /**
+   * Runs one dispatch and waits for it. Its time, on the GPU's clock where timestamp queries are present, also
+   * teaches the kernel its speed, which sizes the next dispatches to the budget.
+   */
+  private async dispatch(config: KernelConfig, speedKey: string, pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, m: number, n: number, k: number, rowOffset: number, rowEnd: number, colOffset: number, colEnd: number): Promise<{ gpuMs: number; submitMs: number }> {
     this.device.queue.writeBuffer(this.params, 0, new Uint32Array([m, n, k, rowOffset, rowEnd, colOffset, colEnd, 0]));
     const encoder = this.device.createCommandEncoder({ label: 'gemm' });
-    const pass = encoder.beginComputePass();
+    const pass = encoder.beginComputePass(this.timer ? { timestampWrites: this.timer.writes } : undefined);
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(Math.ceil((colEnd - colOffset) / tileCols(config)), Math.ceil((rowEnd - rowOffset) / tileRows(config)));
     pass.end();
+    this.timer?.resolve(encoder);
     const started = performance.now();
     this.device.queue.submit([encoder.finish()]);
     await this.device.queue.onSubmittedWorkDone();
-    const elapsedMs = Math.max(performance.now() - started, 0.001);
+    const submitMs = Math.max(performance.now() - started, 0.001);
+    const gpuMs = (await this.timer?.readMs(submitMs)) ?? submitMs;
     const ops = 2 * (rowEnd - rowOffset) * (colEnd - colOffset) * k;
     const known = this.opsPerMs.get(speedKey);
-    this.opsPerMs.set(speedKey, known === undefined ? ops / elapsedMs : 0.5 * known + 0.5 * (ops / elapsedMs));
-    return elapsedMs;
+    this.opsPerMs.set(speedKey, known === undefined ? ops / gpuMs : 0.5 * known + 0.5 * (ops / gpuMs));
+    return { gpuMs, submitMs };
   }
+
 }

@@ -62,7 +62,8 @@ const harness = {
     for (let i = 1; i < runs; i++) last = await kernel.run(m, k, n, a, b);
     return {
       config: configName(kernel.activeConfig), variant: kernel.variant, maxRelativeError: checkProduct(last.c, a, b, m, k, n, 24),
-      dispatches: last.dispatches, gpuSeconds: last.gpuSeconds, gflops: (2 * m * k * n) / last.gpuSeconds / 1e9,
+      dispatches: last.dispatches, gpuSeconds: last.gpuSeconds, submitSeconds: last.submitSeconds, gflops: (2 * m * k * n) / last.gpuSeconds / 1e9,
+      timestampQuery: device.features.has('timestamp-query'),
     };
   },
 
