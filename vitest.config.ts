@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['tests/unit/**/*.test.ts', 'tests/integration/**/*.test.ts'],
+    include: ['tests/unit/**/*.test.ts', 'tests/integration/**/*.test.ts', 'tests/node-gpu/**/*.test.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     env: { ERGON_LOG: 'silent' },
