@@ -16,8 +16,8 @@ export async function acquireDevice(): Promise<AcquiredDevice> {
   if (!adapter) throw new NoWebGpuError('WebGPU found no adapter: the GPU may be blocklisted or disabled');
   // Device defaults (128 MiB bindings) are lower than most adapters allow; a 4096-deep unit needs more.
   // Subgroups let a kernel share loads between lanes without workgroup memory (gemm-subgroup-vec4-f32.wgsl).
-  // Timestamp queries time each dispatch on the GPU's own clock.
-  const wanted: GPUFeatureName[] = ['subgroups', 'timestamp-query'];
+  // Timestamp queries time each dispatch on the GPU's own clock. shader-f16 runs units with f16 operands.
+  const wanted: GPUFeatureName[] = ['subgroups', 'timestamp-query', 'shader-f16'];
   const requiredFeatures = wanted.filter((feature) => adapter.features.has(feature));
   const device = await adapter.requestDevice({
     requiredFeatures,

@@ -1,8 +1,9 @@
-// Runs the GEMM kernels on a GPUDevice: pooled buffers, a kernel per shape, dispatches split to a time budget, timed;
-// two units in flight, so that one unit's upload and read-back overlap the other's compute.
+// Runs the GEMM kernels on a GPUDevice: pooled buffers, a kernel per shape and precision, dispatches split to a time
+// budget, timed; two units in flight, so that one unit's upload and read-back overlap the other's compute.
 import { UnitCancelledError } from '../cancelled.ts';
 import {
-  CANDIDATES, configName, kernelSource, SMALL_M_CONFIGS, tileCols, tileRows, variantFor, type KernelConfig, type KernelVariant, type SmallMConfig,
+  CANDIDATES, configName, f16Config, kernelSource, SMALL_M_CONFIGS, tileCols, tileRows, variantFor,
+  type KernelConfig, type KernelVariant, type Precision, type SmallMConfig,
 } from './kernel-config.ts';
 
 /**
@@ -33,15 +34,31 @@ export interface GemmRun extends GemmTiming {
   c: Float32Array<ArrayBuffer>;
 }
 
+/** An operand as uploaded: f32 values, or f16 ones as their IEEE half bits (what a Float16Array's buffer holds). */
+type Operand = Float32Array<ArrayBuffer> | Uint16Array<ArrayBuffer>;
+
+/** Asked for f16 work on a device without the `shader-f16` feature. */
+export class NoShaderF16Error extends Error {}
+
+/** The precision a pair of operands is stored in: both Float32Array (f32) or both Uint16Array of half bits (f16). */
+function precisionOf(a: Operand, b: Operand): Precision {
+  const precision = a instanceof Float32Array ? 'f32' : a instanceof Uint16Array ? 'f16' : null;
+  if (precision === null || (precision === 'f32' ? !(b instanceof Float32Array) : !(b instanceof Uint16Array))) {
+    throw new TypeError('gemm: A and B must both be Float32Array (f32) or both Uint16Array of IEEE half bits (f16)');
+  }
+  return precision;
+}
+
 type Role = 'A' | 'B' | 'C' | 'readback';
 interface Shape {
   m: number;
   k: number;
   n: number;
+  precision: Precision;
 }
 
-/** Names one compiled kernel: a config's variant. Its pipeline and its measured speed are kept under this key. */
-const kernelKey = (config: KernelConfig, variant: KernelVariant): string => `${configName(config)} ${variant}`;
+/** Names one compiled kernel: a config's variant at a precision. Its pipeline and its measured speed are kept under this key. */
+const kernelKey = (config: KernelConfig, variant: KernelVariant, precision: Precision): string => `${configName(config)} ${variant} ${precision}`;
 const USAGE: Record<Role, number> = {
   A: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
   B: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
@@ -52,20 +69,29 @@ const USAGE: Record<Role, number> = {
 /** One unit's device buffers (A, B, C and C's read-back staging), each grown to fit, and the shape they hold. */
 class OperandSlot {
   private readonly buffers = new Map<Role, GPUBuffer>();
-  shape: Shape = { m: 0, k: 0, n: 0 };
+  shape: Shape = { m: 0, k: 0, n: 0, precision: 'f32' };
 
   constructor(
     private readonly device: GPUDevice,
     private readonly label: string,
   ) {}
 
-  /** Writes the operands into this slot's A and B, and sizes its C. The GPU copies them in queue order. */
-  upload(m: number, k: number, n: number, a: Float32Array<ArrayBuffer>, b: Float32Array<ArrayBuffer>): void {
+  /** Writes the operands into this slot's A and B, and sizes its C (f32 at either precision). The GPU copies them in queue order. */
+  upload(shape: Shape, a: Operand, b: Operand): void {
+    const { m, k, n } = shape;
     if (a.length !== m * k || b.length !== k * n) throw new RangeError(`gemm: operands do not match ${m}x${k}x${n}`);
-    this.shape = { m, k, n };
-    this.device.queue.writeBuffer(this.buffer('A', a.byteLength), 0, a);
-    this.device.queue.writeBuffer(this.buffer('B', b.byteLength), 0, b);
+    this.shape = shape;
+    this.write('A', a);
+    this.write('B', b);
     this.buffer('C', m * n * 4);
+  }
+
+  /** writeBuffer takes whole 4-byte words: an odd count of halves goes as its whole words, then its last half padded. */
+  private write(role: 'A' | 'B', data: Operand): void {
+    const whole = data.byteLength - (data.byteLength % 4);
+    const buffer = this.buffer(role, whole < data.byteLength ? whole + 4 : whole);
+    this.device.queue.writeBuffer(buffer, 0, data, 0, whole / data.BYTES_PER_ELEMENT);
+    if (whole < data.byteLength) this.device.queue.writeBuffer(buffer, whole, new Uint16Array([data[data.length - 1], 0]));
   }
 
   /** The buffer for a role, grown to a power of two when `bytes` do not fit; 0 just returns it. */
@@ -138,12 +164,12 @@ export class GemmKernel {
   private readonly params: GPUBuffer;
   /** Times each compute pass on the GPU's clock; null where the device has no `timestamp-query`. */
   private readonly timer: PassTimer | null;
-  /** Keyed by config name and variant. */
+  /** Keyed by kernelKey. */
   private readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
-  /** Measured speed of each config and variant on this device, learned from each dispatch; sizes the next ones. */
+  /** Measured speed of each kernel (kernelKey) on this device, learned from each dispatch; sizes the next ones. */
   private readonly opsPerMs = new Map<string, number>();
   /** The shape last uploaded, by either path: what `variant` and `activeConfig` describe. */
-  private shape: Shape = { m: 0, k: 0, n: 0 };
+  private shape: Shape = { m: 0, k: 0, n: 0, precision: 'f32' };
 
   private constructor(
     private readonly device: GPUDevice,
@@ -158,27 +184,39 @@ export class GemmKernel {
   }
 
   /**
-   * Compiles the given variants of a config now (by default both); any other, and the small-M configs, are
-   * compiled when first needed (a direct kernel compiles in well under 0.1 s).
+   * Compiles the given variants of a config now (by default both, f32 only); any other, f16 ones and the small-M
+   * configs are compiled when first needed (a direct kernel compiles in well under 0.1 s). f16 needs the device's
+   * `shader-f16` (see supportsF16): asking for it here without one throws NoShaderF16Error.
    */
   static async create(
     device: GPUDevice,
     config: KernelConfig = CANDIDATES[0],
     variants: KernelVariant[] = ['vec4', 'scalar'],
     smallM: readonly SmallMConfig[] = SMALL_M_CONFIGS,
+    precisions: readonly Precision[] = ['f32'],
   ): Promise<GemmKernel> {
     const kernel = new GemmKernel(device, config, smallM);
-    await Promise.all(variants.map((variant) => kernel.pipeline(variant)));
+    await Promise.all(precisions.flatMap((precision) => variants.map((variant) => kernel.pipeline(variant, config, precision))));
     return kernel;
   }
 
-  /** The compiled pipeline of a config's variant (by default this kernel's config): vec4 for aligned shapes, scalar for the rest. */
-  pipeline(variant: KernelVariant, config: KernelConfig = this.config): Promise<GPUComputePipeline> {
-    const key = kernelKey(config, variant);
+  /** Whether this device runs f16 units: it was given the `shader-f16` feature. */
+  get supportsF16(): boolean {
+    return this.device.features.has('shader-f16');
+  }
+
+  /**
+   * The compiled pipeline of a config's variant (by default this kernel's config, f32): vec4 for aligned shapes,
+   * scalar for the rest. At f16 the config runs as its direct twin (f16Config).
+   */
+  pipeline(variant: KernelVariant, config: KernelConfig = this.config, precision: Precision = 'f32'): Promise<GPUComputePipeline> {
+    this.requirePrecision(precision);
+    const compiled = precision === 'f16' ? f16Config(config) : config;
+    const key = kernelKey(compiled, variant, precision);
     let pipeline = this.pipelines.get(key);
     if (!pipeline) {
-      const source = kernelSource(config, variant);
-      const label = `${source.label} ${configName(config)}`;
+      const source = kernelSource(compiled, variant, precision);
+      const label = `${source.label} ${configName(compiled)}`;
       const module = this.device.createShaderModule({ label, code: source.code });
       pipeline = this.device.createComputePipelineAsync({ label, layout: 'auto', compute: { module, entryPoint: 'main' } });
       this.pipelines.set(key, pipeline);
@@ -191,21 +229,27 @@ export class GemmKernel {
     return variantFor(this.shape.k, this.shape.n);
   }
 
-  /** The config for the last uploaded shape: the small-M one for GEMV-like products. */
+  /** The config for the last uploaded shape: the small-M one for GEMV-like products, the direct twin for f16. */
   get activeConfig(): KernelConfig {
-    return this.configFor(this.shape.m);
+    return this.configFor(this.shape.m, this.shape.precision);
   }
 
   /**
-   * C (m x n) = A (m x k) · B (k x n), all row-major f32: upload, compute, read back. Calls may overlap: up to
-   * UNITS_IN_FLIGHT units hold operand buffers at once and take turns on the GPU in call order, so a unit uploads
-   * while the one before it computes and reads back while the one after it computes. A unit whose `signal` is
-   * aborted before its turn comes is dropped with UnitCancelledError; once computing, it finishes.
+   * C (m x n) = A (m x k) · B (k x n), all row-major: upload, compute, read back. C is f32; A and B are f32
+   * (Float32Array), or f16 as Uint16Array of IEEE half bits, multiplied and summed in f32, where the device has
+   * `shader-f16` (else NoShaderF16Error). Calls may overlap, at either precision: up to UNITS_IN_FLIGHT units hold
+   * operand buffers at once and take turns on the GPU in call order, so a unit uploads while the one before it
+   * computes and reads back while the one after it computes. A unit whose `signal` is aborted before its turn
+   * comes is dropped with UnitCancelledError; once computing, it finishes.
    */
-  async run(m: number, k: number, n: number, a: Float32Array<ArrayBuffer>, b: Float32Array<ArrayBuffer>, signal?: AbortSignal): Promise<GemmRun> {
+  run(m: number, k: number, n: number, a: Float32Array<ArrayBuffer>, b: Float32Array<ArrayBuffer>, signal?: AbortSignal): Promise<GemmRun>;
+  run(m: number, k: number, n: number, a: Uint16Array<ArrayBuffer>, b: Uint16Array<ArrayBuffer>, signal?: AbortSignal): Promise<GemmRun>;
+  async run(m: number, k: number, n: number, a: Operand, b: Operand, signal?: AbortSignal): Promise<GemmRun> {
+    const precision = precisionOf(a, b);
+    this.requirePrecision(precision);
     const slot = await this.acquire();
     try {
-      slot.upload(m, k, n, a, b);
+      slot.upload({ m, k, n, precision }, a, b);
       this.shape = slot.shape;
       const turn = this.gpuTurn.then(async () => {
         if (signal?.aborted) throw new UnitCancelledError();
@@ -222,9 +266,13 @@ export class GemmKernel {
     }
   }
 
-  /** Puts operands into the resident buffers; they stay there for compute() until the next upload(). */
-  upload(m: number, k: number, n: number, a: Float32Array<ArrayBuffer>, b: Float32Array<ArrayBuffer>): void {
-    this.resident.upload(m, k, n, a, b);
+  /** Puts operands, f32 or f16 as in run(), into the resident buffers; they stay there for compute() until the next upload(). */
+  upload(m: number, k: number, n: number, a: Float32Array<ArrayBuffer>, b: Float32Array<ArrayBuffer>): void;
+  upload(m: number, k: number, n: number, a: Uint16Array<ArrayBuffer>, b: Uint16Array<ArrayBuffer>): void;
+  upload(m: number, k: number, n: number, a: Operand, b: Operand): void {
+    const precision = precisionOf(a, b);
+    this.requirePrecision(precision);
+    this.resident.upload({ m, k, n, precision }, a, b);
     this.shape = this.resident.shape;
   }
 
@@ -240,15 +288,15 @@ export class GemmKernel {
 
   /** Computes a slot's C from its operands, in dispatches of about DISPATCH_BUDGET_MS each. */
   private async computeIn(slot: OperandSlot): Promise<GemmTiming> {
-    const { m, k, n } = slot.shape;
-    const config = this.configFor(m);
+    const { m, k, n, precision } = slot.shape;
+    const config = this.configFor(m, precision);
     const variant = variantFor(k, n);
-    const pipeline = await this.pipeline(variant, config);
+    const pipeline = await this.pipeline(variant, config, precision);
     const bindGroup = this.device.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),
       entries: [slot.buffer('A', 0), slot.buffer('B', 0), slot.buffer('C', 0), this.params].map((buffer, binding) => ({ binding, resource: { buffer } })),
     });
-    const speedKey = kernelKey(config, variant);
+    const speedKey = kernelKey(config, variant, precision);
     const rowTile = tileRows(config);
     const colTile = tileCols(config);
     const maxGroups = this.device.limits.maxComputeWorkgroupsPerDimension;
@@ -299,9 +347,16 @@ export class GemmKernel {
     else this.free.push(slot);
   }
 
-  /** The config for a product of m rows: the small-M one for GEMV-like products, else this kernel's. */
-  private configFor(m: number): KernelConfig {
-    return this.smallM.find((small) => m <= small.maxRows)?.config ?? this.config;
+  /** The config for a product of m rows: the small-M one for GEMV-like products, else this kernel's; at f16, its direct twin. */
+  private configFor(m: number, precision: Precision): KernelConfig {
+    const config = this.smallM.find((small) => m <= small.maxRows)?.config ?? this.config;
+    return precision === 'f16' ? f16Config(config) : config;
+  }
+
+  private requirePrecision(precision: Precision): void {
+    if (precision === 'f16' && !this.supportsF16) {
+      throw new NoShaderF16Error('gemm: f16 operands need the shader-f16 feature, and this device was not given it (the adapter lacks it or it was not requested)');
+    }
   }
 
   destroy(): void {

@@ -1,5 +1,7 @@
 // The tunable shapes of the GEMM kernels, and the WGSL each one compiles to.
+import directF16Source from '../../../shaders/gemm-direct-f16.wgsl?raw';
 import directSource from '../../../shaders/gemm-direct-f32.wgsl?raw';
+import directVec4F16Source from '../../../shaders/gemm-direct-vec4-f16.wgsl?raw';
 import directVec4Source from '../../../shaders/gemm-direct-vec4-f32.wgsl?raw';
 import subgroupVec4Source from '../../../shaders/gemm-subgroup-vec4-f32.wgsl?raw';
 import tiledSource from '../../../shaders/gemm-tiled-f32.wgsl?raw';
@@ -9,6 +11,12 @@ import tiledVec4Source from '../../../shaders/gemm-tiled-vec4-f32.wgsl?raw';
 export type KernelVariant = 'scalar' | 'vec4';
 
 export const variantFor = (k: number, n: number): KernelVariant => (k % 4 === 0 && n % 4 === 0 ? 'vec4' : 'scalar');
+
+/**
+ * How the operands are stored: f32, or f16 (IEEE halves, half the bytes, multiplied and summed in f32; needs the
+ * device's `shader-f16`). C is f32 either way.
+ */
+export type Precision = 'f32' | 'f16';
 
 /**
  * tiled: workgroup-memory tiles and one barrier per K step, the classic GPU kernel.
@@ -66,6 +74,13 @@ export const CANDIDATES: readonly KernelConfig[] = [
   { family: 'subgroup', wgX: 8, wgY: 8, tm: 8, tn: 16 },
 ];
 
+/**
+ * The config an f16 unit runs with: only the direct family has f16 kernels, so a tiled or subgroup config runs
+ * its blocking (threads and outputs per thread, which fit the device as they are) as a direct kernel.
+ */
+export const f16Config = (c: KernelConfig): DirectConfig =>
+  c.family === 'direct' ? c : { family: 'direct', wgX: c.wgX, wgY: c.wgY, tm: c.tm, tn: c.tn };
+
 /** A config GemmKernel runs instead of the tuned one for products of at most `maxRows` rows (GEMV-like). */
 export interface SmallMConfig {
   maxRows: number;
@@ -110,18 +125,22 @@ export function unfitReason(c: KernelConfig, device: DeviceCaps): string | null 
   return null;
 }
 
-/** The WGSL file of a family's variant; `label` names it for error messages and pipelines. */
-function sourceOf(c: KernelConfig, variant: KernelVariant): { label: string; code: string } {
+/** The WGSL file of a family's variant at a precision; `label` names it for error messages and pipelines. */
+function sourceOf(c: KernelConfig, variant: KernelVariant, precision: Precision): { label: string; code: string } {
+  if (precision === 'f16') {
+    if (c.family !== 'direct') throw new Error(`${configName(c)}: only direct kernels have an f16 variant (see f16Config)`);
+    return variant === 'vec4' ? { label: 'gemm-direct-vec4-f16', code: directVec4F16Source } : { label: 'gemm-direct-f16', code: directF16Source };
+  }
   if (c.family === 'tiled') return variant === 'vec4' ? { label: 'gemm-tiled-vec4-f32', code: tiledVec4Source } : { label: 'gemm-tiled-f32', code: tiledSource };
   if (variant === 'scalar') return { label: 'gemm-direct-f32', code: directSource };
   return c.family === 'subgroup' ? { label: 'gemm-subgroup-vec4-f32', code: subgroupVec4Source } : { label: 'gemm-direct-vec4-f32', code: directVec4Source };
 }
 
 /** The kernel's WGSL with this config's constants in place of the defaults marked `tuned`, and its file's name. */
-export function kernelSource(c: KernelConfig, variant: KernelVariant): { label: string; code: string } {
+export function kernelSource(c: KernelConfig, variant: KernelVariant, precision: Precision = 'f32'): { label: string; code: string } {
   const values: Record<string, number> = { WG_X: c.wgX, WG_Y: c.wgY, TM: c.tm, TN: c.tn };
   if (c.family === 'tiled') values.TILE_K = c.tileK;
-  const { label, code } = sourceOf(c, variant);
+  const { label, code } = sourceOf(c, variant, precision);
   let source = code;
   for (const [name, value] of Object.entries(values)) {
     const line = new RegExp(`^const ${name}: u32 = \\d+u;(.*// tuned.*)$`, 'm');
