@@ -60,3 +60,60 @@ describe('freivalds', () => {
     expect(freivalds({ a: z, b: z, c: z, rows: 4, depth: 4, cols: 4 }, seededBytes(1))).toEqual({ ok: true });
   });
 });
+
+describe('freivalds with signs and 256-valued multipliers', () => {
+  it('catches a two-element cancelling error in at least 240 of 256 trials', () => {
+    // C[i][j] += d and C[i][k] -= d leaves a residual d * (r_j - r_k): for the signs zero half the time, for the
+    // multipliers only when the two columns draw the same one (1 in 256), and far above their tolerance otherwise.
+    // Misses per 256 trials are then about Poisson(0.5): 17 or more has probability ~1e-20, while ±1 signs alone miss
+    // half the time in one round, a quarter in two.
+    const rows = 32, depth = 48, cols = 40, d = 8;
+    const a = randomMatrix(rows * depth, 11);
+    const b = randomMatrix(depth * cols, 12);
+    const c = matmulF32(a, b, rows, depth, cols);
+    let caught = 0;
+    for (let trial = 0; trial < 256; trial++) {
+      const i = trial % rows;
+      const j = (trial * 7) % cols;
+      const k = (j + 1 + (trial % (cols - 1))) % cols;
+      const wrong = c.slice();
+      wrong[i * cols + j] += d;
+      wrong[i * cols + k] -= d;
+      const verdict = freivalds({ a, b, c: wrong, rows, depth, cols }, seededBytes(1000 + trial));
+      if (!verdict.ok && verdict.error.code === 'verification-failed') caught++;
+    }
+    expect(caught).toBeGreaterThanOrEqual(240);
+  });
+
+  it('accepts odd shapes when correct and rejects them with one wrong element', () => {
+    for (const [rows, depth, cols] of [[1, 1, 1], [7, 13, 5], [1, 4096, 3]]) {
+      const a = randomMatrix(rows * depth, rows + depth);
+      const b = randomMatrix(depth * cols, depth + cols);
+      const c = matmulF32(a, b, rows, depth, cols);
+      for (let seed = 0; seed < 8; seed++) {
+        expect(freivalds({ a, b, c, rows, depth, cols }, seededBytes(seed))).toEqual({ ok: true });
+        // First, last and a middle element, each off by 4: at least 3x the tolerance of 1x4096x3 for any multipliers.
+        for (const at of [0, rows * cols - 1, Math.floor((rows * cols) / 2)]) {
+          const wrong = c.slice();
+          wrong[at] += 4;
+          const verdict = freivalds({ a, b, c: wrong, rows, depth, cols }, seededBytes(seed));
+          expect(verdict.ok ? '' : verdict.error.code).toBe('verification-failed');
+        }
+      }
+    }
+  });
+
+  it('reports the first non-finite element, even after rows that are wrong', () => {
+    const rows = 7, depth = 13, cols = 5;
+    const a = randomMatrix(rows * depth, 5);
+    const b = randomMatrix(depth * cols, 6);
+    for (const bad of [Infinity, -Infinity, NaN]) {
+      const c = matmulF32(a, b, rows, depth, cols);
+      c[0] += 100;
+      c[4 * cols + 3] = bad;
+      c[6 * cols + 1] = NaN;
+      const verdict = freivalds({ a, b, c, rows, depth, cols }, seededBytes(7));
+      expect(verdict).toEqual({ ok: false, error: { code: 'non-finite', message: `result element ${4 * cols + 3} is ${bad}` } });
+    }
+  });
+});
