@@ -178,7 +178,7 @@ function summarise(mode: EndToEndMode, size: number, ops: number, run: Awaited<R
 export async function endToEnd(spec: EndToEndSpec): Promise<EndToEndResult[]> {
   const { size, seed } = spec;
   const operands = makeOperands({ m: size, k: size, n: size }, seed);
-  const job: GemmJob = { id: 'bench-e2e', m: size, n: size, k: size, a: operands.a, b: operands.b };
+  const job: GemmJob = { id: 'bench-e2e', m: size, n: size, k: size, precision: 'f32', a: operands.a, b: operands.b };
   const units = splitTiles(job.id, size, size, size, UNIT_TILE);
   const ops = 2 * size * size * size;
 

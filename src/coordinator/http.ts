@@ -3,8 +3,9 @@ import type { IncomingMessage } from 'node:http';
 import express, { type Express, type Response } from 'express';
 import { allFinite } from '../protocol/tensor.ts';
 import { MAX_GEMM_DIM } from '../work/gemm/gemm.ts';
+import { allFiniteHalves, toHalves } from '../work/gemm/halves.ts';
 import type { ApiKeys } from './api-keys.ts';
-import type { Jobs } from './jobs.ts';
+import type { Jobs, Operands } from './jobs.ts';
 import type { Ledger } from './ledger/ledger.ts';
 import { LedgerError } from './ledger/sqlite.ts';
 import { log } from './log.ts';
@@ -35,6 +36,13 @@ function dim(raw: unknown, name: string): number {
     throw new HttpError(400, 'bad-shape', `${name} must be an integer from 1 to ${MAX_GEMM_DIM}, got ${JSON.stringify(raw ?? null)}`);
   }
   return value;
+}
+
+/** `precision`: f32 (the default), or f16: the operands are rounded to halves and the job is paid as f16 work. */
+function precision(raw: unknown): 'f32' | 'f16' {
+  if (raw === undefined || raw === 'f32') return 'f32';
+  if (raw === 'f16') return 'f16';
+  throw new HttpError(400, 'bad-precision', `precision must be f32 or f16, got ${JSON.stringify(raw)}`);
 }
 
 /** The largest job body accepted (A and B): 512 MiB, e.g. two 8192x8192 f32 operands. */
@@ -81,6 +89,7 @@ export function jobView(scheduler: Scheduler, state: JobState): object {
   return {
     id: job.id,
     kind: 'gemm',
+    precision: job.precision,
     m: job.m,
     n: job.n,
     k: job.k,
@@ -166,10 +175,17 @@ export function mountApi(app: Express, ctx: ApiContext): void {
     const m = dim(req.query.m, 'm');
     const n = dim(req.query.n, 'n');
     const k = dim(req.query.k, 'k');
+    const wanted = precision(req.query.precision);
     const body = await readBody(req, 4 * (m * k + k * n));
-    if (!allFinite(new Float32Array(body.buffer))) throw new HttpError(400, 'non-finite', 'operands contain NaN or Infinity');
-    const state = await jobs.submit(owner, m, n, k, body, Date.now());
-    log('job-submitted', { job: state.job.id, owner, m, n, k, units: state.units.size });
+    const values = new Float32Array(body.buffer);
+    if (!allFinite(values)) throw new HttpError(400, 'non-finite', 'operands contain NaN or Infinity');
+    let operands: Operands = { precision: 'f32', values };
+    if (wanted === 'f16') {
+      operands = { precision: 'f16', halves: toHalves(values) };
+      if (!allFiniteHalves(operands.halves)) throw new HttpError(400, 'f16-overflow', 'an operand is beyond f16\'s range (|x| > 65504)');
+    }
+    const state = await jobs.submit(owner, m, n, k, operands, Date.now());
+    log('job-submitted', { job: state.job.id, owner, m, n, k, precision: wanted, units: state.units.size });
     res.status(201).json(jobView(scheduler, state));
   }));
 

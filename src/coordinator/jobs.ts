@@ -1,10 +1,24 @@
 // A job's life across memory and disk: accepted only once stored, results credited with the ledger, resumed after a restart.
 import { randomUUID } from 'node:crypto';
 import type { GemmJob } from '../work/gemm/gemm.ts';
+import { fromHalves } from '../work/gemm/halves.ts';
 import type { Ledger } from './ledger/ledger.ts';
 import { log } from './log.ts';
 import type { OperandStore } from './operand-store.ts';
 import type { JobState, Lease, Scheduler } from './scheduler.ts';
+
+/** A job's operands, A then B: f32 values, or halves (IEEE f16 bits) for an f16 job. */
+export type Operands = { precision: 'f32'; values: Float32Array } | { precision: 'f16'; halves: Uint16Array };
+
+/** The job over its operands; an f16 job also keeps their exact f32 values, for verification. */
+function gemmJob(id: string, m: number, n: number, k: number, operands: Operands): GemmJob {
+  if (operands.precision === 'f32') {
+    const { values } = operands;
+    return { id, m, n, k, precision: 'f32', a: values.subarray(0, m * k), b: values.subarray(m * k) };
+  }
+  const halves = { a: operands.halves.subarray(0, m * k), b: operands.halves.subarray(m * k) };
+  return { id, m, n, k, precision: 'f16', halves, a: fromHalves(halves.a), b: fromHalves(halves.b) };
+}
 
 export class Jobs {
   constructor(
@@ -13,14 +27,16 @@ export class Jobs {
     private readonly operands: OperandStore,
   ) {}
 
-  /** Stores the operands (A then B, f32 little-endian) and the job, then queues its units. */
-  async submit(owner: string, m: number, n: number, k: number, body: Uint8Array<ArrayBuffer>, nowMs: number): Promise<JobState> {
-    const operandsSha256 = await this.operands.put(body);
+  /**
+   * Stores the operands (A then B, little-endian: f32 values, or for an f16 job the halves its miners are sent) and
+   * the job, then queues its units.
+   */
+  async submit(owner: string, m: number, n: number, k: number, operands: Operands, nowMs: number): Promise<JobState> {
+    const data = operands.precision === 'f16' ? operands.halves : operands.values;
+    const operandsSha256 = await this.operands.put(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     const id = randomUUID();
-    await this.ledger.saveJob({ id, owner, m, n, k, operandsSha256, createdAtMs: nowMs, finishedAtMs: null });
-    const values = new Float32Array(body.buffer, body.byteOffset, body.byteLength / 4);
-    const job: GemmJob = { id, m, n, k, a: values.subarray(0, m * k), b: values.subarray(m * k) };
-    return this.scheduler.submit(job, nowMs, { owner, operandsSha256 });
+    await this.ledger.saveJob({ id, owner, m, n, k, precision: operands.precision, operandsSha256, createdAtMs: nowMs, finishedAtMs: null });
+    return this.scheduler.submit(gemmJob(id, m, n, k, operands), nowMs, { owner, operandsSha256 });
   }
 
   /** The job, if it exists and belongs to this owner: another requester's job is as good as missing. */
@@ -67,9 +83,8 @@ export class Jobs {
         done.set(unitId, { result: new Float32Array(Uint8Array.from(result).buffer), minerKey });
       }
       unitsDone += done.size;
-      const { m, n, k } = stored;
-      let a = new Float32Array(0);
-      let b = new Float32Array(0);
+      const { m, n, k, precision } = stored;
+      let operands: Operands = precision === 'f16' ? { precision, halves: new Uint16Array(0) } : { precision, values: new Float32Array(0) };
       if (stored.finishedAtMs === null) {
         let bytes: Uint8Array<ArrayBuffer>;
         try {
@@ -79,13 +94,11 @@ export class Jobs {
           log('job-unrecoverable', { job: stored.id, operands: stored.operandsSha256, error: String(err) });
           continue;
         }
-        const values = new Float32Array(bytes.buffer);
-        a = values.subarray(0, m * k);
-        b = values.subarray(m * k);
+        operands = precision === 'f16' ? { precision, halves: new Uint16Array(bytes.buffer) } : { precision, values: new Float32Array(bytes.buffer) };
         referenced.add(stored.operandsSha256);
       }
       const meta = { owner: stored.owner, operandsSha256: stored.operandsSha256 };
-      const state = this.scheduler.restore({ id: stored.id, m, n, k, a, b }, meta, stored.createdAtMs, done, stored.finishedAtMs ?? nowMs);
+      const state = this.scheduler.restore(gemmJob(stored.id, m, n, k, operands), meta, stored.createdAtMs, done, stored.finishedAtMs ?? nowMs);
       if (state.output && stored.finishedAtMs === null) {
         // Every unit was credited but the crash came before the job was marked done.
         await this.ledger.finishJob(stored.id, nowMs);

@@ -2,12 +2,12 @@
 import { randomBytes } from 'node:crypto';
 import { encodeMessage, parseMinerMessage } from '../protocol/codec.ts';
 import type { ProtocolError } from '../protocol/errors.ts';
-import type { CoordinatorMessageInput, MinerMessage } from '../protocol/messages.ts';
+import type { CoordinatorMessageInput, MinerMessage, Precision } from '../protocol/messages.ts';
 import { helloChallengeBytes, signReceipt, toHex, verifySignature } from '../protocol/receipt.ts';
-import { f32Tensor, f32Values } from '../protocol/tensor.ts';
+import { f16Tensor, f32Tensor, f32Values, type Tensor } from '../protocol/tensor.ts';
 import { PROTOCOL_VERSION } from '../protocol/version.ts';
 import { cryptoRandomBytes } from '../work/kind.ts';
-import { gemmKind, unitOperands } from '../work/gemm/gemm.ts';
+import { gemmKind, unitHalves, unitOperands, type GemmJob, type GemmUnit } from '../work/gemm/gemm.ts';
 import { checkGpuSeconds } from './claims.ts';
 import type { Jobs } from './jobs.ts';
 import type { Ledger, Reputation } from './ledger/ledger.ts';
@@ -45,6 +45,8 @@ export class MinerSession {
   /** hex of the wallet key, once the miner proved it holds it */
   minerKey: string | null = null;
   private minerKeyBytes: Uint8Array | null = null;
+  /** What the miner said it runs; until hello, f32 only. */
+  private precisions: readonly Precision[] = ['f32'];
   lastHeardAtMs = Date.now();
   unitsAccepted = 0;
   unitsRejected = 0;
@@ -131,8 +133,9 @@ export class MinerSession {
     if (isBanned(reputation, Date.now())) return this.refuseBanned(reputation);
     this.minerKeyBytes = message.minerKey;
     this.minerKey = minerKey;
+    this.precisions = message.precisions;
     log('miner-hello', {
-      session: this.id, miner: this.minerKey, score: reputation.score, backend: message.backend, vendor: message.adapter.vendor, architecture: message.adapter.architecture,
+      session: this.id, miner: this.minerKey, score: reputation.score, backend: message.backend, precisions: message.precisions.join(','), vendor: message.adapter.vendor, architecture: message.adapter.architecture,
     });
     this.send({ type: 'welcome' });
   }
@@ -141,12 +144,13 @@ export class MinerSession {
     if (!this.minerKey) return this.sendError('not-authenticated', 'say hello with a signed challenge before asking for work');
     const reputation = await this.ctx.ledger.reputation(this.minerKey);
     if (isBanned(reputation, Date.now())) return this.refuseBanned(reputation);
-    const lease = this.ctx.scheduler.lease(this.id, Date.now());
+    const lease = this.ctx.scheduler.lease(this.id, Date.now(), this.precisions);
     if (!lease) return this.send({ type: 'no-work', retryAfterMs: NO_WORK_RETRY_MS });
     const job = this.ctx.scheduler.job(lease.unit.jobId);
     if (!job) throw new Error(`lease ${lease.id} names unknown job ${lease.unit.jobId}`);
-    const { a, b } = unitOperands(job.job, lease.unit);
-    log('lease', { session: this.id, miner: this.minerKey, unit: lease.unit.id, lease: lease.id });
+    const { unit } = lease;
+    const { a, b } = leaseOperands(job.job, unit);
+    log('lease', { session: this.id, miner: this.minerKey, unit: unit.id, lease: lease.id, precision: job.job.precision });
     this.leaseSentAtMs.set(lease.id, Date.now());
     this.send({
       type: 'lease',
@@ -154,8 +158,8 @@ export class MinerSession {
       unitId: lease.unit.id,
       kind: 'gemm',
       deadlineMs: lease.deadlineAtMs - Date.now(),
-      a: f32Tensor([lease.unit.rows, lease.unit.depth], a),
-      b: f32Tensor([lease.unit.depth, lease.unit.cols], b),
+      a,
+      b,
     });
   }
 
@@ -169,9 +173,9 @@ export class MinerSession {
     const sentAtMs = this.leaseSentAtMs.get(lease.id) ?? lease.leasedAtMs;
     this.leaseSentAtMs.delete(lease.id);
     const [rows, cols] = message.output.shape;
-    if (message.output.shape.length !== 2 || rows !== unit.rows || cols !== unit.cols) {
+    if (message.output.shape.length !== 2 || rows !== unit.rows || cols !== unit.cols || message.output.dtype !== 'f32') {
       scheduler.release(lease);
-      return this.reject(unit.id, 'shape-mismatch', `result is ${message.output.shape.join('x')}, unit expects ${unit.rows}x${unit.cols}`);
+      return this.reject(unit.id, 'shape-mismatch', `result is ${message.output.dtype} ${message.output.shape.join('x')}, unit expects f32 ${unit.rows}x${unit.cols}`);
     }
     const ops = gemmKind.ops(unit);
     const claim = checkGpuSeconds(message.gpuSeconds, ops, (Date.now() - sentAtMs) / 1000);
@@ -188,7 +192,8 @@ export class MinerSession {
       return this.reject(unit.id, verdict.error.code, verdict.error.message);
     }
 
-    const microCredits = microCreditsFor(ops);
+    const { precision } = job.job;
+    const microCredits = microCreditsFor(ops, precision);
     const nowMs = Date.now();
     const entry = {
       unitId: unit.id, jobId: unit.jobId, minerKey: this.minerKey, ops, microCredits, gpuSeconds: message.gpuSeconds, createdAtMs: nowMs,
@@ -207,7 +212,7 @@ export class MinerSession {
     this.unitsAccepted++;
     await this.recordOutcome('accepted');
     const receipt = await signReceipt(signingKey.privateKey, {
-      unitId: unit.id, jobId: unit.jobId, kind: 'gemm', minerKey: minerKeyBytes, coordinatorKey: signingKey.publicKey,
+      unitId: unit.id, jobId: unit.jobId, kind: precision === 'f16' ? 'gemm-f16' : 'gemm', minerKey: minerKeyBytes, coordinatorKey: signingKey.publicKey,
       ops, microCredits, gpuSeconds: message.gpuSeconds, joules: 0, joulesSource: 'none', issuedAtMs: BigInt(nowMs),
     });
     log('credit', { session: this.id, miner: this.minerKey, unit: unit.id, job: unit.jobId, ops, microCredits, gpuSeconds: message.gpuSeconds });
@@ -266,4 +271,16 @@ export class MinerSession {
   private send(message: Omit1<Outgoing>): void {
     this.sendBytes(encodeMessage({ ...message, v: PROTOCOL_VERSION }));
   }
+}
+
+/** A unit's operands as its lease carries them: an f16 job's as the halves themselves, half the bytes of f32. */
+function leaseOperands(job: GemmJob, unit: GemmUnit): { a: Tensor; b: Tensor } {
+  const aShape = [unit.rows, unit.depth];
+  const bShape = [unit.depth, unit.cols];
+  if (job.precision === 'f16') {
+    const { a, b } = unitHalves(job, unit);
+    return { a: f16Tensor(aShape, a), b: f16Tensor(bShape, b) };
+  }
+  const { a, b } = unitOperands(job, unit);
+  return { a: f32Tensor(aShape, a), b: f32Tensor(bShape, b) };
 }

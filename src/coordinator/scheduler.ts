@@ -1,5 +1,6 @@
 // Holds jobs and their units, leases units to miners with deadlines, and takes them back on expiry or failure.
 import { randomUUID } from 'node:crypto';
+import type { Precision } from '../protocol/messages.ts';
 import { gemmKind, type GemmJob, type GemmUnit } from '../work/gemm/gemm.ts';
 
 /** Every lease gets this much time, plus time for its ops at a slow miner's speed. */
@@ -111,10 +112,17 @@ export class Scheduler {
     return started ? 'running' : 'queued';
   }
 
-  /** Leases the oldest waiting unit to a miner session, or undefined when there is no work. */
-  lease(sessionId: string, nowMs: number): Lease | undefined {
-    const unit = this.pending.shift();
-    if (!unit) return undefined;
+  /**
+   * Leases the oldest waiting unit that the miner can run (its job's precision is one of `precisions`) to a miner
+   * session, or undefined when there is no such work.
+   */
+  lease(sessionId: string, nowMs: number, precisions: readonly Precision[] = ['f32']): Lease | undefined {
+    const at = this.pending.findIndex((u) => {
+      const precision = this.jobs.get(u.jobId)?.job.precision;
+      return precision !== undefined && precisions.includes(precision);
+    });
+    if (at < 0) return undefined;
+    const [unit] = this.pending.splice(at, 1);
     const durationMs = Math.min(LEASE_MAX_MS, LEASE_BASE_MS + Number(gemmKind.ops(unit) / BigInt(SLOWEST_OPS_PER_MS)));
     const lease: Lease = { id: randomUUID(), unit, sessionId, leasedAtMs: nowMs, deadlineAtMs: nowMs + durationMs };
     this.leases.set(lease.id, lease);
@@ -150,7 +158,8 @@ export class Scheduler {
     state.results.clear();
     state.finishedAtMs = nowMs;
     // The operands are no longer needed: keep only the product.
-    state.job = { ...state.job, a: new Float32Array(0), b: new Float32Array(0) };
+    const none = { a: new Float32Array(0), b: new Float32Array(0) };
+    state.job = state.job.precision === 'f16' ? { ...state.job, ...none, halves: { a: new Uint16Array(0), b: new Uint16Array(0) } } : { ...state.job, ...none };
   }
 
   /** Puts a lease's unit back at the front of the queue: its miner failed, left or ran out of time. */

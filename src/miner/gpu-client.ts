@@ -65,13 +65,17 @@ export class GpuClient {
    * Runs a unit. Send the next one before this one is done: the worker uploads it while this one computes, so the
    * GPU does not wait on the page.
    */
-  gemm(m: number, k: number, n: number, a: Float32Array, b: Float32Array): Promise<GpuRun> {
+  gemm(m: number, k: number, n: number, a: Float32Array, b: Float32Array): Promise<GpuRun>;
+  /** f16 operands as IEEE half bits: only where init()'s description lists f16 among its precisions. */
+  gemm(m: number, k: number, n: number, a: Uint16Array, b: Uint16Array): Promise<GpuRun>;
+  gemm(m: number, k: number, n: number, a: Float32Array | Uint16Array, b: Float32Array | Uint16Array): Promise<GpuRun> {
     const id = this.nextId++;
+    const precision = a instanceof Uint16Array ? 'f16' : 'f32';
     const aCopy = a.slice();
     const bCopy = b.slice();
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.post({ type: 'gemm', id, m, k, n, a: aCopy.buffer, b: bCopy.buffer }, [aCopy.buffer, bCopy.buffer]);
+      this.post({ type: 'gemm', id, m, k, n, precision, a: aCopy.buffer, b: bCopy.buffer }, [aCopy.buffer, bCopy.buffer]);
     });
   }
 

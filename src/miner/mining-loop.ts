@@ -2,7 +2,7 @@
 // pause when asked, rest as the throttle says, and fail over between the configured coordinators.
 import { Peer } from 'peerjs';
 import type { Receipt } from '../protocol/messages.ts';
-import { f32Tensor, f32Values } from '../protocol/tensor.ts';
+import { f16Halves, f32Tensor, f32Values } from '../protocol/tensor.ts';
 import { toHex } from '../protocol/receipt.ts';
 import type { Wallet } from '../wallet/wallet.ts';
 import { CoordinatorLink, LinkClosedError, type MessageOf } from './coordinator-link.ts';
@@ -153,6 +153,7 @@ export class MiningLoop {
       adapter: gpu.adapter,
       backend: gpu.backend,
       kinds: ['gemm'],
+      precisions: gpu.precisions,
     });
     const reply = await link.next(['welcome', 'error'], 30_000);
     if (reply.type === 'error') throw new Error(`the coordinator refused this wallet: ${reply.message}`);
@@ -233,13 +234,15 @@ export class MiningLoop {
   private async compute(link: CoordinatorLink, offer: MessageOf<'lease'>, url: string, awaiting: Map<string, { ops: bigint; gpuSeconds: number }>): Promise<number> {
     const [rows, depth] = offer.a.shape;
     const cols = offer.b.shape[1];
-    if (offer.a.shape.length !== 2 || offer.b.shape.length !== 2 || offer.b.shape[0] !== depth) {
-      throw new Error(`lease ${offer.leaseId} has operands of incompatible shapes`);
+    if (offer.a.shape.length !== 2 || offer.b.shape.length !== 2 || offer.b.shape[0] !== depth || offer.a.dtype !== offer.b.dtype) {
+      throw new Error(`lease ${offer.leaseId} has operands of incompatible shapes or types`);
     }
     let run: GpuRun | undefined;
     while (!run) {
       try {
-        run = await this.gpu.gemm(rows, depth, cols, f32Values(offer.a), f32Values(offer.b));
+        run = offer.a.dtype === 'f16'
+          ? await this.gpu.gemm(rows, depth, cols, f16Halves(offer.a), f16Halves(offer.b))
+          : await this.gpu.gemm(rows, depth, cols, f32Values(offer.a), f32Values(offer.b));
       } catch (err) {
         if (!(err instanceof UnitCancelledError)) throw err;
         // Dropped before it ran. Stopped: the lease goes back when the link closes. Paused: run it on resume.

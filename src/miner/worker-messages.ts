@@ -1,5 +1,5 @@
 // Typed messages between the page and the GPU worker: the page never touches WebGPU itself.
-import type { AdapterInfo } from '../protocol/messages.ts';
+import type { AdapterInfo, Precision } from '../protocol/messages.ts';
 
 /** How much of the GPU the person lends: the worker enforces both limits before each unit. */
 export interface Throttle {
@@ -18,7 +18,8 @@ export type Backend = 'webgpu' | 'wasm';
 export type ToWorker =
   | { type: 'init'; backend: Backend }
   | { type: 'throttle'; throttle: Throttle }
-  | { type: 'gemm'; id: number; m: number; k: number; n: number; a: ArrayBuffer; b: ArrayBuffer }
+  /** f32 operands, or f16 ones as IEEE half bits (only where the description's precisions include f16). */
+  | { type: 'gemm'; id: number; m: number; k: number; n: number; precision: Precision; a: ArrayBuffer; b: ArrayBuffer }
   /**
    * Diagnostics (and the recovery test): calls `device.destroy()` on the worker's live device, a real device loss.
    * The worker then recovers exactly as from a driver reset: a fresh adapter and device, and the unit in hand rerun.
@@ -45,6 +46,8 @@ export interface GpuDescription {
   limits: Record<string, number>;
   /** The GPU kernel's tuning; null for the WASM backend, which runs the engine's own MatMul. */
   tuning: KernelTuning | null;
+  /** Operand precisions it runs: f16 too on a WebGPU device with shader-f16. */
+  precisions: Precision[];
 }
 
 /** One unit's run in the worker, timed on the wall clock (Date.now) so the page can line it up with its own. */

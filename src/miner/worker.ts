@@ -93,6 +93,7 @@ async function startGpu(): Promise<Gpu> {
     features: acquired.features,
     limits: acquired.limits,
     tuning: { config: configName(record.config), gflops: record.gflops, fresh: !stored, tuneSeconds: (performance.now() - started) / 1000 },
+    precisions: gemm.supportsF16 ? ['f32', 'f16'] : ['f32'],
   };
   if (lostBefore) post({ type: 'device-restored', ...description });
   return { device: acquired.device, gemm, description, lost };
@@ -101,27 +102,42 @@ async function startGpu(): Promise<Gpu> {
 async function startCpu(): Promise<Cpu> {
   const gemm = await CpuGemm.create();
   const adapter = { vendor: 'cpu', architecture: 'wasm', device: '', description: gemm.description, isFallbackAdapter: true };
-  return { gemm, description: { backend: 'wasm', adapter, features: [], limits: {}, tuning: null } };
+  return { gemm, description: { backend: 'wasm', adapter, features: [], limits: {}, tuning: null, precisions: ['f32'] } };
 }
 
 async function describe(): Promise<GpuDescription> {
   return (await (backend === 'wasm' ? cpu.get() : gpu.get())).description;
 }
 
+/** A unit's operands as they came: f32 values, or f16 ones as IEEE half bits. */
+type Operands =
+  | { precision: 'f32'; a: Float32Array<ArrayBuffer>; b: Float32Array<ArrayBuffer> }
+  | { precision: 'f16'; a: Uint16Array<ArrayBuffer>; b: Uint16Array<ArrayBuffer> };
+
+function operandsOf(message: Extract<ToWorker, { type: 'gemm' }>): Operands {
+  return message.precision === 'f16'
+    ? { precision: 'f16', a: new Uint16Array(message.a), b: new Uint16Array(message.b) }
+    : { precision: 'f32', a: new Float32Array(message.a), b: new Float32Array(message.b) };
+}
+
 /** Runs one unit on the chosen backend. */
-async function runUnit(m: number, k: number, n: number, a: Float32Array<ArrayBuffer>, b: Float32Array<ArrayBuffer>, signal: AbortSignal): Promise<GemmRun> {
-  if (backend === 'webgpu') return runOnGpu(m, k, n, a, b, signal);
+async function runUnit(m: number, k: number, n: number, operands: Operands, signal: AbortSignal): Promise<GemmRun> {
+  if (backend === 'webgpu') return runOnGpu(m, k, n, operands, signal);
+  if (operands.precision !== 'f32') throw new Error('the CPU engine runs f32 units only');
   if (signal.aborted) throw new UnitCancelledError();
-  const { c, computeSeconds } = await (await cpu.get()).gemm.run(m, k, n, a, b);
+  const { c, computeSeconds } = await (await cpu.get()).gemm.run(m, k, n, operands.a, operands.b);
   return { c, gpuSeconds: computeSeconds, submitSeconds: computeSeconds, dispatches: 1 };
 }
 
 /** Runs one unit on the GPU; if the device is lost under it, runs it again once on a fresh device. */
-async function runOnGpu(m: number, k: number, n: number, a: Float32Array<ArrayBuffer>, b: Float32Array<ArrayBuffer>, signal: AbortSignal): Promise<GemmRun> {
+async function runOnGpu(m: number, k: number, n: number, operands: Operands, signal: AbortSignal): Promise<GemmRun> {
   for (let attempt = 0; ; attempt++) {
     const current = await gpu.get();
+    const running = operands.precision === 'f16'
+      ? current.gemm.run(m, k, n, operands.a, operands.b, signal)
+      : current.gemm.run(m, k, n, operands.a, operands.b, signal);
     try {
-      return await Promise.race([current.gemm.run(m, k, n, a, b, signal), current.lost]);
+      return await Promise.race([running, current.lost]);
     } catch (err) {
       if (attempt > 0 || !(err instanceof DeviceLostError || gpu.current === undefined)) throw err;
     }
@@ -159,7 +175,7 @@ async function runMessage(message: Extract<ToWorker, { type: 'gemm' }>): Promise
   try {
     const waitedMs = await admit(control.signal);
     const startedAtMs = Date.now();
-    const run = await runUnit(message.m, message.k, message.n, new Float32Array(message.a), new Float32Array(message.b), control.signal);
+    const run = await runUnit(message.m, message.k, message.n, operandsOf(message), control.signal);
     const finishedAtMs = Date.now();
     runs.push({ startedAtMs, finishedAtMs, gpuSeconds: run.gpuSeconds });
     pruneRuns(runs, finishedAtMs);

@@ -32,11 +32,22 @@ export type AdapterInfo = v.InferOutput<typeof AdapterInfo>;
 export const JoulesSource = v.picklist(['none', 'estimate', 'battery', 'probe', 'meter']);
 export type JoulesSource = v.InferOutput<typeof JoulesSource>;
 
+/** What a miner can compute GEMM units in: f32 operands, or f16 ones (halves, summed in f32). */
+export const Precision = v.picklist(['f32', 'f16']);
+export type Precision = v.InferOutput<typeof Precision>;
+
+/**
+ * The kind of work a receipt pays for: 'gemm' is f32 GEMM; 'gemm-f16' GEMM with f16 operands, paid at its own rate.
+ * (f16 is a kind of its own here, not a new field, so that receipts signed before it keep their canonical bytes.)
+ */
+export const ReceiptKind = v.picklist(['gemm', 'gemm-f16']);
+export type ReceiptKind = v.InferOutput<typeof ReceiptKind>;
+
 /** The signed part of a receipt; its canonical bytes are defined in receipt.ts. */
 export const ReceiptBody = v.object({
   unitId: Id,
   jobId: Id,
-  kind: v.picklist(['gemm']),
+  kind: ReceiptKind,
   minerKey: PublicKey,
   coordinatorKey: PublicKey,
   ops: U64,
@@ -105,6 +116,8 @@ export const HelloMessage = v.object({
   /** What computes: the GPU (WebGPU), or the CPU fallback (onnxruntime-web WASM) of a browser without WebGPU. */
   backend: v.picklist(['webgpu', 'wasm']),
   kinds: v.pipe(v.array(v.picklist(['gemm'])), v.maxLength(8)),
+  /** Operand precisions it runs; f16 only with WebGPU's shader-f16. A miner that says nothing runs f32 only. */
+  precisions: v.optional(v.pipe(v.array(Precision), v.minLength(1), v.maxLength(2)), ['f32']),
 });
 
 export const WorkRequestMessage = v.object({ type: v.literal('work-request'), v: Version });

@@ -1,7 +1,9 @@
 // A miner scripted in Node that speaks the real protocol over a real PeerJS data channel: honest or not, as a test says.
 import { CoordinatorLink, type MessageOf, type MinerOutgoing } from '../../src/miner/coordinator-link.ts';
 import { exportPublicKey, generateSigningKeys, helloChallengeBytes, sign } from '../../src/protocol/receipt.ts';
-import { f32Tensor, f32Values } from '../../src/protocol/tensor.ts';
+import type { Precision } from '../../src/protocol/messages.ts';
+import { f16Halves, f32Tensor, f32Values, type Tensor } from '../../src/protocol/tensor.ts';
+import { fromHalves } from '../../src/work/gemm/halves.ts';
 import { loadPeerJs } from '../../src/coordinator/peers.ts';
 import { matmulF32 } from './random.ts';
 import { waitForJob } from './stack.ts';
@@ -44,20 +46,21 @@ export class ScriptedMiner {
     this.link.sendBytes(bytes);
   }
 
-  /** Proves a fresh wallet key (or `keys`) and waits for the welcome. */
-  async hello(keys?: CryptoKeyPair): Promise<void> {
-    const reply = await this.helloReply(keys);
+  /** Proves a fresh wallet key (or `keys`) and waits for the welcome. `precisions`: what it says it runs. */
+  async hello(keys?: CryptoKeyPair, precisions?: Precision[]): Promise<void> {
+    const reply = await this.helloReply(keys, precisions);
     if (reply.type === 'error') throw new Error(`hello refused: ${reply.code}: ${reply.message}`);
   }
 
   /** Proves a wallet key and returns the coordinator's answer: a welcome, or an error saying why not. */
-  async helloReply(keys?: CryptoKeyPair): Promise<MessageOf<'welcome' | 'error'>> {
+  async helloReply(keys?: CryptoKeyPair, precisions?: Precision[]): Promise<MessageOf<'welcome' | 'error'>> {
     const pair = keys ?? (await generateSigningKeys());
     this.minerKey = await exportPublicKey(pair.publicKey);
     const signature = await sign(pair.privateKey, helloChallengeBytes(this.challenge.nonce, this.challenge.coordinatorKey));
     this.send({
       type: 'hello', minerKey: this.minerKey, signature, kinds: ['gemm'], backend: 'wasm',
       adapter: { vendor: 'node', architecture: 'cpu', device: '', description: 'scripted miner', isFallbackAdapter: true },
+      ...(precisions ? { precisions } : {}),
     });
     return this.next('welcome', 'error');
   }
@@ -73,11 +76,16 @@ export class ScriptedMiner {
     }
   }
 
-  /** Computes the lease's tile on the CPU in f32, exactly as an honest miner would. */
+  /** Computes the lease's tile on the CPU in f32 (from the halves of an f16 lease), exactly as an honest miner would. */
   static compute(lease: Lease): Float32Array {
     const [rows, depth] = lease.a.shape;
     const cols = lease.b.shape[1];
-    return matmulF32(f32Values(lease.a), f32Values(lease.b), rows, depth, cols);
+    return matmulF32(ScriptedMiner.values(lease.a), ScriptedMiner.values(lease.b), rows, depth, cols);
+  }
+
+  /** An operand's values: f32 as sent, or an f16 operand's halves as the f32 values they are exactly. */
+  static values(tensor: Tensor): Float32Array {
+    return tensor.dtype === 'f16' ? fromHalves(f16Halves(tensor)) : f32Values(tensor);
   }
 
   sendResult(lease: Lease, values: Float32Array, shape = [lease.a.shape[0], lease.b.shape[1]], gpuSeconds = 0.01): void {
@@ -109,9 +117,9 @@ export class ScriptedMiner {
   }
 
   /** Connects a fresh honest miner, mines until the job is done, and returns its receipts. */
-  static async mineJob(baseUrl: string, jobId: string): Promise<{ miner: ScriptedMiner; receipts: Receipt[] }> {
+  static async mineJob(baseUrl: string, jobId: string, precisions?: Precision[]): Promise<{ miner: ScriptedMiner; receipts: Receipt[] }> {
     const miner = await ScriptedMiner.connect(baseUrl);
-    await miner.hello();
+    await miner.hello(undefined, precisions);
     let done = false;
     const mining = miner.mineHonestly(() => done);
     await waitForJob(baseUrl, jobId);

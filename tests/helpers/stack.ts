@@ -36,6 +36,7 @@ export async function startStack(options: { serveApp?: boolean } & Partial<Coord
 
 export interface JobView {
   id: string;
+  precision: 'f32' | 'f16';
   status: 'queued' | 'running' | 'done';
   unitsTotal: number;
   unitsDone: number;
@@ -54,12 +55,12 @@ export function api(baseUrl: string, path: string, init: RequestInit = {}, apiKe
 
 /** Submits a GEMM through the requester API, as any HTTP client would. */
 export async function submitGemm(
-  baseUrl: string, m: number, n: number, k: number, a: Float32Array, b: Float32Array, apiKey = TEST_API_KEY,
+  baseUrl: string, m: number, n: number, k: number, a: Float32Array, b: Float32Array, apiKey = TEST_API_KEY, precision: 'f32' | 'f16' = 'f32',
 ): Promise<JobView> {
   const body = new Uint8Array(4 * (a.length + b.length));
   body.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), 0);
   body.set(new Uint8Array(b.buffer, b.byteOffset, b.byteLength), a.byteLength);
-  const res = await api(baseUrl, `jobs/gemm?m=${m}&n=${n}&k=${k}`, {
+  const res = await api(baseUrl, `jobs/gemm?m=${m}&n=${n}&k=${k}${precision === 'f16' ? '&precision=f16' : ''}`, {
     method: 'POST',
     headers: { 'content-type': 'application/octet-stream' },
     body,

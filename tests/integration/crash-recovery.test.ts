@@ -6,9 +6,10 @@ import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { toHex, verifyReceipt } from '../../src/protocol/receipt.ts';
 import { freePort, startCoordinatorProcess, type CoordinatorProcess } from '../helpers/coordinator-process.ts';
+import { fromHalves, toHalves } from '../../src/work/gemm/halves.ts';
 import { matmulF64, randomMatrix } from '../helpers/random.ts';
 import { ScriptedMiner } from '../helpers/scripted-miner.ts';
-import { api, fetchProduct, maxRelativeError, submitGemm, type JobView } from '../helpers/stack.ts';
+import { api, fetchProduct, maxRelativeError, submitGemm, TEST_API_KEY, type JobView } from '../helpers/stack.ts';
 
 interface Status {
   unitsPending: number;
@@ -18,14 +19,15 @@ interface Status {
 
 describe('coordinator crash recovery', () => {
   const running: CoordinatorProcess[] = [];
-  let dataDir = '';
+  const dataDirs: string[] = [];
   afterAll(async () => {
     for (const p of running) await p.stop();
-    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+    for (const dir of dataDirs) await rm(dir, { recursive: true, force: true });
   });
 
   it('keeps every verified credit exactly once, leases in-flight units again and completes the job after kill -9', async () => {
-    dataDir = await mkdtemp(join(tmpdir(), 'ergon-crash-'));
+    const dataDir = await mkdtemp(join(tmpdir(), 'ergon-crash-'));
+    dataDirs.push(dataDir);
     const port = await freePort();
     const first = await startCoordinatorProcess(dataDir, port);
     running.push(first);
@@ -89,5 +91,38 @@ describe('coordinator crash recovery', () => {
     } finally {
       db.close();
     }
+  });
+
+  it('brings an f16 job back as f16 after kill -9: its halves from the operand store, its units for f16 miners only', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'ergon-crash-f16-'));
+    dataDirs.push(dataDir);
+    const port = await freePort();
+    const first = await startCoordinatorProcess(dataDir, port);
+    running.push(first);
+    const [m, n, k] = [300, 200, 48];
+    const a = randomMatrix(m * k, 73);
+    const b = randomMatrix(k * n, 74);
+    const job = await submitGemm(first.url, m, n, k, a, b, TEST_API_KEY, 'f16');
+    const early = await ScriptedMiner.connect(first.url);
+    await early.hello(undefined, ['f32', 'f16']);
+    const lease = await early.lease();
+    expect((await early.verdict(lease, ScriptedMiner.compute(lease))).type).toBe('receipt');
+    await first.kill9();
+    early.close();
+
+    const second = await startCoordinatorProcess(dataDir, port);
+    running.push(second);
+    expect(await (await api(second.url, `jobs/${job.id}`)).json()).toMatchObject({ precision: 'f16', status: 'running', unitsDone: 1 });
+    const f32Only = await ScriptedMiner.connect(second.url);
+    await f32Only.hello();
+    f32Only.send({ type: 'work-request' });
+    expect((await f32Only.next('lease', 'no-work')).type).toBe('no-work');
+    f32Only.close();
+    const { receipts } = await ScriptedMiner.mineJob(second.url, job.id, ['f32', 'f16']);
+    expect(job.unitsTotal).toBe(2);
+    expect(receipts.map((r) => r.receipt.kind)).toEqual(['gemm-f16']);
+    const rounded = matmulF64(fromHalves(toHalves(a)), fromHalves(toHalves(b)), m, k, n);
+    expect(maxRelativeError(await fetchProduct(second.url, job.id), rounded)).toBeLessThan(1e-5);
+    await second.stop();
   });
 });

@@ -55,7 +55,7 @@ describe('miner faults', () => {
     const before = process.memoryUsage().arrayBuffers;
     const output = (dtype: string, shape: number[], bytes: number) => ({ dtype, shape, data: new Uint8Array(bytes) });
     const send = (tensor: ReturnType<typeof output>) => miner.sendBytes(encodeResult(tensor));
-    send(output('f16', [2, 2], 8));
+    send(output('f64', [2, 2], 32));
     send(output('f32', [65_536, 65_536], 16));
     send(output('f32', [2 ** 31, 2], 16));
     send(output('f32', [2, 2], 15));

@@ -1,4 +1,5 @@
 // The ledger interface: the coordinator's one storage boundary for credits, jobs, unit results and reputation.
+import type { Precision } from '../../protocol/messages.ts';
 
 export interface CreditEntry {
   unitId: string;
@@ -25,7 +26,9 @@ export interface StoredJob {
   m: number;
   n: number;
   k: number;
-  /** sha256 hex of A then B, f32 little-endian */
+  /** f32, or f16: operands stored and leased as halves, paid as f16 work */
+  precision: Precision;
+  /** sha256 hex of A then B, little-endian: f32 values, or halves for an f16 job */
   operandsSha256: string;
   createdAtMs: number;
   finishedAtMs: number | null;

@@ -37,6 +37,8 @@ const MIGRATIONS = [
      rejected        INTEGER NOT NULL CHECK (rejected >= 0),
      banned_until_ms INTEGER NOT NULL
    ) STRICT;`,
+  // 3: f16 jobs, whose operands are stored and leased as halves.
+  `ALTER TABLE jobs ADD COLUMN precision TEXT NOT NULL DEFAULT 'f32' CHECK (precision IN ('f32', 'f16'));`,
 ];
 
 export type LedgerErrorCode = 'storage-busy' | 'storage-full' | 'storage-failed';
@@ -90,7 +92,7 @@ export class SqliteLedger implements Ledger {
       balanceOf: prepare('SELECT COALESCE(SUM(micro_credits), 0) AS total FROM credits WHERE miner_key = ?'),
       sum: prepare('SELECT COUNT(*) AS units, COALESCE(SUM(ops), 0) AS ops, COALESCE(SUM(micro_credits), 0) AS micro FROM credits'),
       insertJob: prepare(
-        `INSERT INTO jobs (id, owner, m, n, k, operands_sha256, created_at_ms, finished_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO jobs (id, owner, m, n, k, precision, operands_sha256, created_at_ms, finished_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       finishJob: prepare('UPDATE jobs SET finished_at_ms = ? WHERE id = ? AND finished_at_ms IS NULL'),
       deleteJob: prepare('DELETE FROM jobs WHERE id = ?'),
@@ -150,7 +152,7 @@ export class SqliteLedger implements Ledger {
 
   async saveJob(j: StoredJob): Promise<void> {
     const finished = j.finishedAtMs === null ? null : BigInt(j.finishedAtMs);
-    this.guard(() => this.statements.insertJob.run(j.id, j.owner, j.m, j.n, j.k, j.operandsSha256, BigInt(j.createdAtMs), finished));
+    this.guard(() => this.statements.insertJob.run(j.id, j.owner, j.m, j.n, j.k, j.precision, j.operandsSha256, BigInt(j.createdAtMs), finished));
   }
 
   async finishJob(jobId: string, finishedAtMs: number): Promise<void> {
@@ -175,6 +177,7 @@ export class SqliteLedger implements Ledger {
       m: Number(r.m),
       n: Number(r.n),
       k: Number(r.k),
+      precision: r.precision === 'f16' ? 'f16' : 'f32',
       operandsSha256: String(r.operands_sha256),
       createdAtMs: Number(r.created_at_ms),
       finishedAtMs: r.finished_at_ms === null ? null : Number(r.finished_at_ms),

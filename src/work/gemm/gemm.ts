@@ -1,4 +1,6 @@
-// The gemm kind: C = A·B in f32, split into output tiles, verified by Freivalds, assembled row-major.
+// The gemm kind: C = A·B in f32, or with f16 operands summed in f32, split into output tiles, verified by Freivalds,
+// assembled row-major.
+import type { Precision } from '../../protocol/messages.ts';
 import type { RandomBytes, Verdict, WorkKind } from '../kind.ts';
 import { freivalds } from './freivalds.ts';
 
@@ -7,16 +9,28 @@ export const MAX_GEMM_DIM = 16_384;
 /** Output tile edge of one unit: 256x256 keeps a unit's operands at 2 MiB per 1024 of K. */
 export const UNIT_TILE = 256;
 
-export interface GemmJob {
+interface GemmJobOf<P extends Precision> {
   id: string;
   m: number;
   n: number;
   k: number;
+  /** f32: A and B are the job's operands. f16: they are halves, in `halves`; `a` and `b` hold their exact f32 values. */
+  precision: P;
   /** m x k, row-major */
   a: Float32Array;
   /** k x n, row-major */
   b: Float32Array;
 }
+
+/**
+ * An f16 job: its operands as IEEE halves, what miners are sent. A product of two halves is exact in f32, so the
+ * result is checked as an f32 product of `a` and `b`, their f32 values, with f32's tolerance.
+ */
+export interface GemmF16Job extends GemmJobOf<'f16'> {
+  halves: { a: Uint16Array; b: Uint16Array };
+}
+
+export type GemmJob = GemmJobOf<'f32'> | GemmF16Job;
 
 /** One output tile: rows [row0, row0 + rows) and cols [col0, col0 + cols) of C. */
 export interface GemmUnit {
@@ -79,14 +93,22 @@ export function splitTiles(jobId: string, m: number, n: number, k: number, tile:
   return units;
 }
 
-/** The slices of A (rows x K) and B (K x cols) that a unit needs. A's rows are contiguous: no copy. */
+/** The slices of A (rows x K) and B (K x cols) that a unit needs, as f32 values. A's rows are contiguous: no copy. */
 export function unitOperands(job: GemmJob, unit: GemmUnit): { a: Float32Array; b: Float32Array } {
-  const a = job.a.subarray(unit.row0 * job.k, (unit.row0 + unit.rows) * job.k);
-  const b = unit.cols === job.n ? job.b : new Float32Array(job.k * unit.cols);
-  if (b !== job.b) {
-    for (let kk = 0; kk < job.k; kk++) {
-      b.set(job.b.subarray(kk * job.n + unit.col0, kk * job.n + unit.col0 + unit.cols), kk * unit.cols);
-    }
+  return sliceOperands(job, unit, job.a, job.b);
+}
+
+/** The same slices of an f16 job's halves: what its leases carry. */
+export function unitHalves(job: GemmF16Job, unit: GemmUnit): { a: Uint16Array; b: Uint16Array } {
+  return sliceOperands(job, unit, job.halves.a, job.halves.b);
+}
+
+function sliceOperands<T extends Float32Array | Uint16Array>(job: GemmJob, unit: GemmUnit, jobA: T, jobB: T): { a: T; b: T } {
+  const a = jobA.subarray(unit.row0 * job.k, (unit.row0 + unit.rows) * job.k) as T;
+  if (unit.cols === job.n) return { a, b: jobB };
+  const b = new (jobB.constructor as new (length: number) => T)(job.k * unit.cols);
+  for (let kk = 0; kk < job.k; kk++) {
+    b.set(jobB.subarray(kk * job.n + unit.col0, kk * job.n + unit.col0 + unit.cols), kk * unit.cols);
   }
   return { a, b };
 }

@@ -55,7 +55,7 @@ describe('sqlite ledger: jobs, results, reputation and failures', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const job = { id: 'j1', owner: 'key-1', m: 2, n: 3, k: 4, operandsSha256: 'ab'.repeat(32), createdAtMs: 5, finishedAtMs: null };
+  const job = { id: 'j1', owner: 'key-1', m: 2, n: 3, k: 4, precision: 'f16' as const, operandsSha256: 'ab'.repeat(32), createdAtMs: 5, finishedAtMs: null };
 
   it('keeps jobs, their verified results and reputation across a restart; deleting a job keeps its credits', async () => {
     const path = join(dir, 'ledger.sqlite');

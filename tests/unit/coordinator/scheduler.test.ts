@@ -3,7 +3,7 @@ import { LEASE_BASE_MS, Scheduler } from '../../../src/coordinator/scheduler.ts'
 import type { GemmJob } from '../../../src/work/gemm/gemm.ts';
 
 const job = (id: string, m: number, n: number, k: number): GemmJob => ({
-  id, m, n, k, a: new Float32Array(m * k).fill(1), b: new Float32Array(k * n).fill(1),
+  id, m, n, k, precision: 'f32', a: new Float32Array(m * k).fill(1), b: new Float32Array(k * n).fill(1),
 });
 
 describe('scheduler', () => {
@@ -65,6 +65,16 @@ describe('scheduler housekeeping', () => {
     expect(s.remove('gone')).toBe(false);
     expect(s.leaseFor(lease?.id ?? '', 'm')).toBeUndefined();
     expect(s.lease('m', 0)?.unit.jobId).toBe('kept');
+  });
+
+  it('leases an f16 job\'s units only to miners that run f16, passing over them for the others', () => {
+    const s = new Scheduler();
+    const halves = (count: number) => new Uint16Array(count).fill(0x3c00);
+    s.submit({ ...job('half', 10, 10, 4), precision: 'f16', halves: { a: halves(40), b: halves(40) } }, 0);
+    s.submit(job('full', 10, 10, 4), 1);
+    expect(s.lease('f32-only', 0)?.unit.jobId).toBe('full');
+    expect(s.lease('f32-only', 0)).toBeUndefined();
+    expect(s.lease('f16', 0, ['f32', 'f16'])?.unit.jobId).toBe('half');
   });
 
   it('forgets finished jobs after the retention time, and frees their operands at once', async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { encode } from '@msgpack/msgpack';
 import { encodeMessage, parseCoordinatorMessage, parseMinerMessage } from '../../../src/protocol/codec.ts';
-import { f32Tensor, f32Values } from '../../../src/protocol/tensor.ts';
+import { f16Halves, f16Tensor, f32Tensor, f32Values } from '../../../src/protocol/tensor.ts';
 import { PROTOCOL_VERSION } from '../../../src/protocol/version.ts';
 
 describe('codec', () => {
@@ -14,6 +14,24 @@ describe('codec', () => {
     const parsed = parseMinerMessage(bytes);
     expect(parsed.ok).toBe(true);
     if (parsed.ok && parsed.value.type === 'result') expect(f32Values(parsed.value.output)).toEqual(values);
+  });
+
+  it('round-trips an f16 lease as halves, two bytes a value, and will not read them as f32', () => {
+    const halves = Uint16Array.from([0x3c00, 0xc000, 0x3555, 0x0001, 0x7bff, 0x8000]); // 1, -2, ~1/3, tiny, max, -0
+    const bytes = encodeMessage({
+      type: 'lease', v: PROTOCOL_VERSION, leaseId: 'l1', unitId: 'j.0.0', kind: 'gemm', deadlineMs: 1000,
+      a: f16Tensor([2, 3], halves), b: f16Tensor([3, 2], halves),
+    });
+    const parsed = parseCoordinatorMessage(bytes);
+    if (!parsed.ok || parsed.value.type !== 'lease') throw new Error('expected a lease');
+    const { a } = parsed.value;
+    expect(a.data.byteLength).toBe(12);
+    expect(f16Halves(a)).toEqual(halves);
+    expect(() => f32Values(a)).toThrow(/f16/);
+    const short = encode({ type: 'lease', v: PROTOCOL_VERSION, leaseId: 'l', unitId: 'u', kind: 'gemm', deadlineMs: 1,
+      a: { dtype: 'f16', shape: [2, 3], data: new Uint8Array(24) }, b: { dtype: 'f16', shape: [1], data: new Uint8Array(2) } });
+    const refused = parseCoordinatorMessage(short);
+    expect(refused.ok ? '' : refused.error.message).toMatch(/shape/);
   });
 
   it('round-trips a receipt with 64-bit integers', () => {

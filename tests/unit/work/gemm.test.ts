@@ -3,7 +3,7 @@ import { gemmKind, splitTiles, unitOperands, type GemmJob } from '../../../src/w
 import { matmulF32, randomMatrix, seededBytes } from '../../helpers/random.ts';
 
 function job(m: number, n: number, k: number): GemmJob {
-  return { id: 'job1', m, n, k, a: randomMatrix(m * k, m), b: randomMatrix(k * n, n) };
+  return { id: 'job1', m, n, k, precision: 'f32', a: randomMatrix(m * k, m), b: randomMatrix(k * n, n) };
 }
 
 describe('gemm kind', () => {

@@ -1,0 +1,54 @@
+// An f16 job mined over the real protocol by the miner's own GPU kernel, on a device with shader-f16 (Dawn on
+// lavapipe): halves in, f32 out, verified and paid as gemm-f16. The browser cannot show this here: SwiftShader has
+// no shader-f16.
+// The helper comes first: it installs WebGPU's globals, which gemm.ts reads when it loads.
+import { acquireNodeDevice, releaseNodeDevice } from '../helpers/node-gpu.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AcquiredDevice } from '../../src/miner/gpu/device.ts';
+import { GemmKernel } from '../../src/miner/gpu/gemm.ts';
+import { f16Halves } from '../../src/protocol/tensor.ts';
+import { fromHalves, toHalves } from '../../src/work/gemm/halves.ts';
+import { matmulF64, randomMatrix } from '../helpers/random.ts';
+import { ScriptedMiner } from '../helpers/scripted-miner.ts';
+import { fetchProduct, maxRelativeError, startStack, submitGemm, TEST_API_KEY, type TestStack } from '../helpers/stack.ts';
+
+describe('f16 mining on a GPU kernel', () => {
+  let acquired: AcquiredDevice | undefined;
+  let stack: TestStack | undefined;
+  beforeAll(async () => {
+    acquired = await acquireNodeDevice();
+    stack = await startStack();
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    releaseNodeDevice(acquired);
+  });
+
+  it('mines an f16 job: the kernel takes the lease\'s halves as they come, and every unit is paid as gemm-f16', async () => {
+    if (!acquired || !stack) throw new Error('no device or stack: beforeAll failed');
+    const kernel = await GemmKernel.create(acquired.device);
+    expect(kernel.supportsF16).toBe(true);
+    const [m, n, k] = [384, 300, 128];
+    const a = randomMatrix(m * k, 71);
+    const b = randomMatrix(k * n, 72);
+    const job = await submitGemm(stack.url, m, n, k, a, b, TEST_API_KEY, 'f16');
+
+    const miner = await ScriptedMiner.connect(stack.url);
+    await miner.hello(undefined, ['f32', 'f16']);
+    for (let unit = 0; unit < job.unitsTotal; unit++) {
+      const lease = await miner.lease();
+      const [rows, depth] = lease.a.shape;
+      const cols = lease.b.shape[1];
+      const { c, gpuSeconds } = await kernel.run(rows, depth, cols, Uint16Array.from(f16Halves(lease.a)), Uint16Array.from(f16Halves(lease.b)));
+      const verdict = await miner.verdict(lease, c, gpuSeconds);
+      if (verdict.type !== 'receipt') throw new Error(`unit ${lease.unitId} rejected: ${verdict.code}: ${verdict.message}`);
+      expect(verdict.receipt.kind).toBe('gemm-f16');
+    }
+    miner.close();
+    kernel.destroy();
+
+    const product = await fetchProduct(stack.url, job.id);
+    const rounded = matmulF64(fromHalves(toHalves(a)), fromHalves(toHalves(b)), m, k, n);
+    expect(maxRelativeError(product, rounded)).toBeLessThan(1e-5);
+  });
+});
