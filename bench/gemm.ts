@@ -185,7 +185,7 @@ async function benchShape(page: Page, shape: Shape, options: Options, log: (line
   const oursOver: Partial<Record<ImplName, number>> = {};
   for (const impl of options.impls) {
     const peer = outcomes[impl];
-    if (impl !== 'ours' && oursOutcome?.ok && peer?.ok) oursOver[impl] = oursOutcome.gflops / peer.gflops;
+    if (impl !== 'ours' && impl !== 'ours-f16' && oursOutcome?.ok && peer?.ok) oursOver[impl] = oursOutcome.gflops / peer.gflops;
   }
   let verification: ShapeResult['verification'];
   const verifyImpl = live()[0];
@@ -281,6 +281,10 @@ async function main(): Promise<void> {
     log(`  browser Chromium ${browser.version()}; adapter ${a.vendor} / ${a.architecture} / "${a.description}", fallback ${a.isFallbackAdapter}; `
       + `crossOriginIsolated ${environment.crossOriginIsolated}, ${environment.hardwareConcurrency} logical cores`);
     log(`  ours: ${environment.ours.source} config ${environment.ours.config}`);
+    if (options.impls.includes('ours-f16') && !a.features.includes('shader-f16')) {
+      options.impls = options.impls.filter((impl) => impl !== 'ours-f16');
+      log('  ours-f16: not run, this adapter has no shader-f16');
+    }
     log('');
 
     const shapes: ShapeResult[] = [];

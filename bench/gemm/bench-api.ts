@@ -1,6 +1,7 @@
 // The contract between the Node driver (bench/gemm.ts) and the bench page: names, shapes and results.
 
-export const IMPLS = ['ours', 'naive', 'tfjs', 'ort-webgpu', 'ort-wasm'] as const;
+/** ours-f16: our kernel on f16 operands (halves, summed in f32), where the adapter has shader-f16. */
+export const IMPLS = ['ours', 'ours-f16', 'naive', 'tfjs', 'ort-webgpu', 'ort-wasm'] as const;
 export type ImplName = (typeof IMPLS)[number];
 
 export const isImplName = (x: string): x is ImplName => (IMPLS as readonly string[]).includes(x);

@@ -7,7 +7,7 @@ import type { BenchPage, CheckResult, Environment, ImplName, PageOptions, Shape 
 import { endToEnd } from './end-to-end.ts';
 import { naiveRunner } from './naive.ts';
 import { ortWasmRunner, ortWebGpuRunner } from './ort.ts';
-import { oursRunner, type OursConfig } from './ours.ts';
+import { oursF16Runner, oursRunner, type OursConfig } from './ours.ts';
 import { compare, makeOperands, referenceRows, type Operands, type Reference } from './reference.ts';
 import { nowSeconds, type Runner } from './runner.ts';
 import { median } from './stats.ts';
@@ -71,6 +71,9 @@ const page: BenchPage = {
     switch (impl) {
       case 'ours':
         runner = await oursRunner(acquired.device, ops, oursConfig ?? { value: undefined, source: 'default' });
+        break;
+      case 'ours-f16':
+        runner = await oursF16Runner(acquired.device, ops, oursConfig ?? { value: undefined, source: 'default' });
         break;
       case 'naive':
         runner = await naiveRunner(acquired.device, ops);

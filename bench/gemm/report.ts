@@ -73,7 +73,7 @@ export function table(header: string[], rows: string[][]): string {
 }
 
 export function formatTables(report: BenchReport, impls: readonly ImplName[]): string {
-  const peers = impls.filter((i) => i !== 'ours');
+  const peers = impls.filter((i) => i !== 'ours' && i !== 'ours-f16');
   const speed = table(
     ['shape MxKxN', ...impls.map((i) => `${i}`), ...(impls.includes('ours') ? peers.map((p) => `ours/${p}`) : []), 'verify/ours'],
     report.shapes.map((s) => [
