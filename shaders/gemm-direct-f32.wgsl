@@ -1,7 +1,9 @@
 // C = A · B in f32 for any shape, straight from storage: no workgroup memory, no barriers.
 //
+// Operands may be halves, as in gemm-direct-vec4-f32.wgsl: `Operand` is then f16, widened to f32 as it is loaded.
+//
 // Buffers (row-major, tightly packed, any alignment):
-//   binding 0  A: M x K      binding 1  B: K x N      binding 2  C: M x N
+//   binding 0  A: M x K Operand   binding 1  B: K x N Operand   binding 2  C: M x N f32
 //   binding 3  params: M, N, K, rowOffset, rowEnd, colOffset, colEnd
 //              (this dispatch computes rows [rowOffset, rowEnd) and columns [colOffset, colEnd) of C)
 // Dispatch: (ceil((colEnd - colOffset) / (WG_X * TN)), ceil((rowEnd - rowOffset) / (WG_Y * TM)), 1) workgroups
@@ -21,11 +23,12 @@ const WG_X: u32 = 8u;  // tuned
 const WG_Y: u32 = 8u;  // tuned
 const TM: u32 = 4u;    // tuned
 const TN: u32 = 4u;    // tuned
+alias Operand = f32;   // precision
 
 struct Params { M: u32, N: u32, K: u32, rowOffset: u32, rowEnd: u32, colOffset: u32, colEnd: u32 }
 
-@group(0) @binding(0) var<storage, read> A: array<f32>;
-@group(0) @binding(1) var<storage, read> B: array<f32>;
+@group(0) @binding(0) var<storage, read> A: array<Operand>;
+@group(0) @binding(1) var<storage, read> B: array<Operand>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
@@ -51,10 +54,10 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   for (var k = 0u; k < params.K; k++) {
     let bRow = k * params.N;
     //unroll j < TN
-    let b{j} = B[bRow + colB{j}];
+    let b{j} = f32(B[bRow + colB{j}]);
     //end j
     //unroll i < TM
-    let a{i} = A[rowA{i} + k];
+    let a{i} = f32(A[rowA{i} + k]);
     //unroll j < TN
     acc{i}_{j} += a{i} * b{j};
     //end j

@@ -1,7 +1,13 @@
 // C = A · B in f32, for K and N multiples of 4, straight from storage: no workgroup memory, no barriers.
 //
+// Operands may be halves: kernel-config.ts then enables f16 and sets `Operand` to f16 (needs `shader-f16`). Each
+// value is widened to f32 as it is loaded and every multiply and add stays in f32; a product of two halves (11-bit
+// significands) is exact in f32 (24), so C is an f32 GEMM of the f16 operands and a Freivalds check against them
+// holds to f32's tolerance. Halves halve the bytes loaded; in storage array<vec4<f16>> has an 8-byte stride.
+// WGSL lets a device flush subnormal halves (|x| < 2^-14) to zero; a flushed term moves its sum by under 2^-14 |b|.
+//
 // Buffers (row-major, tightly packed; K % 4 == 0 and N % 4 == 0, so every row starts on a vec4):
-//   binding 0  A: M x K as vec4   binding 1  B: K x N as vec4   binding 2  C: M x N as vec4
+//   binding 0  A: M x K as vec4<Operand>   binding 1  B: K x N as vec4<Operand>   binding 2  C: M x N as vec4<f32>
 //   binding 3  params: M, N, K, rowOffset, rowEnd, colOffset, colEnd (colOffset and colEnd multiples of 4)
 // Dispatch: (ceil((colEnd - colOffset) / (WG_X * TN)), ceil((rowEnd - rowOffset) / (WG_Y * TM)), 1) workgroups
 // of WG_X x WG_Y threads.
@@ -26,11 +32,12 @@ const WG_X: u32 = 8u;  // tuned
 const WG_Y: u32 = 8u;  // tuned
 const TM: u32 = 8u;    // tuned
 const TN: u32 = 16u;   // tuned: multiple of 4
+alias Operand = f32;   // precision
 
 struct Params { M: u32, N: u32, K: u32, rowOffset: u32, rowEnd: u32, colOffset: u32, colEnd: u32 }
 
-@group(0) @binding(0) var<storage, read> A: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;
+@group(0) @binding(0) var<storage, read> A: array<vec4<Operand>>;
+@group(0) @binding(1) var<storage, read> B: array<vec4<Operand>>;
 @group(0) @binding(2) var<storage, read_write> C: array<vec4<f32>>;
 @group(0) @binding(3) var<uniform> params: Params;
 
@@ -58,13 +65,13 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   for (var kv = 0u; kv < kVecs; kv++) {
     let bRow = kv * 4u * nVecs;
     //unroll j < TN4
-    let b0_{j} = B[bRow + colB{j}];
-    let b1_{j} = B[bRow + nVecs + colB{j}];
-    let b2_{j} = B[bRow + 2u * nVecs + colB{j}];
-    let b3_{j} = B[bRow + 3u * nVecs + colB{j}];
+    let b0_{j} = vec4<f32>(B[bRow + colB{j}]);
+    let b1_{j} = vec4<f32>(B[bRow + nVecs + colB{j}]);
+    let b2_{j} = vec4<f32>(B[bRow + 2u * nVecs + colB{j}]);
+    let b3_{j} = vec4<f32>(B[bRow + 3u * nVecs + colB{j}]);
     //end j
     //unroll i < TM
-    let a{i} = A[rowA{i} + kv];
+    let a{i} = vec4<f32>(A[rowA{i} + kv]);
     //unroll j < TN4
     acc{i}_{j} += a{i}.x * b0_{j} + a{i}.y * b1_{j} + a{i}.z * b2_{j} + a{i}.w * b3_{j};
     //end j

@@ -1,7 +1,5 @@
 // The tunable shapes of the GEMM kernels, and the WGSL each one compiles to.
-import directF16Source from '../../../shaders/gemm-direct-f16.wgsl?raw';
 import directSource from '../../../shaders/gemm-direct-f32.wgsl?raw';
-import directVec4F16Source from '../../../shaders/gemm-direct-vec4-f16.wgsl?raw';
 import directVec4Source from '../../../shaders/gemm-direct-vec4-f32.wgsl?raw';
 import subgroupVec4Source from '../../../shaders/gemm-subgroup-vec4-f32.wgsl?raw';
 import tiledSource from '../../../shaders/gemm-tiled-f32.wgsl?raw';
@@ -125,11 +123,18 @@ export function unfitReason(c: KernelConfig, device: DeviceCaps): string | null 
   return null;
 }
 
-/** The WGSL file of a family's variant at a precision; `label` names it for error messages and pipelines. */
+const OPERAND_ALIAS = /^alias Operand = f32;(.*\/\/ precision.*)$/m;
+
+/**
+ * The WGSL file of a family's variant at a precision; `label` names it for error messages and pipelines. f16 is the
+ * direct kernel's with f16 enabled and its `Operand` alias, marked `precision`, set to f16.
+ */
 function sourceOf(c: KernelConfig, variant: KernelVariant, precision: Precision): { label: string; code: string } {
   if (precision === 'f16') {
-    if (c.family !== 'direct') throw new Error(`${configName(c)}: only direct kernels have an f16 variant (see f16Config)`);
-    return variant === 'vec4' ? { label: 'gemm-direct-vec4-f16', code: directVec4F16Source } : { label: 'gemm-direct-f16', code: directF16Source };
+    if (c.family !== 'direct') throw new Error(`${configName(c)}: only direct kernels take f16 operands (see f16Config)`);
+    const { label, code } = sourceOf(c, variant, 'f32');
+    if (!OPERAND_ALIAS.test(code)) throw new Error(`${label} has no Operand alias marked precision`);
+    return { label: `${label} f16-operands`, code: `enable f16;\n${code.replace(OPERAND_ALIAS, 'alias Operand = f16;$1')}` };
   }
   if (c.family === 'tiled') return variant === 'vec4' ? { label: 'gemm-tiled-vec4-f32', code: tiledVec4Source } : { label: 'gemm-tiled-f32', code: tiledSource };
   if (variant === 'scalar') return { label: 'gemm-direct-f32', code: directSource };
