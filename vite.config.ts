@@ -42,6 +42,10 @@ export default defineConfig({
     }),
   ],
   worker: { format: 'es' },
+  // The dev server's dependency scan starts from the HTML pages and does not follow `new Worker(new URL(...))`: left
+  // to itself, it found the worker's onnxruntime-web only when a page first loaded the worker, then re-bundled and
+  // reloaded that page under the test driving it. Scanning the worker too bundles everything before the first page.
+  optimizeDeps: { entries: ['index.html', 'tests/e2e/harness/*.html', 'src/miner/worker.ts'] },
   build: { target: 'es2022', sourcemap: true },
   server: {
     proxy: {

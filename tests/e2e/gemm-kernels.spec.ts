@@ -87,6 +87,21 @@ test('where the adapter has timestamp queries, units are timed on the GPU\'s clo
   expect(result.gpuSeconds).not.toBe(result.submitSeconds);
 });
 
+test('the worker runs f16 units only where the device has shader-f16, and refuses them plainly elsewhere', async ({ page }) => {
+  await page.goto(harnessUrl);
+  await page.waitForFunction(() => 'harness' in window);
+  const result = await page.evaluate(() => window.harness.workerPrecisions());
+  if (result.shaderF16) {
+    expect(result.precisions).toEqual(['f32', 'f16']);
+    expect(result.f16).toEqual({ c: [2, 2, 2, 2], error: '' });
+  } else {
+    // SwiftShader: the hello will not offer f16, and an f16 unit sent anyway is refused, not misread as f32.
+    expect(result.precisions).toEqual(['f32']);
+    expect(result.f16.error).toMatch(/shader-f16/);
+  }
+  expect(result.f32).toEqual([1, 2, 3, 4]);
+});
+
 test('autotuning picks a correct config, stores it, finds it again, and ignores a record from before kernel families', async ({ page }) => {
   await page.goto(harnessUrl);
   await page.waitForFunction(() => 'harness' in window);

@@ -3,6 +3,7 @@ import { openDB } from 'idb';
 import { acquireDevice } from '../../../src/miner/gpu/device.ts';
 import { adapterKey, storedTuning, tune } from '../../../src/miner/gpu/autotune.ts';
 import { UnitCancelledError } from '../../../src/miner/cancelled.ts';
+import { GpuClient } from '../../../src/miner/gpu-client.ts';
 import { GemmKernel } from '../../../src/miner/gpu/gemm.ts';
 import { CANDIDATES, configName, SMALL_M_CONFIGS, unfitReason, type KernelConfig } from '../../../src/miner/gpu/kernel-config.ts';
 import { mulberry32 } from '../../helpers/random.ts';
@@ -96,6 +97,23 @@ const harness = {
     const after = await run(shapes[cancel], shapes.length);
     kernel.destroy();
     return { results, finished, after };
+  },
+
+  /**
+   * The miner's worker, as the page drives it: what precisions it says it runs, what an f16 unit (2x2 halves of 1)
+   * comes back as (its C, or the error), and an f32 unit after it.
+   */
+  async workerPrecisions() {
+    const client = new GpuClient(() => undefined);
+    try {
+      const description = await client.init();
+      const ones = () => new Uint16Array(4).fill(0x3c00);
+      const f16 = await client.gemm(2, 2, 2, ones(), ones()).then((run) => ({ c: [...run.c], error: '' }), (err: unknown) => ({ c: [], error: String(err) }));
+      const f32 = await client.gemm(2, 2, 2, Float32Array.of(1, 2, 3, 4), Float32Array.of(1, 0, 0, 1));
+      return { precisions: description.precisions, shaderF16: description.features.includes('shader-f16'), f16, f32: [...f32.c] };
+    } finally {
+      client.terminate();
+    }
   },
 
   /** Stores a tuning record as written before kernel families existed, then asks for the stored tuning. */
