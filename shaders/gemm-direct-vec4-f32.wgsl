@@ -4,7 +4,7 @@
 // value is widened to f32 as it is loaded and every multiply and add stays in f32; a product of two halves (11-bit
 // significands) is exact in f32 (24), so C is an f32 GEMM of the f16 operands and a Freivalds check against them
 // holds to f32's tolerance. Halves halve the bytes loaded; in storage array<vec4<f16>> has an 8-byte stride.
-// WGSL lets a device flush subnormal halves (|x| < 2^-14) to zero; a flushed term moves its sum by under 2^-14 |b|.
+// WGSL lets a device flush subnormal halves (|x| < 2^-14) to zero: the coordinator sends none (halves.ts).
 //
 // Buffers (row-major, tightly packed; K % 4 == 0 and N % 4 == 0, so every row starts on a vec4):
 //   binding 0  A: M x K as vec4<Operand>   binding 1  B: K x N as vec4<Operand>   binding 2  C: M x N as vec4<f32>

@@ -1,5 +1,6 @@
 // The page's handle on the GPU worker: promises in, typed messages across.
 import { UnitCancelledError } from './cancelled.ts';
+import { unthrottled } from './throttle.ts';
 import type { Backend, FromWorker, GpuDescription, Throttle, ToWorker, UnitTiming } from './worker-messages.ts';
 
 export interface GpuRun extends UnitTiming {
@@ -21,6 +22,7 @@ export class GpuClient {
   private readyWaiter: { resolve: (d: GpuDescription) => void; reject: (e: Error) => void } | undefined;
   /** Set when init failed because this browser has no usable WebGPU (as opposed to a passing error). */
   noWebGpu = false;
+  private throttle: Throttle = { duty: 1, gpuSecondsPerMinute: 60 };
 
   private readonly events: GpuClientEvents;
 
@@ -48,7 +50,13 @@ export class GpuClient {
 
   /** Tells the worker how much of the GPU it may use; it applies from the next unit. */
   setThrottle(throttle: Throttle): void {
+    this.throttle = throttle;
     this.post({ type: 'throttle', throttle });
+  }
+
+  /** Whether the worker may run units back to back (and so take the next one while this one computes). */
+  get unthrottled(): boolean {
+    return unthrottled(this.throttle);
   }
 
   /** Destroys the worker's device: a real device loss, to show (and test) that mining recovers. */

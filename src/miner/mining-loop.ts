@@ -54,6 +54,8 @@ export class MiningLoop {
   private pauseReason = '';
   /** Wakes whatever the loop is sleeping on: Stop, a resume and a throttle change all cut a rest short. */
   private readonly sleepers = new Set<() => void>();
+  /** Set while a connection winds down: units in hand not yet computing are given up, not run again. */
+  private draining = false;
   private coordinatorIndex = 0;
 
   /** `coordinators` is read at each connection attempt, so edits to the list apply on the next reconnect. */
@@ -174,6 +176,7 @@ export class MiningLoop {
    * rests. Verdicts are handled as they come back, without holding up the GPU.
    */
   private async mine(link: CoordinatorLink, url: string): Promise<void> {
+    this.draining = false;
     const awaiting = new Map<string, { ops: bigint; gpuSeconds: number }>();
     const verdicts = this.collectVerdicts(link, awaiting);
     /** Units handed to the worker, oldest first; each settles with the rest the throttle wants after it. */
@@ -206,7 +209,7 @@ export class MiningLoop {
         const unit = this.compute(link, offer, url, awaiting);
         unit.catch(() => undefined); // observed when it is the oldest; until then, not an unhandled rejection
         inHand.push(unit);
-        if (requested === 0 && restingMs === 0 && !this.pauseReason && inHand.length < UNITS_IN_HAND) ask();
+        if (requested === 0 && restingMs === 0 && this.gpu.unthrottled && !this.pauseReason && inHand.length < UNITS_IN_HAND) ask();
         // With the next lease on its way and room in hand, take it as it comes; else wait for the oldest unit.
         if (requested > 0 && inHand.length < UNITS_IN_HAND) continue;
         restingMs = await settleOldest(inHand);
@@ -221,6 +224,7 @@ export class MiningLoop {
     } finally {
       // Stopping or failing: units not yet computing are dropped (their leases go back when the link closes);
       // the one computing finishes and is returned, and the receipts of results already sent are kept.
+      this.draining = true;
       this.gpu.cancelQueued();
       await Promise.allSettled(inHand);
     }
@@ -230,8 +234,13 @@ export class MiningLoop {
     await verdicts;
   }
 
-  /** Hands a lease to the worker and returns its result; settles with the rest the throttle wants after it. */
+  /**
+   * Hands a lease to the worker and returns its result; settles with the rest the throttle wants after it. While
+   * paused it waits, and a unit dropped by a pause runs on resume; a lease whose deadline passed meanwhile is given
+   * up (the coordinator leases its unit again), as is one in hand when mining stops or the link fails.
+   */
   private async compute(link: CoordinatorLink, offer: MessageOf<'lease'>, url: string, awaiting: Map<string, { ops: bigint; gpuSeconds: number }>): Promise<number> {
+    const deadlineAtMs = Date.now() + offer.deadlineMs;
     const [rows, depth] = offer.a.shape;
     const cols = offer.b.shape[1];
     if (offer.a.shape.length !== 2 || offer.b.shape.length !== 2 || offer.b.shape[0] !== depth || offer.a.dtype !== offer.b.dtype) {
@@ -239,15 +248,14 @@ export class MiningLoop {
     }
     let run: GpuRun | undefined;
     while (!run) {
+      await this.waitWhilePaused(link);
+      if (!this.running || this.draining || link.closed || Date.now() >= deadlineAtMs) return 0;
       try {
         run = offer.a.dtype === 'f16'
           ? await this.gpu.gemm(rows, depth, cols, f16Halves(offer.a), f16Halves(offer.b))
           : await this.gpu.gemm(rows, depth, cols, f32Values(offer.a), f32Values(offer.b));
       } catch (err) {
-        if (!(err instanceof UnitCancelledError)) throw err;
-        // Dropped before it ran. Stopped: the lease goes back when the link closes. Paused: run it on resume.
-        await this.waitWhilePaused(link);
-        if (!this.running || link.closed) return 0;
+        if (!(err instanceof UnitCancelledError)) throw err; // dropped before it ran: by a pause, or by stopping
       }
     }
     const ops = 2n * BigInt(rows) * BigInt(cols) * BigInt(depth);

@@ -17,7 +17,8 @@ export interface RunRecord {
  */
 export function restMs(throttle: Throttle, runs: readonly RunRecord[], nowMs: number): number {
   const last = runs.at(-1);
-  if (!last) return 0;
+  // Unthrottled, the cap is the whole minute: units that overlap may sum to it, and no rest is owed.
+  if (!last || unthrottled(throttle)) return 0;
   let wait = Math.max(0, last.startedAtMs + (last.gpuSeconds * 1000) / throttle.duty - nowMs);
   const recent = runs.filter((r) => r.finishedAtMs > nowMs - CAP_WINDOW_MS);
   let used = recent.reduce((s, r) => s + r.gpuSeconds, 0);

@@ -1,9 +1,15 @@
 // f32 <-> f16 (IEEE half) for f16 work: a job's operands are rounded to halves once, when it is submitted.
 import { Float16Array, getFloat16 } from '@petamoriken/float16';
 
-/** Rounds each value to the nearest half (ties to even); beyond +-65504 it becomes infinite. */
+/**
+ * Rounds each value to the nearest half (ties to even); beyond +-65504 it becomes infinite. Subnormal halves
+ * (|x| < 2^-14) become signed zero: WGSL lets a device flush them to zero, and a job's operands must mean the same
+ * on every miner and to the verifier, which otherwise rejects an honest device that flushed a row of small values.
+ */
 export function toHalves(values: Float32Array): Uint16Array<ArrayBuffer> {
-  return new Uint16Array(new Float16Array(values).buffer);
+  const halves = new Uint16Array(new Float16Array(values).buffer);
+  for (let i = 0; i < halves.length; i++) if ((halves[i] & 0x7c00) === 0) halves[i] &= 0x8000;
+  return halves;
 }
 
 let halfTable: Float32Array | undefined;

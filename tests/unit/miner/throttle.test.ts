@@ -9,6 +9,13 @@ describe('restMs', () => {
     expect(restMs({ duty: 1, gpuSecondsPerMinute: 60 }, [run(0, 1)], 1000)).toBe(0);
   });
 
+  it('never rests unthrottled, even when overlapping units fill the whole minute', () => {
+    // 40 units of 2 s back to back, each reporting 1.98 GPU seconds: 59.4 s in the last minute, plus the next unit.
+    const runs = Array.from({ length: 40 }, (_, i) => run(i * 2000, 1.98, 2000));
+    expect(restMs({ duty: 1, gpuSecondsPerMinute: 60 }, runs, 80_000)).toBe(0);
+    expect(restMs({ duty: 1, gpuSecondsPerMinute: 59 }, runs, 80_000)).toBeGreaterThan(0);
+  });
+
   it('rests so that GPU time is the duty share of each cycle', () => {
     // 1 s of GPU at 25%: the next unit starts 4 s after this one started, 3 s after it ended.
     expect(restMs({ duty: 0.25, gpuSecondsPerMinute: 60 }, [run(0, 1)], 1000)).toBe(3000);
