@@ -119,9 +119,13 @@ export class GpuClient {
       case 'device-lost':
         this.events.deviceLost(message.message);
         return;
-      case 'device-restored':
-        this.events.deviceRestored(message);
+      case 'device-restored': {
+        // The new device may differ (another adapter, other features): the next hello says what it runs.
+        const { type: _type, ...description } = message;
+        this.ready = Promise.resolve(description);
+        this.events.deviceRestored(description);
         return;
+      }
     }
   }
 }
