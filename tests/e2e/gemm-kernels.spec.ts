@@ -2,6 +2,7 @@
 // products on the small-M kernel, dispatches bounded, tuning kept.
 import { expect, test } from '@playwright/test';
 import { createServer, type ViteDevServer } from 'vite';
+import { ODD_SHAPES } from '../helpers/kernel-shapes.ts';
 
 let vite: ViteDevServer;
 let harnessUrl: string;
@@ -26,13 +27,8 @@ test('every kernel config of every family computes products of any shape: 1, pri
   const families = new Set(runnable.map((c) => c.family));
   expect([...families].sort()).toEqual(hasSubgroups ? ['direct', 'subgroup', 'tiled'] : ['direct', 'tiled']);
   expect(runnable.some((c) => c.name.startsWith('direct-') && c.name.includes('-t1x'))).toBe(true); // the small-M config
-  // [m, k, n]: odd shapes take the scalar variant; K and N multiples of 4 take the vec4 variant.
-  const shapes: [number, number, number][] = [
-    [1, 1, 1], [1, 7, 3], [67, 45, 33], [131, 97, 257], [3, 200, 5], [1, 4096, 37], [33, 1, 65], [7, 1, 4],
-    [1, 4, 4], [68, 36, 44], [64, 64, 64], [130, 96, 260], [5, 4, 132], [9, 8, 4],
-  ];
   for (const config of runnable) {
-    for (const [m, k, n] of shapes) {
+    for (const [m, k, n] of ODD_SHAPES) {
       const result = await page.evaluate(([name, m, k, n]) => window.harness.gemm(name, m, k, n, m * 31 + n), [config.name, m, k, n] as const);
       expect(result.config).toBe(config.name);
       expect(result.variant).toBe(k % 4 === 0 && n % 4 === 0 ? 'vec4' : 'scalar');

@@ -1,5 +1,6 @@
 // A WebGPU device in Node, from Dawn's bindings (npm `webgpu`), got through the miner's own acquireDevice().
 import { create, globals } from 'webgpu';
+import { afterAll, beforeAll } from 'vitest';
 import { acquireDevice, NoWebGpuError, type AcquiredDevice } from '../../src/miner/gpu/device.ts';
 
 // At import, before any module that reads them when it loads (gemm.ts builds its usage table from GPUBufferUsage).
@@ -37,4 +38,17 @@ export async function acquireNodeDevice(): Promise<AcquiredDevice> {
 export function releaseNodeDevice(acquired: AcquiredDevice | undefined): void {
   acquired?.device.destroy();
   Reflect.deleteProperty(globalThis.navigator, 'gpu');
+}
+
+/** A device for the tests of one file: acquired before them, released after; the getter throws if that failed. */
+export function useNodeDevice(): () => AcquiredDevice {
+  let acquired: AcquiredDevice | undefined;
+  beforeAll(async () => {
+    acquired = await acquireNodeDevice();
+  });
+  afterAll(() => releaseNodeDevice(acquired));
+  return () => {
+    if (!acquired) throw new Error('no device: acquiring it failed');
+    return acquired;
+  };
 }

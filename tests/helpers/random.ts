@@ -53,3 +53,19 @@ export function matmulF64(a: Float32Array, b: Float32Array, m: number, k: number
   }
   return c;
 }
+
+/** Largest |got - want| relative to the largest |want| (absolute when want is all zeros). */
+export function maxRelativeError(got: Float32Array, want: Float64Array): number {
+  let maxErr = 0;
+  let maxRef = 0;
+  for (let i = 0; i < want.length; i++) {
+    maxErr = Math.max(maxErr, Math.abs(got[i] - want[i]));
+    maxRef = Math.max(maxRef, Math.abs(want[i]));
+  }
+  return maxRef === 0 ? maxErr : maxErr / maxRef;
+}
+
+/** A claimed product's error against A·B accumulated in f64. */
+export function productError(c: Float32Array, a: Float32Array, b: Float32Array, m: number, k: number, n: number): number {
+  return maxRelativeError(c, matmulF64(a, b, m, k, n));
+}

@@ -85,13 +85,4 @@ export async function fetchProduct(baseUrl: string, id: string): Promise<Float32
   return new Float32Array(await res.arrayBuffer());
 }
 
-/** Largest |got - want| relative to the largest |want|. */
-export function maxRelativeError(got: Float32Array, want: Float64Array): number {
-  let maxErr = 0;
-  let maxRef = 0;
-  for (let i = 0; i < want.length; i++) {
-    maxErr = Math.max(maxErr, Math.abs(got[i] - want[i]));
-    maxRef = Math.max(maxRef, Math.abs(want[i]));
-  }
-  return maxErr / maxRef;
-}
+export { maxRelativeError } from './random.ts';

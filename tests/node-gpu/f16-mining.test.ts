@@ -2,9 +2,8 @@
 // lavapipe): halves in, f32 out, verified and paid as gemm-f16. The browser cannot show this here: SwiftShader has
 // no shader-f16.
 // The helper comes first: it installs WebGPU's globals, which gemm.ts reads when it loads.
-import { acquireNodeDevice, releaseNodeDevice } from '../helpers/node-gpu.ts';
+import { useNodeDevice } from '../helpers/node-gpu.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AcquiredDevice } from '../../src/miner/gpu/device.ts';
 import { GemmKernel } from '../../src/miner/gpu/gemm.ts';
 import { f16Halves } from '../../src/protocol/tensor.ts';
 import { fromHalves, toHalves } from '../../src/work/gemm/halves.ts';
@@ -13,20 +12,18 @@ import { ScriptedMiner } from '../helpers/scripted-miner.ts';
 import { fetchProduct, maxRelativeError, startStack, submitGemm, TEST_API_KEY, type TestStack } from '../helpers/stack.ts';
 
 describe('f16 mining on a GPU kernel', () => {
-  let acquired: AcquiredDevice | undefined;
+  const gpu = useNodeDevice();
   let stack: TestStack | undefined;
   beforeAll(async () => {
-    acquired = await acquireNodeDevice();
     stack = await startStack();
   });
   afterAll(async () => {
     await stack?.stop();
-    releaseNodeDevice(acquired);
   });
 
   it('mines an f16 job: the kernel takes the lease\'s halves as they come, and every unit is paid as gemm-f16', async () => {
-    if (!acquired || !stack) throw new Error('no device or stack: beforeAll failed');
-    const kernel = await GemmKernel.create(acquired.device);
+    if (!stack) throw new Error('no stack: beforeAll failed');
+    const kernel = await GemmKernel.create(gpu().device);
     expect(kernel.supportsF16).toBe(true);
     const [m, n, k] = [384, 300, 128];
     const a = randomMatrix(m * k, 71);

@@ -1,24 +1,18 @@
 // The f16 GEMM kernels on a real WebGPU adapter with shader-f16 (Dawn on Mesa's lavapipe; SwiftShader in Chromium
 // has no shader-f16): f16 operands, f32 accumulation, correct for any shape, and next to f32 units in one kernel.
 // The helper comes first: it installs WebGPU's globals, which gemm.ts reads when it loads.
-import { acquireNodeDevice, releaseNodeDevice } from '../helpers/node-gpu.ts';
-import { Float16Array } from '@petamoriken/float16';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { AcquiredDevice } from '../../src/miner/gpu/device.ts';
+import { useNodeDevice } from '../helpers/node-gpu.ts';
+import { describe, expect, test } from 'vitest';
 import { GemmKernel, NoShaderF16Error } from '../../src/miner/gpu/gemm.ts';
 import { CANDIDATES, configName, f16Config, SMALL_M_CONFIGS, unfitReason, type KernelConfig } from '../../src/miner/gpu/kernel-config.ts';
-import { matmulF64, randomMatrix } from '../helpers/random.ts';
+import { fromHalves, toHalves } from '../../src/work/gemm/halves.ts';
+import { ODD_SHAPES } from '../helpers/kernel-shapes.ts';
+import { productError, randomMatrix } from '../helpers/random.ts';
 
 /** Every config the miner may run, each once by the direct kernel it runs as at f16 (tiled and subgroup map onto direct). */
 const F16_CONFIGS: readonly KernelConfig[] = [...CANDIDATES, ...SMALL_M_CONFIGS.map((small) => small.config)].filter(
   (config, i, all) => all.findIndex((other) => configName(f16Config(other)) === configName(f16Config(config))) === i,
 );
-
-// [m, k, n], as in gemm-kernels.test.ts: odd shapes take the scalar variant; K and N multiples of 4 take vec4.
-const SHAPES: readonly [number, number, number][] = [
-  [1, 1, 1], [1, 7, 3], [67, 45, 33], [131, 97, 257], [3, 200, 5], [1, 4096, 37], [33, 1, 65], [7, 1, 4],
-  [1, 4, 4], [68, 36, 44], [64, 64, 64], [130, 96, 260], [5, 4, 132], [9, 8, 4],
-];
 
 /** An f32 operand rounded to f16: the half bits a unit carries, and their values (exact in f32). */
 interface Halves {
@@ -26,41 +20,21 @@ interface Halves {
   values: Float32Array;
 }
 
-function toHalves(values: Float32Array): Halves {
-  const halves = new Float16Array(values);
-  return { bits: new Uint16Array(halves.buffer), values: Float32Array.from(halves) };
-}
-
-/** Max |C - ref| / max |ref| over every element, against A·B accumulated in f64. */
-function maxRelativeError(c: Float32Array, a: Float32Array, b: Float32Array, m: number, k: number, n: number): number {
-  const ref = matmulF64(a, b, m, k, n);
-  let maxErr = 0;
-  let maxRef = 0;
-  for (let i = 0; i < ref.length; i++) {
-    maxErr = Math.max(maxErr, Math.abs(c[i] - ref[i]));
-    maxRef = Math.max(maxRef, Math.abs(ref[i]));
-  }
-  return maxRef === 0 ? maxErr : maxErr / maxRef;
+/** Rounds as the coordinator does for an f16 job. */
+function halvesOf(values: Float32Array): Halves {
+  const bits = toHalves(values);
+  return { bits, values: fromHalves(bits) };
 }
 
 /** Seeded operands of a shape, in f32 and rounded to f16. */
 function operands(m: number, k: number, n: number): { a: Float32Array<ArrayBuffer>; b: Float32Array<ArrayBuffer>; a16: Halves; b16: Halves } {
   const a = Float32Array.from(randomMatrix(m * k, m * 31 + n));
   const b = Float32Array.from(randomMatrix(k * n, m * 31 + n + 1));
-  return { a, b, a16: toHalves(a), b16: toHalves(b) };
+  return { a, b, a16: halvesOf(a), b16: halvesOf(b) };
 }
 
 describe('f16 GEMM kernels on Dawn in Node', () => {
-  let acquired: AcquiredDevice | undefined;
-  const gpu = (): AcquiredDevice => {
-    if (!acquired) throw new Error('no device: beforeAll failed');
-    return acquired;
-  };
-  beforeAll(async () => {
-    // acquireDevice() does not ask for shader-f16 yet; this lane's adapter has it (gemm-kernels.test.ts checks).
-    acquired = await acquireNodeDevice();
-  });
-  afterAll(() => releaseNodeDevice(acquired));
+  const gpu = useNodeDevice();
 
   // Like the f32 test: the first run compiles each kernel with LLVM (seconds each); later runs hit Mesa's cache.
   for (const config of F16_CONFIGS) {
@@ -70,14 +44,14 @@ describe('f16 GEMM kernels on Dawn in Node', () => {
       if (reason !== null) skip(reason);
       const kernel = await GemmKernel.create(device, config, ['vec4', 'scalar'], [], ['f16']);
       try {
-        for (const [m, k, n] of SHAPES) {
+        for (const [m, k, n] of ODD_SHAPES) {
           const { a16, b16 } = operands(m, k, n);
           const { c } = await kernel.run(m, k, n, a16.bits, b16.bits);
           const shape = `${configName(f16Config(config))} ${kernel.variant} f16 at ${m}x${k}x${n}`;
           expect(configName(kernel.activeConfig), shape).toBe(configName(f16Config(config)));
           expect(kernel.variant, shape).toBe(k % 4 === 0 && n % 4 === 0 ? 'vec4' : 'scalar');
           // Products of halves are exact in f32, so only f32 summation separates C from the f64 reference.
-          expect(maxRelativeError(c, a16.values, b16.values, m, k, n), shape).toBeLessThan(1e-5);
+          expect(productError(c, a16.values, b16.values, m, k, n), shape).toBeLessThan(1e-5);
         }
       } finally {
         kernel.destroy();
@@ -91,8 +65,8 @@ describe('f16 GEMM kernels on Dawn in Node', () => {
       for (const [m, k, n] of [[67, 45, 33], [131, 97, 257], [64, 64, 64], [130, 96, 260]] as const) {
         const { a, b, a16, b16 } = operands(m, k, n);
         const { c } = await kernel.run(m, k, n, a16.bits, b16.bits);
-        const ownError = maxRelativeError(c, a16.values, b16.values, m, k, n);
-        const f16Error = maxRelativeError(c, a, b, m, k, n);
+        const ownError = productError(c, a16.values, b16.values, m, k, n);
+        const f16Error = productError(c, a, b, m, k, n);
         // Measured 2.6e-4 to 3.3e-4 here (a half's significand is 11 bits, 2^-11 = 4.9e-4). The two references are
         // that far apart, so the test above, at 1e-5, fails for a kernel that does not compute on the halves.
         expect(f16Error, `${m}x${k}x${n}`).toBeGreaterThan(1e-4);
@@ -117,7 +91,7 @@ describe('f16 GEMM kernels on Dawn in Node', () => {
       units.forEach((u, i) => {
         const [a, b] = u.precision === 'f16' ? [u.a16.values, u.b16.values] : [u.a, u.b];
         // Either reference is 1e-3 from the other: a unit run at the wrong precision, or on another's operands, fails.
-        expect(maxRelativeError(runs[i].c, a, b, u.m, u.k, u.n), `${u.precision} ${u.m}x${u.k}x${u.n}`).toBeLessThan(1e-5);
+        expect(productError(runs[i].c, a, b, u.m, u.k, u.n), `${u.precision} ${u.m}x${u.k}x${u.n}`).toBeLessThan(1e-5);
       });
     } finally {
       kernel.destroy();
@@ -133,7 +107,7 @@ describe('f16 GEMM kernels on Dawn in Node', () => {
       const kernel = await GemmKernel.create(device);
       expect(kernel.supportsF16).toBe(false);
       const { a, b, a16, b16 } = operands(9, 8, 4);
-      expect(maxRelativeError((await kernel.run(9, 8, 4, a, b)).c, a, b, 9, 8, 4)).toBeLessThan(1e-5);
+      expect(productError((await kernel.run(9, 8, 4, a, b)).c, a, b, 9, 8, 4)).toBeLessThan(1e-5);
       await expect(kernel.run(9, 8, 4, a16.bits, b16.bits)).rejects.toThrow(NoShaderF16Error);
       expect(() => kernel.upload(9, 8, 4, a16.bits, b16.bits)).toThrow(NoShaderF16Error);
       await expect(GemmKernel.create(device, undefined, ['vec4'], [], ['f16'])).rejects.toThrow(NoShaderF16Error);

@@ -1,45 +1,18 @@
 // The GEMM kernels on a real WebGPU adapter in Node (Dawn on Mesa's lavapipe): every family and config correct
 // for any shape, and the features the next kernels need are there.
 // The helper comes first: it installs WebGPU's globals, which gemm.ts reads when it loads.
-import { acquireNodeDevice, releaseNodeDevice } from '../helpers/node-gpu.ts';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { AcquiredDevice } from '../../src/miner/gpu/device.ts';
+import { useNodeDevice } from '../helpers/node-gpu.ts';
+import { describe, expect, test } from 'vitest';
 import { GemmKernel } from '../../src/miner/gpu/gemm.ts';
 import { CANDIDATES, configName, SMALL_M_CONFIGS, unfitReason, type KernelConfig } from '../../src/miner/gpu/kernel-config.ts';
-import { matmulF64, randomMatrix } from '../helpers/random.ts';
+import { ODD_SHAPES } from '../helpers/kernel-shapes.ts';
+import { productError, randomMatrix } from '../helpers/random.ts';
 
 /** Every config the miner may run: the autotuner's candidates, then the small-M ones. */
 const ALL_CONFIGS: readonly KernelConfig[] = [...CANDIDATES, ...SMALL_M_CONFIGS.map((small) => small.config)];
 
-// [m, k, n], as in tests/e2e/gemm-kernels.spec.ts: odd shapes take the scalar variant; K and N multiples of 4 take
-// the vec4 variant.
-const SHAPES: readonly [number, number, number][] = [
-  [1, 1, 1], [1, 7, 3], [67, 45, 33], [131, 97, 257], [3, 200, 5], [1, 4096, 37], [33, 1, 65], [7, 1, 4],
-  [1, 4, 4], [68, 36, 44], [64, 64, 64], [130, 96, 260], [5, 4, 132], [9, 8, 4],
-];
-
-/** Max |C - ref| / max |ref| over every element, against A·B accumulated in f64. */
-function maxRelativeError(c: Float32Array, a: Float32Array, b: Float32Array, m: number, k: number, n: number): number {
-  const ref = matmulF64(a, b, m, k, n);
-  let maxErr = 0;
-  let maxRef = 0;
-  for (let i = 0; i < ref.length; i++) {
-    maxErr = Math.max(maxErr, Math.abs(c[i] - ref[i]));
-    maxRef = Math.max(maxRef, Math.abs(ref[i]));
-  }
-  return maxRef === 0 ? maxErr : maxErr / maxRef;
-}
-
 describe('GEMM kernels on Dawn in Node', () => {
-  let acquired: AcquiredDevice | undefined;
-  const gpu = (): AcquiredDevice => {
-    if (!acquired) throw new Error('no device: beforeAll failed');
-    return acquired;
-  };
-  beforeAll(async () => {
-    acquired = await acquireNodeDevice();
-  });
-  afterAll(() => releaseNodeDevice(acquired));
+  const gpu = useNodeDevice();
 
   test('the adapter offers shader-f16, subgroups and timestamp-query, and the miner\'s device gets them', () => {
     const { adapter, features, device } = gpu();
@@ -66,14 +39,14 @@ describe('GEMM kernels on Dawn in Node', () => {
       if (reason !== null) skip(reason);
       const kernel = await GemmKernel.create(device, config, ['vec4', 'scalar'], []);
       try {
-        for (const [m, k, n] of SHAPES) {
+        for (const [m, k, n] of ODD_SHAPES) {
           const a = Float32Array.from(randomMatrix(m * k, m * 31 + n));
           const b = Float32Array.from(randomMatrix(k * n, m * 31 + n + 1));
           const { c } = await kernel.run(m, k, n, a, b);
           const shape = `${configName(config)} ${kernel.variant} at ${m}x${k}x${n}`;
           expect(configName(kernel.activeConfig), shape).toBe(configName(config));
           expect(kernel.variant, shape).toBe(k % 4 === 0 && n % 4 === 0 ? 'vec4' : 'scalar');
-          expect(maxRelativeError(c, a, b, m, k, n), shape).toBeLessThan(1e-5);
+          expect(productError(c, a, b, m, k, n), shape).toBeLessThan(1e-5);
         }
       } finally {
         kernel.destroy();

@@ -1,4 +1,5 @@
 // The tunable shapes of the GEMM kernels, and the WGSL each one compiles to.
+import type { Precision } from '../../protocol/messages.ts';
 import directSource from '../../../shaders/gemm-direct-f32.wgsl?raw';
 import directVec4Source from '../../../shaders/gemm-direct-vec4-f32.wgsl?raw';
 import subgroupVec4Source from '../../../shaders/gemm-subgroup-vec4-f32.wgsl?raw';
@@ -10,11 +11,8 @@ export type KernelVariant = 'scalar' | 'vec4';
 
 export const variantFor = (k: number, n: number): KernelVariant => (k % 4 === 0 && n % 4 === 0 ? 'vec4' : 'scalar');
 
-/**
- * How the operands are stored: f32, or f16 (IEEE halves, half the bytes, multiplied and summed in f32; needs the
- * device's `shader-f16`). C is f32 either way.
- */
-export type Precision = 'f32' | 'f16';
+/** How the operands are stored, as the protocol names it; f16 needs the device's `shader-f16`. C is f32 either way. */
+export type { Precision };
 
 /**
  * tiled: workgroup-memory tiles and one barrier per K step, the classic GPU kernel.
