@@ -18,14 +18,16 @@ export class ScriptedMiner {
 
   /**
    * Opens a link, trying again when WebRTC set-up fails: PeerJS in Node sometimes applies an ICE candidate before
-   * the answer and reports a 'webrtc' error, which CoordinatorLink.open treats as fatal (seen about once in 30 connects).
+   * the answer and reports a 'webrtc' error, which CoordinatorLink.open treats as fatal (seen about once in 30 connects,
+   * and once in a CI run three times in a row within 0.3 s: hence more tries, a little apart).
    */
-  static async connect(baseUrl: string, attempts = 3): Promise<ScriptedMiner> {
+  static async connect(baseUrl: string, attempts = 5): Promise<ScriptedMiner> {
     for (let attempt = 1; ; attempt++) {
       try {
         return new ScriptedMiner(await CoordinatorLink.open(baseUrl, await loadPeerJs()));
       } catch (err) {
         if (attempt >= attempts || !(err instanceof Error) || !err.message.startsWith('webrtc')) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
       }
     }
   }
