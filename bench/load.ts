@@ -58,7 +58,7 @@ async function main(): Promise<void> {
     const body = new Float32Array(JOB.m * JOB.k + JOB.k * JOB.n);
     body.set(randomMatrix(body.length, 1));
     while (feeding) {
-      if (coordinator.scheduler.counts().unitsPending < miners * QUEUED_UNITS_PER_MINER) {
+      if ((await coordinator.queue.counts()).unitsPending < miners * QUEUED_UNITS_PER_MINER) {
         const res = await fetch(new URL(`api/jobs/gemm?m=${JOB.m}&n=${JOB.n}&k=${JOB.k}`, coordinator.url), {
           method: 'POST', body, headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/octet-stream' },
         });

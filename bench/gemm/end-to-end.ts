@@ -4,9 +4,10 @@ import { frames, Reassembler } from '../../src/protocol/framing.ts';
 import { f32Tensor, f32Values } from '../../src/protocol/tensor.ts';
 import { PROTOCOL_VERSION } from '../../src/protocol/version.ts';
 import { freivalds } from '../../src/work/gemm/freivalds.ts';
-import { splitTiles, UNIT_TILE, unitOperands, type GemmJob, type GemmUnit } from '../../src/work/gemm/gemm.ts';
+import { gemmKind, splitTiles, UNIT_TILE, unitOperands, type GemmJob, type GemmUnit } from '../../src/work/gemm/gemm.ts';
 import { cryptoRandomBytes } from '../../src/work/kind.ts';
 import { GpuClient, type GpuRun } from '../../src/miner/gpu-client.ts';
+import { runGemm } from '../../src/miner/kinds/gemm.ts';
 import type { EndToEndMode, EndToEndResult, EndToEndSpec, EndToEndUnit } from './bench-api.ts';
 import { compare, makeOperands, referenceRows, type Operands } from './reference.ts';
 import { nowSeconds } from './runner.ts';
@@ -53,8 +54,8 @@ class Session {
     const coordinator = timed(() => {
       const { a, b } = unitOperands(this.job, unit);
       const bytes = encodeMessage({
-        type: 'lease', v: PROTOCOL_VERSION, leaseId: `lease-${unit.id}`, unitId: unit.id, kind: 'gemm', deadlineMs: LEASE_DEADLINE_MS,
-        a: f32Tensor([unit.rows, unit.depth], a), b: f32Tensor([unit.depth, unit.cols], b),
+        type: 'lease', v: PROTOCOL_VERSION, leaseId: `lease-${unit.id}`, unitId: unit.id, kind: gemmKind.name, ops: gemmKind.ops(unit),
+        deadlineMs: LEASE_DEADLINE_MS, ...gemmKind.leasePayload(this.job, unit),
       });
       return { a, b, bytes };
     });
@@ -112,8 +113,9 @@ async function mine(gpu: GpuClient, job: GemmJob, units: GemmUnit[], mode: EndTo
   let handedOut = 0;
   const handOut = () => {
     const leased = session.lease(units[handedOut++]);
-    const [rowsOfA, depth] = leased.lease.a.shape;
-    const computing = gpu.gemm(rowsOfA, depth, leased.lease.b.shape[1], f32Values(leased.lease.a), f32Values(leased.lease.b));
+    // As the mining loop does: the lease's operands, copied once into buffers of their own, moved to the worker.
+    const operands = Object.fromEntries(Object.entries(leased.lease.operands).map(([name, t]) => [name, { ...t, data: t.data.slice().buffer }]));
+    const computing = gpu.run(leased.lease.kind, { operands, params: leased.lease.params });
     inHand.push({ leased, computing, workerStarted: nowSeconds() });
   };
 
@@ -127,9 +129,8 @@ async function mine(gpu: GpuClient, job: GemmJob, units: GemmUnit[], mode: EndTo
     const { leased, computing, workerStarted } = oldest;
     const run = await computing;
     const workerSeconds = nowSeconds() - workerStarted;
-    const [rowsOfA, depth] = leased.lease.a.shape;
-    const cols = leased.lease.b.shape[1];
-    const result = session.result(leased.lease.leaseId, leased.lease.unitId, run.gpuSeconds, run.c, rowsOfA, cols);
+    const { rows: rowsOfA, depth, cols } = leased.unit;
+    const result = session.result(leased.lease.leaseId, leased.lease.unitId, run.gpuSeconds, new Float32Array(run.output.data), rowsOfA, cols);
     const row: EndToEndUnit = {
       unitId: leased.unit.id, rows: rowsOfA, depth, cols,
       wallSeconds: 0,
@@ -187,7 +188,7 @@ export async function endToEnd(spec: EndToEndSpec): Promise<EndToEndResult[]> {
     const worker = JSON.stringify(await gpu.init());
     // Warm-up: the first unit compiles the pipeline and sizes the kernel's buffer pool; not timed.
     const warm = unitOperands(job, units[0]);
-    await gpu.gemm(units[0].rows, units[0].depth, units[0].cols, warm.a, warm.b);
+    await runGemm(gpu, units[0].rows, units[0].depth, units[0].cols, warm.a, warm.b);
     const results: EndToEndResult[] = [];
     for (const mode of spec.modes) results.push(summarise(mode, size, ops, await mine(gpu, job, units, mode), operands, seed, worker));
     return results;

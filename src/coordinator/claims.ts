@@ -2,7 +2,7 @@
 import type { ProtocolError } from '../protocol/errors.ts';
 
 /**
- * No device runs f32 GEMM through WebGPU faster than this: WebGPU has no tensor cores, and an H100's plain f32
+ * No device runs f32 arithmetic through WebGPU faster than this: WebGPU has no tensor cores, and an H100's plain f32
  * peak is about 67 TFLOP/s, so 200 TFLOP/s leaves a 3x margin.
  */
 export const MAX_PLAUSIBLE_OPS_PER_SECOND = 2e14;

@@ -1,16 +1,14 @@
-// The requester API: submit a GEMM as binary operands, read its status, fetch the verified product; keys, CORS and rate limits.
+// The requester API: submit a job of any kind as binary operands, read its status, fetch its verified output; keys,
+// CORS and rate limits.
 import type { IncomingMessage } from 'node:http';
 import express, { type Express, type Response } from 'express';
-import { allFinite } from '../protocol/tensor.ts';
-import { MAX_GEMM_DIM } from '../work/gemm/gemm.ts';
-import { allFiniteHalves, toHalves } from '../work/gemm/halves.ts';
+import type { ErrorCode, Parsed } from '../protocol/errors.ts';
 import type { ApiKeys } from './api-keys.ts';
-import type { Jobs, Operands } from './jobs.ts';
-import type { Ledger } from './ledger/ledger.ts';
-import { LedgerError } from './ledger/sqlite.ts';
+import type { Jobs } from './jobs.ts';
+import { LedgerError, type Ledger } from './ledger/ledger.ts';
 import { log } from './log.ts';
 import { API_REQUESTS, RateLimiter, type RateLimit } from './rate-limit.ts';
-import type { Scheduler, JobState } from './scheduler.ts';
+import type { JobState, WorkQueue } from './queue.ts';
 
 export interface ApiContext {
   jobs: Jobs;
@@ -30,48 +28,36 @@ class HttpError extends Error {
   }
 }
 
-function dim(raw: unknown, name: string): number {
-  const value = typeof raw === 'string' && /^[0-9]{1,6}$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isInteger(value) || value < 1 || value > MAX_GEMM_DIM) {
-    throw new HttpError(400, 'bad-shape', `${name} must be an integer from 1 to ${MAX_GEMM_DIM}, got ${JSON.stringify(raw ?? null)}`);
-  }
-  return value;
-}
+/** The HTTP status for each code a kind's parsing can answer; every other refusal of a job is a 400. */
+const STATUS_OF: Partial<Record<ErrorCode, number>> = { 'job-too-large': 413, 'unknown-kind': 404 };
 
-/** `precision`: f32 (the default), or f16: the operands are rounded to halves and the job is paid as f16 work. */
-function precision(raw: unknown): 'f32' | 'f16' {
-  if (raw === undefined || raw === 'f32') return 'f32';
-  if (raw === 'f16') return 'f16';
-  throw new HttpError(400, 'bad-precision', `precision must be f32 or f16, got ${JSON.stringify(raw)}`);
+/** A kind's answer, or the HTTP error that says why not. */
+function orRefuse<T>(parsed: Parsed<T>): T {
+  if (parsed.ok) return parsed.value;
+  throw new HttpError(STATUS_OF[parsed.error.code] ?? 400, parsed.error.code, parsed.error.message);
 }
-
-/** The largest job body accepted (A and B): 512 MiB, e.g. two 8192x8192 f32 operands. */
-export const MAX_JOB_BODY_BYTES = 512 * 1024 * 1024;
 
 /**
  * Reads exactly `expectedBytes` of body. The declared length is checked against the shape and the limit before
  * anything is allocated, so a huge or lying Content-Length costs nothing.
  */
 async function readBody(req: IncomingMessage, expectedBytes: number): Promise<Uint8Array<ArrayBuffer>> {
-  if (expectedBytes > MAX_JOB_BODY_BYTES) {
-    throw new HttpError(413, 'job-too-large', `operands of ${expectedBytes} bytes exceed the limit of ${MAX_JOB_BODY_BYTES}`);
-  }
   const declared = req.headers['content-length'];
   if (declared === undefined) throw new HttpError(411, 'length-required', 'send the body with a Content-Length header');
   if (Number(declared) !== expectedBytes) {
-    throw new HttpError(400, 'bad-body-length', `body is ${declared} bytes; ${expectedBytes} expected (A then B, f32 little-endian)`);
+    throw new HttpError(400, 'bad-body-length', `body is ${declared} bytes; ${expectedBytes} expected expected for these parameters`);
   }
   const body = new Uint8Array(expectedBytes);
   let received = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     if (received + chunk.byteLength > expectedBytes) {
-      throw new HttpError(413, 'body-too-large', `body exceeds the ${expectedBytes} bytes that m, n and k imply`);
+      throw new HttpError(413, 'body-too-large', `body exceeds the ${expectedBytes} bytes its parameters imply`);
     }
     body.set(chunk, received);
     received += chunk.byteLength;
   }
   if (received !== expectedBytes) {
-    throw new HttpError(400, 'bad-body-length', `body is ${received} bytes; ${expectedBytes} expected (A then B, f32 little-endian)`);
+    throw new HttpError(400, 'bad-body-length', `body is ${received} bytes; ${expectedBytes} expected for these parameters`);
   }
   return body;
 }
@@ -83,17 +69,13 @@ function asyncRoute(handler: (req: express.Request, res: Response) => Promise<vo
   };
 }
 
-export function jobView(scheduler: Scheduler, state: JobState): object {
-  const { job } = state;
+export async function jobView(queue: WorkQueue, state: JobState): Promise<object> {
   const unitsDone = state.output ? state.units.size : state.results.size;
   return {
-    id: job.id,
-    kind: 'gemm',
-    precision: job.precision,
-    m: job.m,
-    n: job.n,
-    k: job.k,
-    status: scheduler.status(state),
+    id: state.id,
+    kind: state.kind.name,
+    ...state.view,
+    status: await queue.status(state),
     unitsTotal: state.units.size,
     unitsDone,
     miners: new Set(state.doneBy.values()).size,
@@ -140,7 +122,7 @@ function sameOriginOnly(allowed: readonly string[]): express.RequestHandler {
 
 export function mountApi(app: Express, ctx: ApiContext): void {
   const { jobs } = ctx;
-  const { scheduler } = jobs;
+  const { queue } = jobs;
   const api = express.Router();
   const limiter = new RateLimiter(ctx.rateLimit ?? API_REQUESTS);
   api.use(sameOriginOnly(ctx.allowedOrigins ?? []));
@@ -165,44 +147,39 @@ export function mountApi(app: Express, ctx: ApiContext): void {
     const totals = await ctx.ledger.totals();
     res.json({
       minersConnected: ctx.minersConnected(),
-      ...scheduler.counts(),
+      ...(await queue.counts()),
       credited: { units: totals.units, ops: totals.ops.toString(), microCredits: totals.microCredits.toString() },
     });
   }));
 
-  api.post('/jobs/gemm', asyncRoute(async (req, res) => {
+  api.post('/jobs/:kind', asyncRoute(async (req, res) => {
     const owner = authorize(req, res);
-    const m = dim(req.query.m, 'm');
-    const n = dim(req.query.n, 'n');
-    const k = dim(req.query.k, 'k');
-    const wanted = precision(req.query.precision);
-    const body = await readBody(req, 4 * (m * k + k * n));
-    const values = new Float32Array(body.buffer);
-    if (!allFinite(values)) throw new HttpError(400, 'non-finite', 'operands contain NaN or Infinity');
-    let operands: Operands = { precision: 'f32', values };
-    if (wanted === 'f16') {
-      operands = { precision: 'f16', halves: toHalves(values) };
-      if (!allFiniteHalves(operands.halves)) throw new HttpError(400, 'f16-overflow', 'an operand is beyond f16\'s range (|x| > 65504)');
-    }
-    const state = await jobs.submit(owner, m, n, k, operands, Date.now());
-    log('job-submitted', { job: state.job.id, owner, m, n, k, precision: wanted, units: state.units.size });
-    res.status(201).json(jobView(scheduler, state));
+    const kind = jobs.kinds.get(req.params.kind);
+    if (!kind) throw new HttpError(404, 'unknown-kind', `no kind of work named ${JSON.stringify(req.params.kind)}; this coordinator serves ${[...jobs.kinds.keys()].join(', ')}`);
+    const params = orRefuse(kind.parseParams(req.query as Record<string, unknown>));
+    const body = await readBody(req, orRefuse(kind.bodyBytes(params)));
+    const id = jobs.newId();
+    const created = orRefuse(kind.createJob(id, params, body));
+    const state = await jobs.submit(owner, kind, { id, ...created }, Date.now());
+    log('job-submitted', { job: state.id, owner, kind: kind.name, ...state.view, units: state.units.size });
+    res.status(201).json(await jobView(queue, state));
   }));
 
-  api.get('/jobs/:id', (req, res) => {
-    res.json(jobView(scheduler, findJob(jobs, req.params.id, authorize(req, res))));
-  });
+  api.get('/jobs/:id', asyncRoute(async (req, res) => {
+    res.json(await jobView(queue, await findJob(jobs, req.params.id, authorize(req, res))));
+  }));
 
-  api.get('/jobs/:id/result', (req, res) => {
-    const state = findJob(jobs, req.params.id, authorize(req, res));
-    if (!state.output) throw new HttpError(409, 'not-done', `job ${state.job.id} is ${scheduler.status(state)}`);
-    res.setHeader('content-type', 'application/octet-stream');
-    res.setHeader('x-ergon-shape', `${state.job.m}x${state.job.n}`);
-    res.end(new Uint8Array(state.output.buffer, state.output.byteOffset, state.output.byteLength));
-  });
+  api.get('/jobs/:id/result', asyncRoute(async (req, res) => {
+    const state = await findJob(jobs, req.params.id, authorize(req, res));
+    if (!state.output) throw new HttpError(409, 'not-done', `job ${state.id} is ${await queue.status(state)}`);
+    const { contentType, headers, body } = state.output;
+    res.setHeader('content-type', contentType);
+    for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+    res.end(body);
+  }));
 
   api.delete('/jobs/:id', asyncRoute(async (req, res) => {
-    await jobs.remove(findJob(jobs, req.params.id, authorize(req, res)));
+    await jobs.remove(await findJob(jobs, req.params.id, authorize(req, res)));
     res.status(204).end();
   }));
 
@@ -233,8 +210,8 @@ export function mountApi(app: Express, ctx: ApiContext): void {
   app.use('/api', api);
 }
 
-function findJob(jobs: Jobs, id: string, owner: string): JobState {
-  const state = jobs.find(id, owner);
+async function findJob(jobs: Jobs, id: string, owner: string): Promise<JobState> {
+  const state = await jobs.find(id, owner);
   if (!state) throw new HttpError(404, 'unknown-job', `no job ${id} for this API key`);
   return state;
 }

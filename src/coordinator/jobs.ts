@@ -1,73 +1,63 @@
-// A job's life across memory and disk: accepted only once stored, results credited with the ledger, resumed after a restart.
+// A job's life across memory and disk, whatever its kind: accepted only once stored, results credited with the
+// ledger, resumed after a restart.
 import { randomUUID } from 'node:crypto';
-import type { GemmJob } from '../work/gemm/gemm.ts';
-import { fromHalves } from '../work/gemm/halves.ts';
-import type { Ledger } from './ledger/ledger.ts';
+import type { KindRegistry } from '../work/registry.ts';
+import type { AnyWorkKind } from '../work/kind.ts';
+import type { CreditEntry, Ledger } from './ledger/ledger.ts';
 import { log } from './log.ts';
 import type { OperandStore } from './operand-store.ts';
-import type { JobState, Lease, Scheduler } from './scheduler.ts';
-
-/** A job's operands, A then B: f32 values, or halves (IEEE f16 bits) for an f16 job. */
-export type Operands = { precision: 'f32'; values: Float32Array } | { precision: 'f16'; halves: Uint16Array };
-
-/** The job over its operands; an f16 job also keeps their exact f32 values, for verification. */
-function gemmJob(id: string, m: number, n: number, k: number, operands: Operands): GemmJob {
-  if (operands.precision === 'f32') {
-    const { values } = operands;
-    return { id, m, n, k, precision: 'f32', a: values.subarray(0, m * k), b: values.subarray(m * k) };
-  }
-  const halves = { a: operands.halves.subarray(0, m * k), b: operands.halves.subarray(m * k) };
-  return { id, m, n, k, precision: 'f16', halves, a: fromHalves(halves.a), b: fromHalves(halves.b) };
-}
+import type { JobState, Lease, WorkQueue } from './queue.ts';
 
 export class Jobs {
   constructor(
-    readonly scheduler: Scheduler,
+    readonly queue: WorkQueue,
+    readonly kinds: KindRegistry,
     private readonly ledger: Ledger,
     private readonly operands: OperandStore,
   ) {}
 
-  /**
-   * Stores the operands (A then B, little-endian: f32 values, or for an f16 job the halves its miners are sent) and
-   * the job, then queues its units.
-   */
-  async submit(owner: string, m: number, n: number, k: number, operands: Operands, nowMs: number): Promise<JobState> {
-    const data = operands.precision === 'f16' ? operands.halves : operands.values;
-    const operandsSha256 = await this.operands.put(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-    const id = randomUUID();
-    await this.ledger.saveJob({ id, owner, m, n, k, precision: operands.precision, operandsSha256, createdAtMs: nowMs, finishedAtMs: null });
-    return this.scheduler.submit(gemmJob(id, m, n, k, operands), nowMs, { owner, operandsSha256 });
+  /** Stores the job's operands (content-addressed) and the job, then queues its units. */
+  async submit(owner: string, kind: AnyWorkKind, job: { id: string; job: unknown; operands: readonly Uint8Array[] }, nowMs: number): Promise<JobState> {
+    const hashes: string[] = [];
+    for (const bytes of job.operands) hashes.push(await this.operands.put(bytes));
+    await this.ledger.saveJob({ id: job.id, owner, kind: kind.name, params: kind.params(job.job), operands: hashes, createdAtMs: nowMs, finishedAtMs: null });
+    return this.queue.submit({ id: job.id, kind, job: job.job, owner, operands: hashes, createdAtMs: nowMs }, new Map(), nowMs);
+  }
+
+  /** A fresh job id. */
+  newId(): string {
+    return randomUUID();
   }
 
   /** The job, if it exists and belongs to this owner: another requester's job is as good as missing. */
-  find(id: string, owner: string): JobState | undefined {
-    const state = this.scheduler.job(id);
+  async find(id: string, owner: string): Promise<JobState | undefined> {
+    const state = await this.queue.job(id);
     return state && state.owner === owner ? state : undefined;
   }
 
   /**
-   * Records a verified result: the credit and the result in one ledger transaction, then the scheduler.
+   * Records a verified result: the credit and the result in one ledger transaction, then the queue.
    * False when the unit had been credited already (nothing is paid twice).
    */
-  async complete(lease: Lease, entry: Parameters<Ledger['credit']>[0], result: Float32Array, nowMs: number): Promise<boolean> {
-    const credited = await this.ledger.credit(entry, new Uint8Array(result.buffer, result.byteOffset, result.byteLength));
-    const finished = this.scheduler.complete(lease, result, nowMs, entry.minerKey);
+  async complete(lease: Lease, kind: AnyWorkKind, entry: CreditEntry, result: unknown, nowMs: number): Promise<boolean> {
+    const credited = await this.ledger.credit(entry, kind.encodeResult(result));
+    const finished = await this.queue.complete(lease, result, nowMs, entry.minerKey);
     if (finished) {
-      await this.ledger.finishJob(finished.job.id, nowMs);
+      await this.ledger.finishJob(finished.id, nowMs);
       await this.freeOperands(finished);
-      log('job-done', { job: finished.job.id, ms: nowMs - finished.createdAtMs });
+      log('job-done', { job: finished.id, kind: kind.name, ms: nowMs - finished.createdAtMs });
     }
     return credited;
   }
 
   async remove(state: JobState): Promise<void> {
-    this.scheduler.remove(state.job.id);
-    await this.ledger.deleteJob(state.job.id);
+    await this.queue.remove(state.id);
+    await this.ledger.deleteJob(state.id);
     await this.freeOperands(state);
   }
 
   async evictFinished(nowMs: number): Promise<void> {
-    for (const id of this.scheduler.evictFinished(nowMs)) {
+    for (const id of await this.queue.evictFinished(nowMs)) {
       await this.ledger.deleteJob(id);
       log('job-evicted', { job: id });
     }
@@ -78,45 +68,53 @@ export class Jobs {
     let unitsDone = 0;
     const referenced = new Set<string>();
     for (const stored of await this.ledger.jobs()) {
-      const done = new Map<string, { result: Float32Array; minerKey: string }>();
+      const kind = this.kinds.get(stored.kind);
+      if (!kind) {
+        // Its operands are kept: a build that knows the kind again resumes it.
+        log('job-unrecoverable', { job: stored.id, kind: stored.kind, error: 'this coordinator does not serve that kind of work' });
+        for (const hash of stored.operands) referenced.add(hash);
+        continue;
+      }
+      let job: unknown;
+      try {
+        const operands: Uint8Array[] = [];
+        if (stored.finishedAtMs === null) for (const hash of stored.operands) operands.push(await this.operands.get(hash));
+        job = kind.restoreJob(stored.id, stored.params, operands);
+      } catch (err) {
+        // One job's lost or corrupt operands must not keep the coordinator from serving the others.
+        log('job-unrecoverable', { job: stored.id, operands: stored.operands.join(','), error: String(err) });
+        continue;
+      }
+      const units = new Map(kind.split(job).map((u) => [u.id, u]));
+      const done = new Map<string, { result: unknown; minerKey: string }>();
       for (const [unitId, { result, minerKey }] of await this.ledger.unitResults(stored.id)) {
-        done.set(unitId, { result: new Float32Array(Uint8Array.from(result).buffer), minerKey });
+        const unit = units.get(unitId);
+        if (unit) done.set(unitId, { result: kind.decodeStoredResult(unit, result), minerKey });
       }
       unitsDone += done.size;
-      const { m, n, k, precision } = stored;
-      let operands: Operands = precision === 'f16' ? { precision, halves: new Uint16Array(0) } : { precision, values: new Float32Array(0) };
-      if (stored.finishedAtMs === null) {
-        let bytes: Uint8Array<ArrayBuffer>;
-        try {
-          bytes = await this.operands.get(stored.operandsSha256);
-        } catch (err) {
-          // One job's lost or corrupt operands must not keep the coordinator from serving the others.
-          log('job-unrecoverable', { job: stored.id, operands: stored.operandsSha256, error: String(err) });
-          continue;
-        }
-        operands = precision === 'f16' ? { precision, halves: new Uint16Array(bytes.buffer) } : { precision, values: new Float32Array(bytes.buffer) };
-        referenced.add(stored.operandsSha256);
-      }
-      const meta = { owner: stored.owner, operandsSha256: stored.operandsSha256 };
-      const state = this.scheduler.restore(gemmJob(stored.id, m, n, k, operands), meta, stored.createdAtMs, done, stored.finishedAtMs ?? nowMs);
+      if (stored.finishedAtMs === null) for (const hash of stored.operands) referenced.add(hash);
+      const state = await this.queue.submit(
+        { id: stored.id, kind, job, owner: stored.owner, operands: stored.operands, createdAtMs: stored.createdAtMs }, done, stored.finishedAtMs ?? nowMs,
+      );
       if (state.output && stored.finishedAtMs === null) {
         // Every unit was credited but the crash came before the job was marked done.
         await this.ledger.finishJob(stored.id, nowMs);
-        referenced.delete(stored.operandsSha256);
+        for (const hash of stored.operands) referenced.delete(hash);
       }
     }
     const orphanedOperands = await this.operands.deleteAllBut(referenced);
-    const jobs = this.scheduler.counts().jobs;
+    const { jobs } = await this.queue.counts();
     log('jobs-restored', { jobs, unitsDone, orphanedOperands });
     return { jobs, unitsDone, orphanedOperands };
   }
 
-  /** Deletes a job's operand file unless another open job has the same operands. */
+  /** Deletes a job's operand files, except those another open job also uses. */
   private async freeOperands(state: JobState): Promise<void> {
-    for (const id of this.scheduler.jobIds()) {
-      const other = this.scheduler.job(id);
-      if (other && other !== state && !other.output && other.operandsSha256 === state.operandsSha256) return;
+    const inUse = new Set<string>();
+    for (const id of await this.queue.jobIds()) {
+      const other = await this.queue.job(id);
+      if (other && other !== state && !other.output) for (const hash of other.operands) inUse.add(hash);
     }
-    await this.operands.delete(state.operandsSha256);
+    for (const hash of state.operands) if (!inUse.has(hash)) await this.operands.delete(hash);
   }
 }

@@ -3,7 +3,8 @@ import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { API_KEYS_FILE, loadOrCreateApiKeys } from './api-keys.ts';
 import { startCoordinator } from './server.ts';
-import { startDemoRequester } from './demo-requester.ts';
+import { startDemoRequester } from '../client/demo-requester.ts';
+import { defaultKinds } from '../work/registry.ts';
 
 const port = Number(process.env.PORT ?? 8787);
 const host = process.env.HOST ?? '127.0.0.1';
@@ -13,17 +14,19 @@ const allowedOrigins = (process.env.ERGON_ALLOWED_ORIGINS ?? '').split(',').map(
 
 await mkdir(dataDir, { recursive: true, mode: 0o700 });
 const { keys, created } = await loadOrCreateApiKeys(dataDir, process.env.ERGON_API_KEYS);
-const coordinator = await startCoordinator({ host, port, dataDir, staticDir: resolve('dist'), apiKeys: keys, allowedOrigins });
+const kinds = defaultKinds();
+const coordinator = await startCoordinator({ host, port, dataDir, staticDir: resolve('dist'), apiKeys: keys, allowedOrigins, kinds });
 const stopDemo = demo ? startDemoRequester(coordinator.url, keys[0]) : () => {};
 
 const keySource = process.env.ERGON_API_KEYS ? 'ERGON_API_KEYS' : join(dataDir, API_KEYS_FILE);
 console.log(`
   Ergon is running.
   Open ${coordinator.url} in Chromium and press Start to mine.
-  Requester API: POST ${coordinator.url}api/jobs/gemm?m=M&n=N&k=K (body: A then B, f32 little-endian)
+  Requester API (${coordinator.url}):
+${[...kinds.values()].map((kind) => `    ${kind.usage}`).join('\n')}
   API key (send as "Authorization: Bearer KEY"; ${created ? 'made just now and kept in' : 'from'} ${keySource}):
     ${keys[0]}
-  Ledger: ${dataDir}/ledger.sqlite${demo ? '\n  A demo requester keeps GEMM jobs queued (ERGON_DEMO=0 turns it off).' : ''}
+  Ledger: ${dataDir}/ledger.sqlite${demo ? '\n  A demo requester keeps jobs queued (ERGON_DEMO=0 turns it off).' : ''}
 `);
 // One machine-readable line for scripts and tests that start this process.
 console.log(JSON.stringify({ event: 'ergon-ready', url: coordinator.url, port: coordinator.port }));

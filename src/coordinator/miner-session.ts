@@ -2,22 +2,15 @@
 import { randomBytes } from 'node:crypto';
 import { encodeMessage, parseMinerMessage } from '../protocol/codec.ts';
 import type { ProtocolError } from '../protocol/errors.ts';
-import type { CoordinatorMessageInput, MinerMessage, Precision } from '../protocol/messages.ts';
-import { helloChallengeBytes, signReceipt, toHex, verifySignature } from '../protocol/receipt.ts';
-import { f16Tensor, f32Tensor, f32Values, type Tensor } from '../protocol/tensor.ts';
+import type { CoordinatorMessageInput, MinerMessage } from '../protocol/messages.ts';
+import { helloChallengeBytes, toHex, verifySignature } from '../protocol/receipt.ts';
 import { PROTOCOL_VERSION } from '../protocol/version.ts';
-import { cryptoRandomBytes } from '../work/kind.ts';
-import { gemmKind, unitHalves, unitOperands, type GemmJob, type GemmUnit } from '../work/gemm/gemm.ts';
-import { checkGpuSeconds } from './claims.ts';
-import type { Jobs } from './jobs.ts';
-import type { Ledger, Reputation } from './ledger/ledger.ts';
-import { LedgerError } from './ledger/sqlite.ts';
+import type { MinerCapabilities } from '../work/kind.ts';
+import type { Reputation } from './ledger/ledger.ts';
 import { log } from './log.ts';
-import { microCreditsFor } from './pay.ts';
 import { MINER_MESSAGES, TokenBucket, type RateLimit } from './rate-limit.ts';
-import { isBanned, nextReputation, type Outcome } from './reputation.ts';
-import type { Scheduler } from './scheduler.ts';
-import type { SigningKey } from './signing-key.ts';
+import { isBanned } from './reputation.ts';
+import { settle, type SettlementContext } from './settle.ts';
 
 /** How often each side pings; a peer silent for HEARTBEAT_DEAD_AFTER_MS is dropped and its leases re-leased. */
 export const HEARTBEAT_MS = 2_000;
@@ -32,11 +25,7 @@ export const MAX_RATE_LIMITED = 1_000;
 type Outgoing = Extract<CoordinatorMessageInput, { type: string }>;
 type Omit1<T> = T extends unknown ? Omit<T, 'v'> : never;
 
-export interface SessionContext {
-  jobs: Jobs;
-  scheduler: Scheduler;
-  ledger: Ledger;
-  signingKey: SigningKey;
+export interface SessionContext extends SettlementContext {
   rateLimit?: RateLimit;
 }
 
@@ -45,8 +34,8 @@ export class MinerSession {
   /** hex of the wallet key, once the miner proved it holds it */
   minerKey: string | null = null;
   private minerKeyBytes: Uint8Array | null = null;
-  /** What the miner said it runs; until hello, f32 only. */
-  private precisions: readonly Precision[] = ['f32'];
+  /** What the miner said it runs; until hello, nothing. */
+  private capabilities: MinerCapabilities = { kinds: [], precisions: [], features: [] };
   lastHeardAtMs = Date.now();
   unitsAccepted = 0;
   unitsRejected = 0;
@@ -133,9 +122,10 @@ export class MinerSession {
     if (isBanned(reputation, Date.now())) return this.refuseBanned(reputation);
     this.minerKeyBytes = message.minerKey;
     this.minerKey = minerKey;
-    this.precisions = message.precisions;
+    this.capabilities = { kinds: message.kinds, precisions: message.precisions, features: message.features };
     log('miner-hello', {
-      session: this.id, miner: this.minerKey, score: reputation.score, backend: message.backend, precisions: message.precisions.join(','), vendor: message.adapter.vendor, architecture: message.adapter.architecture,
+      session: this.id, miner: this.minerKey, score: reputation.score, backend: message.backend, kinds: message.kinds.join(','),
+      precisions: message.precisions.join(','), features: message.features.join(','), vendor: message.adapter.vendor, architecture: message.adapter.architecture,
     });
     this.send({ type: 'welcome' });
   }
@@ -144,110 +134,44 @@ export class MinerSession {
     if (!this.minerKey) return this.sendError('not-authenticated', 'say hello with a signed challenge before asking for work');
     const reputation = await this.ctx.ledger.reputation(this.minerKey);
     if (isBanned(reputation, Date.now())) return this.refuseBanned(reputation);
-    const lease = this.ctx.scheduler.lease(this.id, Date.now(), this.precisions);
+    const { queue } = this.ctx;
+    const lease = await queue.lease(this.id, Date.now(), this.capabilities);
     if (!lease) return this.send({ type: 'no-work', retryAfterMs: NO_WORK_RETRY_MS });
-    const job = this.ctx.scheduler.job(lease.unit.jobId);
-    if (!job) throw new Error(`lease ${lease.id} names unknown job ${lease.unit.jobId}`);
+    const state = await queue.job(lease.unit.jobId);
+    if (!state || state.job === null) throw new Error(`lease ${lease.id} names job ${lease.unit.jobId}, which is not open`);
     const { unit } = lease;
-    const { a, b } = leaseOperands(job.job, unit);
-    log('lease', { session: this.id, miner: this.minerKey, unit: unit.id, lease: lease.id, precision: job.job.precision });
+    const { kind, job } = state;
+    const needs = kind.requirements(job);
+    log('lease', { session: this.id, miner: this.minerKey, unit: unit.id, lease: lease.id, kind: kind.name, precision: needs.precision, features: needs.features.join(',') });
     this.leaseSentAtMs.set(lease.id, Date.now());
     this.send({
       type: 'lease',
       leaseId: lease.id,
-      unitId: lease.unit.id,
-      kind: 'gemm',
+      unitId: unit.id,
+      kind: kind.name,
+      ops: kind.ops(unit),
       deadlineMs: lease.deadlineAtMs - Date.now(),
-      a,
-      b,
+      ...kind.leasePayload(job, unit),
     });
   }
 
   private async result(message: Extract<MinerMessage, { type: 'result' }>): Promise<void> {
-    const { scheduler, signingKey } = this.ctx;
     const minerKeyBytes = this.minerKeyBytes;
     if (!this.minerKey || !minerKeyBytes) return this.sendError('not-authenticated', 'say hello before sending results');
-    const lease = scheduler.leaseFor(message.leaseId, this.id);
-    if (!lease || lease.unit.id !== message.unitId) return this.resultForNoLease(message);
-    const { unit } = lease;
-    const sentAtMs = this.leaseSentAtMs.get(lease.id) ?? lease.leasedAtMs;
-    this.leaseSentAtMs.delete(lease.id);
-    const [rows, cols] = message.output.shape;
-    if (message.output.shape.length !== 2 || rows !== unit.rows || cols !== unit.cols || message.output.dtype !== 'f32') {
-      scheduler.release(lease);
-      return this.reject(unit.id, 'shape-mismatch', `result is ${message.output.dtype} ${message.output.shape.join('x')}, unit expects f32 ${unit.rows}x${unit.cols}`);
+    const leaseSentAtMs = this.leaseSentAtMs.get(message.leaseId);
+    this.leaseSentAtMs.delete(message.leaseId);
+    const settlement = await settle(
+      this.ctx,
+      { sessionId: this.id, minerKey: this.minerKey, minerKeyBytes },
+      { leaseId: message.leaseId, unitId: message.unitId, gpuSeconds: message.gpuSeconds, output: message.output, leaseSentAtMs },
+    );
+    if (settlement.type === 'receipt') {
+      this.unitsAccepted++;
+      return this.send({ type: 'receipt', receipt: settlement.receipt });
     }
-    const ops = gemmKind.ops(unit);
-    const claim = checkGpuSeconds(message.gpuSeconds, ops, (Date.now() - sentAtMs) / 1000);
-    if (claim) {
-      scheduler.release(lease);
-      return this.reject(unit.id, claim.code, claim.message);
-    }
-    const job = scheduler.job(unit.jobId);
-    if (!job) throw new Error(`lease ${lease.id} names unknown job ${unit.jobId}`);
-    const tile = f32Values(message.output);
-    const verdict = gemmKind.verify(job.job, unit, tile, cryptoRandomBytes);
-    if (!verdict.ok) {
-      scheduler.release(lease);
-      return this.reject(unit.id, verdict.error.code, verdict.error.message);
-    }
-
-    const { precision } = job.job;
-    const microCredits = microCreditsFor(ops, precision);
-    const nowMs = Date.now();
-    const entry = {
-      unitId: unit.id, jobId: unit.jobId, minerKey: this.minerKey, ops, microCredits, gpuSeconds: message.gpuSeconds, createdAtMs: nowMs,
-    };
-    let credited: boolean;
-    try {
-      credited = await this.ctx.jobs.complete(lease, entry, Float32Array.from(tile), nowMs);
-    } catch (err) {
-      if (!(err instanceof LedgerError)) throw err;
-      // Nothing was written: the unit goes back in the queue and the miner is told why, without blame.
-      scheduler.release(lease);
-      log('storage-error', { session: this.id, miner: this.minerKey, unit: unit.id, code: err.code, message: err.message });
-      return this.send({ type: 'rejected', unitId: unit.id, code: 'internal', message: err.message });
-    }
-    if (!credited) return this.send({ type: 'rejected', unitId: unit.id, code: 'replayed-result', message: `unit ${unit.id} was already credited` });
-    this.unitsAccepted++;
-    await this.recordOutcome('accepted');
-    const receipt = await signReceipt(signingKey.privateKey, {
-      unitId: unit.id, jobId: unit.jobId, kind: precision === 'f16' ? 'gemm-f16' : 'gemm', minerKey: minerKeyBytes, coordinatorKey: signingKey.publicKey,
-      ops, microCredits, gpuSeconds: message.gpuSeconds, joules: 0, joulesSource: 'none', issuedAtMs: BigInt(nowMs),
-    });
-    log('credit', { session: this.id, miner: this.minerKey, unit: unit.id, job: unit.jobId, ops, microCredits, gpuSeconds: message.gpuSeconds });
-    this.send({ type: 'receipt', receipt });
-  }
-
-  /**
-   * A result for a lease this session does not hold. A lease that ran out or was given back is an honest miner's
-   * bad luck; a lease already paid (a replay), another miner's lease, or one never issued is an offence.
-   */
-  private resultForNoLease(message: Extract<MinerMessage, { type: 'result' }>): Promise<void> {
-    const ended = this.ctx.scheduler.endedLease(message.leaseId);
-    if (ended && ended.sessionId === this.id && ended.unitId === message.unitId && ended.end !== 'completed') {
-      this.send({ type: 'rejected', unitId: message.unitId, code: 'lease-expired', message: `lease ${message.leaseId} ended (${ended.end}) before its result arrived` });
-      return Promise.resolve();
-    }
-    if (ended && ended.sessionId === this.id && ended.end === 'completed') {
-      return this.reject(message.unitId, 'replayed-result', `lease ${message.leaseId} was already completed and paid`);
-    }
-    return this.reject(message.unitId, 'unknown-lease', `lease ${message.leaseId} for unit ${message.unitId} is not held by this miner`);
-  }
-
-  /** Refuses a result without credit and lowers the miner's reputation; a ban closes the session. */
-  private async reject(unitId: string, code: ProtocolError['code'], message: string): Promise<void> {
-    this.unitsRejected++;
-    log('result-rejected', { session: this.id, miner: this.minerKey, unit: unitId, code, message });
-    this.send({ type: 'rejected', unitId, code, message });
-    const reputation = await this.recordOutcome('rejected');
-    if (reputation && isBanned(reputation, Date.now())) this.refuseBanned(reputation);
-  }
-
-  private async recordOutcome(outcome: Outcome): Promise<Reputation | undefined> {
-    if (!this.minerKey) return undefined;
-    const nowMs = Date.now();
-    return this.ctx.ledger.updateReputation(this.minerKey, (current) => nextReputation(current, outcome, nowMs));
+    if (settlement.offence) this.unitsRejected++;
+    this.send({ type: 'rejected', unitId: message.unitId, code: settlement.error.code, message: settlement.error.message });
+    if (settlement.banned) this.refuseBanned(settlement.banned);
   }
 
   private refuseBanned(reputation: Reputation): void {
@@ -271,16 +195,4 @@ export class MinerSession {
   private send(message: Omit1<Outgoing>): void {
     this.sendBytes(encodeMessage({ ...message, v: PROTOCOL_VERSION }));
   }
-}
-
-/** A unit's operands as its lease carries them: an f16 job's as the halves themselves, half the bytes of f32. */
-function leaseOperands(job: GemmJob, unit: GemmUnit): { a: Tensor; b: Tensor } {
-  const aShape = [unit.rows, unit.depth];
-  const bShape = [unit.depth, unit.cols];
-  if (job.precision === 'f16') {
-    const { a, b } = unitHalves(job, unit);
-    return { a: f16Tensor(aShape, a), b: f16Tensor(bShape, b) };
-  }
-  const { a, b } = unitOperands(job, unit);
-  return { a: f32Tensor(aShape, a), b: f32Tensor(bShape, b) };
 }

@@ -12,12 +12,14 @@ import { ApiKeys } from './api-keys.ts';
 import { mountApi } from './http.ts';
 import { Jobs } from './jobs.ts';
 import { OperandStore } from './operand-store.ts';
+import { cryptoRandomBytes } from '../work/kind.ts';
+import { defaultKinds, type KindRegistry } from '../work/registry.ts';
 import type { RateLimit } from './rate-limit.ts';
-import { SqliteLedger } from './ledger/sqlite.ts';
-import type { Ledger } from './ledger/ledger.ts';
+import { openLedger, type Ledger } from './ledger/ledger.ts';
 import { log } from './log.ts';
 import { HEARTBEAT_MS, MinerSession } from './miner-session.ts';
 import { mountPeerServer, PEER_PATH, startCoordinatorPeer, type PeerEndpoint } from './peers.ts';
+import type { WorkQueue } from './queue.ts';
 import { Scheduler } from './scheduler.ts';
 import { loadOrCreateSigningKey } from './signing-key.ts';
 
@@ -38,12 +40,16 @@ export interface CoordinatorOptions {
   allowedOrigins?: readonly string[];
   /** Overrides of the rate limits, for benchmarks that play many requesters or very fast miners. */
   rateLimits?: { minerMessages?: RateLimit; apiRequests?: RateLimit };
+  /** The kinds of work served; by default every built-in kind (src/work/registry.ts). */
+  kinds?: KindRegistry;
+  /** Runtimes handed to the kinds' verifiers by name (e.g. onnxruntime-node for kinds that re-run work). */
+  runtimes?: Readonly<Record<string, unknown>>;
 }
 
 export interface RunningCoordinator {
   url: string;
   port: number;
-  scheduler: Scheduler;
+  queue: WorkQueue;
   jobs: Jobs;
   ledger: Ledger;
   sessions: ReadonlyMap<string, MinerSession>;
@@ -54,9 +60,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
   const signingKey = await loadOrCreateSigningKey(options.dataDir);
   const apiKeys = new ApiKeys(options.apiKeys);
-  const ledger = new SqliteLedger(join(options.dataDir, 'ledger.sqlite'));
-  const scheduler = new Scheduler();
-  const jobs = new Jobs(scheduler, ledger, await OperandStore.open(options.dataDir));
+  const ledger = await openLedger({ backend: 'sqlite', path: join(options.dataDir, 'ledger.sqlite') });
+  const queue: WorkQueue = new Scheduler();
+  const jobs = new Jobs(queue, options.kinds ?? defaultKinds(), ledger, await OperandStore.open(options.dataDir));
+  const verify = { random: cryptoRandomBytes, runtimes: options.runtimes ?? {} };
   await jobs.restore(Date.now());
   const sessions = new Map<string, MinerSession>();
   const channels = new Map<string, FramedChannel>();
@@ -110,7 +117,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       );
       const session = new MinerSession(
         sessionId,
-        { jobs, scheduler, ledger, signingKey, rateLimit: options.rateLimits?.minerMessages },
+        { jobs, queue, ledger, signingKey, verify, rateLimit: options.rateLimits?.minerMessages },
         (bytes) => void channel.send(bytes),
         (reason) => {
           log('session-closing', { session: sessionId, miner: session.minerKey, reason });
@@ -122,8 +129,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
         if (!sessions.delete(sessionId)) return;
         channels.delete(sessionId);
         channel.close();
-        const released = scheduler.releaseSession(sessionId);
-        log('miner-left', { session: sessionId, miner: session.minerKey, released: released.length });
+        queue.releaseSession(sessionId).then(
+          (released) => log('miner-left', { session: sessionId, miner: session.minerKey, released: released.length }),
+          (err: unknown) => log('queue-error', { event: 'release-session', session: sessionId, error: String(err) }),
+        );
       };
       sessions.set(sessionId, session);
       channels.set(sessionId, channel);
@@ -140,7 +149,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
 
   const heartbeat = setInterval(() => {
     const nowMs = Date.now();
-    for (const lease of scheduler.expire(nowMs)) log('lease-expired', { unit: lease.unit.id, session: lease.sessionId });
+    queue.expire(nowMs).then(
+      (expired) => expired.forEach((lease) => log('lease-expired', { unit: lease.unit.id, session: lease.sessionId })),
+      (err: unknown) => log('queue-error', { event: 'expire', error: String(err) }),
+    );
     jobs.evictFinished(nowMs).catch((err: unknown) => log('storage-error', { event: 'evict', error: String(err) }));
     for (const session of sessions.values()) session.tick(nowMs);
     for (const channel of channels.values()) channel.checkStalled();
@@ -151,7 +163,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   return {
     url,
     port,
-    scheduler,
+    queue,
     jobs,
     ledger,
     sessions,

@@ -1,10 +1,12 @@
-// The page's handle on the GPU worker: promises in, typed messages across.
+// The page's handle on the GPU worker: promises in, typed messages across; kind-agnostic, errors keep their codes.
+import { CodedError } from '../protocol/errors.ts';
 import { UnitCancelledError } from './cancelled.ts';
+import type { UnitPayload } from './kinds/kind.ts';
 import { unthrottled } from './throttle.ts';
-import type { Backend, FromWorker, GpuDescription, Throttle, ToWorker, UnitTiming } from './worker-messages.ts';
+import type { Backend, FromWorker, GpuDescription, Throttle, ToWorker, UnitTiming, WorkerTensor } from './worker-messages.ts';
 
 export interface GpuRun extends UnitTiming {
-  c: Float32Array;
+  output: WorkerTensor;
 }
 
 export interface GpuClientEvents {
@@ -64,26 +66,23 @@ export class GpuClient {
     this.post({ type: 'lose-device' });
   }
 
-  /** Drops the units sent that have not started computing: their gemm() rejects with UnitCancelledError. */
+  /** Drops the units sent that have not started computing: their run() rejects with UnitCancelledError. */
   cancelQueued(): void {
     this.post({ type: 'cancel-queued' });
   }
 
   /**
-   * Runs a unit. Send the next one before this one is done: the worker uploads it while this one computes, so the
-   * GPU does not wait on the page.
+   * Runs a unit of a kind the description lists. Send the next one before this one is done: the worker uploads it
+   * while this one computes, so the GPU does not wait on the page. The operands' buffers are moved to the worker,
+   * not copied: they are detached here once this returns. Rejects with UnitCancelledError when cancelQueued()
+   * dropped it, else with a CodedError.
    */
-  gemm(m: number, k: number, n: number, a: Float32Array, b: Float32Array): Promise<GpuRun>;
-  /** f16 operands as IEEE half bits: only where init()'s description lists f16 among its precisions. */
-  gemm(m: number, k: number, n: number, a: Uint16Array, b: Uint16Array): Promise<GpuRun>;
-  gemm(m: number, k: number, n: number, a: Float32Array | Uint16Array, b: Float32Array | Uint16Array): Promise<GpuRun> {
+  run(kind: string, payload: UnitPayload): Promise<GpuRun> {
     const id = this.nextId++;
-    const precision = a instanceof Uint16Array ? 'f16' : 'f32';
-    const aCopy = a.slice();
-    const bCopy = b.slice();
+    const operands = { ...payload.operands };
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.post({ type: 'gemm', id, m, k, n, precision, a: aCopy.buffer, b: bCopy.buffer }, [aCopy.buffer, bCopy.buffer]);
+      this.post({ type: 'unit', id, kind, operands, params: { ...payload.params } }, [...new Set(Object.values(operands).map((t) => t.data))]);
     });
   }
 
@@ -104,18 +103,20 @@ export class GpuClient {
         return;
       case 'init-failed':
         this.noWebGpu = message.noWebGpu;
-        this.readyWaiter?.reject(new Error(message.message));
+        this.readyWaiter?.reject(new CodedError(message.error.code, message.error.message));
         return;
-      case 'gemm-done': {
-        const { type: _type, id, c, ...timing } = message;
-        this.pending.get(id)?.resolve({ ...timing, c: new Float32Array(c) });
+      case 'unit-done': {
+        const { type: _type, id, ...run } = message;
+        this.pending.get(id)?.resolve(run);
         this.pending.delete(id);
         return;
       }
-      case 'gemm-failed':
-        this.pending.get(message.id)?.reject(message.cancelled ? new UnitCancelledError() : new Error(message.message));
+      case 'unit-failed': {
+        const { code, message: sentence } = message.error;
+        this.pending.get(message.id)?.reject(code === 'cancelled' ? new UnitCancelledError() : new CodedError(code, sentence));
         this.pending.delete(message.id);
         return;
+      }
       case 'device-lost':
         this.events.deviceLost(message.message);
         return;

@@ -2,13 +2,13 @@
 // pause when asked, rest as the throttle says, and fail over between the configured coordinators.
 import { Peer } from 'peerjs';
 import type { Receipt } from '../protocol/messages.ts';
-import { f16Halves, f32Tensor, f32Values } from '../protocol/tensor.ts';
+import type { Tensor } from '../protocol/tensor.ts';
 import { toHex } from '../protocol/receipt.ts';
 import type { Wallet } from '../wallet/wallet.ts';
 import { CoordinatorLink, LinkClosedError, type MessageOf } from './coordinator-link.ts';
 import { UnitCancelledError } from './cancelled.ts';
 import type { GpuClient, GpuRun } from './gpu-client.ts';
-import type { GpuDescription, UnitTiming } from './worker-messages.ts';
+import type { GpuDescription, UnitTiming, WorkerTensor } from './worker-messages.ts';
 
 export type MinerPhase = 'idle' | 'starting-gpu' | 'connecting' | 'mining' | 'waiting-for-work' | 'paused' | 'reconnecting' | 'stopping' | 'failed';
 
@@ -39,7 +39,7 @@ export interface MinerEvents {
 
 /**
  * Units handed to the worker at once: one computing and the next uploading behind it, as many as the GPU kernel
- * keeps in flight (src/miner/gpu/gemm.ts UNITS_IN_FLIGHT; not imported, since that module needs WebGPU to load).
+ * keeps in flight (UNITS_IN_FLIGHT of the GPU kernels in src/miner/gpu; not imported, since that module needs WebGPU to load).
  */
 const UNITS_IN_HAND = 2;
 const RECONNECT_FIRST_MS = 1_000;
@@ -154,8 +154,9 @@ export class MiningLoop {
       signature: await this.wallet.signChallenge(nonce, coordinatorKey),
       adapter: gpu.adapter,
       backend: gpu.backend,
-      kinds: ['gemm'],
+      kinds: gpu.kinds,
       precisions: gpu.precisions,
+      features: gpu.features,
     });
     const reply = await link.next(['welcome', 'error'], 30_000);
     if (reply.type === 'error') throw new Error(`the coordinator refused this wallet: ${reply.message}`);
@@ -241,27 +242,21 @@ export class MiningLoop {
    */
   private async compute(link: CoordinatorLink, offer: MessageOf<'lease'>, url: string, awaiting: Map<string, { ops: bigint; gpuSeconds: number }>): Promise<number> {
     const deadlineAtMs = Date.now() + offer.deadlineMs;
-    const [rows, depth] = offer.a.shape;
-    const cols = offer.b.shape[1];
-    if (offer.a.shape.length !== 2 || offer.b.shape.length !== 2 || offer.b.shape[0] !== depth || offer.a.dtype !== offer.b.dtype) {
-      throw new Error(`lease ${offer.leaseId} has operands of incompatible shapes or types`);
-    }
     let run: GpuRun | undefined;
     while (!run) {
       await this.waitWhilePaused(link);
       if (!this.running || this.draining || link.closed || Date.now() >= deadlineAtMs) return 0;
       try {
-        run = offer.a.dtype === 'f16'
-          ? await this.gpu.gemm(rows, depth, cols, f16Halves(offer.a), f16Halves(offer.b))
-          : await this.gpu.gemm(rows, depth, cols, f32Values(offer.a), f32Values(offer.b));
+        // Each try moves fresh copies to the worker: a unit dropped by a pause runs again from its lease.
+        run = await this.gpu.run(offer.kind, { operands: workerTensors(offer.operands), params: offer.params });
       } catch (err) {
         if (!(err instanceof UnitCancelledError)) throw err; // dropped before it ran: by a pause, or by stopping
       }
     }
-    const ops = 2n * BigInt(rows) * BigInt(cols) * BigInt(depth);
+    const { ops } = offer;
     awaiting.set(offer.unitId, { ops, gpuSeconds: run.gpuSeconds });
-    link.send({ type: 'result', leaseId: offer.leaseId, unitId: offer.unitId, gpuSeconds: run.gpuSeconds, output: f32Tensor([rows, cols], run.c) });
-    const { c: _c, ...timing } = run;
+    const { output, ...timing } = run;
+    link.send({ type: 'result', leaseId: offer.leaseId, unitId: offer.unitId, gpuSeconds: run.gpuSeconds, output: { ...output, data: new Uint8Array(output.data) } });
     this.events.computed({ ...timing, unitId: offer.unitId, ops, coordinatorUrl: url });
     return run.restMs;
   }
@@ -316,6 +311,13 @@ export class MiningLoop {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A lease's operands as the worker takes them: each in an ArrayBuffer of its own, to be moved, not copied again. */
+function workerTensors(operands: Readonly<Record<string, Tensor>>): Record<string, WorkerTensor> {
+  const out: Record<string, WorkerTensor> = {};
+  for (const [name, { dtype, shape, data }] of Object.entries(operands)) out[name] = { dtype, shape, data: data.slice().buffer };
+  return out;
 }
 
 /** Waits for the oldest unit in hand and takes it out; 0 when there is none. */

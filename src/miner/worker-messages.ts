@@ -1,5 +1,7 @@
 // Typed messages between the page and the GPU worker: the page never touches WebGPU itself.
+import type { ProtocolError } from '../protocol/errors.ts';
 import type { AdapterInfo, Precision } from '../protocol/messages.ts';
+import type { Dtype } from '../protocol/tensor.ts';
 
 /** How much of the GPU the person lends: the worker enforces both limits before each unit. */
 export interface Throttle {
@@ -15,17 +17,24 @@ export interface Throttle {
  */
 export type Backend = 'webgpu' | 'wasm';
 
+/** A tensor crossing to or from the worker: its bytes in an ArrayBuffer of its own, transferred, not copied. */
+export interface WorkerTensor {
+  dtype: Dtype;
+  shape: number[];
+  data: ArrayBuffer;
+}
+
 export type ToWorker =
   | { type: 'init'; backend: Backend }
   | { type: 'throttle'; throttle: Throttle }
-  /** f32 operands, or f16 ones as IEEE half bits (only where the description's precisions include f16). */
-  | { type: 'gemm'; id: number; m: number; k: number; n: number; precision: Precision; a: ArrayBuffer; b: ArrayBuffer }
+  /** A leased unit of a kind the description lists, with its lease's operands and parameters. */
+  | { type: 'unit'; id: number; kind: string; operands: Record<string, WorkerTensor>; params: Record<string, string | number | boolean> }
   /**
    * Diagnostics (and the recovery test): calls `device.destroy()` on the worker's live device, a real device loss.
    * The worker then recovers exactly as from a driver reset: a fresh adapter and device, and the unit in hand rerun.
    */
   | { type: 'lose-device' }
-  /** Drops the units sent that have not started computing (each answers gemm-failed, cancelled); Stop sends it. */
+  /** Drops the units sent that have not started computing (each fails with code `cancelled`); Stop sends it. */
   | { type: 'cancel-queued' };
 
 export interface KernelTuning {
@@ -46,6 +55,8 @@ export interface GpuDescription {
   limits: Record<string, number>;
   /** The GPU kernel's tuning; null for the WASM backend, which runs the engine's own MatMul. */
   tuning: KernelTuning | null;
+  /** The kinds of work it runs (src/miner/kinds). */
+  kinds: string[];
   /** Operand precisions it runs: f16 too on a WebGPU device with shader-f16. */
   precisions: Precision[];
 }
@@ -67,10 +78,10 @@ export interface UnitTiming {
 
 export type FromWorker =
   | ({ type: 'ready' } & GpuDescription)
-  | { type: 'init-failed'; noWebGpu: boolean; message: string }
-  | ({ type: 'gemm-done'; id: number; c: ArrayBuffer } & UnitTiming)
-  /** `cancelled`: dropped by cancel-queued before it ran, not a failure. */
-  | { type: 'gemm-failed'; id: number; cancelled: boolean; message: string }
+  | { type: 'init-failed'; noWebGpu: boolean; error: ProtocolError }
+  | ({ type: 'unit-done'; id: number; output: WorkerTensor } & UnitTiming)
+  /** Code `cancelled`: dropped by cancel-queued before it ran, not a failure. */
+  | { type: 'unit-failed'; id: number; error: ProtocolError }
   | { type: 'device-lost'; message: string }
   /** A fresh device after a loss, ready for work. */
   | ({ type: 'device-restored' } & GpuDescription);

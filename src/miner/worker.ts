@@ -1,13 +1,16 @@
-// The GPU worker: owns the WebGPU device, tunes the kernel once per adapter, runs units under the person's throttle
-// (unthrottled, the next unit uploads while this one computes), and recovers from a lost device without the page
-// reloading. Where the browser has no usable
-// WebGPU and the person chose it, it runs the units on the CPU instead (onnxruntime-web WASM), under the same throttle.
+// The GPU worker: owns the WebGPU device, tunes the kernel once per adapter, runs units of any kind it knows
+// (src/miner/kinds) under the person's throttle (unthrottled, the next unit uploads while this one computes), and
+// recovers from a lost device without the page reloading. Where the browser has no usable WebGPU and the person chose
+// it, it runs the units on the CPU instead (onnxruntime-web WASM), under the same throttle.
+import { CodedError, toProtocolError } from '../protocol/errors.ts';
 import { CpuGemm } from './cpu/cpu-gemm.ts';
 import { acquireDevice, NoWebGpuError } from './gpu/device.ts';
 import { adapterKey, storedTuning, tune } from './gpu/autotune.ts';
 import { UnitCancelledError } from './cancelled.ts';
-import { GemmKernel, type GemmRun } from './gpu/gemm.ts';
+import { GemmKernel, NoShaderF16Error } from './gpu/gemm.ts';
 import { configName } from './gpu/kernel-config.ts';
+import { MINER_KINDS } from './kinds/index.ts';
+import type { Engines, GpuEngine } from './kinds/kind.ts';
 import { pruneRuns, restMs, unthrottled, type RunRecord } from './throttle.ts';
 import type { Backend, FromWorker, GpuDescription, Throttle, ToWorker } from './worker-messages.ts';
 
@@ -16,10 +19,8 @@ const scope = self as unknown as DedicatedWorkerGlobalScope;
 /** While resting, the worker looks again this often, so a raised throttle or a Stop takes effect quickly. */
 const REST_POLL_MS = 200;
 
-interface Gpu {
-  device: GPUDevice;
+interface Gpu extends GpuEngine {
   description: GpuDescription;
-  gemm: GemmKernel;
   /** Rejects when the device is lost, so a unit in flight fails at once instead of waiting on a dead queue. */
   lost: Promise<never>;
 }
@@ -71,7 +72,11 @@ function post(message: FromWorker, transfer: Transferable[] = []): void {
   scope.postMessage(message, transfer);
 }
 
-class DeviceLostError extends Error {}
+class DeviceLostError extends CodedError {
+  constructor(message: string) {
+    super('device-lost', message);
+  }
+}
 
 async function startGpu(): Promise<Gpu> {
   const acquired = await acquireDevice();
@@ -90,9 +95,10 @@ async function startGpu(): Promise<Gpu> {
   const description: GpuDescription = {
     backend: 'webgpu',
     adapter: acquired.adapter,
-    features: acquired.features,
+    features: [...acquired.device.features].sort(),
     limits: acquired.limits,
     tuning: { config: configName(record.config), gflops: record.gflops, fresh: !stored, tuneSeconds: (performance.now() - started) / 1000 },
+    kinds: [...MINER_KINDS.keys()],
     precisions: gemm.supportsF16 ? ['f32', 'f16'] : ['f32'],
   };
   if (lostBefore) post({ type: 'device-restored', ...description });
@@ -102,47 +108,30 @@ async function startGpu(): Promise<Gpu> {
 async function startCpu(): Promise<Cpu> {
   const gemm = await CpuGemm.create();
   const adapter = { vendor: 'cpu', architecture: 'wasm', device: '', description: gemm.description, isFallbackAdapter: true };
-  return { gemm, description: { backend: 'wasm', adapter, features: [], limits: {}, tuning: null, precisions: ['f32'] } };
+  return { gemm, description: { backend: 'wasm', adapter, features: [], limits: {}, tuning: null, kinds: [...MINER_KINDS.keys()], precisions: ['f32'] } };
 }
 
 async function describe(): Promise<GpuDescription> {
   return (await (backend === 'wasm' ? cpu.get() : gpu.get())).description;
 }
 
-/** A unit's operands as they came: f32 values, or f16 ones as IEEE half bits. */
-type Operands =
-  | { precision: 'f32'; a: Float32Array<ArrayBuffer>; b: Float32Array<ArrayBuffer> }
-  | { precision: 'f16'; a: Uint16Array<ArrayBuffer>; b: Uint16Array<ArrayBuffer> };
-
-function operandsOf(message: Extract<ToWorker, { type: 'gemm' }>): Operands {
-  return message.precision === 'f16'
-    ? { precision: 'f16', a: new Uint16Array(message.a), b: new Uint16Array(message.b) }
-    : { precision: 'f32', a: new Float32Array(message.a), b: new Float32Array(message.b) };
-}
-
-/** Runs one unit on the chosen backend. */
-async function runUnit(m: number, k: number, n: number, operands: Operands, signal: AbortSignal): Promise<GemmRun> {
-  if (backend === 'webgpu') return runOnGpu(m, k, n, operands, signal);
-  if (operands.precision !== 'f32') throw new Error('the CPU engine runs f32 units only');
-  if (signal.aborted) throw new UnitCancelledError();
-  const { c, computeSeconds } = await (await cpu.get()).gemm.run(m, k, n, operands.a, operands.b);
-  return { c, gpuSeconds: computeSeconds, submitSeconds: computeSeconds, dispatches: 1 };
-}
-
-/** Runs one unit on the GPU; if the device is lost under it, runs it again once on a fresh device. */
-async function runOnGpu(m: number, k: number, n: number, operands: Operands, signal: AbortSignal): Promise<GemmRun> {
-  for (let attempt = 0; ; attempt++) {
-    const current = await gpu.get();
-    const running = operands.precision === 'f16'
-      ? current.gemm.run(m, k, n, operands.a, operands.b, signal)
-      : current.gemm.run(m, k, n, operands.a, operands.b, signal);
-    try {
-      return await Promise.race([running, current.lost]);
-    } catch (err) {
-      if (attempt > 0 || !(err instanceof DeviceLostError || gpu.current === undefined)) throw err;
+/** The engines a kind runs on; on the GPU, a unit whose device is lost under it runs again once on a fresh device. */
+const engines: Engines = {
+  get backend() {
+    return backend;
+  },
+  async onGpu(run) {
+    for (let attempt = 0; ; attempt++) {
+      const current = await gpu.get();
+      try {
+        return await Promise.race([run(current), current.lost]);
+      } catch (err) {
+        if (attempt > 0 || !(err instanceof DeviceLostError || gpu.current === undefined)) throw err;
+      }
     }
-  }
-}
+  },
+  cpu: () => cpu.get(),
+};
 
 async function honourThrottle(signal: AbortSignal): Promise<number> {
   const started = Date.now();
@@ -169,22 +158,31 @@ function admit(signal: AbortSignal): Promise<number> {
   return admitted;
 }
 
-async function runMessage(message: Extract<ToWorker, { type: 'gemm' }>): Promise<void> {
+/** An error thrown while running a unit, with the code the page and the coordinator act on. */
+function unitError(err: unknown) {
+  if (err instanceof UnitCancelledError) return { code: 'cancelled' as const, message: 'dropped before it ran' };
+  if (err instanceof NoShaderF16Error) return { code: 'unsupported-precision' as const, message: err.message };
+  return toProtocolError(err, 'engine-failed');
+}
+
+async function runMessage(message: Extract<ToWorker, { type: 'unit' }>): Promise<void> {
   const control = new AbortController();
   live.add(control);
   try {
+    const kind = MINER_KINDS.get(message.kind);
+    if (!kind) throw new CodedError('unknown-kind', `this miner does not run ${message.kind} units`);
     const waitedMs = await admit(control.signal);
     const startedAtMs = Date.now();
-    const run = await runUnit(message.m, message.k, message.n, operandsOf(message), control.signal);
+    const run = await kind.execute({ operands: message.operands, params: message.params }, engines, control.signal);
     const finishedAtMs = Date.now();
     runs.push({ startedAtMs, finishedAtMs, gpuSeconds: run.gpuSeconds });
     pruneRuns(runs, finishedAtMs);
     post(
-      { type: 'gemm-done', id: message.id, c: run.c.buffer, gpuSeconds: run.gpuSeconds, submitSeconds: run.submitSeconds, dispatches: run.dispatches, waitedMs, startedAtMs, finishedAtMs, restMs: restMs(throttle, runs, finishedAtMs) },
-      [run.c.buffer],
+      { type: 'unit-done', id: message.id, ...run, waitedMs, startedAtMs, finishedAtMs, restMs: restMs(throttle, runs, finishedAtMs) },
+      [run.output.data],
     );
   } catch (err) {
-    post({ type: 'gemm-failed', id: message.id, cancelled: err instanceof UnitCancelledError, message: (err as Error).message });
+    post({ type: 'unit-failed', id: message.id, error: unitError(err) });
   } finally {
     live.delete(control);
   }
@@ -197,7 +195,7 @@ scope.onmessage = (event: MessageEvent<ToWorker>) => {
       backend = message.backend;
       describe().then(
         (description) => post({ type: 'ready', ...description }),
-        (err: unknown) => post({ type: 'init-failed', noWebGpu: err instanceof NoWebGpuError, message: (err as Error).message }),
+        (err: unknown) => post({ type: 'init-failed', noWebGpu: err instanceof NoWebGpuError, error: toProtocolError(err, 'engine-failed') }),
       );
       return;
     case 'throttle':
@@ -209,7 +207,7 @@ scope.onmessage = (event: MessageEvent<ToWorker>) => {
     case 'cancel-queued':
       for (const control of live) control.abort();
       return;
-    case 'gemm':
+    case 'unit':
       newestUnit = runMessage(message);
       return;
   }

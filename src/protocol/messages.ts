@@ -32,15 +32,21 @@ export type AdapterInfo = v.InferOutput<typeof AdapterInfo>;
 export const JoulesSource = v.picklist(['none', 'estimate', 'battery', 'probe', 'meter']);
 export type JoulesSource = v.InferOutput<typeof JoulesSource>;
 
-/** What a miner can compute GEMM units in: f32 operands, or f16 ones (halves, summed in f32). */
-export const Precision = v.picklist(['f32', 'f16']);
+/** A kind of work's name, as the registry in src/work/ knows it; the protocol itself names none. */
+export const KindName = v.pipe(v.string(), v.regex(/^[a-z][a-z0-9-]{0,31}$/, 'kind names are 1-32 characters of [a-z0-9-]'));
+
+/** A number format a miner computes in (its kinds say which they use), e.g. f32, or f16 operands summed in f32. */
+export const Precision = v.pipe(v.string(), v.regex(/^[a-z][a-z0-9]{0,15}$/, 'precisions are 1-16 characters of [a-z0-9]'));
 export type Precision = v.InferOutput<typeof Precision>;
 
+/** An adapter feature a unit may need (WebGPU feature names, e.g. shader-f16). */
+const Feature = v.pipe(v.string(), v.regex(/^[a-z0-9-]{1,64}$/, 'features are 1-64 characters of [a-z0-9-]'));
+
 /**
- * The kind of work a receipt pays for: 'gemm' is f32 GEMM; 'gemm-f16' GEMM with f16 operands, paid at its own rate.
- * (f16 is a kind of its own here, not a new field, so that receipts signed before it keep their canonical bytes.)
+ * The kind of work a receipt pays for, as the kind names it: its name, or a variant of it paid at its own rate
+ * (e.g. an f16 variant), so that receipts signed before a variant existed keep their canonical bytes.
  */
-export const ReceiptKind = v.picklist(['gemm', 'gemm-f16']);
+export const ReceiptKind = v.pipe(v.string(), v.regex(/^[a-z][a-z0-9-]{0,47}$/, 'receipt kinds are 1-48 characters of [a-z0-9-]'));
 export type ReceiptKind = v.InferOutput<typeof ReceiptKind>;
 
 /** The signed part of a receipt; its canonical bytes are defined in receipt.ts. */
@@ -74,16 +80,28 @@ export const ChallengeMessage = v.object({
 
 export const WelcomeMessage = v.object({ type: v.literal('welcome'), v: Version });
 
+/** Names of a lease's operands and parameters: short identifiers, as a kind's payload schema uses them. */
+const FieldName = v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]{0,31}$/, 'field names are 1-32 characters of [A-Za-z0-9_]'));
+const ParamValue = v.union([v.pipe(v.number(), v.finite()), ShortText, v.boolean()]);
+
+/** What a unit needs besides its kind: operand tensors by name and scalar parameters; the kind's miner side reads them. */
+export const LeasePayload = v.object({
+  operands: v.pipe(v.record(FieldName, Tensor), v.check((r) => Object.keys(r).length <= 16, 'at most 16 operands')),
+  params: v.pipe(v.record(FieldName, ParamValue), v.check((r) => Object.keys(r).length <= 32, 'at most 32 parameters')),
+});
+export type LeasePayload = v.InferOutput<typeof LeasePayload>;
+
 export const LeaseMessage = v.object({
   type: v.literal('lease'),
   v: Version,
   leaseId: Id,
   unitId: Id,
-  kind: v.literal('gemm'),
+  kind: KindName,
+  /** The unit's exact useful operations: what it pays for, and what the miner's speed figures count. */
+  ops: U64,
   /** Time the miner has, from receipt of this message, to return a result. */
   deadlineMs: Milliseconds,
-  a: Tensor,
-  b: Tensor,
+  ...LeasePayload.entries,
 });
 
 export const NoWorkMessage = v.object({ type: v.literal('no-work'), v: Version, retryAfterMs: Milliseconds });
@@ -115,9 +133,12 @@ export const HelloMessage = v.object({
   adapter: AdapterInfo,
   /** What computes: the GPU (WebGPU), or the CPU fallback (onnxruntime-web WASM) of a browser without WebGPU. */
   backend: v.picklist(['webgpu', 'wasm']),
-  kinds: v.pipe(v.array(v.picklist(['gemm'])), v.maxLength(8)),
-  /** Operand precisions it runs; f16 only with WebGPU's shader-f16. A miner that says nothing runs f32 only. */
-  precisions: v.optional(v.pipe(v.array(Precision), v.minLength(1), v.maxLength(2)), ['f32']),
+  /** The kinds of work it runs: it is leased units of these only. */
+  kinds: v.pipe(v.array(KindName), v.minLength(1), v.maxLength(8)),
+  /** Precisions it runs; f16 only with WebGPU's shader-f16. A miner that says nothing runs f32 only. */
+  precisions: v.optional(v.pipe(v.array(Precision), v.minLength(1), v.maxLength(8)), ['f32']),
+  /** Adapter features it has that units may need (e.g. shader-f16). */
+  features: v.optional(v.pipe(v.array(Feature), v.maxLength(64)), []),
 });
 
 export const WorkRequestMessage = v.object({ type: v.literal('work-request'), v: Version });

@@ -1,5 +1,8 @@
-// The one interface every kind of useful work implements; a new kind is a new folder beside gemm/.
-import type { ProtocolError } from '../protocol/errors.ts';
+// The one interface every kind of useful work implements: a new kind is a folder beside gemm/ and a line in registry.ts.
+// The coordinator drives jobs, leases, settlement and storage through it alone, and names no kind itself.
+import type { Parsed, ProtocolError } from '../protocol/errors.ts';
+import type { LeasePayload } from '../protocol/messages.ts';
+import type { Tensor } from '../protocol/tensor.ts';
 
 export type Verdict = { ok: true } | { ok: false; error: ProtocolError };
 
@@ -11,14 +14,107 @@ export const cryptoRandomBytes: RandomBytes = (into) => {
   for (let at = 0; at < into.byteLength; at += 65_536) crypto.getRandomValues(into.subarray(at, at + 65_536));
 };
 
-export interface WorkKind<Job, Unit, Result, Output> {
+/**
+ * What a verifier gets besides the job, unit and result: the random source, and the runtimes the coordinator
+ * injects by name for kinds that re-run work (e.g. onnxruntime-node). A kind checks for the runtime it needs.
+ */
+export interface VerifyContext {
+  random: RandomBytes;
+  runtimes: Readonly<Record<string, unknown>>;
+}
+
+/** What a miner declared in its hello: a unit is leased to it only if it runs the unit's kind, precision and features. */
+export interface MinerCapabilities {
+  kinds: readonly string[];
+  precisions: readonly string[];
+  features: readonly string[];
+}
+
+/** What a job's units need of a miner, besides running the kind. */
+export interface Requirements {
+  precision: string;
+  features: readonly string[];
+}
+
+/** Every unit names itself and its job; the rest is the kind's. */
+export interface UnitBase {
+  id: string;
+  jobId: string;
+}
+
+/** A job's output as the requester fetches it. */
+export interface EncodedOutput {
+  contentType: string;
+  headers: Readonly<Record<string, string>>;
+  body: Uint8Array;
+}
+
+/**
+ * A kind of work, from the requester's submission to the assembled output. Pure: no browser, no Node. Its miner
+ * side, `execute` in the GPU worker, lives under src/miner/kinds/ because it needs the browser.
+ *
+ * Params: what a job is, besides its operands (JSON, persisted with the job). Job: params and operands in memory.
+ */
+export interface WorkKind<Params, Job, Unit extends UnitBase, Result, Output> {
+  /** The name requesters submit to (`POST /api/jobs/NAME`) and miners declare in hello. */
   readonly name: string;
-  /** Coordinator: cuts a job into units that can be leased independently. */
+  /** One line for the coordinator's start-up banner: how a requester submits this kind. */
+  readonly usage: string;
+
+  // ---- submission ----
+  /** A job's parameters from the request's query string, with their limits checked. */
+  parseParams(query: Readonly<Record<string, unknown>>): Parsed<Params>;
+  /** Exactly how many body bytes these parameters imply, checked against the limit before any byte is read. */
+  bodyBytes(params: Params): Parsed<number>;
+  /** The job from its parameters and body, with the operands to store content-addressed (each checked). */
+  createJob(id: string, params: Params, body: Uint8Array<ArrayBuffer>): Parsed<{ job: Job; operands: Uint8Array[] }>;
+  /** Rebuilds a stored job after a restart from its saved parameters and operands; throws when they are not its own. */
+  restoreJob(id: string, params: unknown, operands: readonly Uint8Array[]): Job;
+  /** What is persisted of a job besides its operands: JSON. */
+  params(job: Job): Params;
+  /** A job's public description for the API's job view (shape, precision, ...). */
+  describe(job: Job): Record<string, string | number>;
+
+  // ---- units and leases ----
   split(job: Job): Unit[];
   /** Exact useful operations in a unit: the basis of pay and of ops per joule. */
   ops(unit: Unit): bigint;
-  /** Checks a miner's result for a unit before any credit. Pure apart from the random source. */
-  verify(job: Job, unit: Unit, result: Result, random: RandomBytes): Verdict;
+  /** What a miner must have declared to be leased this job's units. */
+  requirements(job: Job): Requirements;
+  /** What a unit's lease carries to the miner. */
+  leasePayload(job: Job, unit: Unit): LeasePayload;
+
+  // ---- results ----
+  /** The miner's output as the kind's result, after its dtype and shape are checked against the unit. */
+  decodeResult(job: Job, unit: Unit, output: Tensor): Parsed<Result>;
+  /** A verified result's bytes, kept so that a job resumes after a crash; and back. */
+  encodeResult(result: Result): Uint8Array;
+  decodeStoredResult(unit: Unit, bytes: Uint8Array): Result;
+  /** Checks a result before any credit; may be slow (a re-run), so it is asynchronous. */
+  verify(ctx: VerifyContext, job: Job, unit: Unit, result: Result): Promise<Verdict>;
+
+  // ---- pay and output ----
+  /** Micro-credits per 10^9 verified ops of this job's units: integers, never floats. */
+  microCreditsPerGigaOp(job: Job): bigint;
+  /** The kind a receipt for this job's units names. */
+  receiptKind(job: Job): string;
   /** Builds the job's output once every unit has a verified result. */
   assemble(job: Job, results: ReadonlyMap<string, Result>): Output;
+  encodeOutput(job: Job, output: Output): EncodedOutput;
+}
+
+/**
+ * Any kind, its types forgotten: what the registry holds and the coordinator drives. (The methods are declared as
+ * methods, which TypeScript checks bivariantly, so every concrete kind is one of these.)
+ */
+export type AnyWorkKind = WorkKind<unknown, unknown, UnitBase, unknown, unknown>;
+
+/** Pay for a unit: ops times the rate, in integer micro-credits. */
+export function microCreditsFor(ops: bigint, microCreditsPerGigaOp: bigint): bigint {
+  return (ops * microCreditsPerGigaOp) / 1_000_000_000n;
+}
+
+/** Whether a miner may be leased units of this kind that need `needs`. */
+export function canRun(miner: MinerCapabilities, kind: string, needs: Requirements): boolean {
+  return miner.kinds.includes(kind) && miner.precisions.includes(needs.precision) && needs.features.every((f) => miner.features.includes(f));
 }

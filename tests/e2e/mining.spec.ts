@@ -1,7 +1,7 @@
 // What a visitor and a requester do: mine in real Chromium with WebGPU, submit a GEMM over HTTP, get it back verified.
 import { expect, test, type Page } from '@playwright/test';
-import { microCreditsFor } from '../../src/coordinator/pay.ts';
-import { gemmKind, splitTiles, UNIT_TILE } from '../../src/work/gemm/gemm.ts';
+import { gemmKind, MICRO_CREDITS_PER_GIGA_OP, splitTiles, UNIT_TILE } from '../../src/work/gemm/gemm.ts';
+import { microCreditsFor } from '../../src/work/kind.ts';
 import { formatCredits } from '../../src/wallet/wallet.ts';
 import { GPU_START_TIMEOUT_MS } from '../helpers/chromium.ts';
 import { matmulF64, randomMatrix } from '../helpers/random.ts';
@@ -57,7 +57,7 @@ test('a visitor mines a requester\'s 1000x700x900 GEMM on WebGPU and keeps the r
   expect(maxRelativeError(product, matmulF64(a, b, m, k, n))).toBeLessThan(1e-5);
 
   // One credit per GFLOP, paid per unit in whole micro-credits: just under 1.26 credits over 12 receipts.
-  const earned = formatCredits(splitTiles(job.id, m, n, k, UNIT_TILE).reduce((s, u) => s + microCreditsFor(gemmKind.ops(u)), 0n));
+  const earned = formatCredits(splitTiles(job.id, m, n, k, UNIT_TILE).reduce((s, u) => s + microCreditsFor(gemmKind.ops(u), MICRO_CREDITS_PER_GIGA_OP.f32), 0n));
   expect(earned).toMatch(/^1\.2599/);
   await expect(page.getByTestId('units-done')).toHaveText('12');
   await expect(page.getByTestId('credits')).toHaveText(earned);

@@ -48,19 +48,19 @@ export class ScriptedMiner {
     this.link.sendBytes(bytes);
   }
 
-  /** Proves a fresh wallet key (or `keys`) and waits for the welcome. `precisions`: what it says it runs. */
-  async hello(keys?: CryptoKeyPair, precisions?: Precision[]): Promise<void> {
-    const reply = await this.helloReply(keys, precisions);
+  /** Proves a fresh wallet key (or `keys`) and waits for the welcome. `precisions` and `kinds`: what it says it runs. */
+  async hello(keys?: CryptoKeyPair, precisions?: Precision[], kinds = ['gemm']): Promise<void> {
+    const reply = await this.helloReply(keys, precisions, kinds);
     if (reply.type === 'error') throw new Error(`hello refused: ${reply.code}: ${reply.message}`);
   }
 
   /** Proves a wallet key and returns the coordinator's answer: a welcome, or an error saying why not. */
-  async helloReply(keys?: CryptoKeyPair, precisions?: Precision[]): Promise<MessageOf<'welcome' | 'error'>> {
+  async helloReply(keys?: CryptoKeyPair, precisions?: Precision[], kinds = ['gemm']): Promise<MessageOf<'welcome' | 'error'>> {
     const pair = keys ?? (await generateSigningKeys());
     this.minerKey = await exportPublicKey(pair.publicKey);
     const signature = await sign(pair.privateKey, helloChallengeBytes(this.challenge.nonce, this.challenge.coordinatorKey));
     this.send({
-      type: 'hello', minerKey: this.minerKey, signature, kinds: ['gemm'], backend: 'wasm',
+      type: 'hello', minerKey: this.minerKey, signature, kinds, backend: 'wasm',
       adapter: { vendor: 'node', architecture: 'cpu', device: '', description: 'scripted miner', isFallbackAdapter: true },
       ...(precisions ? { precisions } : {}),
     });
@@ -80,9 +80,17 @@ export class ScriptedMiner {
 
   /** Computes the lease's tile on the CPU in f32 (from the halves of an f16 lease), exactly as an honest miner would. */
   static compute(lease: Lease): Float32Array {
-    const [rows, depth] = lease.a.shape;
-    const cols = lease.b.shape[1];
-    return matmulF32(ScriptedMiner.values(lease.a), ScriptedMiner.values(lease.b), rows, depth, cols);
+    const { a, b } = ScriptedMiner.operands(lease);
+    const [rows, depth] = a.shape;
+    const cols = b.shape[1];
+    return matmulF32(ScriptedMiner.values(a), ScriptedMiner.values(b), rows, depth, cols);
+  }
+
+  /** A gemm lease's operands A and B. */
+  static operands(lease: Lease): { a: Tensor; b: Tensor } {
+    const { a, b } = lease.operands;
+    if (lease.kind !== 'gemm' || !a || !b) throw new Error(`expected a gemm lease, got ${lease.kind}`);
+    return { a, b };
   }
 
   /** An operand's values: f32 as sent, or an f16 operand's halves as the f32 values they are exactly. */
@@ -90,8 +98,14 @@ export class ScriptedMiner {
     return tensor.dtype === 'f16' ? fromHalves(f16Halves(tensor)) : f32Values(tensor);
   }
 
-  sendResult(lease: Lease, values: Float32Array, shape = [lease.a.shape[0], lease.b.shape[1]], gpuSeconds = 0.01): void {
+  sendResult(lease: Lease, values: Float32Array, shape = ScriptedMiner.tileShape(lease), gpuSeconds = 0.01): void {
     this.send({ type: 'result', leaseId: lease.leaseId, unitId: lease.unitId, gpuSeconds, output: f32Tensor(shape, values) });
+  }
+
+  /** The shape of a gemm lease's tile of C. */
+  static tileShape(lease: Lease): number[] {
+    const { a, b } = ScriptedMiner.operands(lease);
+    return [a.shape[0], b.shape[1]];
   }
 
   /** Sends a result and waits for the coordinator's verdict on it. */

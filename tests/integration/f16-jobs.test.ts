@@ -1,7 +1,7 @@
 // f16 work end to end: a requester asks for it, only miners that run f16 get its units, as halves; results are
 // verified like f32 work, paid at the f16 rate, and receipted as gemm-f16.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MICRO_CREDITS_PER_GIGA_OP } from '../../src/coordinator/pay.ts';
+import { MICRO_CREDITS_PER_GIGA_OP } from '../../src/work/gemm/gemm.ts';
 import { verifyReceipt } from '../../src/protocol/receipt.ts';
 import { fromHalves, toHalves } from '../../src/work/gemm/halves.ts';
 import { matmulF64, randomMatrix } from '../helpers/random.ts';
@@ -34,14 +34,15 @@ describe('f16 jobs', () => {
     const miner = await ScriptedMiner.connect(stack.url);
     await miner.hello(undefined, ['f32', 'f16']);
     const lease = await miner.lease();
-    const [rows, depth] = lease.a.shape;
-    expect(lease.a.dtype).toBe('f16');
-    expect(lease.b.dtype).toBe('f16');
-    expect(lease.a.data.byteLength).toBe(2 * rows * depth); // half the bytes of f32
+    const { a: leasedA, b: leasedB } = ScriptedMiner.operands(lease);
+    const [rows, depth] = leasedA.shape;
+    expect(leasedA.dtype).toBe('f16');
+    expect(leasedB.dtype).toBe('f16');
+    expect(leasedA.data.byteLength).toBe(2 * rows * depth); // half the bytes of f32
 
     // A result that is not f32, or not right, earns nothing.
     const tile = ScriptedMiner.compute(lease);
-    miner.send({ type: 'result', leaseId: lease.leaseId, unitId: lease.unitId, gpuSeconds: 0.01, output: { dtype: 'f16', shape: [rows, lease.b.shape[1]], data: new Uint8Array(tile.length * 2) } });
+    miner.send({ type: 'result', leaseId: lease.leaseId, unitId: lease.unitId, gpuSeconds: 0.01, output: { dtype: 'f16', shape: [rows, leasedB.shape[1]], data: new Uint8Array(tile.length * 2) } });
     expect(await miner.next('receipt', 'rejected')).toMatchObject({ type: 'rejected', code: 'shape-mismatch' });
     const again = await miner.lease();
     expect(again.unitId).toBe(lease.unitId);

@@ -34,9 +34,10 @@ describe('f16 mining on a GPU kernel', () => {
     await miner.hello(undefined, ['f32', 'f16']);
     for (let unit = 0; unit < job.unitsTotal; unit++) {
       const lease = await miner.lease();
-      const [rows, depth] = lease.a.shape;
-      const cols = lease.b.shape[1];
-      const { c, gpuSeconds } = await kernel.run(rows, depth, cols, Uint16Array.from(f16Halves(lease.a)), Uint16Array.from(f16Halves(lease.b)));
+      const operands = ScriptedMiner.operands(lease);
+      const [rows, depth] = operands.a.shape;
+      const cols = operands.b.shape[1];
+      const { c, gpuSeconds } = await kernel.run(rows, depth, cols, Uint16Array.from(f16Halves(operands.a)), Uint16Array.from(f16Halves(operands.b)));
       const verdict = await miner.verdict(lease, c, gpuSeconds);
       if (verdict.type !== 'receipt') throw new Error(`unit ${lease.unitId} rejected: ${verdict.code}: ${verdict.message}`);
       expect(verdict.receipt.kind).toBe('gemm-f16');

@@ -1,5 +1,6 @@
-// The ledger interface: the coordinator's one storage boundary for credits, jobs, unit results and reputation.
-import type { Precision } from '../../protocol/messages.ts';
+// The ledger interface: the coordinator's one storage boundary for credits, jobs, unit results and reputation, with
+// its error type and the factory that opens the configured backend. Every backend passes one conformance suite
+// (tests/unit/coordinator/ledger-conformance.ts).
 
 export interface CreditEntry {
   unitId: string;
@@ -18,18 +19,17 @@ export interface LedgerTotals {
   microCredits: bigint;
 }
 
-/** A job as it survives a restart: its operands live content-addressed beside the ledger. */
+/** A job as it survives a restart, whatever its kind: its operands live content-addressed beside the ledger. */
 export interface StoredJob {
   id: string;
   /** id of the API key that submitted it (never the key itself) */
   owner: string;
-  m: number;
-  n: number;
-  k: number;
-  /** f32, or f16: operands stored and leased as halves, paid as f16 work */
-  precision: Precision;
-  /** sha256 hex of A then B, little-endian: f32 values, or halves for an f16 job */
-  operandsSha256: string;
+  /** the kind's name, as the registry knows it */
+  kind: string;
+  /** the kind's parameters (JSON) */
+  params: unknown;
+  /** sha256 hex of each operand, in the kind's order */
+  operands: string[];
   createdAtMs: number;
   finishedAtMs: number | null;
 }
@@ -67,4 +67,27 @@ export interface Ledger {
   updateReputation(minerKey: string, update: (current: Reputation) => Reputation): Promise<Reputation>;
 
   close(): Promise<void>;
+}
+
+export type LedgerErrorCode = 'storage-busy' | 'storage-full' | 'storage-failed';
+
+/** A storage failure with a stable code and a sentence: the caller refuses the request, nothing is half-written. */
+export class LedgerError extends Error {
+  constructor(readonly code: LedgerErrorCode, message: string, options?: { cause: unknown }) {
+    super(message, options);
+  }
+}
+
+/** Where the ledger lives: the embedded SQLite file by default; a PostgreSQL URL for a fleet (not built yet). */
+export type LedgerConfig =
+  | { backend: 'sqlite'; path: string; busyTimeoutMs?: number; maxPages?: number }
+  | { backend: 'postgres'; url: string };
+
+/** Opens the configured ledger, its schema migrated to the newest version. */
+export async function openLedger(config: LedgerConfig): Promise<Ledger> {
+  if (config.backend === 'postgres') {
+    throw new LedgerError('storage-failed', 'a PostgreSQL ledger is not available in this build; unset DATABASE_URL to use the embedded SQLite ledger');
+  }
+  const { SqliteLedger } = await import('./sqlite.ts');
+  return new SqliteLedger(config.path, config);
 }

@@ -1,54 +1,9 @@
 // The embedded ledger: one SQLite file in the data folder, WAL mode, a unique key on the unit id.
 import Database from 'better-sqlite3';
-import type { CreditEntry, Ledger, LedgerTotals, Reputation, StoredJob } from './ledger.ts';
+import { LedgerError, type CreditEntry, type Ledger, type LedgerTotals, type Reputation, type StoredJob } from './ledger.ts';
+import { loadMigrations } from './migrations.ts';
 
-const MIGRATIONS = [
-  `CREATE TABLE credits (
-     unit_id       TEXT PRIMARY KEY,
-     job_id        TEXT NOT NULL,
-     miner_key     TEXT NOT NULL,
-     ops           INTEGER NOT NULL CHECK (ops >= 0),
-     micro_credits INTEGER NOT NULL CHECK (micro_credits >= 0),
-     gpu_seconds   REAL NOT NULL,
-     created_at_ms INTEGER NOT NULL
-   ) STRICT;
-   CREATE INDEX credits_by_miner ON credits (miner_key);`,
-  // 2: jobs and verified unit results survive a crash; reputation per wallet key.
-  `CREATE TABLE jobs (
-     id              TEXT PRIMARY KEY,
-     owner           TEXT NOT NULL,
-     m               INTEGER NOT NULL CHECK (m > 0),
-     n               INTEGER NOT NULL CHECK (n > 0),
-     k               INTEGER NOT NULL CHECK (k > 0),
-     operands_sha256 TEXT NOT NULL,
-     created_at_ms   INTEGER NOT NULL,
-     finished_at_ms  INTEGER
-   ) STRICT;
-   CREATE TABLE unit_results (
-     unit_id TEXT PRIMARY KEY REFERENCES credits (unit_id),
-     job_id  TEXT NOT NULL,
-     result  BLOB NOT NULL
-   ) STRICT;
-   CREATE INDEX unit_results_by_job ON unit_results (job_id);
-   CREATE TABLE reputation (
-     miner_key       TEXT PRIMARY KEY,
-     score           INTEGER NOT NULL,
-     accepted        INTEGER NOT NULL CHECK (accepted >= 0),
-     rejected        INTEGER NOT NULL CHECK (rejected >= 0),
-     banned_until_ms INTEGER NOT NULL
-   ) STRICT;`,
-  // 3: f16 jobs, whose operands are stored and leased as halves.
-  `ALTER TABLE jobs ADD COLUMN precision TEXT NOT NULL DEFAULT 'f32' CHECK (precision IN ('f32', 'f16'));`,
-];
-
-export type LedgerErrorCode = 'storage-busy' | 'storage-full' | 'storage-failed';
-
-/** A storage failure with a stable code and a sentence: the caller refuses the request, nothing is half-written. */
-export class LedgerError extends Error {
-  constructor(readonly code: LedgerErrorCode, message: string, options?: { cause: unknown }) {
-    super(message, options);
-  }
-}
+const MIGRATIONS = loadMigrations('sqlite');
 
 function ledgerError(err: unknown, path: string): LedgerError {
   const code = err instanceof Database.SqliteError ? err.code : '';
@@ -92,7 +47,7 @@ export class SqliteLedger implements Ledger {
       balanceOf: prepare('SELECT COALESCE(SUM(micro_credits), 0) AS total FROM credits WHERE miner_key = ?'),
       sum: prepare('SELECT COUNT(*) AS units, COALESCE(SUM(ops), 0) AS ops, COALESCE(SUM(micro_credits), 0) AS micro FROM credits'),
       insertJob: prepare(
-        `INSERT INTO jobs (id, owner, m, n, k, precision, operands_sha256, created_at_ms, finished_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO jobs (id, owner, kind, params, operands, created_at_ms, finished_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)`,
       ),
       finishJob: prepare('UPDATE jobs SET finished_at_ms = ? WHERE id = ? AND finished_at_ms IS NULL'),
       deleteJob: prepare('DELETE FROM jobs WHERE id = ?'),
@@ -114,7 +69,7 @@ export class SqliteLedger implements Ledger {
     this.guard(() => {
       const version = Number(this.db.pragma('user_version', { simple: true }));
       this.db.transaction(() => {
-        for (let v = version; v < MIGRATIONS.length; v++) this.db.exec(MIGRATIONS[v]);
+        for (const migration of MIGRATIONS.slice(version)) this.db.exec(migration.sql);
         this.db.pragma(`user_version = ${MIGRATIONS.length}`);
       })();
     });
@@ -152,7 +107,8 @@ export class SqliteLedger implements Ledger {
 
   async saveJob(j: StoredJob): Promise<void> {
     const finished = j.finishedAtMs === null ? null : BigInt(j.finishedAtMs);
-    this.guard(() => this.statements.insertJob.run(j.id, j.owner, j.m, j.n, j.k, j.precision, j.operandsSha256, BigInt(j.createdAtMs), finished));
+    const params = JSON.stringify(j.params);
+    this.guard(() => this.statements.insertJob.run(j.id, j.owner, j.kind, params, JSON.stringify(j.operands), BigInt(j.createdAtMs), finished));
   }
 
   async finishJob(jobId: string, finishedAtMs: number): Promise<void> {
@@ -174,11 +130,9 @@ export class SqliteLedger implements Ledger {
     return rows.map((r) => ({
       id: String(r.id),
       owner: String(r.owner),
-      m: Number(r.m),
-      n: Number(r.n),
-      k: Number(r.k),
-      precision: r.precision === 'f16' ? 'f16' : 'f32',
-      operandsSha256: String(r.operands_sha256),
+      kind: String(r.kind),
+      params: JSON.parse(String(r.params)) as unknown,
+      operands: (JSON.parse(String(r.operands)) as unknown[]).map(String),
       createdAtMs: Number(r.created_at_ms),
       finishedAtMs: r.finished_at_ms === null ? null : Number(r.finished_at_ms),
     }));

@@ -1,5 +1,5 @@
 // The tunable shapes of the GEMM kernels, and the WGSL each one compiles to.
-import type { Precision } from '../../protocol/messages.ts';
+import type { GemmPrecision as Precision } from '../../work/gemm/gemm.ts';
 import directSource from '../../../shaders/gemm-direct-f32.wgsl?raw';
 import directVec4Source from '../../../shaders/gemm-direct-vec4-f32.wgsl?raw';
 import subgroupVec4Source from '../../../shaders/gemm-subgroup-vec4-f32.wgsl?raw';

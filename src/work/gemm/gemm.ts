@@ -1,15 +1,37 @@
 // The gemm kind: C = A·B in f32, or with f16 operands summed in f32, split into output tiles, verified by Freivalds,
-// assembled row-major.
-import type { Precision } from '../../protocol/messages.ts';
-import type { RandomBytes, Verdict, WorkKind } from '../kind.ts';
+// assembled row-major, paid per verified op at a rate per precision.
+import * as v from 'valibot';
+import { fail, type Parsed } from '../../protocol/errors.ts';
+import { allFinite, f16Tensor, f32Tensor, f32Values } from '../../protocol/tensor.ts';
+import type { WorkKind } from '../kind.ts';
 import { freivalds } from './freivalds.ts';
+import { allFiniteHalves, fromHalves, toHalves } from './halves.ts';
 
 /** The largest M, N or K a job may have; 4096 is the promise, 16384 leaves room. */
 export const MAX_GEMM_DIM = 16_384;
 /** Output tile edge of one unit: 256x256 keeps a unit's operands at 2 MiB per 1024 of K. */
 export const UNIT_TILE = 256;
+/** The largest job body accepted (A and B): 512 MiB, e.g. two 8192x8192 f32 operands. */
+export const MAX_JOB_BODY_BYTES = 512 * 1024 * 1024;
 
-interface GemmJobOf<P extends Precision> {
+/** f32 operands, or f16 ones (IEEE halves, summed in f32) where the requester asks and the miner has shader-f16. */
+export type GemmPrecision = 'f32' | 'f16';
+export const GEMM_PRECISIONS: readonly GemmPrecision[] = ['f32', 'f16'];
+
+/**
+ * Micro-credits per verified GFLOP: one credit for f32; half for f16 operands, which move half the bytes and which
+ * GPUs with fast f16 run at twice the f32 rate or more, so that an op is paid for what it costs to do.
+ */
+export const MICRO_CREDITS_PER_GIGA_OP: Record<GemmPrecision, bigint> = { f32: 1_000_000n, f16: 500_000n };
+
+export interface GemmParams {
+  m: number;
+  n: number;
+  k: number;
+  precision: GemmPrecision;
+}
+
+interface GemmJobOf<P extends GemmPrecision> {
   id: string;
   m: number;
   n: number;
@@ -46,23 +68,117 @@ export interface GemmUnit {
 /** rows x cols, row-major: the miner's claimed tile of C. */
 export type GemmResult = Float32Array;
 
-export const gemmKind: WorkKind<GemmJob, GemmUnit, GemmResult, Float32Array> = {
-  name: 'gemm',
+const Dim = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(MAX_GEMM_DIM));
+const StoredParams = v.object({ m: Dim, n: Dim, k: Dim, precision: v.optional(v.picklist(GEMM_PRECISIONS), 'f32') });
 
-  split(job: GemmJob): GemmUnit[] {
+function dim(raw: unknown, name: string): Parsed<number> {
+  const value = typeof raw === 'string' && /^[0-9]{1,6}$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isInteger(value) || value < 1 || value > MAX_GEMM_DIM) {
+    return fail('bad-shape', `${name} must be an integer from 1 to ${MAX_GEMM_DIM}, got ${JSON.stringify(raw ?? null)}`);
+  }
+  return { ok: true, value };
+}
+
+export const gemmKind: WorkKind<GemmParams, GemmJob, GemmUnit, GemmResult, Float32Array> = {
+  name: 'gemm',
+  usage: 'POST /api/jobs/gemm?m=M&n=N&k=K[&precision=f16] (body: A then B, f32 little-endian, row-major)',
+
+  parseParams(query) {
+    const m = dim(query.m, 'm');
+    if (!m.ok) return m;
+    const n = dim(query.n, 'n');
+    if (!n.ok) return n;
+    const k = dim(query.k, 'k');
+    if (!k.ok) return k;
+    // f16: the operands are rounded to halves and the job is paid as f16 work.
+    const precision = query.precision ?? 'f32';
+    if (precision !== 'f32' && precision !== 'f16') return fail('bad-precision', `precision must be f32 or f16, got ${JSON.stringify(precision)}`);
+    return { ok: true, value: { m: m.value, n: n.value, k: k.value, precision } };
+  },
+
+  bodyBytes({ m, n, k }) {
+    const bytes = 4 * (m * k + k * n);
+    if (bytes > MAX_JOB_BODY_BYTES) return fail('job-too-large', `operands of ${bytes} bytes exceed the limit of ${MAX_JOB_BODY_BYTES}`);
+    return { ok: true, value: bytes };
+  },
+
+  createJob(id, params, body) {
+    const values = new Float32Array(body.buffer, body.byteOffset, body.byteLength / 4);
+    if (!allFinite(values)) return fail('non-finite', 'operands contain NaN or Infinity');
+    const { m, k } = params;
+    if (params.precision === 'f32') {
+      const job = gemmJob(id, params, values);
+      return { ok: true, value: { job, operands: [bytesOf(job.a), bytesOf(job.b)] } };
+    }
+    const halves = toHalves(values);
+    if (!allFiniteHalves(halves)) return fail('f16-overflow', 'an operand is beyond f16\'s range (|x| > 65504)');
+    const job = gemmF16Job(id, params, halves.subarray(0, m * k), halves.subarray(m * k));
+    return { ok: true, value: { job, operands: [bytesOf(job.halves.a), bytesOf(job.halves.b)] } };
+  },
+
+  restoreJob(id, stored, operands) {
+    const params = v.parse(StoredParams, stored);
+    // Stored as A and B, each content-addressed; ledgers from before that keep one blob of A then B.
+    const bytes = concat(operands);
+    const { m, n, k } = params;
+    const elements = m * k + k * n;
+    const width = params.precision === 'f16' ? 2 : 4;
+    if (bytes.byteLength !== 0 && bytes.byteLength !== elements * width) {
+      throw new Error(`gemm job ${id}: ${bytes.byteLength} bytes of operands for ${m}x${n}x${k} ${params.precision}`);
+    }
+    if (params.precision === 'f32') return gemmJob(id, params, new Float32Array(bytes.buffer, 0, bytes.byteLength / 4));
+    const halves = new Uint16Array(bytes.buffer, 0, bytes.byteLength / 2);
+    return gemmF16Job(id, params, halves.subarray(0, Math.min(halves.length, m * k)), halves.subarray(Math.min(halves.length, m * k)));
+  },
+
+  params: ({ m, n, k, precision }) => ({ m, n, k, precision }),
+  describe: ({ m, n, k, precision }) => ({ precision, m, n, k }),
+
+  split(job) {
     return splitTiles(job.id, job.m, job.n, job.k, UNIT_TILE);
   },
 
-  ops(unit: GemmUnit): bigint {
+  ops(unit) {
     return 2n * BigInt(unit.rows) * BigInt(unit.cols) * BigInt(unit.depth);
   },
 
-  verify(job: GemmJob, unit: GemmUnit, result: GemmResult, random: RandomBytes): Verdict {
-    const { a, b } = unitOperands(job, unit);
-    return freivalds({ a, b, c: result, rows: unit.rows, depth: unit.depth, cols: unit.cols }, random);
+  requirements(job) {
+    // A miner declares f16 only where its device has shader-f16, so the precision says all a unit needs.
+    return { precision: job.precision, features: [] };
   },
 
-  assemble(job: GemmJob, results: ReadonlyMap<string, GemmResult>): Float32Array {
+  leasePayload(job, unit) {
+    // An f16 job's operands travel as the halves themselves: half the bytes of f32.
+    const aShape = [unit.rows, unit.depth];
+    const bShape = [unit.depth, unit.cols];
+    if (job.precision === 'f16') {
+      const { a, b } = unitHalves(job, unit);
+      return { operands: { a: f16Tensor(aShape, a), b: f16Tensor(bShape, b) }, params: {} };
+    }
+    const { a, b } = unitOperands(job, unit);
+    return { operands: { a: f32Tensor(aShape, a), b: f32Tensor(bShape, b) }, params: {} };
+  },
+
+  decodeResult(_job, unit, output) {
+    const [rows, cols] = output.shape;
+    if (output.shape.length !== 2 || rows !== unit.rows || cols !== unit.cols || output.dtype !== 'f32') {
+      return fail('shape-mismatch', `result is ${output.dtype} ${output.shape.join('x')}, unit expects f32 ${unit.rows}x${unit.cols}`);
+    }
+    return { ok: true, value: Float32Array.from(f32Values(output)) };
+  },
+
+  encodeResult: (tile) => bytesOf(tile),
+  decodeStoredResult: (_unit, bytes) => new Float32Array(Uint8Array.from(bytes).buffer),
+
+  async verify(ctx, job, unit, result) {
+    const { a, b } = unitOperands(job, unit);
+    return freivalds({ a, b, c: result, rows: unit.rows, depth: unit.depth, cols: unit.cols }, ctx.random);
+  },
+
+  microCreditsPerGigaOp: (job) => MICRO_CREDITS_PER_GIGA_OP[job.precision],
+  receiptKind: (job) => (job.precision === 'f16' ? 'gemm-f16' : 'gemm'),
+
+  assemble(job, results) {
     const c = new Float32Array(job.m * job.n);
     for (const unit of gemmKind.split(job)) {
       const tile = results.get(unit.id);
@@ -73,7 +189,35 @@ export const gemmKind: WorkKind<GemmJob, GemmUnit, GemmResult, Float32Array> = {
     }
     return c;
   },
+
+  encodeOutput(job, c) {
+    return { contentType: 'application/octet-stream', headers: { 'x-ergon-shape': `${job.m}x${job.n}` }, body: bytesOf(c) };
+  },
 };
+
+/** The job over f32 operands, A then B. */
+function gemmJob(id: string, { m, n, k }: GemmParams, values: Float32Array): GemmJob {
+  return { id, m, n, k, precision: 'f32', a: values.subarray(0, m * k), b: values.subarray(m * k) };
+}
+
+/** The job over halves; it also keeps their exact f32 values, for verification. */
+function gemmF16Job(id: string, { m, n, k }: GemmParams, a: Uint16Array, b: Uint16Array): GemmF16Job {
+  return { id, m, n, k, precision: 'f16', halves: { a, b }, a: fromHalves(a), b: fromHalves(b) };
+}
+
+function bytesOf(array: Float32Array | Uint16Array): Uint8Array {
+  return new Uint8Array(array.buffer, array.byteOffset, array.byteLength);
+}
+
+function concat(parts: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.byteLength;
+  }
+  return out;
+}
 
 export function splitTiles(jobId: string, m: number, n: number, k: number, tile: number): GemmUnit[] {
   const units: GemmUnit[] = [];

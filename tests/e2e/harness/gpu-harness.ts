@@ -4,6 +4,7 @@ import { acquireDevice } from '../../../src/miner/gpu/device.ts';
 import { adapterKey, storedTuning, tune } from '../../../src/miner/gpu/autotune.ts';
 import { UnitCancelledError } from '../../../src/miner/cancelled.ts';
 import { GpuClient } from '../../../src/miner/gpu-client.ts';
+import { runGemm } from '../../../src/miner/kinds/gemm.ts';
 import { GemmKernel } from '../../../src/miner/gpu/gemm.ts';
 import { CANDIDATES, configName, SMALL_M_CONFIGS, unfitReason, type KernelConfig } from '../../../src/miner/gpu/kernel-config.ts';
 import { mulberry32 } from '../../helpers/random.ts';
@@ -108,8 +109,8 @@ const harness = {
     try {
       const description = await client.init();
       const ones = () => new Uint16Array(4).fill(0x3c00);
-      const f16 = await client.gemm(2, 2, 2, ones(), ones()).then((run) => ({ c: [...run.c], error: '' }), (err: unknown) => ({ c: [], error: String(err) }));
-      const f32 = await client.gemm(2, 2, 2, Float32Array.of(1, 2, 3, 4), Float32Array.of(1, 0, 0, 1));
+      const f16 = await runGemm(client, 2, 2, 2, ones(), ones()).then((run) => ({ c: [...run.c], error: '' }), (err: unknown) => ({ c: [], error: String(err) }));
+      const f32 = await runGemm(client, 2, 2, 2, Float32Array.of(1, 2, 3, 4), Float32Array.of(1, 0, 0, 1));
       return { precisions: description.precisions, shaderF16: description.features.includes('shader-f16'), f16, f32: [...f32.c] };
     } finally {
       client.terminate();

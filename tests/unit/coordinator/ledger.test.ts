@@ -3,47 +3,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
-import { LedgerError, SqliteLedger } from '../../../src/coordinator/ledger/sqlite.ts';
+import { LedgerError, openLedger } from '../../../src/coordinator/ledger/ledger.ts';
+import { loadMigrations } from '../../../src/coordinator/ledger/migrations.ts';
+import { SqliteLedger } from '../../../src/coordinator/ledger/sqlite.ts';
 import { loadOrCreateSigningKey } from '../../../src/coordinator/signing-key.ts';
-import { microCreditsFor } from '../../../src/coordinator/pay.ts';
 import { signReceipt, verifyReceipt } from '../../../src/protocol/receipt.ts';
+import { creditEntry, ledgerConformance } from './ledger-conformance.ts';
 
-const entry = (unitId: string, minerKey = 'aa', ops = 2_000_000_000n) => ({
-  unitId, jobId: 'job', minerKey, ops, microCredits: microCreditsFor(ops), gpuSeconds: 0.5, createdAtMs: 1_700_000_000_000,
-});
-
+const entry = creditEntry;
 const RESULT = new Uint8Array([1, 2, 3, 4]);
 
-describe('sqlite ledger', () => {
-  let dir: string;
-  beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'ergon-ledger-'));
-  });
-  afterEach(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
-
-  it('credits a unit once, however often it is reported', async () => {
-    const ledger = new SqliteLedger(join(dir, 'ledger.sqlite'));
-    expect(await ledger.credit(entry('u1'), RESULT)).toBe(true);
-    expect(await ledger.credit(entry('u1'), RESULT)).toBe(false);
-    expect(await ledger.credit(entry('u1', 'bb'), RESULT)).toBe(false);
-    expect(await ledger.credit(entry('u2'), RESULT)).toBe(true);
-    expect(await ledger.balance('aa')).toBe(4_000_000n);
-    expect(await ledger.balance('bb')).toBe(0n);
-    await ledger.close();
-  });
-
-  it('keeps credits across a restart, with 64-bit totals exact', async () => {
-    const path = join(dir, 'ledger.sqlite');
-    const first = new SqliteLedger(path);
-    await first.credit(entry('big', 'aa', 2n ** 60n), RESULT);
-    await first.close();
-    const second = new SqliteLedger(path);
-    expect(await second.totals()).toEqual({ units: 1, ops: 2n ** 60n, microCredits: microCreditsFor(2n ** 60n) });
-    expect(await second.credit(entry('big'), RESULT)).toBe(false);
-    await second.close();
-  });
+ledgerConformance('sqlite', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ergon-ledger-'));
+  return {
+    open: () => openLedger({ backend: 'sqlite', path: join(dir, 'ledger.sqlite') }),
+    cleanUp: () => rm(dir, { recursive: true, force: true }),
+  };
 });
 
 describe('sqlite ledger: jobs, results, reputation and failures', () => {
@@ -55,28 +30,19 @@ describe('sqlite ledger: jobs, results, reputation and failures', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const job = { id: 'j1', owner: 'key-1', m: 2, n: 3, k: 4, precision: 'f16' as const, operandsSha256: 'ab'.repeat(32), createdAtMs: 5, finishedAtMs: null };
-
-  it('keeps jobs, their verified results and reputation across a restart; deleting a job keeps its credits', async () => {
+  it('carries jobs stored before kinds were plug-ins over as gemm jobs, their single operand blob included', async () => {
     const path = join(dir, 'ledger.sqlite');
-    const first = new SqliteLedger(path);
-    await first.saveJob(job);
-    await first.credit({ ...entry('j1.0.0', 'cc'), jobId: 'j1' }, new Uint8Array([9, 8, 7, 6]));
-    await first.updateReputation('cc', (r) => ({ ...r, score: -20, rejected: 2 }));
-    await first.close();
-
-    const second = new SqliteLedger(path);
-    expect(await second.jobs()).toEqual([job]);
-    expect(await second.unitResults('j1')).toEqual(new Map([['j1.0.0', { result: new Uint8Array([9, 8, 7, 6]), minerKey: 'cc' }]]));
-    expect(await second.reputation('cc')).toMatchObject({ score: -20, rejected: 2 });
-    expect(await second.reputation('dd')).toEqual({ minerKey: 'dd', score: 0, accepted: 0, rejected: 0, bannedUntilMs: 0 });
-    await second.finishJob('j1', 77);
-    expect((await second.jobs())[0].finishedAtMs).toBe(77);
-    await second.deleteJob('j1');
-    expect(await second.jobs()).toEqual([]);
-    expect(await second.unitResults('j1')).toEqual(new Map());
-    expect(await second.balance('cc')).toBe(2_000_000n);
-    await second.close();
+    const old = new Database(path);
+    for (const migration of loadMigrations('sqlite').slice(0, 3)) old.exec(migration.sql);
+    old.pragma('user_version = 3');
+    old.prepare('INSERT INTO jobs (id, owner, m, n, k, operands_sha256, created_at_ms, finished_at_ms, precision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .run('j1', 'key-1', 2, 3, 4, 'ab'.repeat(32), 5, null, 'f16');
+    old.close();
+    const ledger = new SqliteLedger(path);
+    expect(await ledger.jobs()).toEqual([
+      { id: 'j1', owner: 'key-1', kind: 'gemm', params: { m: 2, n: 3, k: 4, precision: 'f16' }, operands: ['ab'.repeat(32)], createdAtMs: 5, finishedAtMs: null },
+    ]);
+    await ledger.close();
   });
 
   it('says the disk is full, writes nothing half-way, and stays readable', async () => {

@@ -1,93 +1,110 @@
 import { describe, expect, it } from 'vitest';
-import { LEASE_BASE_MS, Scheduler } from '../../../src/coordinator/scheduler.ts';
-import type { GemmJob } from '../../../src/work/gemm/gemm.ts';
+import { LEASE_BASE_MS, RESULT_RETENTION_MS, Scheduler } from '../../../src/coordinator/scheduler.ts';
+import { gemmKind, type GemmJob } from '../../../src/work/gemm/gemm.ts';
+import type { AnyWorkKind, MinerCapabilities } from '../../../src/work/kind.ts';
 
 const job = (id: string, m: number, n: number, k: number): GemmJob => ({
   id, m, n, k, precision: 'f32', a: new Float32Array(m * k).fill(1), b: new Float32Array(k * n).fill(1),
 });
 
+const submit = (s: Scheduler, j: GemmJob, nowMs: number, kind: AnyWorkKind = gemmKind as AnyWorkKind) =>
+  s.submit({ id: j.id, kind, job: j, owner: 'owner', operands: [], createdAtMs: nowMs }, new Map(), nowMs);
+
+const miner = (precisions = ['f32'], kinds = ['gemm'], features: string[] = []): MinerCapabilities => ({ kinds, precisions, features });
+const lease = (s: Scheduler, session: string, nowMs: number, capabilities = miner()) => s.lease(session, nowMs, capabilities);
+
 describe('scheduler', () => {
-  it('leases each unit to one miner at a time, oldest job first', () => {
+  it('leases each unit to one miner at a time, oldest job first', async () => {
     const s = new Scheduler();
-    s.submit(job('first', 300, 10, 4), 0);
-    s.submit(job('second', 10, 10, 4), 0);
-    const leases = [s.lease('m1', 0), s.lease('m2', 0), s.lease('m1', 0)];
+    await submit(s, job('first', 300, 10, 4), 0);
+    await submit(s, job('second', 10, 10, 4), 0);
+    const leases = [await lease(s, 'm1', 0), await lease(s, 'm2', 0), await lease(s, 'm1', 0)];
     expect(leases.map((l) => l?.unit.jobId)).toEqual(['first', 'first', 'second']);
     expect(new Set(leases.map((l) => l?.unit.id)).size).toBe(3);
-    expect(s.lease('m2', 0)).toBeUndefined();
+    expect(await lease(s, 'm2', 0)).toBeUndefined();
   });
 
-  it('re-leases a unit whose lease expired, and refuses the late result', () => {
+  it('re-leases a unit whose lease expired, and refuses the late result', async () => {
     const s = new Scheduler();
-    s.submit(job('j', 10, 10, 4), 0);
-    const lease = s.lease('slow', 0);
-    expect(lease).toBeDefined();
-    expect(s.expire(LEASE_BASE_MS - 1)).toHaveLength(0);
-    expect(s.expire(LEASE_BASE_MS + 1)).toHaveLength(1);
-    expect(s.leaseFor(lease?.id ?? '', 'slow')).toBeUndefined();
-    expect(s.lease('fast', LEASE_BASE_MS + 2)?.unit.id).toBe(lease?.unit.id);
+    await submit(s, job('j', 10, 10, 4), 0);
+    const first = await lease(s, 'slow', 0);
+    expect(first).toBeDefined();
+    expect(await s.expire(LEASE_BASE_MS - 1)).toHaveLength(0);
+    expect(await s.expire(LEASE_BASE_MS + 1)).toHaveLength(1);
+    expect(await s.leaseFor(first?.id ?? '', 'slow')).toBeUndefined();
+    expect((await lease(s, 'fast', LEASE_BASE_MS + 2))?.unit.id).toBe(first?.unit.id);
   });
 
-  it('gives back every lease of a miner that left, and only to its own session', () => {
+  it('gives back every lease of a miner that left, and only to its own session', async () => {
     const s = new Scheduler();
-    s.submit(job('j', 600, 10, 4), 0);
-    const a = s.lease('gone', 0);
-    s.lease('gone', 0);
-    const kept = s.lease('stays', 0);
-    expect(s.leaseFor(a?.id ?? '', 'stays')).toBeUndefined();
-    expect(s.releaseSession('gone')).toHaveLength(2);
-    expect(s.leaseFor(kept?.id ?? '', 'stays')).toBe(kept);
-    expect(s.counts()).toMatchObject({ unitsPending: 2, unitsLeased: 1 });
+    await submit(s, job('j', 600, 10, 4), 0);
+    const a = await lease(s, 'gone', 0);
+    await lease(s, 'gone', 0);
+    const kept = await lease(s, 'stays', 0);
+    expect(await s.leaseFor(a?.id ?? '', 'stays')).toBeUndefined();
+    expect(await s.releaseSession('gone')).toHaveLength(2);
+    expect(await s.leaseFor(kept?.id ?? '', 'stays')).toBe(kept);
+    expect(await s.counts()).toMatchObject({ unitsPending: 2, unitsLeased: 1 });
   });
 
-  it('assembles the output when the last unit completes', () => {
+  it('assembles the output when the last unit completes', async () => {
     const s = new Scheduler();
-    const state = s.submit(job('j', 300, 2, 3), 0);
-    const l1 = s.lease('m', 0);
-    const l2 = s.lease('m', 0);
+    const state = await submit(s, job('j', 300, 2, 3), 0);
+    const l1 = await lease(s, 'm', 0);
+    const l2 = await lease(s, 'm', 0);
     if (!l1 || !l2) throw new Error('expected two leases');
-    s.complete(l1, new Float32Array(l1.unit.rows * 2).fill(3), 5, 'miner');
-    expect(s.status(state)).toBe('running');
-    s.complete(l2, new Float32Array(l2.unit.rows * 2).fill(3), 9, 'miner');
-    expect(s.status(state)).toBe('done');
-    expect(state.output?.every((x) => x === 3)).toBe(true);
+    const rows = (l: typeof l1) => (l.unit as unknown as { rows: number }).rows;
+    await s.complete(l1, new Float32Array(rows(l1) * 2).fill(3), 5, 'miner');
+    expect(await s.status(state)).toBe('running');
+    await s.complete(l2, new Float32Array(rows(l2) * 2).fill(3), 9, 'miner');
+    expect(await s.status(state)).toBe('done');
+    expect(new Float32Array(Uint8Array.from(state.output?.body ?? []).buffer).every((x) => x === 3)).toBe(true);
+    expect(state.output?.headers).toEqual({ 'x-ergon-shape': '300x2' });
     expect(state.finishedAtMs).toBe(9);
   });
 });
 
 describe('scheduler housekeeping', () => {
-  it('drops a removed job\'s queued units and live leases', () => {
+  it('drops a removed job\'s queued units and live leases', async () => {
     const s = new Scheduler();
-    s.submit(job('gone', 600, 10, 4), 0);
-    s.submit(job('kept', 10, 10, 4), 0);
-    const lease = s.lease('m', 0);
-    expect(s.remove('gone')).toBe(true);
-    expect(s.remove('gone')).toBe(false);
-    expect(s.leaseFor(lease?.id ?? '', 'm')).toBeUndefined();
-    expect(s.lease('m', 0)?.unit.jobId).toBe('kept');
+    await submit(s, job('gone', 600, 10, 4), 0);
+    await submit(s, job('kept', 10, 10, 4), 0);
+    const held = await lease(s, 'm', 0);
+    expect(await s.remove('gone')).toBe(true);
+    expect(await s.remove('gone')).toBe(false);
+    expect(await s.leaseFor(held?.id ?? '', 'm')).toBeUndefined();
+    expect((await lease(s, 'm', 0))?.unit.jobId).toBe('kept');
   });
 
-  it('leases an f16 job\'s units only to miners that run f16, passing over them for the others', () => {
+  it('leases an f16 job\'s units only to miners that run f16, passing over them for the others', async () => {
     const s = new Scheduler();
     const halves = (count: number) => new Uint16Array(count).fill(0x3c00);
-    s.submit({ ...job('half', 10, 10, 4), precision: 'f16', halves: { a: halves(40), b: halves(40) } }, 0);
-    s.submit(job('full', 10, 10, 4), 1);
-    expect(s.lease('f32-only', 0)?.unit.jobId).toBe('full');
-    expect(s.lease('f32-only', 0)).toBeUndefined();
-    expect(s.lease('f16', 0, ['f32', 'f16'])?.unit.jobId).toBe('half');
+    await submit(s, { ...job('half', 10, 10, 4), precision: 'f16', halves: { a: halves(40), b: halves(40) } }, 0);
+    await submit(s, job('full', 10, 10, 4), 1);
+    expect((await lease(s, 'f32-only', 0))?.unit.jobId).toBe('full');
+    expect(await lease(s, 'f32-only', 0)).toBeUndefined();
+    expect((await lease(s, 'f16', 0, miner(['f32', 'f16'])))?.unit.jobId).toBe('half');
+  });
+
+  it('leases a unit only to a miner that declared its kind and the features it needs', async () => {
+    const s = new Scheduler();
+    const needsSubgroups = { ...gemmKind, name: 'other', requirements: () => ({ precision: 'f32', features: ['subgroups'] }) } as AnyWorkKind;
+    await submit(s, job('other-job', 10, 10, 4), 0, needsSubgroups);
+    expect(await lease(s, 'gemm-only', 0)).toBeUndefined();
+    expect(await lease(s, 'no-feature', 0, miner(['f32'], ['gemm', 'other']))).toBeUndefined();
+    expect((await lease(s, 'able', 0, miner(['f32'], ['other'], ['subgroups'])))?.unit.jobId).toBe('other-job');
   });
 
   it('forgets finished jobs after the retention time, and frees their operands at once', async () => {
-    const { RESULT_RETENTION_MS } = await import('../../../src/coordinator/scheduler.ts');
     const s = new Scheduler();
-    const state = s.submit(job('j', 10, 10, 4), 0);
-    const lease = s.lease('m', 0);
-    if (!lease) throw new Error('expected a lease');
-    s.complete(lease, new Float32Array(100), 1_000, 'miner');
-    expect(s.job('j')?.job.a.length).toBe(0);
-    expect(state.output?.length).toBe(100);
-    expect(s.evictFinished(1_000 + RESULT_RETENTION_MS)).toEqual([]);
-    expect(s.evictFinished(1_001 + RESULT_RETENTION_MS)).toEqual(['j']);
-    expect(s.job('j')).toBeUndefined();
+    const state = await submit(s, job('j', 10, 10, 4), 0);
+    const held = await lease(s, 'm', 0);
+    if (!held) throw new Error('expected a lease');
+    await s.complete(held, new Float32Array(100), 1_000, 'miner');
+    expect((await s.job('j'))?.job).toBeNull();
+    expect(state.output?.body.byteLength).toBe(400);
+    expect(await s.evictFinished(1_000 + RESULT_RETENTION_MS)).toEqual([]);
+    expect(await s.evictFinished(1_001 + RESULT_RETENTION_MS)).toEqual(['j']);
+    expect(await s.job('j')).toBeUndefined();
   });
 });

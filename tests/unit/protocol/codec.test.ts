@@ -19,17 +19,18 @@ describe('codec', () => {
   it('round-trips an f16 lease as halves, two bytes a value, and will not read them as f32', () => {
     const halves = Uint16Array.from([0x3c00, 0xc000, 0x3555, 0x0001, 0x7bff, 0x8000]); // 1, -2, ~1/3, tiny, max, -0
     const bytes = encodeMessage({
-      type: 'lease', v: PROTOCOL_VERSION, leaseId: 'l1', unitId: 'j.0.0', kind: 'gemm', deadlineMs: 1000,
-      a: f16Tensor([2, 3], halves), b: f16Tensor([3, 2], halves),
+      type: 'lease', v: PROTOCOL_VERSION, leaseId: 'l1', unitId: 'j.0.0', kind: 'gemm', ops: 24, deadlineMs: 1000,
+      operands: { a: f16Tensor([2, 3], halves), b: f16Tensor([3, 2], halves) }, params: {},
     });
     const parsed = parseCoordinatorMessage(bytes);
     if (!parsed.ok || parsed.value.type !== 'lease') throw new Error('expected a lease');
-    const { a } = parsed.value;
+    const { a } = parsed.value.operands;
+    if (!a) throw new Error('expected operand a');
     expect(a.data.byteLength).toBe(12);
     expect(f16Halves(a)).toEqual(halves);
     expect(() => f32Values(a)).toThrow(/f16/);
-    const short = encode({ type: 'lease', v: PROTOCOL_VERSION, leaseId: 'l', unitId: 'u', kind: 'gemm', deadlineMs: 1,
-      a: { dtype: 'f16', shape: [2, 3], data: new Uint8Array(24) }, b: { dtype: 'f16', shape: [1], data: new Uint8Array(2) } });
+    const short = encode({ type: 'lease', v: PROTOCOL_VERSION, leaseId: 'l', unitId: 'u', kind: 'gemm', ops: 1, deadlineMs: 1,
+      operands: { a: { dtype: 'f16', shape: [2, 3], data: new Uint8Array(24) }, b: { dtype: 'f16', shape: [1], data: new Uint8Array(2) } }, params: {} });
     const refused = parseCoordinatorMessage(short);
     expect(refused.ok ? '' : refused.error.message).toMatch(/shape/);
   });

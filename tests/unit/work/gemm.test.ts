@@ -6,6 +6,8 @@ function job(m: number, n: number, k: number): GemmJob {
   return { id: 'job1', m, n, k, precision: 'f32', a: randomMatrix(m * k, m), b: randomMatrix(k * n, n) };
 }
 
+const ctx = (seed: number) => ({ random: seededBytes(seed), runtimes: {} });
+
 describe('gemm kind', () => {
   it('tiles an odd shape so every output element is covered exactly once', () => {
     const units = splitTiles('j', 1000, 700, 900, 256);
@@ -21,26 +23,26 @@ describe('gemm kind', () => {
     expect(units.reduce((s, u) => s + gemmKind.ops(u), 0n)).toBe(2n * 1000n * 700n * 900n);
   });
 
-  it('handles 1x1x1 and primes', () => {
+  it('handles 1x1x1 and primes', async () => {
     for (const [m, n, k] of [[1, 1, 1], [257, 263, 269], [1, 300, 7]]) {
       const j = job(m, n, k);
       const results = new Map<string, Float32Array>();
       for (const u of gemmKind.split(j)) {
         const { a, b } = unitOperands(j, u);
         const tile = matmulF32(a, b, u.rows, u.depth, u.cols);
-        expect(gemmKind.verify(j, u, tile, seededBytes(1))).toEqual({ ok: true });
+        expect(await gemmKind.verify(ctx(1), j, u, tile)).toEqual({ ok: true });
         results.set(u.id, tile);
       }
       expect(gemmKind.assemble(j, results)).toEqual(matmulF32(j.a, j.b, m, k, n));
     }
   });
 
-  it('rejects a tile computed for the wrong unit', () => {
+  it('rejects a tile computed for the wrong unit', async () => {
     const j = job(300, 300, 64);
     const [u0, u1] = gemmKind.split(j);
     const { a, b } = unitOperands(j, u1);
     const other = matmulF32(a, b, u1.rows, u1.depth, u1.cols);
-    expect(gemmKind.verify(j, u0, other, seededBytes(2)).ok).toBe(false);
+    expect((await gemmKind.verify(ctx(2), j, u0, other)).ok).toBe(false);
   });
 
   it('refuses to assemble with a unit missing', () => {

@@ -1,5 +1,5 @@
 // A demo requester for `npm start`: keeps a few GEMM jobs queued over the real HTTP API, so miners always have work.
-import { log } from './log.ts';
+import { log } from '../coordinator/log.ts';
 
 const DEMO_SHAPES: [number, number, number][] = [
   [512, 512, 512],

@@ -1,0 +1,87 @@
+// The queue of units and their leases, as the coordinator uses it: one interface, so that a database-backed queue
+// (a fleet's PostgreSQL, leasing with FOR UPDATE SKIP LOCKED) can replace the in-memory one in scheduler.ts.
+import type { AnyWorkKind, EncodedOutput, MinerCapabilities, UnitBase } from '../work/kind.ts';
+
+export type JobStatus = 'queued' | 'running' | 'done';
+
+export interface JobState {
+  id: string;
+  kind: AnyWorkKind;
+  /** The kind's job, operands included; null once finished, when only the output is kept. */
+  job: unknown;
+  /** id of the API key that submitted it: only its owner may read or delete it */
+  owner: string;
+  /** sha256 of each operand in the operand store */
+  operands: readonly string[];
+  /** What the API shows of the job (the kind's description), kept after its operands are dropped. */
+  view: Readonly<Record<string, string | number>>;
+  units: Map<string, UnitBase>;
+  results: Map<string, unknown>;
+  /** unit id -> the wallet key (hex) of the miner whose result was accepted */
+  doneBy: Map<string, string>;
+  createdAtMs: number;
+  finishedAtMs: number | null;
+  output: EncodedOutput | null;
+}
+
+export interface Lease {
+  id: string;
+  unit: UnitBase;
+  sessionId: string;
+  leasedAtMs: number;
+  deadlineAtMs: number;
+}
+
+/** Why a lease is no longer live; remembered for a while so that a late or replayed result gets the right answer. */
+export type LeaseEnd = 'completed' | 'released' | 'expired' | 'removed';
+
+export interface EndedLease {
+  sessionId: string;
+  unitId: string;
+  end: LeaseEnd;
+}
+
+/** A job as submitted or restored: the kind's job and what the coordinator keeps beside it. */
+export interface NewJob {
+  id: string;
+  kind: AnyWorkKind;
+  job: unknown;
+  owner: string;
+  operands: readonly string[];
+  createdAtMs: number;
+}
+
+export interface QueueCounts {
+  jobs: number;
+  jobsOpen: number;
+  unitsPending: number;
+  unitsLeased: number;
+}
+
+export interface WorkQueue {
+  /**
+   * Queues a job's units, except those already verified (after a restart: unit id -> result and miner). A job whose
+   * every unit is done is assembled at once (its operands may then be empty).
+   */
+  submit(job: NewJob, done: ReadonlyMap<string, { result: unknown; minerKey: string }>, nowMs: number): Promise<JobState>;
+  job(id: string): Promise<JobState | undefined>;
+  jobIds(): Promise<string[]>;
+  status(state: JobState): Promise<JobStatus>;
+  /** Leases the oldest waiting unit this miner can run, or undefined when there is none. */
+  lease(sessionId: string, nowMs: number, miner: MinerCapabilities): Promise<Lease | undefined>;
+  /** The live lease with this id, if it belongs to this session. */
+  leaseFor(leaseId: string, sessionId: string): Promise<Lease | undefined>;
+  /** How a lease that is no longer live ended, if it is still remembered. */
+  endedLease(leaseId: string): Promise<EndedLease | undefined>;
+  /** Records a verified result; assembles the job's output when it was the last unit, and then returns the job. */
+  complete(lease: Lease, result: unknown, nowMs: number, minerKey: string): Promise<JobState | undefined>;
+  /** Puts a lease's unit back at the front of the queue: its miner failed, left or ran out of time. */
+  release(lease: Lease, end?: LeaseEnd): Promise<void>;
+  releaseSession(sessionId: string): Promise<Lease[]>;
+  expire(nowMs: number): Promise<Lease[]>;
+  /** Forgets a job: its units leave the queue and its leases end. False when there is no such job. */
+  remove(jobId: string): Promise<boolean>;
+  /** Forgets finished jobs whose output has been kept long enough; returns their ids. */
+  evictFinished(nowMs: number): Promise<string[]>;
+  counts(): Promise<QueueCounts>;
+}

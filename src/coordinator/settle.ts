@@ -1,0 +1,120 @@
+// Settlement, whatever the transport: a result for a lease is shape-checked, its claims weighed, verified by its
+// kind, then credited once, reflected in the miner's reputation and receipted. A miner session (WebRTC today) or
+// any other transport calls settle() and sends what it answers.
+import type { ProtocolError } from '../protocol/errors.ts';
+import type { Receipt } from '../protocol/messages.ts';
+import { signReceipt } from '../protocol/receipt.ts';
+import type { Tensor } from '../protocol/tensor.ts';
+import { microCreditsFor, type VerifyContext } from '../work/kind.ts';
+import { checkGpuSeconds } from './claims.ts';
+import type { Jobs } from './jobs.ts';
+import { LedgerError, type Ledger, type Reputation } from './ledger/ledger.ts';
+import { log } from './log.ts';
+import type { WorkQueue } from './queue.ts';
+import { isBanned, nextReputation, type Outcome } from './reputation.ts';
+import type { SigningKey } from './signing-key.ts';
+
+export interface SettlementContext {
+  queue: WorkQueue;
+  jobs: Jobs;
+  ledger: Ledger;
+  signingKey: SigningKey;
+  verify: VerifyContext;
+}
+
+/** The miner a result came from, as its transport authenticated it. */
+export interface Claimant {
+  sessionId: string;
+  /** hex of the wallet key */
+  minerKey: string;
+  minerKeyBytes: Uint8Array;
+}
+
+/** A result as it arrived: which lease, the output, and what the miner claims about it. */
+export interface ResultClaim {
+  leaseId: string;
+  unitId: string;
+  gpuSeconds: number;
+  output: Tensor;
+  /** When the lease went out to the miner, for the wall-time bound on its claimed GPU time. */
+  leaseSentAtMs: number | undefined;
+}
+
+/**
+ * What to answer: a receipt, or a rejection with its code. `offence`: the rejection lowered the miner's reputation
+ * (a bad result, not bad luck); `banned` is its record when that reputation now bans it.
+ */
+export type Settlement =
+  | { type: 'receipt'; receipt: Receipt }
+  | { type: 'rejected'; error: ProtocolError; offence: boolean; banned?: Reputation };
+
+export async function settle(ctx: SettlementContext, miner: Claimant, claim: ResultClaim): Promise<Settlement> {
+  const { queue } = ctx;
+  const lease = await queue.leaseFor(claim.leaseId, miner.sessionId);
+  if (!lease || lease.unit.id !== claim.unitId) return resultForNoLease(ctx, miner, claim);
+  const { unit } = lease;
+  const state = await queue.job(unit.jobId);
+  if (!state || state.job === null) throw new Error(`lease ${lease.id} names job ${unit.jobId}, which is not open`);
+  const { kind, job } = state;
+
+  const refuse = async (error: ProtocolError): Promise<Settlement> => {
+    await queue.release(lease);
+    return reject(ctx, miner, unit.id, error);
+  };
+  const decoded = kind.decodeResult(job, unit, claim.output);
+  if (!decoded.ok) return refuse(decoded.error);
+  const ops = kind.ops(unit);
+  const implausible = checkGpuSeconds(claim.gpuSeconds, ops, (Date.now() - (claim.leaseSentAtMs ?? lease.leasedAtMs)) / 1000);
+  if (implausible) return refuse(implausible);
+  const verdict = await kind.verify(ctx.verify, job, unit, decoded.value);
+  if (!verdict.ok) return refuse(verdict.error);
+
+  const microCredits = microCreditsFor(ops, kind.microCreditsPerGigaOp(job));
+  const nowMs = Date.now();
+  const entry = { unitId: unit.id, jobId: unit.jobId, minerKey: miner.minerKey, ops, microCredits, gpuSeconds: claim.gpuSeconds, createdAtMs: nowMs };
+  let credited: boolean;
+  try {
+    credited = await ctx.jobs.complete(lease, kind, entry, decoded.value, nowMs);
+  } catch (err) {
+    if (!(err instanceof LedgerError)) throw err;
+    // Nothing was written: the unit goes back in the queue and the miner is told why, without blame.
+    await queue.release(lease);
+    log('storage-error', { session: miner.sessionId, miner: miner.minerKey, unit: unit.id, code: err.code, message: err.message });
+    return { type: 'rejected', error: { code: 'internal', message: err.message }, offence: false };
+  }
+  if (!credited) return { type: 'rejected', error: { code: 'replayed-result', message: `unit ${unit.id} was already credited` }, offence: false };
+  await recordOutcome(ctx.ledger, miner.minerKey, 'accepted');
+  const receipt = await signReceipt(ctx.signingKey.privateKey, {
+    unitId: unit.id, jobId: unit.jobId, kind: kind.receiptKind(job), minerKey: miner.minerKeyBytes, coordinatorKey: ctx.signingKey.publicKey,
+    ops, microCredits, gpuSeconds: claim.gpuSeconds, joules: 0, joulesSource: 'none', issuedAtMs: BigInt(nowMs),
+  });
+  log('credit', { session: miner.sessionId, miner: miner.minerKey, unit: unit.id, job: unit.jobId, kind: kind.name, ops, microCredits, gpuSeconds: claim.gpuSeconds });
+  return { type: 'receipt', receipt };
+}
+
+/**
+ * A result for a lease this miner does not hold. A lease that ran out or was given back is an honest miner's
+ * bad luck; a lease already paid (a replay), another miner's lease, or one never issued is an offence.
+ */
+async function resultForNoLease(ctx: SettlementContext, miner: Claimant, claim: ResultClaim): Promise<Settlement> {
+  const ended = await ctx.queue.endedLease(claim.leaseId);
+  if (ended && ended.sessionId === miner.sessionId && ended.unitId === claim.unitId && ended.end !== 'completed') {
+    return { type: 'rejected', error: { code: 'lease-expired', message: `lease ${claim.leaseId} ended (${ended.end}) before its result arrived` }, offence: false };
+  }
+  if (ended && ended.sessionId === miner.sessionId && ended.end === 'completed') {
+    return reject(ctx, miner, claim.unitId, { code: 'replayed-result', message: `lease ${claim.leaseId} was already completed and paid` });
+  }
+  return reject(ctx, miner, claim.unitId, { code: 'unknown-lease', message: `lease ${claim.leaseId} for unit ${claim.unitId} is not held by this miner` });
+}
+
+/** Refuses a result without credit and lowers the miner's reputation. */
+async function reject(ctx: SettlementContext, miner: Claimant, unitId: string, error: ProtocolError): Promise<Settlement> {
+  log('result-rejected', { session: miner.sessionId, miner: miner.minerKey, unit: unitId, code: error.code, message: error.message });
+  const reputation = await recordOutcome(ctx.ledger, miner.minerKey, 'rejected');
+  return { type: 'rejected', error, offence: true, banned: isBanned(reputation, Date.now()) ? reputation : undefined };
+}
+
+function recordOutcome(ledger: Ledger, minerKey: string, outcome: Outcome): Promise<Reputation> {
+  const nowMs = Date.now();
+  return ledger.updateReputation(minerKey, (current) => nextReputation(current, outcome, nowMs));
+}
