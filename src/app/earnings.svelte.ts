@@ -1,17 +1,28 @@
-// The wallet as the views see it: key, balance, receipts by day and their verdicts, export and import.
+// The wallet as the views see it: key, balance, receipts by day and their verdicts, the coordinator keys it trusts,
+// export and import.
 import type { Receipt } from '../protocol/messages.ts';
+import { toHex } from '../protocol/receipt.ts';
 import { earningsByDay, type DayEarnings } from '../wallet/history.ts';
-import { Wallet, type Balance, type CheckedReceipt, type ImportOutcome } from '../wallet/wallet.ts';
+import { balanceOf, fetchCoordinatorKey, type Balance, type CheckedReceipt, type TrustedCoordinator } from '../wallet/trust.ts';
+import { Wallet, type ImportOutcome } from '../wallet/wallet.ts';
 import { MAX_WALLET_FILE_BYTES, parseWalletFile } from '../wallet/wallet-file.ts';
+import { settings } from './settings.svelte.ts';
 
 class EarningsState {
   walletKey = $state('');
   balance = $state<Balance | null>(null);
+  /** Receipts counted in the balance, oldest first. */
   receipts = $state<Receipt[]>([]);
   checks = $state<CheckedReceipt[] | null>(null);
   checking = $state(false);
+  /** Coordinator keys the wallet trusts, each with the coordinator it was pinned from. */
+  trusted = $state<TrustedCoordinator[]>([]);
+  /** Why a coordinator's key could not be pinned, by the coordinator's address. */
+  pinErrors = $state<Record<string, string>>({});
   byDay = $derived<DayEarnings[]>(earningsByDay(this.receipts));
   private opened: Wallet | undefined;
+  /** Keys of unverified receipts that the person's coordinators were already asked about on this page. */
+  private readonly askedAbout = new Set<string>();
 
   get wallet(): Wallet | undefined {
     return this.opened;
@@ -21,21 +32,53 @@ class EarningsState {
     this.opened ??= await Wallet.open();
     this.walletKey = this.opened.publicKeyHex;
     await this.refresh();
+    // Not awaited: an unreachable coordinator must not hold up the page; each failure is kept in pinErrors and shown.
+    void this.pin(settings.value.coordinators);
     return this.opened;
   }
 
-  /** Re-reads the stored receipts (each one re-verified) and derives the balance from them. */
+  /**
+   * Pins the receipt-signing key of each coordinator the person added, asked of the coordinator at its own address,
+   * then recounts. Never rejects: a coordinator that cannot tell its key gets its reason in pinErrors.
+   */
+  async pin(urls: readonly string[]): Promise<void> {
+    const wallet = this.opened;
+    if (!wallet) return;
+    const outcomes = await Promise.all(
+      urls.map(async (url) => {
+        try {
+          await wallet.trustCoordinator(url, await fetchCoordinatorKey(url));
+          return [url, undefined] as const;
+        } catch (err) {
+          return [url, (err as Error).message] as const;
+        }
+      }),
+    );
+    const errors = { ...this.pinErrors };
+    for (const [url, error] of outcomes) {
+      if (error === undefined) delete errors[url];
+      else errors[url] = error;
+    }
+    this.pinErrors = errors;
+    await this.refresh();
+  }
+
+  /** Re-reads the stored receipts (each one re-verified) and derives the balance from those under trusted keys. */
   async refresh(): Promise<void> {
     const wallet = this.opened;
     if (!wallet) return;
-    const { valid, invalid } = await wallet.receipts();
-    this.receipts = valid;
-    this.balance = {
-      microCredits: valid.reduce((s, r) => s + r.microCredits, 0n),
-      ops: valid.reduce((s, r) => s + r.ops, 0n),
-      receipts: valid.length,
-      invalid,
-    };
+    const checks = await wallet.checkAll();
+    this.trusted = await wallet.trustedCoordinators();
+    this.receipts = checks.flatMap((c) => (c.status === 'counted' && c.receipt ? [c.receipt] : []));
+    this.balance = balanceOf(checks);
+    if (this.checks) this.checks = checks;
+    // A receipt under a key no pin vouches for may come from one of the person's coordinators whose key is not pinned
+    // yet (it was unreachable at load, or has a new key): ask them once per such key, not on every refresh.
+    const unasked = checks.flatMap((c) => (c.status === 'unverified' && c.receipt ? [toHex(c.receipt.coordinatorKey)] : [])).filter((k) => !this.askedAbout.has(k));
+    if (unasked.length > 0) {
+      for (const key of unasked) this.askedAbout.add(key);
+      await this.pin(settings.value.coordinators);
+    }
   }
 
   /** Verifies every stored receipt again and keeps each verdict for the view. */

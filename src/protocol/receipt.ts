@@ -1,4 +1,5 @@
 // Canonical bytes of receipts and hello challenges, and their Ed25519 signatures (WebCrypto, both ends).
+import { publicKeyProblem, signatureProblem } from './ed25519.ts';
 import type { Receipt, ReceiptBody } from './messages.ts';
 
 const RECEIPT_DOMAIN = 'ergon-receipt-v1';
@@ -79,8 +80,12 @@ export async function sign(privateKey: CryptoKey, bytes: Uint8Array<ArrayBuffer>
   return new Uint8Array(await crypto.subtle.sign(ED25519, privateKey, bytes));
 }
 
-/** False for a bad signature or a key that is not a valid Ed25519 point; never throws on bad input. */
+/**
+ * False for a bad signature, a key that is not a valid Ed25519 point, and anything strict RFC 8032 would not sign:
+ * a key or R of small order, a non-canonical encoding, S not below the group order. Never throws on bad input.
+ */
 export async function verifySignature(publicKey: Uint8Array, signature: Uint8Array, bytes: Uint8Array<ArrayBuffer>): Promise<boolean> {
+  if (publicKeyProblem(publicKey) || signatureProblem(signature)) return false;
   try {
     const key = await crypto.subtle.importKey('raw', copy(publicKey), ED25519, false, ['verify']);
     return await crypto.subtle.verify(ED25519, key, copy(signature), bytes);

@@ -1,6 +1,7 @@
 // The wallet's export file: its key pair and receipts as JSON (bytes in hex, integers as decimal strings), and
 // the parser that turns such a file back into typed values, refusing anything malformed.
 import * as v from 'valibot';
+import { publicKeyProblem } from '../protocol/ed25519.ts';
 import type { Receipt } from '../protocol/messages.ts';
 import { toHex } from '../protocol/receipt.ts';
 
@@ -10,6 +11,11 @@ export const WALLET_FILE_VERSION = 1;
 export const MAX_WALLET_FILE_BYTES = 64 * 1024 * 1024;
 
 const Hex = (bytes: number) => v.pipe(v.string(), v.regex(new RegExp(`^[0-9a-f]{${2 * bytes}}$`), `expected ${bytes} bytes in hex`));
+/** A wallet key no one holds (small order) or encoded two ways would let anyone claim the file's earnings. */
+const StrictPublicKey = v.pipe(
+  Hex(32),
+  v.check((hex) => publicKeyProblem(fromHex(hex)) === undefined, (issue) => publicKeyProblem(fromHex(String(issue.input))) ?? 'the key is refused'),
+);
 const Decimal = v.pipe(v.string(), v.regex(/^\d{1,20}$/, 'expected a decimal integer'));
 
 const ReceiptJson = v.object({
@@ -32,7 +38,7 @@ const WalletFile = v.object({
   format: v.literal(WALLET_FILE_FORMAT),
   version: v.literal(WALLET_FILE_VERSION),
   exportedAtMs: v.number(),
-  publicKey: Hex(32),
+  publicKey: StrictPublicKey,
   /** PKCS#8 of the Ed25519 private key, base64: whoever holds this file holds the wallet. */
   privateKeyPkcs8: v.pipe(v.string(), v.base64()),
   receipts: v.array(ReceiptJson),

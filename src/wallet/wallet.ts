@@ -1,38 +1,28 @@
-// The miner's wallet: an Ed25519 identity made in the browser, and receipts verified before they are kept.
-import * as v from 'valibot';
-import { Receipt } from '../protocol/messages.ts';
-import { exportPublicKey, generateSigningKeys, helloChallengeBytes, sign, toHex, verifyReceipt, verifySignature } from '../protocol/receipt.ts';
+// The miner's wallet: an Ed25519 identity made in the browser, receipts verified before they are kept, and the
+// coordinator keys it trusts: only receipts under those count in the balance.
+import type { Receipt } from '../protocol/messages.ts';
+import { publicKeyProblem } from '../protocol/ed25519.ts';
+import { exportPublicKey, generateSigningKeys, helloChallengeBytes, sign, toHex, verifySignature } from '../protocol/receipt.ts';
 import { openWalletDb, type StoredKeyPair, type WalletDb } from './db.ts';
+import { balanceOf, checkReceipt, type Balance, type CheckedReceipt, type TrustedCoordinator } from './trust.ts';
 import {
   fromBase64, fromHex, receiptFromJson, receiptToJson, toBase64, WALLET_FILE_FORMAT, WALLET_FILE_VERSION, type WalletFile,
 } from './wallet-file.ts';
 
 const IDENTITY = 'miner';
 
-export interface Balance {
-  microCredits: bigint;
-  ops: bigint;
-  receipts: number;
-  /** Stored records that failed validation or signature checks: shown, never counted. */
-  invalid: number;
-}
-
 export interface ImportOutcome {
-  /** Receipts that verified and were stored (already stored ones count too). */
+  /** Receipts that verified and were stored (already stored ones count too), counted or not. */
   imported: number;
+  /** Of those, receipts signed by coordinator keys this wallet does not trust: kept apart, not counted. */
+  unverified: number;
+  /** The distinct keys (hex) that signed them. */
+  unverifiedKeys: string[];
   /** Receipts in the file that failed validation or verification, with the first reason. */
   refused: number;
   firstRefusal?: string;
   /** True when this browser's wallet key was replaced by the file's. */
   keyReplaced: boolean;
-}
-
-/** One stored receipt and whether it still checks out. */
-export interface CheckedReceipt {
-  unitId: string;
-  receipt: Receipt | undefined;
-  valid: boolean;
-  reason?: string;
 }
 
 export class Wallet {
@@ -62,46 +52,49 @@ export class Wallet {
     return sign(this.keys.privateKey, helloChallengeBytes(nonce, coordinatorKey));
   }
 
-  /** Keeps a receipt only if it is well-formed, for this wallet, and signed by the coordinator it names. */
+  /**
+   * Keeps a receipt only if it is well-formed, for this wallet, and signed (strictly) by the coordinator key it names.
+   * One signed under a key the wallet does not trust is kept too, but counts only once that key is trusted.
+   */
   async addReceipt(candidate: unknown): Promise<Receipt> {
-    const parsed = v.safeParse(Receipt, candidate);
-    if (!parsed.success) throw new Error(`receipt refused: ${parsed.issues[0].message}`);
-    const receipt = parsed.output;
-    if (toHex(receipt.minerKey) !== this.publicKeyHex) throw new Error('receipt refused: it names another wallet');
-    if (!(await verifyReceipt(receipt))) throw new Error('receipt refused: its signature does not verify');
-    await this.db.put('receipts', receipt, receipt.unitId);
-    return receipt;
+    return (await this.store(candidate)).receipt;
   }
 
-  /** Every stored receipt that still validates and verifies, oldest first. */
-  async receipts(): Promise<{ valid: Receipt[]; invalid: number }> {
-    const valid: Receipt[] = [];
-    let invalid = 0;
-    for (const record of await this.db.getAll('receipts')) {
-      const parsed = v.safeParse(Receipt, record);
-      if (parsed.success && toHex(parsed.output.minerKey) === this.publicKeyHex && (await verifyReceipt(parsed.output))) {
-        valid.push(parsed.output);
-      } else {
-        invalid++;
-      }
-    }
-    valid.sort((a, b) => Number(a.issuedAtMs - b.issuedAtMs));
-    return { valid, invalid };
+  private async store(candidate: unknown): Promise<CheckedReceipt & { receipt: Receipt }> {
+    const checked = await checkReceipt(candidate, this.publicKeyHex, await this.trusted());
+    if (checked.status === 'refused' || !checked.receipt) throw new Error(`receipt refused: ${checked.reason ?? 'it is not a receipt'}`);
+    await this.db.put('receipts', checked.receipt, checked.receipt.unitId);
+    return { ...checked, receipt: checked.receipt };
   }
 
-  /** Every stored record with its verdict, for the verification view. */
+  /** Trusts a coordinator's receipt-signing key, learnt from the coordinator the person added at `url`. */
+  async trustCoordinator(url: string, key: string): Promise<TrustedCoordinator> {
+    if (!/^[0-9a-f]{64}$/.test(key)) throw new Error(`${url} gave a coordinator key that is not 32 bytes in hex`);
+    const problem = publicKeyProblem(fromHex(key));
+    if (problem) throw new Error(`${url} gave a coordinator key that cannot be trusted: ${problem}`);
+    // The first coordinator that vouched for a key stays its name: pinning is never silently re-pointed.
+    const known = await this.db.get('coordinators', key);
+    if (known) return known;
+    const pinned: TrustedCoordinator = { key, url, pinnedAtMs: Date.now() };
+    await this.db.put('coordinators', pinned, key);
+    return pinned;
+  }
+
+  /** The coordinator keys this wallet trusts, oldest pin first. */
+  async trustedCoordinators(): Promise<TrustedCoordinator[]> {
+    return (await this.db.getAll('coordinators')).sort((a, b) => a.pinnedAtMs - b.pinnedAtMs);
+  }
+
+  private async trusted(): Promise<Map<string, TrustedCoordinator>> {
+    return new Map((await this.trustedCoordinators()).map((c) => [c.key, c]));
+  }
+
+  /** Every stored record with its verdict (each re-verified), oldest first: the balance and the views derive from it. */
   async checkAll(): Promise<CheckedReceipt[]> {
+    const trusted = await this.trusted();
     const out: CheckedReceipt[] = [];
     for (const [index, record] of (await this.db.getAll('receipts')).entries()) {
-      const parsed = v.safeParse(Receipt, record);
-      if (!parsed.success) {
-        out.push({ unitId: `record ${index + 1}`, receipt: undefined, valid: false, reason: parsed.issues[0].message });
-        continue;
-      }
-      const r = parsed.output;
-      if (toHex(r.minerKey) !== this.publicKeyHex) out.push({ unitId: r.unitId, receipt: r, valid: false, reason: 'it names another wallet' });
-      else if (!(await verifyReceipt(r))) out.push({ unitId: r.unitId, receipt: r, valid: false, reason: 'its signature does not verify' });
-      else out.push({ unitId: r.unitId, receipt: r, valid: true });
+      out.push(await checkReceipt(record, this.publicKeyHex, trusted, `record ${index + 1}`));
     }
     return out.sort((a, b) => Number((a.receipt?.issuedAtMs ?? 0n) - (b.receipt?.issuedAtMs ?? 0n)));
   }
@@ -115,14 +108,16 @@ export class Wallet {
       exportedAtMs: Date.now(),
       publicKey: this.publicKeyHex,
       privateKeyPkcs8: toBase64(pkcs8),
-      receipts: (await this.receipts()).valid.map(receiptToJson),
+      // Unverified receipts go too: they are the person's, and count wherever their coordinator is trusted.
+      receipts: (await this.checkAll()).flatMap((c) => (c.status !== 'refused' && c.receipt ? [receiptToJson(c.receipt)] : [])),
     };
   }
 
   /**
    * Restores a wallet file. The same key: its receipts are merged. Another key: it replaces this browser's key only
    * when this wallet holds no receipts yet, so an import never orphans earnings. Every receipt is verified as if
-   * it had just arrived from a coordinator.
+   * it had just arrived from a coordinator; the file says nothing about which coordinators to trust (a forger would
+   * write its own key there), so receipts under keys this wallet does not trust are kept apart, not counted.
    */
   async importFile(file: WalletFile): Promise<ImportOutcome> {
     let keyReplaced = false;
@@ -143,27 +138,27 @@ export class Wallet {
     let imported = 0;
     let refused = 0;
     let firstRefusal: string | undefined;
+    const unverifiedKeys = new Map<string, number>();
     for (const json of file.receipts) {
       try {
-        await this.addReceipt(receiptFromJson(json));
+        const stored = await this.store(receiptFromJson(json));
         imported++;
+        if (stored.status === 'unverified') {
+          const key = toHex(stored.receipt.coordinatorKey);
+          unverifiedKeys.set(key, (unverifiedKeys.get(key) ?? 0) + 1);
+        }
       } catch (err) {
         refused++;
         firstRefusal ??= (err as Error).message;
       }
     }
-    return { imported, refused, firstRefusal, keyReplaced };
+    const unverified = [...unverifiedKeys.values()].reduce((s, n) => s + n, 0);
+    return { imported, unverified, unverifiedKeys: [...unverifiedKeys.keys()], refused, firstRefusal, keyReplaced };
   }
 
-  /** The balance is derived from stored receipts, never kept as a number of its own. */
+  /** The balance is derived from stored receipts under trusted keys, never kept as a number of its own. */
   async balance(): Promise<Balance> {
-    const { valid, invalid } = await this.receipts();
-    return {
-      microCredits: valid.reduce((s, r) => s + r.microCredits, 0n),
-      ops: valid.reduce((s, r) => s + r.ops, 0n),
-      receipts: valid.length,
-      invalid,
-    };
+    return balanceOf(await this.checkAll());
   }
 }
 

@@ -23,4 +23,12 @@ describe('receipts', async () => {
     expect(await verifyReceipt(forged)).toBe(false);
     expect(await verifyReceipt({ ...receipt, coordinatorKey: new Uint8Array(32) })).toBe(false);
   });
+
+  it('rejects a receipt for any credits "signed" by the small-order identity key with R the identity and S = 0', async () => {
+    const identity = new Uint8Array(32);
+    identity[0] = 1;
+    const signature = new Uint8Array(64);
+    signature.set(identity);
+    expect(await verifyReceipt({ ...body, coordinatorKey: identity, microCredits: 2_000_000_000_000n, signature })).toBe(false);
+  });
 });
