@@ -1,0 +1,114 @@
+// Settlement without any transport: a result is checked, verified by its kind, credited once, reflected in the
+// miner's reputation and receipted, with the queue, jobs and a real SQLite ledger, and no WebRTC.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Jobs } from '../../../src/coordinator/jobs.ts';
+import { LedgerError, openLedger, type Ledger } from '../../../src/coordinator/ledger/ledger.ts';
+import { OperandStore } from '../../../src/coordinator/operand-store.ts';
+import { REJECT_PENALTY } from '../../../src/coordinator/reputation.ts';
+import { Scheduler } from '../../../src/coordinator/scheduler.ts';
+import { settle, type Claimant, type SettlementContext } from '../../../src/coordinator/settle.ts';
+import { loadOrCreateSigningKey } from '../../../src/coordinator/signing-key.ts';
+import { toHex, verifyReceipt } from '../../../src/protocol/receipt.ts';
+import { f32Tensor } from '../../../src/protocol/tensor.ts';
+import { gemmKind, unitOperands, type GemmJob, type GemmUnit } from '../../../src/work/gemm/gemm.ts';
+import type { AnyWorkKind } from '../../../src/work/kind.ts';
+import { defaultKinds } from '../../../src/work/registry.ts';
+import { matmulF32, randomMatrix, seededBytes } from '../../helpers/random.ts';
+
+const MINER: Claimant = { sessionId: 's1', minerKey: toHex(new Uint8Array(32).fill(3)), minerKeyBytes: new Uint8Array(32).fill(3) };
+const F32_MINER = { kinds: ['gemm'], precisions: ['f32'], features: [] };
+
+describe('settlement', () => {
+  let dir: string;
+  let ledger: Ledger;
+  let ctx: SettlementContext;
+  let job: GemmJob;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ergon-settle-'));
+    ledger = await openLedger({ backend: 'sqlite', path: join(dir, 'ledger.sqlite') });
+    const queue = new Scheduler();
+    const jobs = new Jobs(queue, defaultKinds(), ledger, await OperandStore.open(dir));
+    ctx = { queue, jobs, ledger, signingKey: await loadOrCreateSigningKey(dir), verify: { random: seededBytes(5), runtimes: {} } };
+    const m = 300;
+    const k = 40;
+    const n = 20;
+    const body = new Float32Array([...randomMatrix(m * k, 1), ...randomMatrix(k * n, 2)]);
+    const created = gemmKind.createJob('job1', { m, n, k, precision: 'f32' }, new Uint8Array(body.buffer));
+    if (!created.ok) throw new Error(created.error.message);
+    job = created.value.job;
+    await jobs.submit('owner', gemmKind as AnyWorkKind, { id: 'job1', ...created.value }, Date.now());
+  });
+  afterEach(async () => {
+    await ledger.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const leaseOne = async () => {
+    const lease = await ctx.queue.lease(MINER.sessionId, Date.now(), F32_MINER);
+    if (!lease) throw new Error('expected a lease');
+    const unit = lease.unit as GemmUnit;
+    const { a, b } = unitOperands(job, unit);
+    return { lease, unit, honest: matmulF32(a, b, unit.rows, unit.depth, unit.cols) };
+  };
+  const claim = (leaseId: string, unit: GemmUnit, values: Float32Array, shape = [unit.rows, unit.cols]) =>
+    ({ leaseId, unitId: unit.id, gpuSeconds: 0.01, output: f32Tensor(shape, values), leaseSentAtMs: Date.now() - 100 });
+
+  it('credits an honest result once, with a receipt the coordinator signed for exactly its ops at its rate', async () => {
+    const { lease, unit, honest } = await leaseOne();
+    const settled = await settle(ctx, MINER, claim(lease.id, unit, honest));
+    if (settled.type !== 'receipt') throw new Error(`rejected: ${settled.error.message}`);
+    expect(await verifyReceipt(settled.receipt)).toBe(true);
+    expect(settled.receipt).toMatchObject({ unitId: unit.id, kind: 'gemm', ops: gemmKind.ops(unit), microCredits: gemmKind.ops(unit) / 1000n });
+    expect(await ledger.balance(MINER.minerKey)).toBe(settled.receipt.microCredits);
+    expect((await ledger.reputation(MINER.minerKey)).accepted).toBe(1);
+
+    const replay = await settle(ctx, MINER, claim(lease.id, unit, honest));
+    expect(replay).toMatchObject({ type: 'rejected', error: { code: 'replayed-result' }, offence: true });
+    expect(await ledger.balance(MINER.minerKey)).toBe(settled.receipt.microCredits);
+  });
+
+  it('rejects a wrong, misshapen or implausibly timed result without credit, blames the miner and leases the unit again', async () => {
+    for (const [make, code] of [
+      [(h: Float32Array) => h.map((x, i) => (i === 7 ? x + 1 : x)), 'verification-failed'],
+      [(h: Float32Array) => h.subarray(1), 'shape-mismatch'],
+    ] as const) {
+      const { lease, unit, honest } = await leaseOne();
+      const values = make(honest);
+      const shape = values.length === honest.length ? [unit.rows, unit.cols] : [values.length];
+      const settled = await settle(ctx, MINER, claim(lease.id, unit, values, shape));
+      expect(settled, code).toMatchObject({ type: 'rejected', error: { code }, offence: true });
+      expect((await ctx.queue.lease('other', Date.now(), F32_MINER))?.unit.id).toBe(unit.id);
+      await ctx.queue.releaseSession('other');
+    }
+    const { lease, unit, honest } = await leaseOne();
+    const tooFast = await settle(ctx, MINER, { ...claim(lease.id, unit, honest), gpuSeconds: 0 });
+    expect(tooFast).toMatchObject({ type: 'rejected', error: { code: 'implausible-claim' } });
+    expect(await ledger.balance(MINER.minerKey)).toBe(0n);
+    expect((await ledger.reputation(MINER.minerKey)).score).toBe(-3 * REJECT_PENALTY);
+  });
+
+  it('refuses a result for another miner\'s lease as an offence, and a lease that expired as bad luck', async () => {
+    const { lease, unit, honest } = await leaseOne();
+    const thief = { sessionId: 's2', minerKey: toHex(new Uint8Array(32).fill(4)), minerKeyBytes: new Uint8Array(32).fill(4) };
+    expect(await settle(ctx, thief, claim(lease.id, unit, honest))).toMatchObject({ type: 'rejected', error: { code: 'unknown-lease' }, offence: true });
+    expect((await ledger.reputation(thief.minerKey)).rejected).toBe(1);
+    await ctx.queue.expire(Date.now() + 3_600_000);
+    expect(await settle(ctx, MINER, claim(lease.id, unit, honest))).toMatchObject({ type: 'rejected', error: { code: 'lease-expired' }, offence: false });
+    expect((await ledger.reputation(MINER.minerKey)).rejected).toBe(0);
+  });
+
+  it('says a storage failure plainly, pays nothing, blames no one, and leases the unit again', async () => {
+    const { lease, unit, honest } = await leaseOne();
+    const failing: Ledger = Object.create(ledger, {
+      credit: { value: async () => { throw new LedgerError('storage-full', 'the disk is full'); } },
+    });
+    const settled = await settle({ ...ctx, ledger: failing, jobs: new Jobs(ctx.queue, defaultKinds(), failing, await OperandStore.open(dir)) }, MINER, claim(lease.id, unit, honest));
+    expect(settled).toMatchObject({ type: 'rejected', error: { code: 'internal', message: 'the disk is full' }, offence: false });
+    expect(await ledger.balance(MINER.minerKey)).toBe(0n);
+    expect((await ctx.queue.lease('other', Date.now(), F32_MINER))?.unit.id).toBe(unit.id);
+  });
+});
