@@ -168,6 +168,8 @@ export class GemmKernel {
   private readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
   /** Measured speed of each kernel (kernelKey) on this device, learned from each dispatch; sizes the next ones. */
   private readonly opsPerMs = new Map<string, number>();
+  /** How long one dispatch should take; the default keeps every command buffer well inside a watchdog's patience. */
+  dispatchBudgetMs = DISPATCH_BUDGET_MS;
   /** The shape last uploaded, by either path: what `variant` and `activeConfig` describe. */
   private shape: Shape = { m: 0, k: 0, n: 0, precision: 'f32' };
 
@@ -286,7 +288,7 @@ export class GemmKernel {
     return this.startReadBack(this.resident);
   }
 
-  /** Computes a slot's C from its operands, in dispatches of about DISPATCH_BUDGET_MS each. */
+  /** Computes a slot's C from its operands, in dispatches of about dispatchBudgetMs each. */
   private async computeIn(slot: OperandSlot): Promise<GemmTiming> {
     const { m, k, n, precision } = slot.shape;
     const config = this.configFor(m, precision);
@@ -305,7 +307,7 @@ export class GemmKernel {
     let dispatches = 0;
     for (let row = 0; row < m; ) {
       // Until the speed is known, start with one row of tiles; afterwards fill the budget.
-      const budgetOps = DISPATCH_BUDGET_MS * (this.opsPerMs.get(speedKey) ?? 0);
+      const budgetOps = this.dispatchBudgetMs * (this.opsPerMs.get(speedKey) ?? 0);
       const rows = Math.min(m - row, maxGroups * rowTile, Math.max(rowTile, Math.floor(budgetOps / (2 * n * k) / rowTile) * rowTile));
       // When even one row of tiles is over budget (long K and N), split the columns as well.
       const cols = Math.min(n, maxGroups * colTile, Math.max(colTile, Math.floor(budgetOps / (2 * rows * k) / colTile) * colTile || n));

@@ -5,7 +5,7 @@ import { adapterKey, storedTuning, tune } from '../../../src/miner/gpu/autotune.
 import { UnitCancelledError } from '../../../src/miner/cancelled.ts';
 import { GpuClient } from '../../../src/miner/gpu-client.ts';
 import { runGemm } from '../../../src/miner/kinds/gemm.ts';
-import { GemmKernel } from '../../../src/miner/gpu/gemm.ts';
+import { DISPATCH_BUDGET_MS, GemmKernel } from '../../../src/miner/gpu/gemm.ts';
 import { CANDIDATES, configName, SMALL_M_CONFIGS, unfitReason, type KernelConfig } from '../../../src/miner/gpu/kernel-config.ts';
 import { mulberry32 } from '../../helpers/random.ts';
 
@@ -48,7 +48,7 @@ const harness = {
    * 'default' is GemmKernel.create(device) as the miner gets it, which switches to the small-M config for
    * GEMV-like shapes; a named config, or one given whole, always runs itself.
    */
-  async gemm(which: string | KernelConfig, m: number, k: number, n: number, seed: number, runs = 1) {
+  async gemm(which: string | KernelConfig, m: number, k: number, n: number, seed: number, runs = 1, dispatchBudgetMs = DISPATCH_BUDGET_MS) {
     const { device } = await acquired;
     const name = typeof which === 'string' ? which : configName(which);
     let kernel = kernels.get(name);
@@ -58,6 +58,7 @@ const harness = {
       kernel = await (config ? GemmKernel.create(device, config, ['vec4', 'scalar'], []) : GemmKernel.create(device));
       kernels.set(name, kernel);
     }
+    kernel.dispatchBudgetMs = dispatchBudgetMs;
     const a = operands(m * k, seed);
     const b = operands(k * n, seed + 1);
     let last = await kernel.run(m, k, n, a, b);
