@@ -9,6 +9,7 @@ import { FramedChannel } from '../protocol/channel.ts';
 import { toHex } from '../protocol/receipt.ts';
 import { PROTOCOL_VERSION } from '../protocol/version.ts';
 import { ApiKeys } from './api-keys.ts';
+import { servedHosts, servedHostsOnly } from './hosts.ts';
 import { mountApi } from './http.ts';
 import { Jobs } from './jobs.ts';
 import { OperandStore } from './operand-store.ts';
@@ -36,6 +37,8 @@ export interface CoordinatorOptions {
   apiKeys: readonly string[];
   /** Origins besides the coordinator's own that browsers may call the API from. */
   allowedOrigins?: readonly string[];
+  /** Names, besides localhost and addresses, that requests may give as their Host (behind a proxy, on a LAN). */
+  publicHosts?: readonly string[];
   /** Overrides of the rate limits, for benchmarks that play many requesters or very fast miners. */
   rateLimits?: { minerMessages?: RateLimit; apiRequests?: RateLimit };
 }
@@ -65,6 +68,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
 
   const app = express();
   app.disable('x-powered-by');
+  app.use(servedHostsOnly(servedHosts(options.host, options.publicHosts ?? [])));
   const httpServer = createServer(app);
   // A request that trickles its body in slowly holds memory: it gets this long in all, then the socket is closed.
   httpServer.requestTimeout = HTTP_REQUEST_TIMEOUT_MS;
