@@ -39,15 +39,17 @@ export class OperandStore {
   async begin(): Promise<OperandWriter> {
     // A random name: two writes of the same bytes at once must not share (and truncate) one temporary file.
     const temporary = join(this.dir, `${randomBytes(12).toString('hex')}.partial`);
-    const file = await open(temporary, 'wx', 0o600);
+    const file = await open(temporary, 'wx+', 0o600);
     return new OperandWriter(file, temporary, (hash, byteLength) => this.place(temporary, hash, byteLength));
   }
 
-  /** The bytes stored under this hash; unless told not to, throws when they no longer match it. */
-  async get(hash: string, { verify = true }: { verify?: boolean } = {}): Promise<Uint8Array<ArrayBuffer>> {
+  /** The bytes stored under this hash; throws when they are missing or no longer match it. */
+  async get(hash: string): Promise<Uint8Array<ArrayBuffer>> {
     if (!SHA256_HEX.test(hash)) throw new Error(`operand store: ${JSON.stringify(hash)} is not a sha256`);
-    const bytes = new Uint8Array(await readFile(join(this.dir, hash)));
-    if (!verify) return bytes;
+    const file = await readFile(join(this.dir, hash));
+    // A file read whole has an ArrayBuffer of its own: viewed, not copied, as operands can be hundreds of MiB.
+    const own = file.buffer instanceof ArrayBuffer && file.byteOffset === 0 && file.byteLength === file.buffer.byteLength;
+    const bytes = own ? new Uint8Array(file.buffer) : new Uint8Array(file);
     const actual = sha256Hex(bytes);
     if (actual !== hash) throw new Error(`operand store: ${hash} is corrupt (its bytes hash to ${actual})`);
     return bytes;
@@ -111,6 +113,21 @@ export class OperandWriter {
     let at = 0;
     while (at < bytes.byteLength) at += (await this.file.write(bytes, at)).bytesWritten;
     this.bytesWritten += bytes.byteLength;
+  }
+
+  /**
+   * What was written, read back from the temporary file before `commit`: the caller's own copy, which a job with
+   * the same operands finishing (and deleting the stored file) meanwhile cannot take away.
+   */
+  async contents(): Promise<Uint8Array<ArrayBuffer>> {
+    if (this.ended) throw new Error('operand store: contents after commit or abort');
+    const bytes = new Uint8Array(this.bytesWritten);
+    for (let at = 0; at < bytes.byteLength; ) {
+      const { bytesRead } = await this.file.read(bytes, at, bytes.byteLength - at, at);
+      if (bytesRead === 0) throw new Error(`operand store: ${this.temporary} ends at ${at} of ${bytes.byteLength} bytes`);
+      at += bytesRead;
+    }
+    return bytes;
   }
 
   /** Makes the bytes durable (fsynced, then renamed into place) and returns their sha256. */

@@ -41,6 +41,7 @@ describe('operand store', () => {
     const writer = await store.begin();
     for (let at = 0; at < bytes.length; at += 65_536) await writer.write(bytes.subarray(at, at + 65_536));
     expect(writer.bytesWritten).toBe(bytes.length);
+    expect(await writer.contents()).toEqual(bytes);
     const hash = await writer.commit();
     expect(hash).toBe(sha256Hex(bytes));
     expect(await store.get(hash)).toEqual(bytes);
