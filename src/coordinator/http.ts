@@ -1,14 +1,16 @@
-// The requester API: submit a GEMM as binary operands, read its status, fetch the verified product; keys, CORS and rate limits.
+// The requester API: submit a GEMM as binary operands, read its status, fetch the verified product; keys, CORS, rate limits, quotas.
 import type { IncomingMessage } from 'node:http';
 import express, { type Express, type Response } from 'express';
 import { allFinite } from '../protocol/tensor.ts';
 import { MAX_GEMM_DIM } from '../work/gemm/gemm.ts';
 import { allFiniteHalves, toHalves } from '../work/gemm/halves.ts';
 import type { ApiKeys } from './api-keys.ts';
+import { HttpError } from './http-error.ts';
 import type { Jobs, Operands } from './jobs.ts';
 import type { Ledger } from './ledger/ledger.ts';
 import { LedgerError } from './ledger/sqlite.ts';
 import { log } from './log.ts';
+import { gemmFootprint, Quotas, schedulerUsage, type RequesterQuota } from './quotas.ts';
 import { API_REQUESTS, RateLimiter, type RateLimit } from './rate-limit.ts';
 import type { Scheduler, JobState } from './scheduler.ts';
 
@@ -19,15 +21,11 @@ export interface ApiContext {
   /** Origins besides the coordinator's own that may call the API from a browser (e.g. a dev server). */
   allowedOrigins?: readonly string[];
   rateLimit?: RateLimit;
+  /** Overrides of what each requester's key may hold at once. */
+  quota?: Partial<RequesterQuota>;
   /** What a miner page needs to reach this coordinator. */
   config: () => object;
   minersConnected: () => number;
-}
-
-class HttpError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) {
-    super(message);
-  }
 }
 
 function dim(raw: unknown, name: string): number {
@@ -45,17 +43,11 @@ function precision(raw: unknown): 'f32' | 'f16' {
   throw new HttpError(400, 'bad-precision', `precision must be f32 or f16, got ${JSON.stringify(raw)}`);
 }
 
-/** The largest job body accepted (A and B): 512 MiB, e.g. two 8192x8192 f32 operands. */
-export const MAX_JOB_BODY_BYTES = 512 * 1024 * 1024;
-
 /**
  * Reads exactly `expectedBytes` of body. The declared length is checked against the shape and the limit before
  * anything is allocated, so a huge or lying Content-Length costs nothing.
  */
 async function readBody(req: IncomingMessage, expectedBytes: number): Promise<Uint8Array<ArrayBuffer>> {
-  if (expectedBytes > MAX_JOB_BODY_BYTES) {
-    throw new HttpError(413, 'job-too-large', `operands of ${expectedBytes} bytes exceed the limit of ${MAX_JOB_BODY_BYTES}`);
-  }
   const declared = req.headers['content-length'];
   if (declared === undefined) throw new HttpError(411, 'length-required', 'send the body with a Content-Length header');
   if (Number(declared) !== expectedBytes) {
@@ -143,6 +135,7 @@ export function mountApi(app: Express, ctx: ApiContext): void {
   const { scheduler } = jobs;
   const api = express.Router();
   const limiter = new RateLimiter(ctx.rateLimit ?? API_REQUESTS);
+  const quotas = new Quotas(ctx.quota ?? {}, (owner) => schedulerUsage(scheduler, owner));
   api.use(sameOriginOnly(ctx.allowedOrigins ?? []));
 
   /** Authenticates and spends one token of the key's bucket; returns the key's id. */
@@ -176,17 +169,23 @@ export function mountApi(app: Express, ctx: ApiContext): void {
     const n = dim(req.query.n, 'n');
     const k = dim(req.query.k, 'k');
     const wanted = precision(req.query.precision);
-    const body = await readBody(req, 4 * (m * k + k * n));
-    const values = new Float32Array(body.buffer);
-    if (!allFinite(values)) throw new HttpError(400, 'non-finite', 'operands contain NaN or Infinity');
-    let operands: Operands = { precision: 'f32', values };
-    if (wanted === 'f16') {
-      operands = { precision: 'f16', halves: toHalves(values) };
-      if (!allFiniteHalves(operands.halves)) throw new HttpError(400, 'f16-overflow', 'an operand is beyond f16\'s range (|x| > 65504)');
+    const footprint = gemmFootprint(m, n, k, wanted);
+    const hold = quotas.hold(owner, footprint);
+    try {
+      const body = await readBody(req, footprint.operandBytes);
+      const values = new Float32Array(body.buffer);
+      if (!allFinite(values)) throw new HttpError(400, 'non-finite', 'operands contain NaN or Infinity');
+      let operands: Operands = { precision: 'f32', values };
+      if (wanted === 'f16') {
+        operands = { precision: 'f16', halves: toHalves(values) };
+        if (!allFiniteHalves(operands.halves)) throw new HttpError(400, 'f16-overflow', 'an operand is beyond f16\'s range (|x| > 65504)');
+      }
+      const state = await jobs.submit(owner, m, n, k, operands, Date.now());
+      log('job-submitted', { job: state.job.id, owner, m, n, k, precision: wanted, units: state.units.size });
+      res.status(201).json(jobView(scheduler, state));
+    } finally {
+      hold.release();
     }
-    const state = await jobs.submit(owner, m, n, k, operands, Date.now());
-    log('job-submitted', { job: state.job.id, owner, m, n, k, precision: wanted, units: state.units.size });
-    res.status(201).json(jobView(scheduler, state));
   }));
 
   api.get('/jobs/:id', (req, res) => {
@@ -209,6 +208,7 @@ export function mountApi(app: Express, ctx: ApiContext): void {
   api.use((_req, _res, next) => next(new HttpError(404, 'not-found', 'no such API route')));
   api.use((err: unknown, _req: express.Request, res: Response, _next: express.NextFunction) => {
     if (err instanceof HttpError) {
+      for (const [name, value] of Object.entries(err.headers)) res.setHeader(name, value);
       res.status(err.status).json({ error: { code: err.code, message: err.message } });
       return;
     }

@@ -13,6 +13,7 @@ import { servedHosts, servedHostsOnly } from './hosts.ts';
 import { mountApi } from './http.ts';
 import { Jobs } from './jobs.ts';
 import { OperandStore } from './operand-store.ts';
+import type { RequesterQuota } from './quotas.ts';
 import type { RateLimit } from './rate-limit.ts';
 import { SqliteLedger } from './ledger/sqlite.ts';
 import type { Ledger } from './ledger/ledger.ts';
@@ -41,6 +42,8 @@ export interface CoordinatorOptions {
   publicHosts?: readonly string[];
   /** Overrides of the rate limits, for benchmarks that play many requesters or very fast miners. */
   rateLimits?: { minerMessages?: RateLimit; apiRequests?: RateLimit };
+  /** Overrides of what each requester's key may hold at once. */
+  quotas?: Partial<RequesterQuota>;
 }
 
 export interface RunningCoordinator {
@@ -79,6 +82,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     apiKeys,
     allowedOrigins: options.allowedOrigins,
     rateLimit: options.rateLimits?.apiRequests,
+    quota: options.quotas,
     minersConnected: () => sessions.size,
     config: () => ({
       protocolVersion: PROTOCOL_VERSION,
