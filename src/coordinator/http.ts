@@ -1,18 +1,16 @@
 // The requester API: submit a GEMM as binary operands, read its status, fetch the verified product; keys, CORS, rate limits, quotas.
-import type { IncomingMessage } from 'node:http';
 import express, { type Express, type Response } from 'express';
-import { allFinite } from '../protocol/tensor.ts';
 import { MAX_GEMM_DIM } from '../work/gemm/gemm.ts';
-import { allFiniteHalves, toHalves } from '../work/gemm/halves.ts';
 import type { ApiKeys } from './api-keys.ts';
 import { HttpError } from './http-error.ts';
-import type { Jobs, Operands } from './jobs.ts';
+import type { Jobs } from './jobs.ts';
 import type { Ledger } from './ledger/ledger.ts';
 import { LedgerError } from './ledger/sqlite.ts';
 import { log } from './log.ts';
 import { gemmFootprint, Quotas, schedulerUsage, type RequesterQuota } from './quotas.ts';
 import { API_REQUESTS, RateLimiter, type RateLimit } from './rate-limit.ts';
 import type { Scheduler, JobState } from './scheduler.ts';
+import type { Uploads } from './upload.ts';
 
 export interface ApiContext {
   jobs: Jobs;
@@ -23,6 +21,8 @@ export interface ApiContext {
   rateLimit?: RateLimit;
   /** Overrides of what each requester's key may hold at once. */
   quota?: Partial<RequesterQuota>;
+  /** Receives job bodies into the operand store. */
+  uploads: Uploads;
   /** What a miner page needs to reach this coordinator. */
   config: () => object;
   minersConnected: () => number;
@@ -41,31 +41,6 @@ function precision(raw: unknown): 'f32' | 'f16' {
   if (raw === undefined || raw === 'f32') return 'f32';
   if (raw === 'f16') return 'f16';
   throw new HttpError(400, 'bad-precision', `precision must be f32 or f16, got ${JSON.stringify(raw)}`);
-}
-
-/**
- * Reads exactly `expectedBytes` of body. The declared length is checked against the shape and the limit before
- * anything is allocated, so a huge or lying Content-Length costs nothing.
- */
-async function readBody(req: IncomingMessage, expectedBytes: number): Promise<Uint8Array<ArrayBuffer>> {
-  const declared = req.headers['content-length'];
-  if (declared === undefined) throw new HttpError(411, 'length-required', 'send the body with a Content-Length header');
-  if (Number(declared) !== expectedBytes) {
-    throw new HttpError(400, 'bad-body-length', `body is ${declared} bytes; ${expectedBytes} expected (A then B, f32 little-endian)`);
-  }
-  const body = new Uint8Array(expectedBytes);
-  let received = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    if (received + chunk.byteLength > expectedBytes) {
-      throw new HttpError(413, 'body-too-large', `body exceeds the ${expectedBytes} bytes that m, n and k imply`);
-    }
-    body.set(chunk, received);
-    received += chunk.byteLength;
-  }
-  if (received !== expectedBytes) {
-    throw new HttpError(400, 'bad-body-length', `body is ${received} bytes; ${expectedBytes} expected (A then B, f32 little-endian)`);
-  }
-  return body;
 }
 
 /** Express 4 does not pass a rejected promise on to its error handler; this does. */
@@ -172,14 +147,7 @@ export function mountApi(app: Express, ctx: ApiContext): void {
     const footprint = gemmFootprint(m, n, k, wanted);
     const hold = quotas.hold(owner, footprint);
     try {
-      const body = await readBody(req, footprint.operandBytes);
-      const values = new Float32Array(body.buffer);
-      if (!allFinite(values)) throw new HttpError(400, 'non-finite', 'operands contain NaN or Infinity');
-      let operands: Operands = { precision: 'f32', values };
-      if (wanted === 'f16') {
-        operands = { precision: 'f16', halves: toHalves(values) };
-        if (!allFiniteHalves(operands.halves)) throw new HttpError(400, 'f16-overflow', 'an operand is beyond f16\'s range (|x| > 65504)');
-      }
+      const operands = await ctx.uploads.receive(req, footprint.operandBytes, wanted);
       const state = await jobs.submit(owner, m, n, k, operands, Date.now());
       log('job-submitted', { job: state.job.id, owner, m, n, k, precision: wanted, units: state.units.size });
       res.status(201).json(jobView(scheduler, state));
@@ -206,7 +174,9 @@ export function mountApi(app: Express, ctx: ApiContext): void {
   }));
 
   api.use((_req, _res, next) => next(new HttpError(404, 'not-found', 'no such API route')));
-  api.use((err: unknown, _req: express.Request, res: Response, _next: express.NextFunction) => {
+  api.use((err: unknown, req: express.Request, res: Response, _next: express.NextFunction) => {
+    // A body read in part and then left (a stalled or refused upload) is never read on: the connection is closed.
+    if (req.readableDidRead && !req.complete) res.setHeader('connection', 'close');
     if (err instanceof HttpError) {
       for (const [name, value] of Object.entries(err.headers)) res.setHeader(name, value);
       res.status(err.status).json({ error: { code: err.code, message: err.message } });

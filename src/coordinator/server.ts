@@ -22,6 +22,7 @@ import { HEARTBEAT_MS, MinerSession } from './miner-session.ts';
 import { mountPeerServer, PEER_PATH, startCoordinatorPeer, type PeerEndpoint } from './peers.ts';
 import { Scheduler } from './scheduler.ts';
 import { loadOrCreateSigningKey } from './signing-key.ts';
+import { Uploads, type UploadLimits } from './upload.ts';
 
 /** Long enough to upload the largest job (512 MiB) at 5 MiB/s. */
 const HTTP_REQUEST_TIMEOUT_MS = 120_000;
@@ -44,6 +45,8 @@ export interface CoordinatorOptions {
   rateLimits?: { minerMessages?: RateLimit; apiRequests?: RateLimit };
   /** Overrides of what each requester's key may hold at once. */
   quotas?: Partial<RequesterQuota>;
+  /** Overrides of the bounds on uploads in progress. */
+  uploadLimits?: Partial<UploadLimits>;
 }
 
 export interface RunningCoordinator {
@@ -52,6 +55,7 @@ export interface RunningCoordinator {
   scheduler: Scheduler;
   jobs: Jobs;
   ledger: Ledger;
+  uploads: Uploads;
   sessions: ReadonlyMap<string, MinerSession>;
   close(): Promise<void>;
 }
@@ -62,7 +66,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const apiKeys = new ApiKeys(options.apiKeys);
   const ledger = new SqliteLedger(join(options.dataDir, 'ledger.sqlite'));
   const scheduler = new Scheduler();
-  const jobs = new Jobs(scheduler, ledger, await OperandStore.open(options.dataDir));
+  const operandStore = await OperandStore.open(options.dataDir);
+  const jobs = new Jobs(scheduler, ledger, operandStore);
+  const uploads = new Uploads(operandStore, options.uploadLimits);
   await jobs.restore(Date.now());
   const sessions = new Map<string, MinerSession>();
   const channels = new Map<string, FramedChannel>();
@@ -73,7 +79,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   app.disable('x-powered-by');
   app.use(servedHostsOnly(servedHosts(options.host, options.publicHosts ?? [])));
   const httpServer = createServer(app);
-  // A request that trickles its body in slowly holds memory: it gets this long in all, then the socket is closed.
+  // A request that trickles its body in slowly holds a share of the uploads in flight: it gets this long in all, then
+  // the socket is closed (a stalled one is closed sooner, by the upload's idle timeout).
   httpServer.requestTimeout = HTTP_REQUEST_TIMEOUT_MS;
   mountPeerServer(app, httpServer, peerKey);
   mountApi(app, {
@@ -83,6 +90,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     allowedOrigins: options.allowedOrigins,
     rateLimit: options.rateLimits?.apiRequests,
     quota: options.quotas,
+    uploads,
     minersConnected: () => sessions.size,
     config: () => ({
       protocolVersion: PROTOCOL_VERSION,
@@ -162,6 +170,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     scheduler,
     jobs,
     ledger,
+    uploads,
     sessions,
     async close() {
       clearInterval(heartbeat);
