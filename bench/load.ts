@@ -49,6 +49,8 @@ async function main(): Promise<void> {
   const coordinator = await startCoordinator({
     host: '127.0.0.1', port: 0, dataDir, apiKeys: [API_KEY],
     rateLimits: { apiRequests: { perSecond: 1_000, burst: 1_000 } },
+    // The feeder never deletes finished jobs: their products would reach the key's quota in a long run.
+    quotas: { heldBytes: 64 * 1024 ** 3 },
   });
   console.log(`coordinator ${coordinator.url}; ${miners} miners in ${workers} processes; ${seconds} s`);
 

@@ -1,14 +1,16 @@
 // The requester API: submit a job of any kind as binary operands, read its status, fetch its verified output; keys,
-// CORS and rate limits.
-import type { IncomingMessage } from 'node:http';
+// CORS, rate limits and quotas.
 import express, { type Express, type Response } from 'express';
 import type { ErrorCode, Parsed } from '../protocol/errors.ts';
 import type { ApiKeys } from './api-keys.ts';
+import { HttpError } from './http-error.ts';
 import type { Jobs } from './jobs.ts';
 import { LedgerError, type Ledger } from './ledger/ledger.ts';
 import { log } from './log.ts';
+import { Quotas, queueUsage, type RequesterQuota } from './quotas.ts';
 import { API_REQUESTS, RateLimiter, type RateLimit } from './rate-limit.ts';
 import type { JobState, WorkQueue } from './queue.ts';
+import type { Uploads } from './upload.ts';
 
 export interface ApiContext {
   jobs: Jobs;
@@ -17,49 +19,22 @@ export interface ApiContext {
   /** Origins besides the coordinator's own that may call the API from a browser (e.g. a dev server). */
   allowedOrigins?: readonly string[];
   rateLimit?: RateLimit;
+  /** Overrides of what each requester's key may hold at once. */
+  quota?: Partial<RequesterQuota>;
+  /** Receives job bodies, bounded in bytes and time. */
+  uploads: Uploads;
   /** What a miner page needs to reach this coordinator. */
   config: () => object;
   minersConnected: () => number;
 }
 
-class HttpError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) {
-    super(message);
-  }
-}
-
 /** The HTTP status for each code a kind's parsing can answer; every other refusal of a job is a 400. */
-const STATUS_OF: Partial<Record<ErrorCode, number>> = { 'job-too-large': 413, 'unknown-kind': 404 };
+const STATUS_OF: Partial<Record<ErrorCode, number>> = { 'job-too-large': 413, 'product-too-large': 413, 'unknown-kind': 404 };
 
 /** A kind's answer, or the HTTP error that says why not. */
 function orRefuse<T>(parsed: Parsed<T>): T {
   if (parsed.ok) return parsed.value;
   throw new HttpError(STATUS_OF[parsed.error.code] ?? 400, parsed.error.code, parsed.error.message);
-}
-
-/**
- * Reads exactly `expectedBytes` of body. The declared length is checked against the shape and the limit before
- * anything is allocated, so a huge or lying Content-Length costs nothing.
- */
-async function readBody(req: IncomingMessage, expectedBytes: number): Promise<Uint8Array<ArrayBuffer>> {
-  const declared = req.headers['content-length'];
-  if (declared === undefined) throw new HttpError(411, 'length-required', 'send the body with a Content-Length header');
-  if (Number(declared) !== expectedBytes) {
-    throw new HttpError(400, 'bad-body-length', `body is ${declared} bytes; ${expectedBytes} expected expected for these parameters`);
-  }
-  const body = new Uint8Array(expectedBytes);
-  let received = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    if (received + chunk.byteLength > expectedBytes) {
-      throw new HttpError(413, 'body-too-large', `body exceeds the ${expectedBytes} bytes its parameters imply`);
-    }
-    body.set(chunk, received);
-    received += chunk.byteLength;
-  }
-  if (received !== expectedBytes) {
-    throw new HttpError(400, 'bad-body-length', `body is ${received} bytes; ${expectedBytes} expected for these parameters`);
-  }
-  return body;
 }
 
 /** Express 4 does not pass a rejected promise on to its error handler; this does. */
@@ -125,6 +100,7 @@ export function mountApi(app: Express, ctx: ApiContext): void {
   const { queue } = jobs;
   const api = express.Router();
   const limiter = new RateLimiter(ctx.rateLimit ?? API_REQUESTS);
+  const quotas = new Quotas(ctx.quota ?? {}, (owner) => queueUsage(queue, owner));
   api.use(sameOriginOnly(ctx.allowedOrigins ?? []));
 
   /** Authenticates and spends one token of the key's bucket; returns the key's id. */
@@ -157,12 +133,18 @@ export function mountApi(app: Express, ctx: ApiContext): void {
     const kind = jobs.kinds.get(req.params.kind);
     if (!kind) throw new HttpError(404, 'unknown-kind', `no kind of work named ${JSON.stringify(req.params.kind)}; this coordinator serves ${[...jobs.kinds.keys()].join(', ')}`);
     const params = orRefuse(kind.parseParams(req.query as Record<string, unknown>));
-    const body = await readBody(req, orRefuse(kind.bodyBytes(params)));
-    const id = jobs.newId();
-    const created = orRefuse(kind.createJob(id, params, body));
-    const state = await jobs.submit(owner, kind, { id, ...created }, Date.now());
-    log('job-submitted', { job: state.id, owner, kind: kind.name, ...state.view, units: state.units.size });
-    res.status(201).json(await jobView(queue, state));
+    const footprint = orRefuse(kind.footprint(params));
+    const hold = await quotas.hold(owner, footprint);
+    try {
+      const body = await ctx.uploads.receive(req, footprint.bodyBytes);
+      const id = jobs.newId();
+      const created = orRefuse(kind.createJob(id, params, body));
+      const state = await jobs.submit(owner, kind, { id, ...created }, Date.now());
+      log('job-submitted', { job: state.id, owner, kind: kind.name, ...state.view, units: state.units.size });
+      res.status(201).json(await jobView(queue, state));
+    } finally {
+      hold.release();
+    }
   }));
 
   api.get('/jobs/:id', asyncRoute(async (req, res) => {
@@ -184,8 +166,11 @@ export function mountApi(app: Express, ctx: ApiContext): void {
   }));
 
   api.use((_req, _res, next) => next(new HttpError(404, 'not-found', 'no such API route')));
-  api.use((err: unknown, _req: express.Request, res: Response, _next: express.NextFunction) => {
+  api.use((err: unknown, req: express.Request, res: Response, _next: express.NextFunction) => {
+    // A body read in part and then left (a stalled or refused upload) is never read on: the connection is closed.
+    if (req.readableDidRead && !req.complete) res.setHeader('connection', 'close');
     if (err instanceof HttpError) {
+      for (const [name, value] of Object.entries(err.headers)) res.setHeader(name, value);
       res.status(err.status).json({ error: { code: err.code, message: err.message } });
       return;
     }

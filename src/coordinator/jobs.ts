@@ -8,7 +8,19 @@ import { log } from './log.ts';
 import type { OperandStore } from './operand-store.ts';
 import type { JobState, Lease, WorkQueue } from './queue.ts';
 
+/** What a job of these parameters holds while open; 0 for one stored under limits since lowered (it is let run). */
+function heldBytes(kind: AnyWorkKind, params: unknown): number {
+  const footprint = kind.footprint(params);
+  return footprint.ok ? footprint.value.heldBytes : 0;
+}
+
 export class Jobs {
+  /**
+   * Operands (by hash) of jobs being submitted: stored, but not in the queue yet. An identical job that finishes
+   * meanwhile must not delete them.
+   */
+  private readonly submitting = new Map<string, number>();
+
   constructor(
     readonly queue: WorkQueue,
     readonly kinds: KindRegistry,
@@ -19,9 +31,22 @@ export class Jobs {
   /** Stores the job's operands (content-addressed) and the job, then queues its units. */
   async submit(owner: string, kind: AnyWorkKind, job: { id: string; job: unknown; operands: readonly Uint8Array[] }, nowMs: number): Promise<JobState> {
     const hashes: string[] = [];
-    for (const bytes of job.operands) hashes.push(await this.operands.put(bytes));
-    await this.ledger.saveJob({ id: job.id, owner, kind: kind.name, params: kind.params(job.job), operands: hashes, createdAtMs: nowMs, finishedAtMs: null });
-    return this.queue.submit({ id: job.id, kind, job: job.job, owner, operands: hashes, createdAtMs: nowMs }, new Map(), nowMs);
+    try {
+      for (const bytes of job.operands) {
+        const hash = await this.operands.put(bytes);
+        this.submitting.set(hash, (this.submitting.get(hash) ?? 0) + 1);
+        hashes.push(hash);
+      }
+      const params = kind.params(job.job);
+      await this.ledger.saveJob({ id: job.id, owner, kind: kind.name, params, operands: hashes, createdAtMs: nowMs, finishedAtMs: null });
+      return await this.queue.submit({ id: job.id, kind, job: job.job, owner, operands: hashes, heldBytes: heldBytes(kind, params), createdAtMs: nowMs }, new Map(), nowMs);
+    } finally {
+      for (const hash of hashes) {
+        const left = (this.submitting.get(hash) ?? 1) - 1;
+        if (left > 0) this.submitting.set(hash, left);
+        else this.submitting.delete(hash);
+      }
+    }
   }
 
   /** A fresh job id. */
@@ -94,7 +119,9 @@ export class Jobs {
       unitsDone += done.size;
       if (stored.finishedAtMs === null) for (const hash of stored.operands) referenced.add(hash);
       const state = await this.queue.submit(
-        { id: stored.id, kind, job, owner: stored.owner, operands: stored.operands, createdAtMs: stored.createdAtMs }, done, stored.finishedAtMs ?? nowMs,
+        { id: stored.id, kind, job, owner: stored.owner, operands: stored.operands, heldBytes: heldBytes(kind, kind.params(job)), createdAtMs: stored.createdAtMs },
+        done,
+        stored.finishedAtMs ?? nowMs,
       );
       if (state.output && stored.finishedAtMs === null) {
         // Every unit was credited but the crash came before the job was marked done.
@@ -110,7 +137,7 @@ export class Jobs {
 
   /** Deletes a job's operand files, except those another open job also uses. */
   private async freeOperands(state: JobState): Promise<void> {
-    const inUse = new Set<string>();
+    const inUse = new Set<string>(this.submitting.keys());
     for (const id of await this.queue.jobIds()) {
       const other = await this.queue.job(id);
       if (other && other !== state && !other.output) for (const hash of other.operands) inUse.add(hash);

@@ -10,12 +10,14 @@ const port = Number(process.env.PORT ?? 8787);
 const host = process.env.HOST ?? '127.0.0.1';
 const dataDir = resolve(process.env.ERGON_DATA_DIR ?? 'data');
 const demo = process.env.ERGON_DEMO !== '0';
-const allowedOrigins = (process.env.ERGON_ALLOWED_ORIGINS ?? '').split(',').map((o) => o.trim()).filter((o) => o !== '');
+const list = (raw: string | undefined) => (raw ?? '').split(',').map((o) => o.trim()).filter((o) => o !== '');
+const allowedOrigins = list(process.env.ERGON_ALLOWED_ORIGINS);
+const publicHosts = list(process.env.ERGON_PUBLIC_HOSTS);
 
 await mkdir(dataDir, { recursive: true, mode: 0o700 });
 const { keys, created } = await loadOrCreateApiKeys(dataDir, process.env.ERGON_API_KEYS);
 const kinds = defaultKinds();
-const coordinator = await startCoordinator({ host, port, dataDir, staticDir: resolve('dist'), apiKeys: keys, allowedOrigins, kinds });
+const coordinator = await startCoordinator({ host, port, dataDir, staticDir: resolve('dist'), apiKeys: keys, allowedOrigins, publicHosts, kinds });
 const stopDemo = demo ? startDemoRequester(coordinator.url, keys[0]) : () => {};
 
 const keySource = process.env.ERGON_API_KEYS ? 'ERGON_API_KEYS' : join(dataDir, API_KEYS_FILE);

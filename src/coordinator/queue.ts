@@ -15,6 +15,8 @@ export interface JobState {
   operands: readonly string[];
   /** What the API shows of the job (the kind's description), kept after its operands are dropped. */
   view: Readonly<Record<string, string | number>>;
+  /** Memory the job holds while open (its kind's footprint), charged to its owner's quota. */
+  heldBytes: number;
   units: Map<string, UnitBase>;
   results: Map<string, unknown>;
   /** unit id -> the wallet key (hex) of the miner whose result was accepted */
@@ -48,6 +50,7 @@ export interface NewJob {
   job: unknown;
   owner: string;
   operands: readonly string[];
+  heldBytes: number;
   createdAtMs: number;
 }
 

@@ -38,6 +38,7 @@ export class Scheduler implements WorkQueue {
       owner: job.owner,
       operands: job.operands,
       view: kind.describe(job.job),
+      heldBytes: job.heldBytes,
       units: new Map(units.map((u) => [u.id, u])),
       results: new Map(),
       doneBy: new Map(),

@@ -9,6 +9,7 @@ import { FramedChannel } from '../protocol/channel.ts';
 import { toHex } from '../protocol/receipt.ts';
 import { PROTOCOL_VERSION } from '../protocol/version.ts';
 import { ApiKeys } from './api-keys.ts';
+import { servedHosts, servedHostsOnly } from './hosts.ts';
 import { mountApi } from './http.ts';
 import { Jobs } from './jobs.ts';
 import { OperandStore } from './operand-store.ts';
@@ -20,8 +21,10 @@ import { log } from './log.ts';
 import { HEARTBEAT_MS, MinerSession } from './miner-session.ts';
 import { mountPeerServer, PEER_PATH, startCoordinatorPeer, type PeerEndpoint } from './peers.ts';
 import type { WorkQueue } from './queue.ts';
+import type { RequesterQuota } from './quotas.ts';
 import { Scheduler } from './scheduler.ts';
 import { loadOrCreateSigningKey } from './signing-key.ts';
+import { Uploads, type UploadLimits } from './upload.ts';
 
 /** Long enough to upload the largest job (512 MiB) at 5 MiB/s. */
 const HTTP_REQUEST_TIMEOUT_MS = 120_000;
@@ -38,8 +41,14 @@ export interface CoordinatorOptions {
   apiKeys: readonly string[];
   /** Origins besides the coordinator's own that browsers may call the API from. */
   allowedOrigins?: readonly string[];
+  /** Names, besides localhost and addresses, that requests may give as their Host (behind a proxy, on a LAN). */
+  publicHosts?: readonly string[];
   /** Overrides of the rate limits, for benchmarks that play many requesters or very fast miners. */
   rateLimits?: { minerMessages?: RateLimit; apiRequests?: RateLimit };
+  /** Overrides of what each requester's key may hold at once. */
+  quotas?: Partial<RequesterQuota>;
+  /** Overrides of the bounds on uploads in progress. */
+  uploadLimits?: Partial<UploadLimits>;
   /** The kinds of work served; by default every built-in kind (src/work/registry.ts). */
   kinds?: KindRegistry;
   /** Runtimes handed to the kinds' verifiers by name (e.g. onnxruntime-node for kinds that re-run work). */
@@ -52,6 +61,7 @@ export interface RunningCoordinator {
   queue: WorkQueue;
   jobs: Jobs;
   ledger: Ledger;
+  uploads: Uploads;
   sessions: ReadonlyMap<string, MinerSession>;
   close(): Promise<void>;
 }
@@ -62,7 +72,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const apiKeys = new ApiKeys(options.apiKeys);
   const ledger = await openLedger({ backend: 'sqlite', path: join(options.dataDir, 'ledger.sqlite') });
   const queue: WorkQueue = new Scheduler();
-  const jobs = new Jobs(queue, options.kinds ?? defaultKinds(), ledger, await OperandStore.open(options.dataDir));
+  const operandStore = await OperandStore.open(options.dataDir);
+  const jobs = new Jobs(queue, options.kinds ?? defaultKinds(), ledger, operandStore);
+  const uploads = new Uploads(operandStore, options.uploadLimits);
   const verify = { random: cryptoRandomBytes, runtimes: options.runtimes ?? {} };
   await jobs.restore(Date.now());
   const sessions = new Map<string, MinerSession>();
@@ -72,8 +84,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
 
   const app = express();
   app.disable('x-powered-by');
+  app.use(servedHostsOnly(servedHosts(options.host, options.publicHosts ?? [])));
   const httpServer = createServer(app);
-  // A request that trickles its body in slowly holds memory: it gets this long in all, then the socket is closed.
+  // A request that trickles its body in slowly holds a share of the uploads in flight: it gets this long in all, then
+  // the socket is closed (a stalled one is closed sooner, by the upload's idle timeout).
   httpServer.requestTimeout = HTTP_REQUEST_TIMEOUT_MS;
   mountPeerServer(app, httpServer, peerKey);
   mountApi(app, {
@@ -82,6 +96,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     apiKeys,
     allowedOrigins: options.allowedOrigins,
     rateLimit: options.rateLimits?.apiRequests,
+    quota: options.quotas,
+    uploads,
     minersConnected: () => sessions.size,
     config: () => ({
       protocolVersion: PROTOCOL_VERSION,
@@ -166,6 +182,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     queue,
     jobs,
     ledger,
+    uploads,
     sessions,
     async close() {
       clearInterval(heartbeat);

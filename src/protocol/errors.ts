@@ -24,6 +24,7 @@ export type ErrorCode =
   | 'bad-precision'
   | 'bad-body-length'
   | 'job-too-large'
+  | 'product-too-large'
   | 'f16-overflow'
   // abuse
   | 'rate-limited'

@@ -42,6 +42,16 @@ export interface UnitBase {
   jobId: string;
 }
 
+/** A job's cost in bytes: what its requester's quota is charged for it. */
+export interface JobFootprint {
+  /** the request body: exactly this many bytes */
+  bodyBytes: number;
+  /** the assembled output, held until fetched and deleted or expired */
+  outputBytes: number;
+  /** memory the job holds while open: its operands as kept, and its output */
+  heldBytes: number;
+}
+
 /** A job's output as the requester fetches it. */
 export interface EncodedOutput {
   contentType: string;
@@ -64,8 +74,12 @@ export interface WorkKind<Params, Job, Unit extends UnitBase, Result, Output> {
   // ---- submission ----
   /** A job's parameters from the request's query string, with their limits checked. */
   parseParams(query: Readonly<Record<string, unknown>>): Parsed<Params>;
-  /** Exactly how many body bytes these parameters imply, checked against the limit before any byte is read. */
-  bodyBytes(params: Params): Parsed<number>;
+  /**
+   * What a job with these parameters costs the coordinator, known before any body byte is read: the exact body
+   * length, its output, and the memory it holds while open. Refused (job-too-large, product-too-large) over the
+   * kind's limits.
+   */
+  footprint(params: Params): Parsed<JobFootprint>;
   /** The job from its parameters and body, with the operands to store content-addressed (each checked). */
   createJob(id: string, params: Params, body: Uint8Array<ArrayBuffer>): Parsed<{ job: Job; operands: Uint8Array[] }>;
   /** Rebuilds a stored job after a restart from its saved parameters and operands; throws when they are not its own. */

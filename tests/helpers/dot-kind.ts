@@ -55,7 +55,7 @@ export const dotKind: WorkKind<DotParams, DotJob, DotUnit, Float32Array, Float32
     const parsed = v.safeParse(Query, query);
     return parsed.success ? { ok: true, value: parsed.output } : fail('bad-params', `count 1-${MAX_DOT_COUNT} and dim 1-${MAX_DOT_DIM} are required`);
   },
-  bodyBytes: ({ count, dim }) => ({ ok: true, value: 2 * 4 * count * dim }),
+  footprint: ({ count, dim }) => ({ ok: true, value: { bodyBytes: 8 * count * dim, outputBytes: 4 * count, heldBytes: 8 * count * dim + 4 * count } }),
   createJob(id, params, body) {
     const values = new Float32Array(body.buffer, body.byteOffset, body.byteLength / 4);
     if (!allFinite(values) || values.some((x) => !Number.isInteger(x) || Math.abs(x) > MAX_DOT_VALUE)) {

@@ -11,8 +11,14 @@ import { allFiniteHalves, fromHalves, toHalves } from './halves.ts';
 export const MAX_GEMM_DIM = 16_384;
 /** Output tile edge of one unit: 256x256 keeps a unit's operands at 2 MiB per 1024 of K. */
 export const UNIT_TILE = 256;
+const MiB = 1024 * 1024;
 /** The largest job body accepted (A and B): 512 MiB, e.g. two 8192x8192 f32 operands. */
-export const MAX_JOB_BODY_BYTES = 512 * 1024 * 1024;
+export const MAX_JOB_BODY_BYTES = 512 * MiB;
+/**
+ * The largest product: 256 MiB, the 8192x8192 product of the largest square operands. Without it, a 128 KiB body
+ * (16384x1 by 1x16384) queues a 1 GiB product, held in memory until its requester deletes it.
+ */
+export const MAX_PRODUCT_BYTES = 256 * MiB;
 
 /** f32 operands, or f16 ones (IEEE halves, summed in f32) where the requester asks and the miner has shader-f16. */
 export type GemmPrecision = 'f32' | 'f16';
@@ -96,10 +102,16 @@ export const gemmKind: WorkKind<GemmParams, GemmJob, GemmUnit, GemmResult, Float
     return { ok: true, value: { m: m.value, n: n.value, k: k.value, precision } };
   },
 
-  bodyBytes({ m, n, k }) {
-    const bytes = 4 * (m * k + k * n);
-    if (bytes > MAX_JOB_BODY_BYTES) return fail('job-too-large', `operands of ${bytes} bytes exceed the limit of ${MAX_JOB_BODY_BYTES}`);
-    return { ok: true, value: bytes };
+  footprint({ m, n, k, precision }) {
+    const bodyBytes = 4 * (m * k + k * n);
+    if (bodyBytes > MAX_JOB_BODY_BYTES) return fail('job-too-large', `operands of ${bodyBytes} bytes exceed the limit of ${MAX_JOB_BODY_BYTES}`);
+    const outputBytes = 4 * m * n;
+    if (outputBytes > MAX_PRODUCT_BYTES) {
+      return fail('product-too-large', `a ${m}x${n} product is ${outputBytes} bytes, over the limit of ${MAX_PRODUCT_BYTES}; split the job`);
+    }
+    // Held while open: the operands (an f16 job both its halves and their f32 values) and the product.
+    const heldBytes = (m * k + k * n) * (precision === 'f16' ? 6 : 4) + outputBytes;
+    return { ok: true, value: { bodyBytes, outputBytes, heldBytes } };
   },
 
   createJob(id, params, body) {

@@ -8,7 +8,7 @@ const job = (id: string, m: number, n: number, k: number): GemmJob => ({
 });
 
 const submit = (s: Scheduler, j: GemmJob, nowMs: number, kind: AnyWorkKind = gemmKind as AnyWorkKind) =>
-  s.submit({ id: j.id, kind, job: j, owner: 'owner', operands: [], createdAtMs: nowMs }, new Map(), nowMs);
+  s.submit({ id: j.id, kind, job: j, owner: 'owner', operands: [], heldBytes: 0, createdAtMs: nowMs }, new Map(), nowMs);
 
 const miner = (precisions = ['f32'], kinds = ['gemm'], features: string[] = []): MinerCapabilities => ({ kinds, precisions, features });
 const lease = (s: Scheduler, session: string, nowMs: number, capabilities = miner()) => s.lease(session, nowMs, capabilities);
