@@ -9,7 +9,7 @@ import type { MinerCapabilities } from '../work/kind.ts';
 import type { Reputation } from './ledger/ledger.ts';
 import { log } from './log.ts';
 import { MINER_MESSAGES, TokenBucket, type RateLimit } from './rate-limit.ts';
-import { isBanned } from './reputation.ts';
+import { isBanned, leaseAllowance } from './reputation.ts';
 import { settle, type SettlementContext } from './settle.ts';
 
 /** How often each side pings; a peer silent for HEARTBEAT_DEAD_AFTER_MS is dropped and its leases re-leased. */
@@ -21,12 +21,16 @@ export const NO_WORK_RETRY_MS = 500;
 export const MAX_PROTOCOL_ERRORS = 200;
 /** A session that keeps sending this many messages over its rate limit is closed. */
 export const MAX_RATE_LIMITED = 1_000;
+/** A connection that has not proved a wallet key this long after its challenge is closed. */
+export const HELLO_TIMEOUT_MS = 10_000;
 
 type Outgoing = Extract<CoordinatorMessageInput, { type: string }>;
 type Omit1<T> = T extends unknown ? Omit<T, 'v'> : never;
 
 export interface SessionContext extends SettlementContext {
   rateLimit?: RateLimit;
+  /** Every live session of this wallet key (this one included): a key's leases are bounded over all of them. */
+  sessionsOf?: (minerKey: string) => readonly string[];
 }
 
 export class MinerSession {
@@ -37,6 +41,9 @@ export class MinerSession {
   /** What the miner said it runs; until hello, nothing. */
   private capabilities: MinerCapabilities = { kinds: [], precisions: [], features: [] };
   lastHeardAtMs = Date.now();
+  private readonly openedAtMs = Date.now();
+  /** Called once the miner has proved its key: the transport may then accept larger messages. */
+  onWelcome: () => void = () => undefined;
   unitsAccepted = 0;
   unitsRejected = 0;
   private protocolErrors = 0;
@@ -67,6 +74,10 @@ export class MinerSession {
 
   /** Called every heartbeat: pings the miner, and closes the connection if it went silent. */
   tick(nowMs: number): void {
+    if (!this.minerKey && nowMs - this.openedAtMs > HELLO_TIMEOUT_MS) {
+      this.closeConnection(`no hello ${nowMs - this.openedAtMs} ms after the challenge`);
+      return;
+    }
     if (nowMs - this.lastHeardAtMs > HEARTBEAT_DEAD_AFTER_MS) {
       this.closeConnection(`silent for ${nowMs - this.lastHeardAtMs} ms`);
       return;
@@ -83,17 +94,11 @@ export class MinerSession {
 
   async receive(bytes: Uint8Array): Promise<void> {
     if (this.closing) return;
-    const nowMs = Date.now();
-    if (!this.bucket.take(nowMs)) {
-      if (++this.rateLimited >= MAX_RATE_LIMITED) return this.close(`${this.rateLimited} messages over the rate limit`);
-      // Tell the miner once a second at most: answering every dropped message would itself be a flood.
-      if (nowMs - this.rateLimitToldAtMs >= 1_000) {
-        this.rateLimitToldAtMs = nowMs;
-        this.send({ type: 'error', code: 'rate-limited', message: `too many messages; retry after ${this.bucket.retryAfterMs()} ms` });
-      }
-      return;
-    }
     const parsed = parseMinerMessage(bytes);
+    // A result for a lease this session was sent is owed, and bounded by its leases: never rate-limited.
+    if (parsed.ok && parsed.value.type === 'result' && this.leaseSentAtMs.has(parsed.value.leaseId)) return this.result(parsed.value);
+    const nowMs = Date.now();
+    if (!this.bucket.take(nowMs)) return this.overLimit(parsed.ok ? parsed.value.type : undefined, nowMs);
     if (!parsed.ok) return this.frameError(parsed.error);
     const message = parsed.value;
     switch (message.type) {
@@ -105,9 +110,29 @@ export class MinerSession {
       case 'hello':
         return this.hello(message);
       case 'work-request':
-        return this.workRequest();
+        // A request answered with a lease is accounted for by the lease allowance, not the rate limit.
+        if (await this.workRequest()) this.bucket.refund();
+        return;
       case 'result':
         return this.result(message);
+    }
+  }
+
+  /**
+   * A message over the rate limit is dropped. A work request is still answered, with no-work and when to ask again,
+   * so that an honest miner never waits on a request the coordinator dropped without a word; anything else is told
+   * once a second at most, since answering every dropped message would itself be a flood.
+   */
+  private overLimit(type: MinerMessage['type'] | undefined, nowMs: number): void {
+    if (++this.rateLimited >= MAX_RATE_LIMITED) return this.close(`${this.rateLimited} messages over the rate limit`);
+    const retryAfterMs = this.bucket.retryAfterMs();
+    if (type === 'work-request') {
+      this.send({ type: 'no-work', retryAfterMs, reason: `rate-limited: too many messages; ask again after ${retryAfterMs} ms` });
+      return;
+    }
+    if (nowMs - this.rateLimitToldAtMs >= 1_000) {
+      this.rateLimitToldAtMs = nowMs;
+      this.send({ type: 'error', code: 'rate-limited', message: `too many messages; retry after ${retryAfterMs} ms` });
     }
   }
 
@@ -123,6 +148,7 @@ export class MinerSession {
     this.minerKeyBytes = message.minerKey;
     this.minerKey = minerKey;
     this.capabilities = { kinds: message.kinds, precisions: message.precisions, features: message.features };
+    this.onWelcome();
     log('miner-hello', {
       session: this.id, miner: this.minerKey, score: reputation.score, backend: message.backend, kinds: message.kinds.join(','),
       precisions: message.precisions.join(','), features: message.features.join(','), vendor: message.adapter.vendor, architecture: message.adapter.architecture,
@@ -130,13 +156,30 @@ export class MinerSession {
     this.send({ type: 'welcome' });
   }
 
-  private async workRequest(): Promise<void> {
-    if (!this.minerKey) return this.sendError('not-authenticated', 'say hello with a signed challenge before asking for work');
+  /** Answers a request for work; true when it leased a unit. */
+  private async workRequest(): Promise<boolean> {
+    if (!this.minerKey) {
+      this.sendError('not-authenticated', 'say hello with a signed challenge before asking for work');
+      return false;
+    }
     const reputation = await this.ctx.ledger.reputation(this.minerKey);
-    if (isBanned(reputation, Date.now())) return this.refuseBanned(reputation);
+    if (isBanned(reputation, Date.now())) {
+      this.refuseBanned(reputation);
+      return false;
+    }
     const { queue } = this.ctx;
+    const allowance = leaseAllowance(reputation);
+    const held = await queue.leaseCount(this.ctx.sessionsOf?.(this.minerKey) ?? [this.id]);
+    if (held >= allowance) {
+      const reason = `this wallet key holds ${held} lease${held === 1 ? '' : 's'}, as many as it may now (${allowance}); return a result first`;
+      this.send({ type: 'no-work', retryAfterMs: NO_WORK_RETRY_MS, reason });
+      return false;
+    }
     const lease = await queue.lease(this.id, Date.now(), this.capabilities);
-    if (!lease) return this.send({ type: 'no-work', retryAfterMs: NO_WORK_RETRY_MS });
+    if (!lease) {
+      this.send({ type: 'no-work', retryAfterMs: NO_WORK_RETRY_MS });
+      return false;
+    }
     const state = await queue.job(lease.unit.jobId);
     if (!state || state.job === null) throw new Error(`lease ${lease.id} names job ${lease.unit.jobId}, which is not open`);
     const { unit } = lease;
@@ -153,6 +196,7 @@ export class MinerSession {
       deadlineMs: lease.deadlineAtMs - Date.now(),
       ...kind.leasePayload(job, unit),
     });
+    return true;
   }
 
   private async result(message: Extract<MinerMessage, { type: 'result' }>): Promise<void> {

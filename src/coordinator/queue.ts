@@ -72,6 +72,8 @@ export interface WorkQueue {
   status(state: JobState): Promise<JobStatus>;
   /** Leases the oldest waiting unit this miner can run, or undefined when there is none. */
   lease(sessionId: string, nowMs: number, miner: MinerCapabilities): Promise<Lease | undefined>;
+  /** How many live leases these sessions hold together. */
+  leaseCount(sessionIds: readonly string[]): Promise<number>;
   /** The live lease with this id, if it belongs to this session. */
   leaseFor(leaseId: string, sessionId: string): Promise<Lease | undefined>;
   /** How a lease that is no longer live ended, if it is still remembered. */

@@ -7,7 +7,11 @@ export interface RateLimit {
   burst: number;
 }
 
-/** A miner sends a work request, a result and a ping or two per unit: 100 a second is far above any honest miner. */
+/**
+ * Messages a miner may send besides those its leases account for (a work request answered with a lease, and that
+ * lease's result are given back): pings, errors and asking when there is no work. 100 a second is far above an
+ * honest miner's, which asks at most twice a second while the queue is empty.
+ */
 export const MINER_MESSAGES: RateLimit = { perSecond: 100, burst: 200 };
 /** A requester submits and polls; 20 a second with a burst of 60 leaves room for scripts that poll hard. */
 export const API_REQUESTS: RateLimit = { perSecond: 20, burst: 60 };
@@ -28,6 +32,11 @@ export class TokenBucket {
     if (this.tokens < 1) return false;
     this.tokens -= 1;
     return true;
+  }
+
+  /** Gives back a token spent on a message that turned out to be owed (a result for a lease, say). */
+  refund(): void {
+    this.tokens = Math.min(this.limit.burst, this.tokens + 1);
   }
 
   /** Milliseconds until one token is there again. */

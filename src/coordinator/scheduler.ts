@@ -87,6 +87,12 @@ export class Scheduler implements WorkQueue {
     return lease;
   }
 
+  async leaseCount(sessionIds: readonly string[]): Promise<number> {
+    let count = 0;
+    for (const lease of this.leases.values()) if (sessionIds.includes(lease.sessionId)) count++;
+    return count;
+  }
+
   async leaseFor(leaseId: string, sessionId: string): Promise<Lease | undefined> {
     const lease = this.leases.get(leaseId);
     return lease && lease.sessionId === sessionId ? lease : undefined;

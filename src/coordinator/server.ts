@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import express from 'express';
 import { FramedChannel } from '../protocol/channel.ts';
+import { MAX_MESSAGE_BYTES } from '../protocol/framing.ts';
 import { toHex } from '../protocol/receipt.ts';
 import { PROTOCOL_VERSION } from '../protocol/version.ts';
 import { ApiKeys } from './api-keys.ts';
@@ -25,6 +26,15 @@ import type { RequesterQuota } from './quotas.ts';
 import { Scheduler } from './scheduler.ts';
 import { loadOrCreateSigningKey } from './signing-key.ts';
 import { Uploads, type UploadLimits } from './upload.ts';
+
+/** Connections at once; beyond it a new one is closed at once. Each costs a WebRTC peer connection and a session. */
+export const MAX_SESSIONS = 1_000;
+/**
+ * The largest message from a connection that has not proved a wallet key: a hello is under 1 KiB. A message's
+ * buffer is made whole on its first frame, so without this, every unauthenticated connection could make the
+ * coordinator hold one of the largest messages (96 MiB).
+ */
+export const PRE_HELLO_MAX_MESSAGE_BYTES = 64 * 1024;
 
 /** Long enough to upload the largest job (512 MiB) at 5 MiB/s. */
 const HTTP_REQUEST_TIMEOUT_MS = 120_000;
@@ -49,6 +59,8 @@ export interface CoordinatorOptions {
   quotas?: Partial<RequesterQuota>;
   /** Overrides of the bounds on uploads in progress. */
   uploadLimits?: Partial<UploadLimits>;
+  /** Connections at once (default MAX_SESSIONS). */
+  maxSessions?: number;
   /** The kinds of work served; by default every built-in kind (src/work/registry.ts). */
   kinds?: KindRegistry;
   /** Runtimes handed to the kinds' verifiers by name (e.g. onnxruntime-node for kinds that re-run work). */
@@ -78,6 +90,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const verify = { random: cryptoRandomBytes, runtimes: options.runtimes ?? {} };
   await jobs.restore(Date.now());
   const sessions = new Map<string, MinerSession>();
+  const sessionsOf = (minerKey: string) => [...sessions.values()].filter((s) => s.minerKey === minerKey).map((s) => s.id);
   const channels = new Map<string, FramedChannel>();
   const peerKey = options.peerKey ?? 'ergon';
   const peerId = `ergon-coordinator-${toHex(signingKey.publicKey).slice(0, 16)}`;
@@ -120,6 +133,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     peerId,
     peerKey,
     (connection) => {
+      if (sessions.size >= (options.maxSessions ?? MAX_SESSIONS)) {
+        log('miner-refused', { connection: connection.id, reason: `${sessions.size} connections already` });
+        connection.close();
+        return;
+      }
       const sessionId = randomUUID();
       const channel: FramedChannel = new FramedChannel(
         connection.pipe,
@@ -133,7 +151,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       );
       const session = new MinerSession(
         sessionId,
-        { jobs, queue, ledger, signingKey, verify, rateLimit: options.rateLimits?.minerMessages },
+        { jobs, queue, ledger, signingKey, verify, rateLimit: options.rateLimits?.minerMessages, sessionsOf },
         (bytes) => void channel.send(bytes),
         (reason) => {
           log('session-closing', { session: sessionId, miner: session.minerKey, reason });
@@ -141,6 +159,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
           drop();
         },
       );
+      channel.maxMessageBytes = PRE_HELLO_MAX_MESSAGE_BYTES;
+      session.onWelcome = () => {
+        channel.maxMessageBytes = MAX_MESSAGE_BYTES;
+      };
       const drop = () => {
         if (!sessions.delete(sessionId)) return;
         channels.delete(sessionId);

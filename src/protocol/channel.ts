@@ -40,6 +40,11 @@ export class FramedChannel {
     return this.sending;
   }
 
+  /** The largest message this side accepts from now on (e.g. small until a peer has proved who it is). */
+  set maxMessageBytes(bytes: number) {
+    this.reassembler.maxMessageBytes = bytes;
+  }
+
   /** Feeds one frame from the pipe. */
   receive(data: ArrayBuffer | Uint8Array): void {
     const frame = data instanceof Uint8Array ? data : new Uint8Array(data);

@@ -50,7 +50,8 @@ export class Reassembler {
   private partial: Partial | undefined;
 
   constructor(
-    private readonly maxMessageBytes = MAX_MESSAGE_BYTES,
+    /** The largest message accepted; a message's buffer is made whole on its first frame, so this bounds memory. */
+    public maxMessageBytes = MAX_MESSAGE_BYTES,
     private readonly payloadBytes = FRAME_PAYLOAD_BYTES,
   ) {}
 

@@ -104,7 +104,13 @@ export const LeaseMessage = v.object({
   ...LeasePayload.entries,
 });
 
-export const NoWorkMessage = v.object({ type: v.literal('no-work'), v: Version, retryAfterMs: Milliseconds });
+export const NoWorkMessage = v.object({
+  type: v.literal('no-work'),
+  v: Version,
+  retryAfterMs: Milliseconds,
+  /** Why not, when it is not an empty queue: the miner holds all the leases it may, or asked too fast. */
+  reason: v.optional(ShortText),
+});
 
 export const ReceiptMessage = v.object({ type: v.literal('receipt'), v: Version, receipt: Receipt });
 

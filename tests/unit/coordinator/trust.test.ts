@@ -43,7 +43,12 @@ describe('claimed GPU time', () => {
     expect(checkGpuSeconds(1e-6, 10n ** 12n, 1)?.message).toMatch(/no device is that fast/);
     expect(checkGpuSeconds(Number(10n ** 12n) / MAX_PLAUSIBLE_OPS_PER_SECOND, 10n ** 12n, 1)).toBeNull();
     expect(checkGpuSeconds(3.5, bigUnitOps, 2)?.message).toMatch(/only 2.000 s passed/);
-    expect(checkGpuSeconds(2.9, bigUnitOps, 2)).toBeNull();
+    expect(checkGpuSeconds(2.01, bigUnitOps, 2)).toBeNull();
+    // The review's cheats: a claim no timer measured, and 3x the wall time between lease and result.
+    expect(checkGpuSeconds(1e-9, 134_217_728n, 1)?.code).toBe('implausible-claim');
+    expect(checkGpuSeconds(5e-324, 134_217_728n, 1)?.code).toBe('implausible-claim');
+    expect(checkGpuSeconds(0.9, bigUnitOps, 0.3)?.message).toMatch(/only 0.300 s passed/);
+    expect(checkGpuSeconds(2.9, bigUnitOps, 2)?.code).toBe('implausible-claim');
   });
 });
 
