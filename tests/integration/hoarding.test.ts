@@ -1,0 +1,116 @@
+// Leasing a cheater cannot game: a key holds only the leases its verified work allows, over all its connections; an
+// honest miner gets work at once while a hoarder asks for more; owed messages are never rate-limited, so fast honest
+// miners finish a job of a thousand small units; a connection that has not said hello may not send a large message.
+import { afterEach, describe, expect, it } from 'vitest';
+import { generateSigningKeys } from '../../src/protocol/receipt.ts';
+import { ESTABLISHED_AFTER_UNITS, MAX_LEASES_PER_MINER } from '../../src/coordinator/reputation.ts';
+import { randomMatrix } from '../helpers/random.ts';
+import { ScriptedMiner } from '../helpers/scripted-miner.ts';
+import type { MessageOf } from '../../src/miner/coordinator-link.ts';
+import { fetchProduct, startStack, submitGemm, waitForJob, type TestStack } from '../helpers/stack.ts';
+
+/** Asks for work `times` times at once and counts the leases it gets; the rest are answered no-work, with a reason. */
+async function askMany(miner: ScriptedMiner, times: number) {
+  for (let i = 0; i < times; i++) miner.send({ type: 'work-request' });
+  const leased: MessageOf<'lease'>[] = [];
+  const reasons: string[] = [];
+  for (let i = 0; i < times; i++) {
+    const reply = await miner.next('lease', 'no-work');
+    if (reply.type === 'lease') leased.push(reply);
+    else reasons.push(reply.reason ?? '');
+  }
+  return { leases: leased.length, leased, reasons };
+}
+
+describe('leasing under abuse', () => {
+  let stack: TestStack | undefined;
+  const miners: ScriptedMiner[] = [];
+  afterEach(async () => {
+    for (const miner of miners.splice(0)) miner.close();
+    await stack?.stop();
+    stack = undefined;
+  });
+  const connect = async (keys?: CryptoKeyPair) => {
+    if (!stack) throw new Error('no stack');
+    const miner = await ScriptedMiner.connect(stack.url);
+    miners.push(miner);
+    await miner.hello(keys);
+    return miner;
+  };
+
+  it('gives a new key one lease however often it asks, over all its connections, and an honest miner work at once', async () => {
+    stack = await startStack();
+    const job = await submitGemm(stack.url, 16 * 8, 8, 4, randomMatrix(16 * 8 * 4, 1), randomMatrix(4 * 8, 2));
+    expect(job.unitsTotal).toBe(1);
+    const big = await submitGemm(stack.url, 256 * 16, 8, 4, randomMatrix(256 * 16 * 4, 3), randomMatrix(4 * 8, 4));
+    expect(big.unitsTotal).toBe(16);
+
+    const hoarderKeys = await generateSigningKeys();
+    const hoarder = await connect(hoarderKeys);
+    const first = await askMany(hoarder, 20);
+    expect(first.leases).toBe(1);
+    expect(first.reasons[0]).toMatch(/holds 1 lease, as many as it may now \(1\)/);
+    // A second connection of the same key gets nothing more.
+    const sameKey = await connect(hoarderKeys);
+    expect((await askMany(sameKey, 5)).leases).toBe(0);
+
+    const honest = await connect();
+    const askedAtMs = Date.now();
+    const lease = await honest.lease();
+    expect(Date.now() - askedAtMs).toBeLessThan(2_000);
+    expect((await honest.verdict(lease, ScriptedMiner.compute(lease))).type).toBe('receipt');
+  });
+
+  it('lets a key hold more leases as its verified work grows, up to the most any miner needs', async () => {
+    stack = await startStack();
+    const units = 64;
+    const job = await submitGemm(stack.url, 256 * units, 4, 4, randomMatrix(256 * units * 4, 5), randomMatrix(16, 6));
+    expect(job.unitsTotal).toBe(units);
+    const miner = await connect();
+    /** verified units so far -> leases granted when asking for more than any miner may hold */
+    const granted = new Map<number, number>();
+    let verified = 0;
+    while (![...granted.keys()].some((done) => done >= ESTABLISHED_AFTER_UNITS)) {
+      const { leased } = await askMany(miner, MAX_LEASES_PER_MINER + 2);
+      granted.set(verified, leased.length);
+      for (const lease of leased) {
+        expect((await miner.verdict(lease, ScriptedMiner.compute(lease))).type).toBe('receipt');
+        verified++;
+      }
+    }
+    expect(granted.get(0)).toBe(1);
+    expect(granted.get(1)).toBe(2);
+    expect(Math.max(...granted.values())).toBe(MAX_LEASES_PER_MINER);
+    expect([...granted.entries()].filter(([done, count]) => done >= ESTABLISHED_AFTER_UNITS && count !== MAX_LEASES_PER_MINER)).toEqual([]);
+  });
+
+  it('never stalls fast honest miners on the rate limit: two miners finish a job of 1024 small units', async () => {
+    stack = await startStack();
+    const [m, n, k] = [256 * 32, 256 * 32, 1];
+    const a = randomMatrix(m * k, 7);
+    const b = randomMatrix(k * n, 8);
+    const job = await submitGemm(stack.url, m, n, k, a, b);
+    expect(job.unitsTotal).toBe(1024);
+    const done = { value: false };
+    const mining = [await connect(), await connect()].map((miner) => miner.mineHonestly(() => done.value));
+    await waitForJob(stack.url, job.id, 240_000);
+    done.value = true;
+    const receipts = (await Promise.all(mining)).flat();
+    expect(receipts).toHaveLength(1024);
+    const product = await fetchProduct(stack.url, job.id);
+    expect(product[0]).toBe(Math.fround(a[0] * b[0]));
+    expect(product[m * n - 1]).toBe(Math.fround(a[m - 1] * b[n - 1]));
+  });
+
+  it('refuses a large message from a connection that has not said hello, and takes it after', async () => {
+    stack = await startStack();
+    const miner = await ScriptedMiner.connect(stack.url);
+    miners.push(miner);
+    // Two frames, each declaring the whole message's size: each is refused before any buffer is made for it.
+    miner.sendBytes(new Uint8Array(100 * 1024));
+    expect([await miner.next('error'), await miner.next('error')]).toMatchObject([{ code: 'message-too-large' }, { code: 'message-too-large' }]);
+    await miner.hello();
+    miner.sendBytes(new Uint8Array(100 * 1024));
+    expect((await miner.next('error')).code).toBe('malformed-message');
+  });
+});
