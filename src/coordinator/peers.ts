@@ -3,9 +3,15 @@ import type { Server } from 'node:http';
 import type { Express } from 'express';
 import { ExpressPeerServer } from 'peer';
 import type { DataConnection, Peer as PeerType } from 'peerjs';
+import { WebSocketServer } from 'ws';
 import type { BytePipe } from '../protocol/channel.ts';
+import { guardSignalling } from './signalling.ts';
 
 export const PEER_PATH = '/peerjs';
+/** Signalling messages are JSON of an SDP (about 1 KB) or a candidate; anything near this is not signalling. */
+const MAX_SIGNAL_BYTES = 64 * 1024;
+/** A miner gives up connecting after 20 s; a connection still not open after this is closed, whoever made it. */
+const CONNECTION_OPEN_DEADLINE_MS = 30_000;
 
 export interface PeerEndpoint {
   peerId: string;
@@ -24,7 +30,13 @@ export interface IncomingConnection {
 
 /** Mounts the PeerServer on the coordinator's HTTP server, so one port serves pages, API and signalling. */
 export function mountPeerServer(app: Express, httpServer: Server, peerKey: string): void {
-  const peerServer = ExpressPeerServer(httpServer, { path: '/', key: peerKey, allow_discovery: false, alive_timeout: 20_000 });
+  const peerServer = ExpressPeerServer(httpServer, {
+    path: '/',
+    key: peerKey,
+    allow_discovery: false,
+    alive_timeout: 20_000,
+    createWebSocketServer: (options) => new WebSocketServer({ ...options, maxPayload: MAX_SIGNAL_BYTES }),
+  });
   app.use(PEER_PATH, peerServer);
 }
 
@@ -56,7 +68,10 @@ export function loadPeerJs(): Promise<typeof PeerType> {
   return peerClass;
 }
 
-/** Joins the PeerServer as `peerId` and hands every raw, reliable data connection to `onConnection`. */
+/**
+ * Joins the PeerServer as `peerId` and hands every raw, reliable data connection to `onConnection`. Signalling is
+ * validated before PeerJS sees it (signalling.ts), so a forged message costs at most the connection it names.
+ */
 export async function startCoordinatorPeer(
   port: number,
   peerId: string,
@@ -74,24 +89,30 @@ export async function startCoordinatorPeer(
     config: { iceServers: [] },
     debug: 0,
   });
+  guardSignalling(peer);
   await new Promise<void>((resolve, reject) => {
     peer.once('open', () => resolve());
     peer.once('error', reject);
   });
   peer.on('error', (err) => onRejected(`peer error: ${err.type}: ${err.message}`));
-  // The PeerServer may restart; PeerJS does not reconnect by itself.
+  // The PeerServer may restart; PeerJS does not reconnect by itself. (After its first open, PeerJS never destroys
+  // the peer on its own: errors of the peer disconnect it, and this registers it again.)
   peer.on('disconnected', () => {
     setTimeout(() => {
       if (!peer.destroyed) peer.reconnect();
     }, 1_000);
   });
   peer.on('connection', (conn: DataConnection) => {
-    if (conn.serialization !== 'raw' || !conn.reliable) {
-      onRejected(`connection ${conn.connectionId} refused: needs serialization raw and reliable, got ${conn.serialization}`);
+    // Offers that reach here are raw and reliable (signalling.ts); one that never opens is closed.
+    const deadline = setTimeout(() => {
+      onRejected(`connection ${conn.connectionId} from ${conn.peer} not open after ${CONNECTION_OPEN_DEADLINE_MS / 1000} s`);
       conn.close();
-      return;
-    }
-    conn.on('open', () => onConnection(wrap(conn)));
+    }, CONNECTION_OPEN_DEADLINE_MS);
+    deadline.unref();
+    conn.on('open', () => {
+      clearTimeout(deadline);
+      onConnection(wrap(conn));
+    });
   });
   return { peerId, peerKey, close: () => peer.destroy() };
 }
