@@ -68,7 +68,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const httpServer = createServer(app);
   // A request that trickles its body in slowly holds memory: it gets this long in all, then the socket is closed.
   httpServer.requestTimeout = HTTP_REQUEST_TIMEOUT_MS;
-  mountPeerServer(app, httpServer, peerKey);
+  const peerToken = mountPeerServer(app, httpServer, peerKey, peerId);
   mountApi(app, {
     jobs,
     ledger,
@@ -96,6 +96,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     port,
     peerId,
     peerKey,
+    peerToken,
     (connection) => {
       const sessionId = randomUUID();
       const channel: FramedChannel = new FramedChannel(
