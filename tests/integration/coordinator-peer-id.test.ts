@@ -1,13 +1,20 @@
 // The coordinator's peer id belongs to the coordinator: nobody else can register it at its PeerServer, even while
-// the coordinator restarts.
+// the coordinator restarts, and a miner that reaches someone else under that id refuses its challenge.
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import express from 'express';
+import { ExpressPeerServer } from 'peer';
+import type { DataConnection, Peer as PeerType } from 'peerjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadPeerJs, mountPeerServer, PEER_PATH, startCoordinatorPeer, type IncomingConnection } from '../../src/coordinator/peers.ts';
-import { toHex } from '../../src/protocol/receipt.ts';
+import { CoordinatorLink } from '../../src/miner/coordinator-link.ts';
+import { FramedChannel } from '../../src/protocol/channel.ts';
+import { encodeMessage } from '../../src/protocol/codec.ts';
+import { exportPublicKey, generateSigningKeys, toHex } from '../../src/protocol/receipt.ts';
+import { PROTOCOL_VERSION } from '../../src/protocol/version.ts';
 import { freePort } from '../helpers/coordinator-process.ts';
 import { startLoggedCoordinator, type LoggedCoordinator } from '../helpers/logged-coordinator.ts';
 import { ScriptedMiner } from '../helpers/scripted-miner.ts';
@@ -129,4 +136,37 @@ describe("the coordinator's peer id", () => {
     expect(toHex(miner.challenge.coordinatorKey)).toBe(config.coordinatorKey);
     await miner.hello();
   });
+
+  it("is not trusted by a miner on its own: a challenge under another key than the origin's is refused", async () => {
+    // A PeerServer that reserves nothing (another deployment's, or one the squatter runs), where a squatter holds the
+    // id that the coordinator's origin names, with a key of its own.
+    const app = express();
+    const peerId = 'ergon-coordinator-fedcba9876543210';
+    const coordinatorKey = toHex(await exportPublicKey((await generateSigningKeys()).publicKey));
+    app.get('/api/config', (_req, res) => {
+      res.json({ protocolVersion: PROTOCOL_VERSION, coordinatorPeerId: peerId, coordinatorKey, peer: { path: PEER_PATH, key: 'ergon' } });
+    });
+    const { url, port } = await serve(app, (server) => app.use(PEER_PATH, ExpressPeerServer(server, { path: '/', key: 'ergon' })));
+
+    const squatterKey = await exportPublicKey((await generateSigningKeys()).publicKey);
+    const Peer = await loadPeerJs();
+    const squatter = await openPeer(Peer, peerId, port);
+    cleanups.push(() => squatter.destroy());
+    squatter.on('connection', (conn: DataConnection) => {
+      conn.on('open', () => {
+        const channel = new FramedChannel({ send: (frame) => void conn.send(frame), bufferedBytes: () => 0 }, () => {}, () => {});
+        void channel.send(encodeMessage({ type: 'challenge', v: PROTOCOL_VERSION, coordinatorKey: squatterKey, nonce: new Uint8Array(randomBytes(32)), heartbeatMs: 2_000 }));
+      });
+    });
+
+    await expect(CoordinatorLink.open(url, Peer)).rejects.toThrow(/challenge.*key/i);
+  });
 });
+
+function openPeer(Peer: typeof PeerType, id: string, port: number): Promise<PeerType> {
+  const peer = new Peer(id, { host: '127.0.0.1', port, path: PEER_PATH, key: 'ergon', secure: false, config: { iceServers: [] }, debug: 0 });
+  return new Promise((resolve, reject) => {
+    peer.once('open', () => resolve(peer));
+    peer.once('error', reject);
+  });
+}
