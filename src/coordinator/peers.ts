@@ -43,9 +43,14 @@ export function mountPeerServer(app: Express, httpServer: Server, peerKey: strin
     key: peerKey,
     allow_discovery: false,
     alive_timeout: 20_000,
-    // The PeerServer's documented hook for its WebSocket server: here the reservation is checked before the upgrade.
+    // The PeerServer's typed option (IConfig.createWebSocketServer) for making its WebSocket server: here the
+    // reservation is checked before the upgrade, and frames are capped.
     createWebSocketServer: (options) =>
-      new WebSocketServer({ ...options, maxPayload: MAX_SIGNAL_BYTES, verifyClient: ({ req }, done) => done(...checkRegistration(req, coordinatorPeerId, token)) }),
+      new WebSocketServer({
+        ...options,
+        maxPayload: MAX_SIGNAL_BYTES,
+        verifyClient: ({ req }, done) => done(...checkRegistration(req, coordinatorPeerId, token)),
+      }),
   });
   app.use(PEER_PATH, peerServer);
   return token;
