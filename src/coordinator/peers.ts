@@ -1,11 +1,19 @@
 // The self-hosted PeerServer, and the coordinator as a PeerJS peer in Node over node-datachannel's WebRTC.
-import type { Server } from 'node:http';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, Server } from 'node:http';
 import type { Express } from 'express';
 import { ExpressPeerServer } from 'peer';
 import type { DataConnection, Peer as PeerType } from 'peerjs';
+import { WebSocketServer } from 'ws';
 import type { BytePipe } from '../protocol/channel.ts';
+import { log } from './log.ts';
+import { guardSignalling } from './signalling.ts';
 
 export const PEER_PATH = '/peerjs';
+/** Signalling messages are JSON of an SDP (about 1 KB) or a candidate; anything near this is not signalling. */
+const MAX_SIGNAL_BYTES = 64 * 1024;
+/** A miner gives up connecting after 20 s; a connection still not open after this is closed, whoever made it. */
+const CONNECTION_OPEN_DEADLINE_MS = 30_000;
 
 export interface PeerEndpoint {
   peerId: string;
@@ -22,10 +30,43 @@ export interface IncomingConnection {
   close(): void;
 }
 
-/** Mounts the PeerServer on the coordinator's HTTP server, so one port serves pages, API and signalling. */
-export function mountPeerServer(app: Express, httpServer: Server, peerKey: string): void {
-  const peerServer = ExpressPeerServer(httpServer, { path: '/', key: peerKey, allow_discovery: false, alive_timeout: 20_000 });
+/**
+ * Mounts the PeerServer on the coordinator's HTTP server, so one port serves pages, API and signalling.
+ * `coordinatorPeerId` is reserved: the PeerServer registers it only for a socket that brings the returned token,
+ * a secret made here that never leaves this process, so nobody else can hold the id while the coordinator's peer
+ * is away (at start, or reconnecting) and be reached by miners in its place.
+ */
+export function mountPeerServer(app: Express, httpServer: Server, peerKey: string, coordinatorPeerId: string): string {
+  const token = randomBytes(32).toString('hex');
+  const peerServer = ExpressPeerServer(httpServer, {
+    path: '/',
+    key: peerKey,
+    allow_discovery: false,
+    alive_timeout: 20_000,
+    // The PeerServer's typed option (IConfig.createWebSocketServer) for making its WebSocket server: here the
+    // reservation is checked before the upgrade, and frames are capped.
+    createWebSocketServer: (options) =>
+      new WebSocketServer({
+        ...options,
+        maxPayload: MAX_SIGNAL_BYTES,
+        verifyClient: ({ req }, done) => done(...checkRegistration(req, coordinatorPeerId, token)),
+      }),
+  });
   app.use(PEER_PATH, peerServer);
+  return token;
+}
+
+/** Whether a PeerServer socket may open: [true], or [false, HTTP status, reason]. */
+function checkRegistration(req: IncomingMessage, reservedId: string, token: string): [boolean, number?, string?] {
+  // The PeerServer reads its parameters as below, and takes the last of repeated ones: one of each leaves no
+  // second reading to disagree with this one.
+  const params = new URL(req.url ?? '', 'https://peerjs').searchParams;
+  if (['id', 'token', 'key'].some((name) => params.getAll(name).length > 1)) return [false, 400, 'repeated parameter'];
+  if (params.get('id') !== reservedId) return [true];
+  const given = Buffer.from(params.get('token') ?? '');
+  if (given.length === token.length && timingSafeEqual(given, Buffer.from(token))) return [true];
+  log('peer-id-refused', { peer: reservedId, address: req.socket.remoteAddress });
+  return [false, 403, 'this peer id is reserved for the coordinator'];
 }
 
 let peerClass: Promise<typeof PeerType> | undefined;
@@ -56,11 +97,16 @@ export function loadPeerJs(): Promise<typeof PeerType> {
   return peerClass;
 }
 
-/** Joins the PeerServer as `peerId` and hands every raw, reliable data connection to `onConnection`. */
+/**
+ * Joins the PeerServer as `peerId` (with the token that reserves it) and hands every raw, reliable data connection to
+ * `onConnection`. Signalling is validated before PeerJS sees it (signalling.ts), so a forged message costs at most
+ * the connection it names.
+ */
 export async function startCoordinatorPeer(
   port: number,
   peerId: string,
   peerKey: string,
+  peerToken: string,
   onConnection: (connection: IncomingConnection) => void,
   onRejected: (reason: string) => void,
 ): Promise<PeerEndpoint> {
@@ -70,28 +116,35 @@ export async function startCoordinatorPeer(
     port,
     path: PEER_PATH,
     key: peerKey,
+    token: peerToken,
     secure: false,
     config: { iceServers: [] },
     debug: 0,
   });
+  guardSignalling(peer);
   await new Promise<void>((resolve, reject) => {
     peer.once('open', () => resolve());
     peer.once('error', reject);
   });
   peer.on('error', (err) => onRejected(`peer error: ${err.type}: ${err.message}`));
-  // The PeerServer may restart; PeerJS does not reconnect by itself.
+  // The PeerServer may restart; PeerJS does not reconnect by itself. (After its first open, PeerJS never destroys
+  // the peer on its own: errors of the peer disconnect it, and this registers it again, with the same token.)
   peer.on('disconnected', () => {
     setTimeout(() => {
       if (!peer.destroyed) peer.reconnect();
     }, 1_000);
   });
   peer.on('connection', (conn: DataConnection) => {
-    if (conn.serialization !== 'raw' || !conn.reliable) {
-      onRejected(`connection ${conn.connectionId} refused: needs serialization raw and reliable, got ${conn.serialization}`);
+    // Offers that reach here are raw and reliable (signalling.ts); one that never opens is closed.
+    const deadline = setTimeout(() => {
+      onRejected(`connection ${conn.connectionId} from ${conn.peer} not open after ${CONNECTION_OPEN_DEADLINE_MS / 1000} s`);
       conn.close();
-      return;
-    }
-    conn.on('open', () => onConnection(wrap(conn)));
+    }, CONNECTION_OPEN_DEADLINE_MS);
+    deadline.unref();
+    conn.on('open', () => {
+      clearTimeout(deadline);
+      onConnection(wrap(conn));
+    });
   });
   return { peerId, peerKey, close: () => peer.destroy() };
 }

@@ -102,7 +102,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   // A request that trickles its body in slowly holds a share of the uploads in flight: it gets this long in all, then
   // the socket is closed (a stalled one is closed sooner, by the upload's idle timeout).
   httpServer.requestTimeout = HTTP_REQUEST_TIMEOUT_MS;
-  mountPeerServer(app, httpServer, peerKey);
+  const peerToken = mountPeerServer(app, httpServer, peerKey, peerId);
   mountApi(app, {
     jobs,
     ledger,
@@ -132,6 +132,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     port,
     peerId,
     peerKey,
+    peerToken,
     (connection) => {
       if (sessions.size >= (options.maxSessions ?? MAX_SESSIONS)) {
         log('miner-refused', { connection: connection.id, reason: `${sessions.size} connections already` });

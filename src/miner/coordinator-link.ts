@@ -1,20 +1,26 @@
 // A miner's link to one coordinator: PeerJS data channel, framed messages, an inbox, and a heartbeat.
 import type { DataConnection, Peer as PeerType, PeerOptions } from 'peerjs';
+import * as v from 'valibot';
 import { FramedChannel } from '../protocol/channel.ts';
 import { encodeMessage, parseCoordinatorMessage } from '../protocol/codec.ts';
 import type { CoordinatorMessage, MinerMessageInput } from '../protocol/messages.ts';
+import { toHex } from '../protocol/receipt.ts';
 import { PROTOCOL_VERSION } from '../protocol/version.ts';
 
 type Message = CoordinatorMessage;
 export type MessageOf<T extends Message['type']> = Extract<Message, { type: T }>;
 export type MinerOutgoing = MinerMessageInput extends infer T ? (T extends unknown ? Omit<T, 'v'> : never) : never;
 
-/** What GET /api/config tells a miner about reaching the coordinator. */
-export interface CoordinatorConfig {
-  coordinatorPeerId: string;
-  coordinatorKey: string;
-  peer: { path: string; key: string };
-}
+/**
+ * What GET /api/config tells a miner about reaching the coordinator. The key, learned from the coordinator's own
+ * origin, is pinned: whoever answers on the peer id must open with a challenge under it.
+ */
+const CoordinatorConfig = v.object({
+  coordinatorPeerId: v.pipe(v.string(), v.minLength(1), v.maxLength(128)),
+  coordinatorKey: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/, 'coordinatorKey is 32 bytes in lowercase hex')),
+  peer: v.object({ path: v.string(), key: v.string() }),
+});
+export type CoordinatorConfig = v.InferOutput<typeof CoordinatorConfig>;
 
 /** The coordinator is declared gone after this long without a single frame from it. */
 export const COORDINATOR_SILENT_MS = 10_000;
@@ -45,7 +51,9 @@ export class CoordinatorLink {
   static async open(baseUrl: string, Peer: typeof PeerType): Promise<CoordinatorLink> {
     const res = await fetch(new URL('api/config', baseUrl));
     if (!res.ok) throw new Error(`coordinator config: HTTP ${res.status}`);
-    const config = (await res.json()) as CoordinatorConfig;
+    const parsed = v.safeParse(CoordinatorConfig, await res.json());
+    if (!parsed.success) throw new Error(`coordinator config: ${parsed.issues[0].message}`);
+    const config = parsed.output;
     const url = new URL(baseUrl);
     const options: PeerOptions = {
       host: url.hostname,
@@ -96,6 +104,12 @@ export class CoordinatorLink {
     });
     const challenge = first.shift();
     if (challenge?.type !== 'challenge') throw new Error('the coordinator did not open with a challenge');
+    // Anyone holding the peer id at the PeerServer could answer; only the coordinator's own key is accepted, and the
+    // mining loop then takes receipts signed by this key only.
+    const challengeKey = toHex(challenge.coordinatorKey);
+    if (challengeKey !== config.coordinatorKey) {
+      throw new Error(`refused a challenge under key ${challengeKey.slice(0, 16)}…: the coordinator's origin serves key ${config.coordinatorKey.slice(0, 16)}…`);
+    }
     link = new CoordinatorLink(peer, conn, challenge, channel);
     link.startHeartbeat(challenge.heartbeatMs);
     conn.on('close', () => link?.shutdown('the data channel closed'));
