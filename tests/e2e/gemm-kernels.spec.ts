@@ -95,11 +95,13 @@ test('the worker runs f16 units only where the device has shader-f16, and refuse
   const result = await page.evaluate(() => window.harness.workerPrecisions());
   if (result.shaderF16) {
     expect(result.precisions).toEqual(['f32', 'f16']);
-    expect(result.f16).toEqual({ c: [2, 2, 2, 2], error: '' });
+    expect(result.f16).toEqual({ c: [2, 2, 2, 2], error: '', code: '' });
   } else {
     // SwiftShader: the hello will not offer f16, and an f16 unit sent anyway is refused, not misread as f32.
     expect(result.precisions).toEqual(['f32']);
     expect(result.f16.error).toMatch(/shader-f16/);
+    // The worker's error crosses to the page with its code, not as a bare string.
+    expect(result.f16.code).toBe('unsupported-precision');
   }
   expect(result.f32).toEqual([1, 2, 3, 4]);
 });

@@ -3,6 +3,7 @@ import { openDB } from 'idb';
 import { acquireDevice } from '../../../src/miner/gpu/device.ts';
 import { adapterKey, storedTuning, tune } from '../../../src/miner/gpu/autotune.ts';
 import { UnitCancelledError } from '../../../src/miner/cancelled.ts';
+import { CodedError } from '../../../src/protocol/errors.ts';
 import { GpuClient } from '../../../src/miner/gpu-client.ts';
 import { runGemm } from '../../../src/miner/kinds/gemm.ts';
 import { DISPATCH_BUDGET_MS, GemmKernel } from '../../../src/miner/gpu/gemm.ts';
@@ -110,7 +111,10 @@ const harness = {
     try {
       const description = await client.init();
       const ones = () => new Uint16Array(4).fill(0x3c00);
-      const f16 = await runGemm(client, 2, 2, 2, ones(), ones()).then((run) => ({ c: [...run.c], error: '' }), (err: unknown) => ({ c: [], error: String(err) }));
+      const f16 = await runGemm(client, 2, 2, 2, ones(), ones()).then(
+        (run) => ({ c: [...run.c], error: '', code: '' }),
+        (err: unknown) => ({ c: [], error: String(err), code: err instanceof CodedError ? err.code : '' }),
+      );
       const f32 = await runGemm(client, 2, 2, 2, Float32Array.of(1, 2, 3, 4), Float32Array.of(1, 0, 0, 1));
       return { precisions: description.precisions, shaderF16: description.features.includes('shader-f16'), f16, f32: [...f32.c] };
     } finally {
