@@ -12,8 +12,8 @@ const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const DEFAULT_KS = [16, 64, 256, 1024, 4096, 16384];
 /** Random vectors per product: honest figures are the largest over them, cheats' the smallest. */
 const DEFAULT_SEEDS = 4;
-/** Precision cheats and honest orders: rows x cols of C. Fewer rows than a 256-row unit: the aggregate test's weakest case. */
-const DEFAULT_ROWS = 64;
+/** Precision cheats and honest orders: rows x cols of C. A unit's 256 rows; fewer (--rows) leave the aggregate test less to go on. */
+const DEFAULT_ROWS = 256;
 const DEFAULT_COLS = 64;
 /** Column and element cheats: the issue's 256 columns, 32 rows. */
 const WIDE_ROWS = 32;
@@ -21,7 +21,7 @@ const WIDE_COLS = 256;
 /** Cost: one unit of UNIT x K x UNIT, the coordinator's tile. */
 const UNIT = 256;
 const DEFAULT_COST_KS = [256, 1024, 4096, 16384];
-const DEFAULT_COST_REPS = 15;
+const DEFAULT_COST_REPS = 41;
 const DEFAULT_OUT = 'bench/results/verify.json';
 
 const STRUCTURAL_CHEATS = ['skip-small-columns', 'only-large-column', 'element-24%-of-row-rms'] as const;
@@ -332,7 +332,9 @@ async function main(): Promise<void> {
   for (const note of notes) console.log(`- ${note}`);
   const outPath = resolve(REPO, options.out);
   await mkdir(dirname(outPath), { recursive: true });
-  await writeFile(outPath, `${JSON.stringify(report, null, 2)}\n`);
+  // Infinity (a non-finite result) as a string: JSON has no number for it.
+  const json = JSON.stringify(report, (_, value: unknown) => (typeof value === 'number' && !Number.isFinite(value) ? String(value) : value), 2);
+  await writeFile(outPath, `${json}\n`);
   console.log(`\nWrote ${options.out} in ${report.durationSeconds.toFixed(1)} s.`);
 }
 

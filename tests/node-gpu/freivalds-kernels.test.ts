@@ -21,8 +21,9 @@ const DEPTHS = [16, 1024, 16384];
 /** Rows and columns of C: a vec4 shape and a scalar one (odd K and N), with enough rows for the aggregate test. */
 const SHAPES = [[64, 64], [61, 37]] as const;
 /**
- * Honest JavaScript products in seven summation orders measured at most 0.36 of the tolerance (bench:verify); a kernel
- * whose rounding the model misses would show here first.
+ * Honest JavaScript products in seven summation orders measured at most 0.37 of the limits on 64-row results, 0.47
+ * on 256-row ones (bench:verify), and every config here at most 0.36; a kernel whose rounding the model misses
+ * would show here first.
  */
 const HONEST_MAX_FRACTION = 0.5;
 

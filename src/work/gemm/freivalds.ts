@@ -49,12 +49,13 @@ import { columnSquares, rowSums } from './row-sums.ts';
 //      Lemma 1) give P(fail) <= e^-L = 6.9e-13. Catches small errors everywhere: a cheaper precision.
 //    A 256-row unit: P(honest product rejected) <= 512 * 1.2e-15 + 6.9e-13 = 1.3e-12 under the model.
 //
-// Measured (bench:verify, 64-row results, K = 16 to 16384, uniform, normal, ReLU-like and six-decade operands):
-// honest products in seven summation orders reach at most 0.37 of a test's limit, our kernels on lavapipe 0.36
-// (tests/node-gpu/freivalds-kernels.test.ts); f16 operands score 1.4-1000 times the limit, bf16 11-9000, f16 sums
-// 1600 or more (or overflow). The tightest is f16 operands with ReLU-like operands at K = 16384, where honest
-// sequential f32 error is within ~4x of the operands' rounding and only the aggregate test tells them apart: 1.38
-// against honest 0.23. More rows widen that margin (the limit falls towards 1 as N grows).
+// Measured (bench:verify, 256-row results, K = 16 to 16384, uniform, normal, ReLU-like and six-decade operands):
+// honest products in seven summation orders reach at most 0.47 of a test's limit, our kernels on lavapipe 0.36 on
+// 64-row results (tests/node-gpu/freivalds-kernels.test.ts); f16 operands score 1.8-1400 times the limit, bf16
+// 15-12000, f16 sums 2100 or more (or overflow). The tightest is f16 operands with ReLU-like operands at K = 16384,
+// where honest sequential f32 error is within ~4x of the operands' rounding and only the aggregate test tells them
+// apart: 1.80 against honest 0.29. With fewer rows the aggregate limit rises (N small): on 1- and 8-row units that
+// cheat passes at K = 16384 (0.05 and 0.65), though with normal operands it is caught there too (5.3 and 19).
 
 /** f32 unit roundoff. */
 const U32 = 2 ** -24;
