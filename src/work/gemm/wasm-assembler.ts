@@ -32,11 +32,14 @@ export const Op = {
 /** SIMD opcodes: written after the 0xfd prefix as an unsigned LEB128, so those >= 0x80 take two bytes. */
 export const SimdOp = {
   v128Load: 0x00,
+  v128Store: 0x0b,
   v128Const: 0x0c,
   f64x2ExtractLane: 0x21,
   v128Load32Zero: 0x5c,
   v128Load64Zero: 0x5d,
   f64x2PromoteLowF32x4: 0x5f,
+  f32x4Add: 0xe4,
+  f32x4Mul: 0xe6,
   f64x2Abs: 0xec,
   f64x2Add: 0xf0,
   f64x2Mul: 0xf2,
@@ -115,25 +118,29 @@ export interface FunctionSpec {
 }
 
 /**
- * A module of one exported function without results, and one exported memory of `memoryPages` 64 KiB pages
- * (growable, to the wasm32 limit).
+ * A module of exported functions without results, each under its own name, and one exported memory of `memoryPages`
+ * 64 KiB pages (growable, to the wasm32 limit).
  */
-export function assembleModule(fn: FunctionSpec, memoryPages: number): Uint8Array<ArrayBuffer> {
-  const funcType = [FUNC_TYPE, ...vector(fn.params.map((t) => [t])), ...vector([])];
-  const body = [...localGroups(fn.locals), ...fn.body.flat(), Op.end];
+export function assembleModule(fns: readonly FunctionSpec[], memoryPages: number): Uint8Array<ArrayBuffer> {
+  // One type per function, in the same order: function i has type i.
+  const types = fns.map((fn) => [FUNC_TYPE, ...vector(fn.params.map((t) => [t])), ...vector([])]);
+  const bodies = fns.map((fn) => {
+    const body = [...localGroups(fn.locals), ...fn.body.flat(), Op.end];
+    return [...unsignedLeb128(body.length), ...body];
+  });
   return new Uint8Array([
     ...MAGIC_AND_VERSION,
-    ...section(SECTION.type, vector([funcType])),
-    ...section(SECTION.function, vector([unsignedLeb128(0)])),
+    ...section(SECTION.type, vector(types)),
+    ...section(SECTION.function, vector(fns.map((_, index) => unsignedLeb128(index)))),
     ...section(SECTION.memory, vector([[LIMITS_MIN, ...unsignedLeb128(memoryPages)]])),
     ...section(
       SECTION.export,
       vector([
-        [...name(fn.name), EXPORT_KIND.func, ...unsignedLeb128(0)],
+        ...fns.map((fn, index) => [...name(fn.name), EXPORT_KIND.func, ...unsignedLeb128(index)]),
         [...name('memory'), EXPORT_KIND.memory, ...unsignedLeb128(0)],
       ]),
     ),
-    ...section(SECTION.code, vector([[...unsignedLeb128(body.length), ...body]])),
+    ...section(SECTION.code, vector(bodies)),
   ]);
 }
 

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { freivalds } from '../../../src/work/gemm/freivalds.ts';
-import { matmulF32, randomMatrix, seededBytes } from '../../helpers/random.ts';
+import { elementSigma, freivalds, ROW_TAIL } from '../../../src/work/gemm/freivalds.ts';
+import { fromHalves, toHalves } from '../../../src/work/gemm/halves.ts';
+import { matmulF32, mulberry32, randomMatrix, seededBytes } from '../../helpers/random.ts';
+import { CHEATS, DISTRIBUTIONS, HONEST_ORDERS, operands, product } from './products.ts';
 
 describe('freivalds', () => {
   const m = 512, k = 512, n = 512;
@@ -114,6 +116,129 @@ describe('freivalds with signs and 256-valued multipliers', () => {
       c[6 * cols + 1] = NaN;
       const verdict = freivalds({ a, b, c, rows, depth, cols }, seededBytes(7));
       expect(verdict).toEqual({ ok: false, error: { code: 'non-finite', message: `result element ${4 * cols + 3} is ${bad}` } });
+    }
+  });
+});
+
+/** Operands whose rows (A) and columns (B) have scales 10^U[-2, 2]. */
+function scaledOperands(rows: number, depth: number, cols: number, seed: number): { a: Float32Array; b: Float32Array } {
+  const next = mulberry32(seed);
+  const rowScale = Array.from({ length: rows }, () => 10 ** (next() * 4 - 2));
+  const colScale = Array.from({ length: cols }, () => 10 ** (next() * 4 - 2));
+  const a = operands('normal', rows * depth, seed + 1).map((v, at) => v * rowScale[Math.floor(at / depth)]);
+  const b = operands('normal', depth * cols, seed + 2).map((v, at) => v * colScale[at % cols]);
+  return { a, b };
+}
+
+describe('freivalds against a cheaper precision', () => {
+  // 64 rows: a quarter of a full unit, so the aggregate test has fewer rows to go on than it usually has.
+  const rows = 64, cols = 16;
+
+  it('accepts honest f32 products in every summation order, for every operand distribution, at K = 16 to 16384', () => {
+    for (const depth of [16, 256, 4096, 16384]) {
+      for (const distribution of DISTRIBUTIONS) {
+        const a = operands(distribution, rows * depth, depth + 1);
+        const b = operands(distribution, depth * cols, depth + 2);
+        for (const order of HONEST_ORDERS) {
+          const c = product(a, b, rows, depth, cols, order);
+          expect(freivalds({ a, b, c, rows, depth, cols }, seededBytes(depth)), `${order}, ${distribution}, K = ${depth}`).toEqual({ ok: true });
+        }
+      }
+    }
+  });
+
+  it('rejects f32 products computed from f16 or bf16 operands, or with f16 sums, at K = 16 to 16384', () => {
+    for (const depth of [16, 256, 1024, 4096, 16384]) {
+      for (const distribution of DISTRIBUTIONS) {
+        const a = operands(distribution, rows * depth, depth + 1);
+        const b = operands(distribution, depth * cols, depth + 2);
+        for (const cheat of CHEATS) {
+          const c = product(a, b, rows, depth, cols, cheat);
+          const verdict = freivalds({ a, b, c, rows, depth, cols }, seededBytes(depth));
+          // f16 sums of wide operands overflow to infinity: rejected as non-finite, which is as good.
+          expect(verdict.ok, `${cheat}, ${distribution}, K = ${depth}`).toBe(false);
+        }
+      }
+    }
+  });
+
+  it('accepts f16 jobs: halves summed in f32 in any order, checked as the f32 product of their exact values', () => {
+    const depth = 4096;
+    const a = fromHalves(toHalves(operands('normal', rows * depth, 5)));
+    const b = fromHalves(toHalves(operands('relu', depth * cols, 6)));
+    for (const order of HONEST_ORDERS) {
+      const c = product(a, b, rows, depth, cols, order);
+      expect(freivalds({ a, b, c, rows, depth, cols }, seededBytes(7)), order).toEqual({ ok: true });
+    }
+  });
+});
+
+describe('freivalds with columns and rows of different scales', () => {
+  it('rejects zeros in place of the 65 smallest of 256 columns when their scales span 10^-2 to 10^2, at K = 1024 and 4096', () => {
+    const rows = 64, cols = 256;
+    for (const depth of [1024, 4096]) {
+      const next = mulberry32(depth);
+      const scale = Array.from({ length: cols }, () => 10 ** (next() * 4 - 2));
+      const a = operands('normal', rows * depth, depth + 1);
+      const b = operands('normal', depth * cols, depth + 2).map((v, at) => v * scale[at % cols]);
+      const c = product(a, b, rows, depth, cols, 'sequential-fma');
+      expect(freivalds({ a, b, c, rows, depth, cols }, seededBytes(1))).toEqual({ ok: true });
+      const smallest = new Set([...scale.keys()].sort((x, y) => scale[x] - scale[y]).slice(0, 65));
+      const skipped = c.map((v, at) => (smallest.has(at % cols) ? 0 : v));
+      expect(freivalds({ a, b, c: skipped, rows, depth, cols }, seededBytes(1)).ok, `K = ${depth}`).toBe(false);
+    }
+  });
+
+  it('rejects zeros in every other column when one column is 10^4 times the rest, at K = 4096', () => {
+    const rows = 32, depth = 4096, cols = 256;
+    const a = operands('normal', rows * depth, 11);
+    const b = operands('normal', depth * cols, 12).map((v, at) => (at % cols === 100 ? v * 1e4 : v));
+    const c = product(a, b, rows, depth, cols, 'sequential-fma');
+    expect(freivalds({ a, b, c, rows, depth, cols }, seededBytes(2))).toEqual({ ok: true });
+    const onlyTheLarge = c.map((v, at) => (at % cols === 100 ? v : 0));
+    expect(freivalds({ a, b, c: onlyTheLarge, rows, depth, cols }, seededBytes(2)).ok).toBe(false);
+  });
+
+  it('rejects one element off by 24% of its row\'s RMS at K = 4096', () => {
+    const rows = 32, depth = 4096, cols = 256;
+    const a = operands('normal', rows * depth, 21);
+    const b = operands('normal', depth * cols, 22);
+    const c = product(a, b, rows, depth, cols, 'sequential-fma');
+    for (const [i, j] of [[0, 0], [17, 200], [31, 255]]) {
+      let squares = 0;
+      for (let jj = 0; jj < cols; jj++) squares += c[i * cols + jj] ** 2;
+      const wrong = c.slice();
+      wrong[i * cols + j] += 0.24 * Math.sqrt(squares / cols);
+      expect(freivalds({ a, b, c: wrong, rows, depth, cols }, seededBytes(i + j)).ok, `element ${i}, ${j}`).toBe(false);
+    }
+  });
+
+  it('rejects any element off by 100 times its own honest bound (8 sigma of the model), whatever the rows\' and columns\' scales', () => {
+    const rows = 32, depth = 1024, cols = 256;
+    const { a, b } = scaledOperands(rows, depth, cols, 31);
+    const c = product(a, b, rows, depth, cols, 'sequential');
+    expect(freivalds({ a, b, c, rows, depth, cols }, seededBytes(3))).toEqual({ ok: true });
+    const next = mulberry32(32);
+    for (let trial = 0; trial < 40; trial++) {
+      const i = Math.floor(next() * rows);
+      const j = Math.floor(next() * cols);
+      const wrong = c.slice();
+      wrong[i * cols + j] += (next() < 0.5 ? -1 : 1) * 100 * ROW_TAIL * elementSigma({ a, b, c, rows, depth, cols }, i, j);
+      expect(freivalds({ a, b, c: wrong, rows, depth, cols }, seededBytes(100 + trial)).ok, `element ${i}, ${j}`).toBe(false);
+    }
+  });
+
+  it('rejects a zeroed row or column, whatever the rows\' and columns\' scales', () => {
+    const rows = 32, depth = 1024, cols = 64;
+    const { a, b } = scaledOperands(rows, depth, cols, 41);
+    const c = product(a, b, rows, depth, cols, 'pairwise');
+    for (let i = 0; i < rows; i++) {
+      const wrong = c.map((v, at) => (Math.floor(at / cols) === i ? 0 : v));
+      expect(freivalds({ a, b, c: wrong, rows, depth, cols }, seededBytes(i)).ok, `row ${i}`).toBe(false);
+    }
+    for (let j = 0; j < cols; j++) {
+      const wrong = c.map((v, at) => (at % cols === j ? 0 : v));
+      expect(freivalds({ a, b, c: wrong, rows, depth, cols }, seededBytes(j)).ok, `column ${j}`).toBe(false);
     }
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { signedLeb128, simd, SimdOp, unsignedLeb128 } from '../../../src/work/gemm/wasm-assembler.ts';
+import { assembleModule, i32Const, localGet, memoryAccess, signedLeb128, simd, SimdOp, unsignedLeb128, ValType } from '../../../src/work/gemm/wasm-assembler.ts';
 
 describe('wasm assembler', () => {
   it('encodes LEB128 as the WebAssembly spec does', () => {
@@ -24,6 +24,21 @@ describe('wasm assembler', () => {
     expect(simd(SimdOp.f64x2Add)).toEqual([0xfd, 0xf0, 0x01]);
     expect(simd(SimdOp.f64x2Mul)).toEqual([0xfd, 0xf2, 0x01]);
     expect(simd(SimdOp.f64x2Abs)).toEqual([0xfd, 0xec, 0x01]);
+  });
+
+  it('assembles several functions, each exported under its name, sharing one memory', () => {
+    const I32_STORE = 0x36;
+    // store(address, value) and storeSeven(address): both write an i32 to the one memory.
+    const bytes = assembleModule([
+      { name: 'store', params: [ValType.i32, ValType.i32], locals: [], body: [localGet(0), localGet(1), memoryAccess(I32_STORE, 2, 0)] },
+      { name: 'storeSeven', params: [ValType.i32], locals: [ValType.i32], body: [localGet(0), i32Const(7), memoryAccess(I32_STORE, 2, 0)] },
+    ], 1);
+    expect(WebAssembly.validate(bytes)).toBe(true);
+    const { exports } = new WebAssembly.Instance(new WebAssembly.Module(bytes));
+    const memory = exports.memory as WebAssembly.Memory;
+    (exports.store as (address: number, value: number) => void)(8, -5);
+    (exports.storeSeven as (address: number) => void)(12);
+    expect([...new Int32Array(memory.buffer, 8, 2)]).toEqual([-5, 7]);
   });
 
   it('refuses values outside u32 and i32', () => {

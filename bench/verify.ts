@@ -1,0 +1,344 @@
+// `npm run bench:verify`: how far Freivalds' check puts honest f32 products from cheaper or incomplete ones, and what
+// it costs per unit (issue 19).
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { cpus, loadavg } from 'node:os';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { elementSigma, freivaldsCheck, ROW_TAIL, type FreivaldsCheck, type Product } from '../src/work/gemm/freivalds.ts';
+import { mulberry32, seededBytes } from '../tests/helpers/random.ts';
+import { CHEATS, DISTRIBUTIONS, HONEST_ORDERS, operands, product, type Distribution } from '../tests/unit/work/products.ts';
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const DEFAULT_KS = [16, 64, 256, 1024, 4096, 16384];
+/** Random vectors per product: honest figures are the largest over them, cheats' the smallest. */
+const DEFAULT_SEEDS = 4;
+/** Precision cheats and honest orders: rows x cols of C. A unit's 256 rows; fewer (--rows) leave the aggregate test less to go on. */
+const DEFAULT_ROWS = 256;
+const DEFAULT_COLS = 64;
+/** Column and element cheats: the issue's 256 columns, 32 rows. */
+const WIDE_ROWS = 32;
+const WIDE_COLS = 256;
+/** Cost: one unit of UNIT x K x UNIT, the coordinator's tile. */
+const UNIT = 256;
+const DEFAULT_COST_KS = [256, 1024, 4096, 16384];
+const DEFAULT_COST_REPS = 41;
+const DEFAULT_OUT = 'bench/results/verify.json';
+
+const STRUCTURAL_CHEATS = ['skip-small-columns', 'only-large-column', 'element-24%-of-row-rms'] as const;
+const ALL_CHEATS = [...CHEATS, ...STRUCTURAL_CHEATS] as const;
+type CheatName = (typeof ALL_CHEATS)[number];
+/** Elements, each off by 100 times its own bound, checked per K and distribution for the smallest multiple caught. */
+const ELEMENT_PROBES = 64;
+/** The size of the probe's error, in multiples of the element's own bound (ROW_TAIL sigma of the model). */
+const PROBE_MULTIPLE = 100;
+
+const USAGE = `npm run bench:verify -- [options]
+  --ks=LIST         depths K, default ${DEFAULT_KS.join(',')}
+  --dists=LIST      operand distributions, default ${DISTRIBUTIONS.join(',')}
+  --seeds=N         random vectors per product, default ${DEFAULT_SEEDS}
+  --rows=N --cols=N C's shape for honest orders and precision cheats, default ${DEFAULT_ROWS}x${DEFAULT_COLS}
+  --cost-ks=LIST    depths of the ${UNIT}xKx${UNIT} units timed, default ${DEFAULT_COST_KS.join(',')}
+  --cost-reps=N     timed checks per unit, default ${DEFAULT_COST_REPS} (median reported)
+  --out=PATH        JSON output, default ${DEFAULT_OUT} (bench/results/*.scratch*.json are git-ignored)`;
+
+interface Options {
+  ks: number[];
+  dists: Distribution[];
+  seeds: number;
+  rows: number;
+  cols: number;
+  costKs: number[];
+  costReps: number;
+  out: string;
+}
+
+function parseOptions(argv: string[]): Options {
+  const values = new Map<string, string>();
+  for (const arg of argv) {
+    if (arg === '--help' || arg === '-h') {
+      console.log(USAGE);
+      process.exit(0);
+    }
+    const match = /^--([a-z-]+)=(.*)$/.exec(arg);
+    if (!match || !['ks', 'dists', 'seeds', 'rows', 'cols', 'cost-ks', 'cost-reps', 'out'].includes(match[1])) throw new Error(`unknown argument ${arg}\n${USAGE}`);
+    values.set(match[1], match[2]);
+  }
+  const ints = (name: string, fallback: number[]): number[] => {
+    const list = values.get(name)?.split(',').map(Number) ?? fallback;
+    if (!list.every((v) => Number.isInteger(v) && v >= 1)) throw new Error(`--${name} takes positive integers`);
+    return list;
+  };
+  const dists = (values.get('dists')?.split(',') ?? [...DISTRIBUTIONS]).map((name) => {
+    const found = DISTRIBUTIONS.find((d) => d === name);
+    if (!found) throw new Error(`unknown distribution ${name}; known: ${DISTRIBUTIONS.join(', ')}`);
+    return found;
+  });
+  return {
+    ks: ints('ks', DEFAULT_KS),
+    dists,
+    seeds: ints('seeds', [DEFAULT_SEEDS])[0],
+    rows: ints('rows', [DEFAULT_ROWS])[0],
+    cols: ints('cols', [DEFAULT_COLS])[0],
+    costKs: ints('cost-ks', DEFAULT_COST_KS),
+    costReps: ints('cost-reps', [DEFAULT_COST_REPS])[0],
+    out: values.get('out') ?? DEFAULT_OUT,
+  };
+}
+
+/** The larger of a check's two fractions, and which test it came from: above 1 is a rejection. */
+interface Score {
+  score: number;
+  rowFraction: number;
+  aggregateFraction: number;
+  test: 'row' | 'aggregate' | 'non-finite' | 'shape';
+}
+
+function score(check: FreivaldsCheck): Score {
+  const { rowFraction, aggregateFraction, verdict } = check;
+  if (!verdict.ok && verdict.error.code !== 'verification-failed') {
+    return { score: Infinity, rowFraction, aggregateFraction, test: verdict.error.code === 'non-finite' ? 'non-finite' : 'shape' };
+  }
+  const test = rowFraction >= aggregateFraction ? 'row' : 'aggregate';
+  return { score: Math.max(rowFraction, aggregateFraction), rowFraction, aggregateFraction, test };
+}
+
+/** Checks a product with `seeds` random vectors: all the scores. */
+function scores(p: Product, seeds: number, salt: number): Score[] {
+  return Array.from({ length: seeds }, (_, seed) => score(freivaldsCheck(p, seededBytes(salt * 1000 + seed))));
+}
+
+const largest = (list: Score[]): Score => list.reduce((best, s) => (s.score > best.score ? s : best));
+const smallest = (list: Score[]): Score => list.reduce((best, s) => (s.score < best.score ? s : best));
+
+interface DepthResult {
+  k: number;
+  distribution: Distribution;
+  /** Per honest order (and the structural cheats' honest products): the largest score over the random vectors. */
+  honest: Record<string, Score>;
+  honestMax: Score;
+  /** Per cheat: the smallest score over the random vectors. */
+  cheats: Record<CheatName, Score>;
+  /** Smallest cheat score over the largest honest score: how many times apart the closest pair is. */
+  margin: number;
+  /**
+   * One element off by PROBE_MULTIPLE times its own bound, at ELEMENT_PROBES random places (rows and columns scaled
+   * 10^U[-2, 2]): the smallest score, and the multiple of its own bound at which that element would just be caught
+   * (PROBE_MULTIPLE / score: the residual grows linearly with the error once it dominates).
+   */
+  elementProbe: Score & { caughtAboveMultiple: number };
+}
+
+function benchDepth(k: number, distribution: Distribution, options: Options): DepthResult {
+  const { rows, cols, seeds } = options;
+  const salt = k * 10 + DISTRIBUTIONS.indexOf(distribution);
+  const a = operands(distribution, rows * k, salt + 1);
+  const b = operands(distribution, k * cols, salt + 2);
+  const honest: Record<string, Score> = {};
+  for (const order of HONEST_ORDERS) honest[order] = largest(scores({ a, b, c: product(a, b, rows, k, cols, order), rows, depth: k, cols }, seeds, salt));
+  const cheats = {} as Record<CheatName, Score>;
+  for (const cheat of CHEATS) cheats[cheat] = smallest(scores({ a, b, c: product(a, b, rows, k, cols, cheat), rows, depth: k, cols }, seeds, salt));
+
+  // 256 columns, for the issue's column and element cheats.
+  const next = mulberry32(salt + 3);
+  const wideA = operands(distribution, WIDE_ROWS * k, salt + 4);
+  const wideB = operands(distribution, k * WIDE_COLS, salt + 5);
+  const wide = (bScale: (column: number) => number, aScale: (row: number) => number = () => 1): Product => {
+    const a2 = wideA.map((v, at) => v * aScale(Math.floor(at / k)));
+    const b2 = wideB.map((v, at) => v * bScale(at % WIDE_COLS));
+    return { a: a2, b: b2, c: product(a2, b2, WIDE_ROWS, k, WIDE_COLS, 'sequential-fma'), rows: WIDE_ROWS, depth: k, cols: WIDE_COLS };
+  };
+  const withC = (p: Product, c: Float32Array): Product => ({ ...p, c });
+
+  // Rows and columns with scales 10^U[-2, 2]: the 65 smallest columns zeroed; one element off by 100x its own 8 sigma.
+  const rowScale = Array.from({ length: WIDE_ROWS }, () => 10 ** (next() * 4 - 2));
+  const colScale = Array.from({ length: WIDE_COLS }, () => 10 ** (next() * 4 - 2));
+  const scaled = wide((j) => colScale[j], (i) => rowScale[i]);
+  honest['scaled rows and columns'] = largest(scores(scaled, seeds, salt));
+  const smallestColumns = new Set([...colScale.keys()].sort((x, y) => colScale[x] - colScale[y]).slice(0, 65));
+  cheats['skip-small-columns'] = smallest(scores(withC(scaled, scaled.c.map((v, at) => (smallestColumns.has(at % WIDE_COLS) ? 0 : v))), seeds, salt));
+  const probe = smallest(Array.from({ length: ELEMENT_PROBES }, (_, index) => {
+    const i = Math.floor(next() * WIDE_ROWS);
+    const j = Math.floor(next() * WIDE_COLS);
+    const c = scaled.c.slice();
+    c[i * WIDE_COLS + j] += (next() < 0.5 ? -1 : 1) * PROBE_MULTIPLE * ROW_TAIL * elementSigma(scaled, i, j);
+    return score(freivaldsCheck(withC(scaled, c), seededBytes(salt * 1000 + (index % seeds))));
+  }));
+  const elementProbe = { ...probe, caughtAboveMultiple: PROBE_MULTIPLE / probe.score };
+
+  // One column 10^4 times the others: all the others zeroed.
+  const LARGE = 100;
+  const oneLarge = wide((j) => (j === LARGE ? 1e4 : 1));
+  honest['one column 10^4 times the rest'] = largest(scores(oneLarge, seeds, salt));
+  cheats['only-large-column'] = smallest(scores(withC(oneLarge, oneLarge.c.map((v, at) => (at % WIDE_COLS === LARGE ? v : 0))), seeds, salt));
+
+  // Plain operands: one element off by 24% of its row's RMS.
+  const plain = wide(() => 1);
+  honest['256 columns'] = largest(scores(plain, seeds, salt));
+  cheats['element-24%-of-row-rms'] = smallest(Array.from({ length: seeds }, (_, seed) => {
+    const i = Math.floor(next() * WIDE_ROWS);
+    const j = Math.floor(next() * WIDE_COLS);
+    let squares = 0;
+    for (let jj = 0; jj < WIDE_COLS; jj++) squares += plain.c[i * WIDE_COLS + jj] ** 2;
+    const c = plain.c.slice();
+    c[i * WIDE_COLS + j] += 0.24 * Math.sqrt(squares / WIDE_COLS);
+    return score(freivaldsCheck(withC(plain, c), seededBytes(salt * 1000 + seed)));
+  }));
+
+  const honestMax = largest(Object.values(honest));
+  const margin = Math.min(...Object.values(cheats).map((s) => s.score)) / honestMax.score;
+  return { k, distribution, honest, honestMax, cheats, margin, elementProbe };
+}
+
+interface CostResult {
+  k: number;
+  shape: string;
+  verifySeconds: number;
+  runs: number[];
+  /** Operand and result elements read, and seconds per million of them. */
+  elements: number;
+  secondsPerMegaElement: number;
+  /** The unit's 2 M K N ops at the recorded bench:gemm rate of our kernel on SwiftShader (bench/results/gemm.json). */
+  computeSecondsAtRecordedRate: number | null;
+  verifyOverCompute: number | null;
+}
+
+/** C = A·B summed in f32 with single roundings, row by row: fast enough for a 256x16384x256 unit. */
+function fastProduct(a: Float32Array, b: Float32Array, m: number, k: number, n: number): Float32Array {
+  const c = new Float32Array(m * n);
+  const row = new Float32Array(n);
+  for (let i = 0; i < m; i++) {
+    row.fill(0);
+    for (let p = 0; p < k; p++) {
+      const x = a[i * k + p];
+      const at = p * n;
+      for (let j = 0; j < n; j++) row[j] += x * b[at + j];
+    }
+    c.set(row, i * n);
+  }
+  return c;
+}
+
+async function recordedGflops(): Promise<{ gflops: number; source: string } | null> {
+  try {
+    const report = JSON.parse(await readFile(resolve(REPO, 'bench/results/gemm.json'), 'utf8')) as {
+      createdAt?: string;
+      shapes?: { label: string; impls: { ours?: { ok: boolean; gflops?: number } } }[];
+    };
+    const ours = report.shapes?.find((s) => s.label === '1024')?.impls.ours;
+    if (!ours?.ok || !ours.gflops) return null;
+    return { gflops: ours.gflops, source: `bench/results/gemm.json (${report.createdAt ?? 'undated'}): ours at 1024^3` };
+  } catch {
+    return null;
+  }
+}
+
+function benchCost(k: number, reps: number, gflops: number | null): CostResult {
+  const a = operands('normal', UNIT * k, k + 1);
+  const b = operands('normal', k * UNIT, k + 2);
+  const p: Product = { a, b, c: fastProduct(a, b, UNIT, k, UNIT), rows: UNIT, depth: k, cols: UNIT };
+  const runs: number[] = [];
+  for (let rep = -2; rep < reps; rep++) {
+    const started = performance.now();
+    const { verdict } = freivaldsCheck(p, seededBytes(rep + 10));
+    const elapsed = (performance.now() - started) / 1000;
+    if (!verdict.ok) throw new Error(`an honest ${UNIT}x${k}x${UNIT} unit was rejected: ${verdict.error.message}`);
+    if (rep >= 0) runs.push(elapsed);
+  }
+  const sorted = [...runs].sort((x, y) => x - y);
+  const verifySeconds = sorted[Math.floor(sorted.length / 2)];
+  const elements = 2 * UNIT * k + UNIT * UNIT;
+  const compute = gflops ? (2 * UNIT * k * UNIT) / (gflops * 1e9) : null;
+  return {
+    k, shape: `${UNIT}x${k}x${UNIT}`, verifySeconds, runs, elements, secondsPerMegaElement: verifySeconds / (elements / 1e6),
+    computeSecondsAtRecordedRate: compute, verifyOverCompute: compute ? verifySeconds / compute : null,
+  };
+}
+
+const fixed = (value: number, digits = 2): string => {
+  if (!Number.isFinite(value)) return 'inf';
+  if (value >= 1e4) return value.toExponential(1);
+  return value >= 100 ? value.toFixed(0) : value.toPrecision(digits + 1);
+};
+const cell = (s: Score): string => (s.test === 'non-finite' ? 'non-finite' : `${fixed(s.score)} ${s.test === 'row' ? 'r' : 'a'}`);
+
+function table(results: DepthResult[]): string {
+  const header = ['K', 'operands', 'honest max', ...ALL_CHEATS, 'margin', 'one element caught above'];
+  const lines = results.map((r) => [
+    String(r.k), r.distribution, cell(r.honestMax), ...ALL_CHEATS.map((name) => cell(r.cheats[name])), fixed(r.margin),
+    `${fixed(r.elementProbe.caughtAboveMultiple)}x own bound`,
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
+  const format = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
+  return [format(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...lines.map(format)].join('\n');
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  const began = performance.now();
+  console.log('Ergon verify bench (issue 19): Freivalds residuals as a fraction of the tolerance, and the check\'s cost per unit.');
+  console.log(`  K ${options.ks.join(', ')}; operands ${options.dists.join(', ')}; ${options.seeds} random vectors per product`);
+  console.log(`  honest orders and precision cheats on ${options.rows}x${options.cols} results; column and element cheats on ${WIDE_ROWS}x${WIDE_COLS}`);
+
+  const results: DepthResult[] = [];
+  for (const k of options.ks) {
+    for (const distribution of options.dists) {
+      const started = performance.now();
+      const result = benchDepth(k, distribution, options);
+      results.push(result);
+      console.log(`  K ${k} ${distribution}: honest max ${cell(result.honestMax)}, closest cheat ${fixed(result.margin)}x that (${((performance.now() - started) / 1000).toFixed(1)} s)`);
+    }
+  }
+
+  const recorded = await recordedGflops();
+  const costs: CostResult[] = [];
+  for (const k of options.costKs) {
+    const cost = benchCost(k, options.costReps, recorded?.gflops ?? null);
+    costs.push(cost);
+    console.log(`  cost ${cost.shape}: ${(cost.verifySeconds * 1000).toFixed(2)} ms`);
+  }
+
+  const notes = [
+    'Each cell: the check\'s score, max(rowFraction, aggregateFraction) from freivaldsCheck(), and which test gave it (r: per row, a: aggregate). A score above 1 is a rejection. ' +
+      '"honest max" is the largest over the honest summation orders and random vectors (and over the honest products under the column cheats); each cheat cell the smallest over the random vectors.',
+    `Honest orders (tests/unit/work/products.ts): ${HONEST_ORDERS.join(', ')}, summed in f32 in JavaScript. Precision cheats: ${CHEATS.join(', ')}.`,
+    'Column and element cheats, on 256 columns: skip-small-columns zeroes the 65 smallest of columns scaled 10^U[-2,2] (rows scaled likewise); only-large-column keeps one column 10^4 times the others and zeroes the rest; ' +
+      'element-24%-of-row-rms adds 24% of its row\'s RMS to one element.',
+    'margin: the smallest cheat score over the honest max, for that K and distribution.',
+    `one element caught above: ${ELEMENT_PROBES} elements (rows and columns scaled 10^U[-2,2]), each off by ${PROBE_MULTIPLE} times its own bound (${ROW_TAIL} sigma of the model, elementSigma()); ` +
+      `the smallest score gives the multiple of its own bound above which the hardest of them is caught, ${PROBE_MULTIPLE} / score.`,
+    `Cost: freivaldsCheck() on one ${UNIT}xKx${UNIT} unit in Node (median of the timed runs after 2 warm-ups), against the unit\'s compute at ${recorded ? recorded.source : 'no recorded rate'}.`,
+  ];
+  const report = {
+    benchmark: 'verify',
+    createdAt: new Date().toISOString(),
+    command: ['npm run bench:verify --', ...process.argv.slice(2)].join(' '),
+    settings: options,
+    host: { node: process.version, platform: process.platform, arch: process.arch, cpus: [...new Set(cpus().map((c) => c.model))], logicalCores: cpus().length, loadavg: loadavg() },
+    notes,
+    results,
+    costs,
+    durationSeconds: (performance.now() - began) / 1000,
+  };
+
+  console.log('');
+  console.log(table(results));
+  console.log('');
+  console.log(`| unit | verify ms | ns per element read | compute ms at ${recorded ? `${recorded.gflops.toFixed(2)} GFLOP/s` : '-'} | verify / compute |`);
+  console.log('|---|---|---|---|---|');
+  for (const c of costs) {
+    console.log(`| ${c.shape} | ${(c.verifySeconds * 1000).toFixed(2)} | ${(c.secondsPerMegaElement * 1000).toFixed(2)} | ${c.computeSecondsAtRecordedRate ? (c.computeSecondsAtRecordedRate * 1000).toFixed(0) : '-'} | ${c.verifyOverCompute ? `${(100 * c.verifyOverCompute).toFixed(2)}%` : '-'} |`);
+  }
+  console.log('');
+  for (const note of notes) console.log(`- ${note}`);
+  const outPath = resolve(REPO, options.out);
+  await mkdir(dirname(outPath), { recursive: true });
+  // Infinity (a non-finite result) as a string: JSON has no number for it.
+  const json = JSON.stringify(report, (_, value: unknown) => (typeof value === 'number' && !Number.isFinite(value) ? String(value) : value), 2);
+  await writeFile(outPath, `${json}\n`);
+  console.log(`\nWrote ${options.out} in ${report.durationSeconds.toFixed(1)} s.`);
+}
+
+main().catch((err: unknown) => {
+  console.error(`bench:verify failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  process.exit(1);
+});
