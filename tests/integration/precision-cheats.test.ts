@@ -1,8 +1,8 @@
 // A miner that computes an f32 job in a cheaper precision, end to end over the real protocol: every unit is
 // rejected without credit or receipt, and an honest miner then gets the job done and paid at the f32 rate.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MICRO_CREDITS_PER_GIGA_OP } from '../../src/coordinator/pay.ts';
 import { toHex, verifyReceipt } from '../../src/protocol/receipt.ts';
+import { MICRO_CREDITS_PER_GIGA_OP } from '../../src/work/gemm/gemm.ts';
 import { fromHalves, toHalves } from '../../src/work/gemm/halves.ts';
 import { matmulF32, matmulF64, maxRelativeError, randomMatrix } from '../helpers/random.ts';
 import { ScriptedMiner } from '../helpers/scripted-miner.ts';
@@ -34,11 +34,12 @@ describe('precision cheats', () => {
     ];
     for (const [name, round] of roundings) {
       const lease = await cheat.lease();
-      const [rows, depth] = lease.a.shape;
-      const cols = lease.b.shape[1];
-      const cheap = matmulF32(round(ScriptedMiner.values(lease.a)), round(ScriptedMiner.values(lease.b)), rows, depth, cols);
+      const operands = ScriptedMiner.operands(lease);
+      const [rows, depth] = operands.a.shape;
+      const cols = operands.b.shape[1];
+      const cheap = matmulF32(round(ScriptedMiner.values(operands.a)), round(ScriptedMiner.values(operands.b)), rows, depth, cols);
       // Close to the f32 product, as a requester would see it: a few parts in ten thousand.
-      const exact = matmulF64(ScriptedMiner.values(lease.a), ScriptedMiner.values(lease.b), rows, depth, cols);
+      const exact = matmulF64(ScriptedMiner.values(operands.a), ScriptedMiner.values(operands.b), rows, depth, cols);
       expect(maxRelativeError(cheap, exact), name).toBeLessThan(name === 'f16' ? 1e-3 : 1e-2);
       expect(await cheat.verdict(lease, cheap), name).toMatchObject({ type: 'rejected', code: 'verification-failed' });
     }
