@@ -18,6 +18,13 @@ describe('gemm kind', () => {
     expect(new Set(units.map((u) => u.id)).size).toBe(units.length);
   });
 
+  it('cuts rows in equal shares, so no unit is left a few rows', () => {
+    expect(splitTiles('j', 300, 10, 4, 256).map((u) => u.rows)).toEqual([150, 150]);
+    expect(splitTiles('j', 257, 10, 4, 256).map((u) => u.rows)).toEqual([129, 128]);
+    expect(splitTiles('j', 1000, 10, 4, 256).map((u) => u.rows)).toEqual([250, 250, 250, 250]);
+    expect(splitTiles('j', 40, 10, 4, 256).map((u) => u.rows)).toEqual([40]);
+  });
+
   it('counts 2*M*N*K ops over all units', () => {
     const units = splitTiles('j', 1000, 700, 900, 256);
     expect(units.reduce((s, u) => s + gemmKind.ops(u), 0n)).toBe(2n * 1000n * 700n * 900n);
@@ -48,5 +55,24 @@ describe('gemm kind', () => {
   it('refuses to assemble with a unit missing', () => {
     const j = job(300, 10, 4);
     expect(() => gemmKind.assemble(j, new Map())).toThrow(/no result/);
+  });
+
+  it('sums the depth in a random order, so sign-sorted data honestly summed in order is not rejected', async () => {
+    // A Haar-like row (+ then -) against smooth positive columns: summed in order, the partial sums climb to half of
+    // sum |p| and come back, which the rounding model (exchangeable terms) does not cover.
+    const [m, n, k] = [32, 32, 4096];
+    const a = new Float32Array(m * k).map((_, at) => ((at % k) < k / 2 ? 1 : -1) * (1 + Math.floor(at / k) / m));
+    const b = new Float32Array(k * n).map((_, at) => 1 + 0.001 * Math.sin(Math.floor(at / n) / 100 + (at % n)) + 0.001 * (Math.floor(at / n) % 7));
+    const body = new Uint8Array(Float32Array.from([...a, ...b]).buffer);
+    const created = gemmKind.createJob('sorted', { m, n, k, precision: 'f32' }, body);
+    if (!created.ok) throw new Error(created.error.message);
+    const shuffled = created.value.job;
+    expect([...shuffled.a.subarray(0, k)].sort()).toEqual([...a.subarray(0, k)].sort());
+    expect(shuffled.a.subarray(0, k)).not.toEqual(a.subarray(0, k));
+    const [unit] = gemmKind.split(shuffled);
+    expect(await gemmKind.verify(ctx(3), shuffled, unit, matmulF32(shuffled.a, shuffled.b, m, k, n))).toEqual({ ok: true });
+    // The same honest sum over the requester's own order is outside the model: why the job is shuffled.
+    const inOrder: GemmJob = { id: 'sorted', m, n, k, precision: 'f32', a, b };
+    expect((await gemmKind.verify(ctx(3), inOrder, unit, matmulF32(a, b, m, k, n))).ok).toBe(false);
   });
 });
