@@ -129,7 +129,7 @@ describe('requester API under abuse, default limits', () => {
     }
   });
 
-  it('answers 100 concurrent submits of identical operands with 201 or 429, never a 500, and stores the operands once', async () => {
+  it('answers 100 concurrent submits of identical operands with 201 or 429, never a 500, and stores each job's operands once', async () => {
     const body = operands(16, 16, 16, 1);
     const responses = await Promise.all(Array.from({ length: 100 }, () => post(stack, 16, 16, 16, body)));
     const statuses = responses.map((r) => r.status);
@@ -142,8 +142,10 @@ describe('requester API under abuse, default limits', () => {
     expect(ids.size).toBe(accepted.length);
     expect(accepted.length).toBeGreaterThan(0);
     for (const id of ids) expect(await stack.jobs.find(id, keyId(TEST_API_KEY)), id).toBeDefined();
-    // Content-addressed: one file per operand (A and B) for all of them, and no temporary file left behind.
-    expect((await readdir(join(stack.dataDir, 'operands'))).filter((name) => /^[0-9a-f]{64}$/.test(name))).toHaveLength(2);
+    // Each job's A and B are stored once, content-addressed (each job's depth is shuffled, so identical bodies make
+    // different operands; identical puts at once are tested in tests/unit/coordinator/operand-store.test.ts), and
+    // no temporary file is left behind.
+    expect((await readdir(join(stack.dataDir, 'operands'))).filter((name) => /^[0-9a-f]{64}$/.test(name))).toHaveLength(2 * accepted.length);
     expect((await temporaryFiles(stack)).count).toBe(0);
     await deleteAllJobs(stack);
   });
