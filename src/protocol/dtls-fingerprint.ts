@@ -5,8 +5,6 @@
 // a malformed value, two different certificates) is refused rather than guessed at: which line a stack checks would
 // then be its choice, not ours.
 
-export const FINGERPRINT_BYTES = 32;
-
 const FINGERPRINT_LINE = /^a=fingerprint:(.*)$/i;
 const SHA256_VALUE = /^[0-9a-f]{2}(?::[0-9a-f]{2}){31}$/i;
 
