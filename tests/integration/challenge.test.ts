@@ -19,7 +19,8 @@ import { ScriptedMiner } from '../helpers/scripted-miner.ts';
 import { fetchSignallingConfig, type SignallingConfig } from '../helpers/signalling-client.ts';
 import { startStack, type TestStack } from '../helpers/stack.ts';
 
-type Challenge = Omit<ChallengeMessage, 'type' | 'v'>;
+/** A challenge's fields; `v` only to play a coordinator of another protocol version. */
+type Challenge = Omit<ChallengeMessage, 'type' | 'v'> & { v?: number };
 /** What the fake coordinator opens a data channel with, given the fingerprint of its own end of it. */
 type Answer = (ownFingerprint: Uint8Array) => Promise<Challenge>;
 
@@ -109,6 +110,14 @@ describe("the coordinator's challenge", () => {
     const realKey = Uint8Array.from(Buffer.from(real.coordinatorKey, 'hex'));
     const url = await fakeCoordinator(real.coordinatorKey, async () => challengeOf(realKey));
     expect(await refusal(url)).toBe("refused an unsigned challenge: the coordinator signs its challenge over its data channel's certificate");
+  });
+
+  it('is refused from a coordinator of the previous protocol, which does not sign it, with both versions named', async () => {
+    const realKey = Uint8Array.from(Buffer.from(real.coordinatorKey, 'hex'));
+    const url = await fakeCoordinator(real.coordinatorKey, async () => ({ ...challengeOf(realKey), v: PROTOCOL_VERSION - 1 }));
+    expect(await refusal(url)).toBe(
+      `the coordinator did not open with a challenge (unsupported-version: protocol version ${PROTOCOL_VERSION - 1} is not supported; this side speaks ${PROTOCOL_VERSION})`,
+    );
   });
 
   it("is refused when it copies the coordinator's key but is signed by another", async () => {
