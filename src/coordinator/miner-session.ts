@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { encodeMessage, parseMinerMessage } from '../protocol/codec.ts';
 import type { ProtocolError } from '../protocol/errors.ts';
 import type { CoordinatorMessageInput, MinerMessage } from '../protocol/messages.ts';
-import { helloChallengeBytes, toHex, verifySignature } from '../protocol/receipt.ts';
+import { helloChallengeBytes, signChallenge, toHex, verifySignature } from '../protocol/receipt.ts';
 import { PROTOCOL_VERSION } from '../protocol/version.ts';
 import type { MinerCapabilities } from '../work/kind.ts';
 import type { Reputation } from './ledger/ledger.ts';
@@ -63,8 +63,11 @@ export class MinerSession {
     this.bucket = new TokenBucket(ctx.rateLimit ?? MINER_MESSAGES, Date.now());
   }
 
-  start(): void {
-    this.send({ type: 'challenge', coordinatorKey: this.ctx.signingKey.publicKey, nonce: this.nonce, heartbeatMs: HEARTBEAT_MS });
+  /** Sends the challenge, signed over the fingerprint of the DTLS certificate this end of the channel presents. */
+  async start(dtlsFingerprint: Uint8Array): Promise<void> {
+    const body = { coordinatorKey: this.ctx.signingKey.publicKey, nonce: this.nonce, heartbeatMs: HEARTBEAT_MS };
+    const signature = await signChallenge(this.ctx.signingKey.privateKey, body, dtlsFingerprint);
+    this.send({ type: 'challenge', ...body, signature });
   }
 
   /** Any frame counts as a sign of life: a large result takes many frames to arrive. */

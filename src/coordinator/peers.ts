@@ -6,6 +6,7 @@ import { ExpressPeerServer } from 'peer';
 import type { DataConnection, Peer as PeerType } from 'peerjs';
 import { WebSocketServer } from 'ws';
 import type { BytePipe } from '../protocol/channel.ts';
+import { sdpFingerprint } from '../protocol/dtls-fingerprint.ts';
 import { log } from './log.ts';
 import { guardSignalling } from './signalling.ts';
 
@@ -24,6 +25,8 @@ export interface PeerEndpoint {
 /** A data connection as a byte pipe, with what the session needs to manage it. */
 export interface IncomingConnection {
   id: string;
+  /** The sha-256 fingerprint of the DTLS certificate this end presents, from its local description. */
+  dtlsFingerprint: Uint8Array;
   pipe: BytePipe;
   onData(listener: (data: ArrayBuffer | Uint8Array) => void): void;
   onClose(listener: () => void): void;
@@ -143,15 +146,23 @@ export async function startCoordinatorPeer(
     deadline.unref();
     conn.on('open', () => {
       clearTimeout(deadline);
-      onConnection(wrap(conn));
+      // The challenge proves the channel ends here by signing this; without it there is nothing to prove.
+      const fingerprint = sdpFingerprint(conn.peerConnection?.localDescription?.sdp ?? '');
+      if (!fingerprint.ok) {
+        onRejected(`connection ${conn.connectionId} from ${conn.peer}: our own SDP ${fingerprint.problem}`);
+        conn.close();
+        return;
+      }
+      onConnection(wrap(conn, fingerprint.value));
     });
   });
   return { peerId, peerKey, close: () => peer.destroy() };
 }
 
-function wrap(conn: DataConnection): IncomingConnection {
+function wrap(conn: DataConnection, dtlsFingerprint: Uint8Array): IncomingConnection {
   return {
     id: conn.connectionId,
+    dtlsFingerprint,
     pipe: {
       send: (frame) => void conn.send(frame),
       // PeerJS keeps its own queue (in messages) above the channel's buffer.

@@ -181,7 +181,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       });
       connection.onClose(drop);
       log('miner-connected', { session: sessionId, connection: connection.id });
-      session.start();
+      session.start(connection.dtlsFingerprint).catch((err: unknown) => {
+        log('session-error', { session: sessionId, error: `signing the challenge: ${String(err)}` });
+        connection.close();
+        drop();
+      });
     },
     (reason) => log('peer-warning', { reason }),
   );

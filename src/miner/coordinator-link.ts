@@ -4,7 +4,8 @@ import * as v from 'valibot';
 import { FramedChannel } from '../protocol/channel.ts';
 import { encodeMessage, parseCoordinatorMessage } from '../protocol/codec.ts';
 import type { CoordinatorMessage, MinerMessageInput } from '../protocol/messages.ts';
-import { toHex } from '../protocol/receipt.ts';
+import { fingerprintText, sdpFingerprint } from '../protocol/dtls-fingerprint.ts';
+import { toHex, verifyChallenge } from '../protocol/receipt.ts';
 import { PROTOCOL_VERSION } from '../protocol/version.ts';
 
 type Message = CoordinatorMessage;
@@ -81,6 +82,7 @@ export class CoordinatorLink {
     const conn = peer.connect(config.coordinatorPeerId, { serialization: 'raw', reliable: true });
     // The coordinator speaks first (its challenge), which also avoids acting before our side is open.
     const first: Message[] = [];
+    let firstProblem = '';
     let link: CoordinatorLink | undefined;
     let wakeFirst: (() => void) | undefined;
     const channel = new FramedChannel(
@@ -89,6 +91,7 @@ export class CoordinatorLink {
         if (link) return link.deliver(bytes);
         const parsed = parseCoordinatorMessage(bytes);
         if (parsed.ok) first.push(parsed.value);
+        else firstProblem ||= ` (${parsed.error.code}: ${parsed.error.message})`;
         wakeFirst?.();
       },
       (error) => link?.protocolErrors.push(`${error.code}: ${error.message}`),
@@ -103,12 +106,20 @@ export class CoordinatorLink {
       peer.once('error', (err) => reject(new Error(`${err.type}: ${err.message}`)));
     });
     const challenge = first.shift();
-    if (challenge?.type !== 'challenge') throw new Error('the coordinator did not open with a challenge');
+    if (challenge?.type !== 'challenge') throw new Error(`the coordinator did not open with a challenge${firstProblem}`);
     // Anyone holding the peer id at the PeerServer could answer; only the coordinator's own key is accepted, and the
     // mining loop then takes receipts signed by this key only.
     const challengeKey = toHex(challenge.coordinatorKey);
     if (challengeKey !== config.coordinatorKey) {
       throw new Error(`refused a challenge under key ${challengeKey.slice(0, 16)}…: the coordinator's origin serves key ${config.coordinatorKey.slice(0, 16)}…`);
+    }
+    // Anyone can copy the key into a challenge; only the coordinator can sign, with it, the certificate that our own
+    // WebRTC stack authenticated at the far end of this channel. A relay or a squatter presents a certificate of its own.
+    const remote = sdpFingerprint(conn.peerConnection?.remoteDescription?.sdp ?? '');
+    if (!remote.ok) throw new Error(`refused the coordinator's data channel: its SDP ${remote.problem}`);
+    if (!challenge.signature) throw new Error('refused an unsigned challenge: the coordinator signs its challenge over its data channel\'s certificate');
+    if (!(await verifyChallenge(challenge, remote.value))) {
+      throw new Error(`refused a challenge whose signature is not the coordinator's over this data channel's certificate (sha-256 ${fingerprintText(remote.value).slice(0, 23)}…): the channel ends at someone else`);
     }
     link = new CoordinatorLink(peer, conn, challenge, channel);
     link.startHeartbeat(challenge.heartbeatMs);

@@ -76,7 +76,13 @@ export const ChallengeMessage = v.object({
   coordinatorKey: PublicKey,
   nonce: bytesOfLength(32),
   heartbeatMs: Milliseconds,
+  /**
+   * Ed25519 signature by coordinatorKey over challengeBytes (receipt.ts): the key's holder ends this data channel.
+   * A coordinator always sends it; it is optional here so that a miner refusing a challenge without one can say so.
+   */
+  signature: v.optional(Signature),
 });
+export type ChallengeMessage = v.InferOutput<typeof ChallengeMessage>;
 
 export const WelcomeMessage = v.object({ type: v.literal('welcome'), v: Version });
 

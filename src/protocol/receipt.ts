@@ -1,8 +1,9 @@
-// Canonical bytes of receipts and hello challenges, and their Ed25519 signatures (WebCrypto, both ends).
+// Canonical bytes of receipts, challenges and hellos, and their Ed25519 signatures (WebCrypto, both ends).
 import { publicKeyProblem, signatureProblem } from './ed25519.ts';
-import type { Receipt, ReceiptBody } from './messages.ts';
+import type { ChallengeMessage, Receipt, ReceiptBody } from './messages.ts';
 
 const RECEIPT_DOMAIN = 'ergon-receipt-v1';
+const CHALLENGE_DOMAIN = 'ergon-challenge-v1';
 const HELLO_DOMAIN = 'ergon-hello-v1';
 const utf8 = new TextEncoder();
 
@@ -59,6 +60,35 @@ export function receiptBytes(r: ReceiptBody): Uint8Array<ArrayBuffer> {
     .text(r.joulesSource)
     .u64(r.issuedAtMs)
     .finish();
+}
+
+/** The signed part of a coordinator's challenge. */
+export type ChallengeBody = Pick<ChallengeMessage, 'coordinatorKey' | 'nonce' | 'heartbeatMs'>;
+
+/**
+ * What a coordinator signs in its challenge: this connection's nonce and heartbeat under its key, and the sha-256
+ * fingerprint of the DTLS certificate it presents on this data channel. Whoever relays or squats the channel holds
+ * another certificate, so the miner, checking against the fingerprint its own WebRTC stack authenticated, refuses it.
+ */
+export function challengeBytes(c: ChallengeBody, dtlsFingerprint: Uint8Array): Uint8Array<ArrayBuffer> {
+  return new CanonicalWriter()
+    .text(CHALLENGE_DOMAIN)
+    .bytes(c.coordinatorKey)
+    .bytes(c.nonce)
+    .u32(c.heartbeatMs)
+    .u32(dtlsFingerprint.byteLength)
+    .bytes(dtlsFingerprint)
+    .finish();
+}
+
+export function signChallenge(privateKey: CryptoKey, body: ChallengeBody, dtlsFingerprint: Uint8Array): Promise<Uint8Array<ArrayBuffer>> {
+  return sign(privateKey, challengeBytes(body, dtlsFingerprint));
+}
+
+/** Whether the challenge's key signed it over this fingerprint; false when it is unsigned. */
+export async function verifyChallenge(challenge: ChallengeBody & { signature?: Uint8Array }, dtlsFingerprint: Uint8Array): Promise<boolean> {
+  if (!challenge.signature) return false;
+  return verifySignature(challenge.coordinatorKey, challenge.signature, challengeBytes(challenge, dtlsFingerprint));
 }
 
 /** What a miner signs to prove it holds its wallet key: bound to this connection's nonce and this coordinator. */

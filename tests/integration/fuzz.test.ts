@@ -46,7 +46,7 @@ function fuzzMessage(next: () => number): Uint8Array {
       return encode(message, { useBigInt64: true });
     }
     default: {
-      const message = { ...pick(templates), v: pick([0, 2, PROTOCOL_VERSION + 1, '1', weird()]) };
+      const message = { ...pick(templates), v: pick([0, PROTOCOL_VERSION - 1, PROTOCOL_VERSION + 1, '1', weird()]) };
       return encode(message, { useBigInt64: true });
     }
   }

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { exportPublicKey, generateSigningKeys, signReceipt, verifyReceipt } from '../../../src/protocol/receipt.ts';
+import {
+  challengeBytes, exportPublicKey, generateSigningKeys, helloChallengeBytes, sign, signChallenge, signReceipt, verifyChallenge, verifyReceipt,
+} from '../../../src/protocol/receipt.ts';
 import type { ReceiptBody } from '../../../src/protocol/messages.ts';
 
 describe('receipts', async () => {
@@ -30,5 +32,31 @@ describe('receipts', async () => {
     const signature = new Uint8Array(64);
     signature.set(identity);
     expect(await verifyReceipt({ ...body, coordinatorKey: identity, microCredits: 2_000_000_000_000n, signature })).toBe(false);
+  });
+});
+
+describe('challenges', async () => {
+  const coordinator = await generateSigningKeys();
+  const body = { coordinatorKey: await exportPublicKey(coordinator.publicKey), nonce: new Uint8Array(32).fill(3), heartbeatMs: 2_000 };
+  const fingerprint = new Uint8Array(32).fill(0xab);
+
+  it('verifies a challenge the coordinator signed over the fingerprint of its certificate', async () => {
+    const signature = await signChallenge(coordinator.privateKey, body, fingerprint);
+    expect(await verifyChallenge({ ...body, signature }, fingerprint)).toBe(true);
+  });
+
+  it('rejects it under another key, over another fingerprint, nonce or heartbeat, and unsigned', async () => {
+    const signature = await signChallenge(coordinator.privateKey, body, fingerprint);
+    const other = await generateSigningKeys();
+    expect(await verifyChallenge({ ...body, signature: await signChallenge(other.privateKey, body, fingerprint) }, fingerprint)).toBe(false);
+    expect(await verifyChallenge({ ...body, signature }, new Uint8Array(32).fill(0xac))).toBe(false);
+    expect(await verifyChallenge({ ...body, nonce: new Uint8Array(32).fill(4), signature }, fingerprint)).toBe(false);
+    expect(await verifyChallenge({ ...body, heartbeatMs: 2_001, signature }, fingerprint)).toBe(false);
+    expect(await verifyChallenge(body, fingerprint)).toBe(false);
+  });
+
+  it('is not a hello signature: a miner signing its challenge cannot be replayed as the coordinator\'s, nor the reverse', async () => {
+    expect(challengeBytes(body, fingerprint)).not.toEqual(helloChallengeBytes(body.nonce, body.coordinatorKey));
+    expect(await verifyChallenge({ ...body, signature: await sign(coordinator.privateKey, helloChallengeBytes(body.nonce, body.coordinatorKey)) }, fingerprint)).toBe(false);
   });
 });
