@@ -129,7 +129,7 @@ describe('requester API under abuse, default limits', () => {
     }
   });
 
-  it('answers 100 concurrent submits of identical operands with 201 or 429, never a 500, and stores each job's operands once', async () => {
+  it('answers 100 concurrent submits of identical operands with 201 or 429, never a 500, and stores the operands of each job once', async () => {
     const body = operands(16, 16, 16, 1);
     const responses = await Promise.all(Array.from({ length: 100 }, () => post(stack, 16, 16, 16, body)));
     const statuses = responses.map((r) => r.status);
