@@ -4,6 +4,7 @@ import { encodeMessage, parseMinerMessage } from '../protocol/codec.ts';
 import type { ProtocolError } from '../protocol/errors.ts';
 import type { CoordinatorMessageInput, MinerMessage } from '../protocol/messages.ts';
 import { helloChallengeBytes, signChallenge, toHex, verifySignature } from '../protocol/receipt.ts';
+import { HEARTBEAT_DEAD_AFTER_MS, HEARTBEAT_MS, SilenceClock } from '../protocol/heartbeat.ts';
 import { PROTOCOL_VERSION } from '../protocol/version.ts';
 import type { MinerCapabilities } from '../work/kind.ts';
 import type { Reputation } from './ledger/ledger.ts';
@@ -12,9 +13,6 @@ import { MINER_MESSAGES, TokenBucket, type RateLimit } from './rate-limit.ts';
 import { isBanned, leaseAllowance } from './reputation.ts';
 import { settle, type SettlementContext } from './settle.ts';
 
-/** How often each side pings; a peer silent for HEARTBEAT_DEAD_AFTER_MS is dropped and its leases re-leased. */
-export const HEARTBEAT_MS = 2_000;
-export const HEARTBEAT_DEAD_AFTER_MS = 10_000;
 /** A miner asking for work when there is none is told to ask again after this long. */
 export const NO_WORK_RETRY_MS = 500;
 /** A session that sends this many messages that cannot be parsed is abusing the coordinator and is closed. */
@@ -40,7 +38,8 @@ export class MinerSession {
   private minerKeyBytes: Uint8Array | null = null;
   /** What the miner said it runs; until hello, nothing. */
   private capabilities: MinerCapabilities = { kinds: [], precisions: [], features: [] };
-  lastHeardAtMs = Date.now();
+  /** The miner's silence: past HEARTBEAT_DEAD_AFTER_MS it is dropped and its leases re-leased. */
+  private readonly silence = new SilenceClock(Date.now());
   private readonly openedAtMs = Date.now();
   /** Called once the miner has proved its key: the transport may then accept larger messages. */
   onWelcome: () => void = () => undefined;
@@ -72,7 +71,7 @@ export class MinerSession {
 
   /** Any frame counts as a sign of life: a large result takes many frames to arrive. */
   heard(): void {
-    this.lastHeardAtMs = Date.now();
+    this.silence.heard();
   }
 
   /** Called every heartbeat: pings the miner, and closes the connection if it went silent. */
@@ -81,8 +80,9 @@ export class MinerSession {
       this.closeConnection(`no hello ${nowMs - this.openedAtMs} ms after the challenge`);
       return;
     }
-    if (nowMs - this.lastHeardAtMs > HEARTBEAT_DEAD_AFTER_MS) {
-      this.closeConnection(`silent for ${nowMs - this.lastHeardAtMs} ms`);
+    const silentMs = this.silence.tick(nowMs);
+    if (silentMs > HEARTBEAT_DEAD_AFTER_MS) {
+      this.closeConnection(`silent for ${silentMs} ms`);
       return;
     }
     this.send({ type: 'ping', nonce: nowMs });

@@ -5,6 +5,7 @@ import { FramedChannel } from '../protocol/channel.ts';
 import { encodeMessage, parseCoordinatorMessage } from '../protocol/codec.ts';
 import type { CoordinatorMessage, MinerMessageInput } from '../protocol/messages.ts';
 import { fingerprintText, sdpFingerprint } from '../protocol/dtls-fingerprint.ts';
+import { HEARTBEAT_DEAD_AFTER_MS, SilenceClock } from '../protocol/heartbeat.ts';
 import { toHex, verifyChallenge } from '../protocol/receipt.ts';
 import { PROTOCOL_VERSION } from '../protocol/version.ts';
 
@@ -23,8 +24,6 @@ const CoordinatorConfig = v.object({
 });
 export type CoordinatorConfig = v.InferOutput<typeof CoordinatorConfig>;
 
-/** The coordinator is declared gone after this long without a single frame from it. */
-export const COORDINATOR_SILENT_MS = 10_000;
 const CONNECT_TIMEOUT_MS = 20_000;
 
 export class LinkClosedError extends Error {}
@@ -32,7 +31,8 @@ export class LinkClosedError extends Error {}
 export class CoordinatorLink {
   private readonly inbox: Message[] = [];
   private waiters: (() => void)[] = [];
-  private lastHeardAtMs = Date.now();
+  /** The coordinator's silence: it is declared gone past HEARTBEAT_DEAD_AFTER_MS without a single frame. */
+  private silence = new SilenceClock(Date.now());
   private heartbeat: ReturnType<typeof setInterval> | undefined;
   private closedReason: string | undefined;
   private readonly closeListeners: ((reason: string) => void)[] = [];
@@ -97,7 +97,7 @@ export class CoordinatorLink {
       (error) => link?.protocolErrors.push(`${error.code}: ${error.message}`),
     );
     conn.on('data', (data) => {
-      if (link) link.lastHeardAtMs = Date.now();
+      link?.silence.heard();
       channel.receive(data as ArrayBuffer);
     });
     await new Promise<void>((resolve, reject) => {
@@ -135,11 +135,13 @@ export class CoordinatorLink {
   }
 
   private startHeartbeat(heartbeatMs: number): void {
-    const everyMs = Math.max(500, heartbeatMs);
+    const everyMs = Math.max(250, heartbeatMs);
+    this.silence = new SilenceClock(Date.now(), everyMs);
     this.heartbeat = setInterval(() => {
       if (!this.alive) return;
-      if (Date.now() - this.lastHeardAtMs > COORDINATOR_SILENT_MS) {
-        this.shutdown(`the coordinator was silent for ${COORDINATOR_SILENT_MS / 1000} s`);
+      const silentMs = this.silence.tick(Date.now());
+      if (silentMs > HEARTBEAT_DEAD_AFTER_MS) {
+        this.shutdown(`the coordinator was silent for ${(silentMs / 1000).toFixed(1)} s`);
         return;
       }
       this.channel.checkStalled();
