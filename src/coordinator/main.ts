@@ -13,11 +13,17 @@ const demo = process.env.ERGON_DEMO !== '0';
 const list = (raw: string | undefined) => (raw ?? '').split(',').map((o) => o.trim()).filter((o) => o !== '');
 const allowedOrigins = list(process.env.ERGON_ALLOWED_ORIGINS);
 const publicHosts = list(process.env.ERGON_PUBLIC_HOSTS);
+// Behind a reverse proxy every miner comes from the proxy's address: raise this to the miners expected to connect at once.
+const handshakesPerAddress = process.env.ERGON_HANDSHAKES_PER_ADDRESS ? Number(process.env.ERGON_HANDSHAKES_PER_ADDRESS) : undefined;
+if (handshakesPerAddress !== undefined && !(Number.isInteger(handshakesPerAddress) && handshakesPerAddress >= 1)) {
+  throw new Error(`ERGON_HANDSHAKES_PER_ADDRESS must be a whole number of at least 1, not ${JSON.stringify(process.env.ERGON_HANDSHAKES_PER_ADDRESS)}`);
+}
 
 await mkdir(dataDir, { recursive: true, mode: 0o700 });
 const { keys, created } = await loadOrCreateApiKeys(dataDir, process.env.ERGON_API_KEYS);
 const kinds = defaultKinds();
-const coordinator = await startCoordinator({ host, port, dataDir, staticDir: resolve('dist'), apiKeys: keys, allowedOrigins, publicHosts, kinds });
+const handshakeLimits = handshakesPerAddress === undefined ? {} : { perAddress: handshakesPerAddress };
+const coordinator = await startCoordinator({ host, port, dataDir, staticDir: resolve('dist'), apiKeys: keys, allowedOrigins, publicHosts, kinds, handshakeLimits });
 const stopDemo = demo ? startDemoRequester(coordinator.url, keys[0]) : () => {};
 
 const keySource = process.env.ERGON_API_KEYS ? 'ERGON_API_KEYS' : join(dataDir, API_KEYS_FILE);

@@ -8,7 +8,7 @@ import { WebSocketServer } from 'ws';
 import type { BytePipe } from '../protocol/channel.ts';
 import { sdpFingerprint } from '../protocol/dtls-fingerprint.ts';
 import { log } from './log.ts';
-import { guardSignalling } from './signalling.ts';
+import { guardSignalling, Handshakes } from './signalling.ts';
 
 export const PEER_PATH = '/peerjs';
 /** Signalling messages are JSON of an SDP (about 1 KB) or a candidate; anything near this is not signalling. */
@@ -33,14 +33,23 @@ export interface IncomingConnection {
   close(): void;
 }
 
+/** What mounting the PeerServer gives the coordinator's own peer. */
+export interface MountedPeerServer {
+  /** The secret that registers the reserved peer id. */
+  token: string;
+  /** The network address a registered peer id connected from, while it is connected. */
+  addressOf(peerId: string): string | undefined;
+}
+
 /**
  * Mounts the PeerServer on the coordinator's HTTP server, so one port serves pages, API and signalling.
  * `coordinatorPeerId` is reserved: the PeerServer registers it only for a socket that brings the returned token,
  * a secret made here that never leaves this process, so nobody else can hold the id while the coordinator's peer
  * is away (at start, or reconnecting) and be reached by miners in its place.
  */
-export function mountPeerServer(app: Express, httpServer: Server, peerKey: string, coordinatorPeerId: string): string {
+export function mountPeerServer(app: Express, httpServer: Server, peerKey: string, coordinatorPeerId: string): MountedPeerServer {
   const token = randomBytes(32).toString('hex');
+  const addresses = new Map<string, string>();
   const peerServer = ExpressPeerServer(httpServer, {
     path: '/',
     key: peerKey,
@@ -52,11 +61,18 @@ export function mountPeerServer(app: Express, httpServer: Server, peerKey: strin
       new WebSocketServer({
         ...options,
         maxPayload: MAX_SIGNAL_BYTES,
-        verifyClient: ({ req }, done) => done(...checkRegistration(req, coordinatorPeerId, token)),
+        verifyClient: ({ req }, done) => {
+          const verdict = checkRegistration(req, coordinatorPeerId, token);
+          const id = new URL(req.url ?? '', 'https://peerjs').searchParams.get('id');
+          // The first socket to hold an id names its address; a second one for the same id is refused as taken.
+          if (verdict[0] && id && req.socket.remoteAddress && !addresses.has(id)) addresses.set(id, req.socket.remoteAddress);
+          done(...verdict);
+        },
       }),
   });
+  peerServer.on('disconnect', (client) => addresses.delete(client.getId()));
   app.use(PEER_PATH, peerServer);
-  return token;
+  return { token, addressOf: (peerId) => addresses.get(peerId) };
 }
 
 /** Whether a PeerServer socket may open: [true], or [false, HTTP status, reason]. */
@@ -112,6 +128,8 @@ export async function startCoordinatorPeer(
   peerToken: string,
   onConnection: (connection: IncomingConnection) => void,
   onRejected: (reason: string) => void,
+  addressOf: (peerId: string) => string | undefined = () => undefined,
+  handshakes = new Handshakes(),
 ): Promise<PeerEndpoint> {
   const Peer = await loadPeerJs();
   const peer = new Peer(peerId, {
@@ -124,7 +142,7 @@ export async function startCoordinatorPeer(
     config: { iceServers: [] },
     debug: 0,
   });
-  guardSignalling(peer);
+  guardSignalling(peer, addressOf, handshakes);
   await new Promise<void>((resolve, reject) => {
     peer.once('open', () => resolve());
     peer.once('error', reject);

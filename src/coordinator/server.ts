@@ -25,6 +25,7 @@ import { mountPeerServer, PEER_PATH, startCoordinatorPeer, type PeerEndpoint } f
 import type { WorkQueue } from './queue.ts';
 import type { RequesterQuota } from './quotas.ts';
 import { Scheduler } from './scheduler.ts';
+import { DEFAULT_HANDSHAKE_LIMITS, Handshakes, type HandshakeLimits } from './signalling.ts';
 import { loadOrCreateSigningKey } from './signing-key.ts';
 import { Uploads, type UploadLimits } from './upload.ts';
 
@@ -60,6 +61,8 @@ export interface CoordinatorOptions {
   quotas?: Partial<RequesterQuota>;
   /** Overrides of the bounds on uploads in progress. */
   uploadLimits?: Partial<UploadLimits>;
+  /** Overrides of the bounds on WebRTC connections being set up (signalling.ts). */
+  handshakeLimits?: Partial<HandshakeLimits>;
   /** Connections at once (default MAX_SESSIONS). */
   maxSessions?: number;
   /** The kinds of work served; by default every built-in kind (src/work/registry.ts). */
@@ -103,7 +106,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   // A request that trickles its body in slowly holds a share of the uploads in flight: it gets this long in all, then
   // the socket is closed (a stalled one is closed sooner, by the upload's idle timeout).
   httpServer.requestTimeout = HTTP_REQUEST_TIMEOUT_MS;
-  const peerToken = mountPeerServer(app, httpServer, peerKey, peerId);
+  const peerServer = mountPeerServer(app, httpServer, peerKey, peerId);
   mountApi(app, {
     jobs,
     ledger,
@@ -133,7 +136,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     port,
     peerId,
     peerKey,
-    peerToken,
+    peerServer.token,
     (connection) => {
       if (sessions.size >= (options.maxSessions ?? MAX_SESSIONS)) {
         log('miner-refused', { connection: connection.id, reason: `${sessions.size} connections already` });
@@ -189,6 +192,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       });
     },
     (reason) => log('peer-warning', { reason }),
+    peerServer.addressOf,
+    new Handshakes({ ...DEFAULT_HANDSHAKE_LIMITS, ...options.handshakeLimits }),
   );
 
   const heartbeat = setInterval(() => {

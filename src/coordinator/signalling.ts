@@ -16,6 +16,18 @@ export const MAX_SDP_CHARS = 32_768;
 const EARLY_CANDIDATE_MS = 30_000;
 const MAX_EARLY_PER_CONNECTION = 32;
 const MAX_EARLY_CONNECTIONS = 256;
+/**
+ * Each offer the coordinator takes makes a WebRTC connection with its own UDP socket, held until it opens or its
+ * 30 s deadline closes it (peers.ts): 1,000 forged offers held 1,040 file descriptors and 20 MB (measured here), and
+ * the process has 20,000. Connections being set up are bounded over all, per network address and per peer id. An
+ * honest handshake takes under a second, and 200 at once already time out on these 2 cores (bench/load.ts).
+ * A reverse proxy in front makes every miner one address: its operator raises ERGON_HANDSHAKES_PER_ADDRESS.
+ */
+export const MAX_HANDSHAKES = 256;
+export const MAX_HANDSHAKES_PER_ADDRESS = 32;
+export const MAX_HANDSHAKES_PER_PEER = 4;
+/** A handshake still counted after this long is forgotten, whatever PeerJS reported: its connection is closed by then. */
+const HANDSHAKE_HELD_MS = 40_000;
 
 const PeerId = v.pipe(v.string(), v.minLength(1), v.maxLength(128));
 /** PeerJS names data connections "dc_" and a random token. */
@@ -119,6 +131,54 @@ export class EarlyCandidates {
   }
 }
 
+export interface HandshakeLimits {
+  total: number;
+  perAddress: number;
+  perPeer: number;
+}
+
+export const DEFAULT_HANDSHAKE_LIMITS: HandshakeLimits = {
+  total: MAX_HANDSHAKES,
+  perAddress: MAX_HANDSHAKES_PER_ADDRESS,
+  perPeer: MAX_HANDSHAKES_PER_PEER,
+};
+
+/**
+ * Connections being set up, counted so that a flood of offers cannot hold the coordinator's sockets and memory.
+ * A handshake counts until its connection opens or PeerJS lets it go (closed, failed, or its peer left): PeerJS
+ * emits nothing for a connection closed before it opened, so each count asks `settingUp` whether it still is.
+ */
+export class Handshakes {
+  private readonly open = new Map<string, { src: string; connectionId: string; address: string | undefined; sinceMs: number }>();
+
+  constructor(private readonly limits: HandshakeLimits = DEFAULT_HANDSHAKE_LIMITS) {}
+
+  /** Counts a new handshake, or says which bound refuses it. */
+  admit(
+    offer: { src: string; connectionId: string; address: string | undefined },
+    nowMs: number,
+    settingUp: (src: string, connectionId: string) => boolean,
+  ): { ok: true } | { ok: false; reason: string } {
+    for (const [key, entry] of this.open) {
+      if (nowMs - entry.sinceMs > HANDSHAKE_HELD_MS || !settingUp(entry.src, entry.connectionId)) this.open.delete(key);
+    }
+    const { src, connectionId, address } = offer;
+    const key = connectionKey(src, connectionId);
+    if (this.open.has(key)) return { ok: false, reason: 'a second offer for a connection being set up' };
+    if (this.open.size >= this.limits.total) return { ok: false, reason: `${this.open.size} connections are being set up, as many as the coordinator takes at once` };
+    let fromPeer = 0;
+    let fromAddress = 0;
+    for (const entry of this.open.values()) {
+      if (entry.src === src) fromPeer++;
+      if (address !== undefined && entry.address === address) fromAddress++;
+    }
+    if (fromPeer >= this.limits.perPeer) return { ok: false, reason: `this peer has ${fromPeer} connections being set up, as many as one peer may` };
+    if (fromAddress >= this.limits.perAddress) return { ok: false, reason: `its address has ${fromAddress} connections being set up, as many as one address may` };
+    this.open.set(key, { src, connectionId, address, sinceMs: nowMs });
+    return { ok: true };
+  }
+}
+
 function connectionKey(src: string, connectionId: string): string {
   return `${src}\n${connectionId}`;
 }
@@ -134,7 +194,11 @@ function connectionKey(src: string, connectionId: string): string {
  * can be caught: PeerJS's candidate handler reads `connection.provider` after an await, and a connection closed
  * meanwhile (by a LEAVE, or a second OFFER with the same id) makes it reject with nobody listening, which stops Node.
  */
-export function guardSignalling(peer: Peer): void {
+export function guardSignalling(
+  peer: Peer,
+  addressOf: (peerId: string) => string | undefined = () => undefined,
+  handshakes = new Handshakes(),
+): void {
   const inner = peer as unknown as { _handleMessage?: unknown };
   const original = inner._handleMessage;
   if (typeof original !== 'function') throw new Error('peerjs has no Peer._handleMessage to guard: check the signalling seam for this version');
@@ -170,11 +234,25 @@ export function guardSignalling(peer: Peer): void {
     }
   };
 
+  /** A data connection PeerJS holds that has not opened yet. */
+  const settingUp = (src: string, connectionId: string) => {
+    const connection = peer.getConnection(src, connectionId);
+    return connection !== null && connection !== undefined && !connection.open;
+  };
+  /** Counts the offer's handshake; false when a bound refuses it. */
+  const admitOffer = (signal: OfferSignal, raw: unknown): boolean => {
+    const offer = { src: signal.src, connectionId: signal.payload.connectionId, address: addressOf(signal.src) };
+    const admitted = handshakes.admit(offer, Date.now(), settingUp);
+    if (!admitted.ok) refuse(raw, admitted.reason);
+    return admitted.ok;
+  };
+
   inner._handleMessage = (message: unknown) => {
     const parsed = parseSignal(message);
     if (!parsed.ok) return refuse(message, parsed.reason);
     const signal = parsed.value;
     if (signal.type === 'CANDIDATE') return candidate(signal, message);
+    if (signal.type === 'OFFER' && !admitOffer(signal, message)) return;
     deliver(signal);
     if (signal.type === 'OFFER') {
       for (const held of early.take(signal.src, signal.payload.connectionId)) candidate(held, held);

@@ -17,9 +17,10 @@ export interface LoggedCoordinator {
   stop(): Promise<void>;
 }
 
-export async function startLoggedCoordinator(dataDir: string, port: number, timeoutMs = 30_000): Promise<LoggedCoordinator> {
+/** `env`: more of the coordinator's environment, for a test of one of its settings. */
+export async function startLoggedCoordinator(dataDir: string, port: number, timeoutMs = 30_000, env: Record<string, string> = {}): Promise<LoggedCoordinator> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/coordinator/main.ts'], {
-    env: { ...process.env, PORT: String(port), ERGON_DATA_DIR: dataDir, ERGON_DEMO: '0', ERGON_API_KEYS: TEST_API_KEY, ERGON_LOG: '' },
+    env: { ...process.env, PORT: String(port), ERGON_DATA_DIR: dataDir, ERGON_DEMO: '0', ERGON_API_KEYS: TEST_API_KEY, ERGON_LOG: '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const events: LogEvent[] = [];

@@ -75,7 +75,7 @@ describe("the coordinator's peer id", () => {
     const peerId = 'ergon-coordinator-0123456789abcdef';
     let token = '';
     const { url, port } = await serve(app, (server) => {
-      token = mountPeerServer(app, server, 'ergon', peerId);
+      token = mountPeerServer(app, server, 'ergon', peerId).token;
     });
     const config: SignallingConfig = { coordinatorPeerId: peerId, coordinatorKey: '', peer: { path: PEER_PATH, key: 'ergon' } };
 

@@ -1,5 +1,6 @@
 // Forged and random signalling sent through the real PeerServer to the coordinator's peer id, as anyone who reaches
 // the PeerServer can: the coordinator process must refuse it, log it, and keep serving miners.
+import { readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -171,5 +172,72 @@ describe('signalling sent to the coordinator through its PeerServer', () => {
     late.close();
     expect(coordinator.exitCode()).toBeNull();
     client.close();
+  });
+});
+
+describe('offers flooded at the coordinator through its PeerServer', () => {
+  const PER_ADDRESS = 12;
+  let dataDir: string;
+  let coordinator: LoggedCoordinator;
+  let config: SignallingConfig;
+
+  beforeAll(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'ergon-offers-'));
+    // Every client here is 127.0.0.1: a low per-address bound lets one test reach each bound in turn.
+    coordinator = await startLoggedCoordinator(dataDir, await freePort(), 30_000, { ERGON_HANDSHAKES_PER_ADDRESS: String(PER_ADDRESS) });
+    config = await fetchSignallingConfig(coordinator.url);
+  });
+  afterAll(async () => {
+    await coordinator?.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  /** The coordinator process's open file descriptors: each WebRTC connection it sets up holds a UDP socket. */
+  const openFiles = () => readdirSync(`/proc/${coordinator.child.pid}/fd`).length;
+
+  it('sets up a bounded number of connections per peer id and per address, refusing and logging the rest, and frees them when the peers leave', async () => {
+    const { sdp } = await realOffer();
+    const offer = (connectionId: string) => ({
+      type: 'OFFER', dst: config.coordinatorPeerId,
+      payload: { sdp: { type: 'offer', sdp }, type: 'data', connectionId, label: connectionId, reliable: true, serialization: 'raw' },
+    });
+    const filesBefore = openFiles();
+    const clients: { id: string; client: SignallingClient }[] = [];
+    /** Sends `count` offers from a fresh peer id and waits until the coordinator has read them all. */
+    const flood = async (count: number) => {
+      const id = `flooder-${clients.length + 1}`;
+      const registration = await SignallingClient.register(coordinator.url, config, id, `token-${id}`);
+      if (registration.outcome !== 'open') throw new Error(`flooder not registered: ${registration.reason}`);
+      clients.push({ id, client: registration.client });
+      for (let i = 0; i < count; i++) registration.client.send(offer(`dc_${id.replace('-', '')}x${i}`));
+      const marker = `dc_marker${id.replace('-', '')}`;
+      registration.client.send({ type: 'ANSWER', dst: config.coordinatorPeerId, payload: { sdp: { type: 'answer', sdp }, type: 'data', connectionId: marker } });
+      await coordinator.waitFor((e) => e.event === 'signalling-refused' && e.from === id && e.connection === marker);
+      return coordinator.events.filter((e) => e.event === 'signalling-refused' && e.from === id && e.connection !== marker).map((e) => String(e.reason));
+    };
+
+    // One peer id: 4 handshakes at once, the other 6 offers refused with the reason.
+    const first = await flood(10);
+    expect(first).toHaveLength(6);
+    for (const reason of first) expect(reason).toMatch(/this peer has 4 connections being set up/);
+    // More ids from the same address: up to PER_ADDRESS in all, then the address is refused.
+    expect(await flood(4)).toHaveLength(0);
+    expect(await flood(4)).toHaveLength(0);
+    const fourth = await flood(4);
+    expect(fourth).toHaveLength(4);
+    for (const reason of fourth) expect(reason).toMatch(/its address has 12 connections being set up/);
+    // A thousand more offers from many ids: all refused, and the sockets they would have held never made (1,000
+    // unbounded offers held 1,040 descriptors).
+    for (let i = 0; i < 10; i++) expect(await flood(100)).toHaveLength(100);
+    expect(openFiles() - filesBefore).toBeLessThan(3 * PER_ADDRESS + 20);
+    expect(coordinator.exitCode()).toBeNull();
+
+    // The flooders leave; their half-made connections go with them, and an honest miner from the same address connects.
+    for (const { client } of clients) client.send({ type: 'LEAVE', dst: config.coordinatorPeerId });
+    for (const { client } of clients) client.close();
+    const miner = await ScriptedMiner.connect(coordinator.url);
+    await miner.hello();
+    miner.close();
+    expect(coordinator.exitCode()).toBeNull();
   });
 });
