@@ -39,6 +39,8 @@ export interface MountedPeerServer {
   token: string;
   /** The network address a registered peer id connected from, while it is connected. */
   addressOf(peerId: string): string | undefined;
+  /** Closes every signalling socket: upgraded sockets are the HTTP server's no longer, and would hold its close. */
+  close(): void;
 }
 
 /**
@@ -50,6 +52,7 @@ export interface MountedPeerServer {
 export function mountPeerServer(app: Express, httpServer: Server, peerKey: string, coordinatorPeerId: string): MountedPeerServer {
   const token = randomBytes(32).toString('hex');
   const addresses = new Map<string, string>();
+  let sockets: WebSocketServer | undefined;
   const peerServer = ExpressPeerServer(httpServer, {
     path: '/',
     key: peerKey,
@@ -58,7 +61,7 @@ export function mountPeerServer(app: Express, httpServer: Server, peerKey: strin
     // The PeerServer's typed option (IConfig.createWebSocketServer) for making its WebSocket server: here the
     // reservation is checked before the upgrade, and frames are capped.
     createWebSocketServer: (options) =>
-      new WebSocketServer({
+      (sockets = new WebSocketServer({
         ...options,
         maxPayload: MAX_SIGNAL_BYTES,
         verifyClient: ({ req }, done) => {
@@ -68,11 +71,18 @@ export function mountPeerServer(app: Express, httpServer: Server, peerKey: strin
           if (verdict[0] && id && req.socket.remoteAddress && !addresses.has(id)) addresses.set(id, req.socket.remoteAddress);
           done(...verdict);
         },
-      }),
+      })),
   });
   peerServer.on('disconnect', (client) => addresses.delete(client.getId()));
   app.use(PEER_PATH, peerServer);
-  return { token, addressOf: (peerId) => addresses.get(peerId) };
+  return {
+    token,
+    addressOf: (peerId) => addresses.get(peerId),
+    close: () => {
+      for (const socket of sockets?.clients ?? []) socket.terminate();
+      sockets?.close();
+    },
+  };
 }
 
 /** Whether a PeerServer socket may open: [true], or [false, HTTP status, reason]. */

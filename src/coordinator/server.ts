@@ -220,6 +220,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     async close() {
       clearInterval(heartbeat);
       peer.close();
+      peerServer.close();
       httpServer.closeAllConnections();
       await new Promise<void>((resolve) => httpServer.close(() => resolve()));
       await ledger.close();

@@ -199,9 +199,18 @@ export function guardSignalling(
   addressOf: (peerId: string) => string | undefined = () => undefined,
   handshakes = new Handshakes(),
 ): void {
-  const inner = peer as unknown as { _handleMessage?: unknown };
+  const inner = peer as unknown as { _handleMessage?: unknown; _cleanupPeer?: unknown };
   const original = inner._handleMessage;
   if (typeof original !== 'function') throw new Error('peerjs has no Peer._handleMessage to guard: check the signalling seam for this version');
+  if (typeof inner._cleanupPeer !== 'function') throw new Error('peerjs has no Peer._cleanupPeer to replace: check the signalling seam for this version');
+  // PeerJS closes a peer's connections (on its LEAVE, and on destroy) with a for-of over the very array each close()
+  // splices itself out of, so every second one is skipped and dropped while its WebRTC connection lives on; when
+  // that connection's data channel then arrives, PeerJS reads the connection it forgot and throws, and the process
+  // exits. Three offers and a LEAVE from one peer id did it. Closing from a copy closes them all.
+  inner._cleanupPeer = (peerId: string) => {
+    const connections = (peer.connections as Record<string, { close(): void }[] | undefined>)[peerId] ?? [];
+    for (const connection of [...connections]) connection.close();
+  };
   const early = new EarlyCandidates();
 
   /** PeerJS failed on a message that passed the schema: the connection it names may be half made, so it goes, and nothing else. */

@@ -5,6 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadPeerJs, PEER_PATH } from '../../src/coordinator/peers.ts';
 import { freePort } from '../helpers/coordinator-process.ts';
 import { startLoggedCoordinator, type LogEvent, type LoggedCoordinator } from '../helpers/logged-coordinator.ts';
 import { mulberry32, randomMatrix } from '../helpers/random.ts';
@@ -134,6 +135,33 @@ describe('signalling sent to the coordinator through its PeerServer', () => {
     client.close();
   });
 
+  it('survives one peer id that opens three connections and leaves at once, and still serves miners', async () => {
+    // PeerJS closed a leaving peer's connections skipping every second one; when a skipped one's data channel came,
+    // PeerJS threw inside its WebRTC callback and the coordinator process exited with code 1.
+    const Peer = await loadPeerJs();
+    const peer = new Peer({ host: '127.0.0.1', port: Number(new URL(coordinator.url).port), path: PEER_PATH, key: config.peer.key, secure: false, config: { iceServers: [] }, debug: 0 });
+    try {
+      await new Promise((resolve) => peer.once('open', resolve));
+      peer.on('error', () => {});
+      const connections = [1, 2, 3].map(() => peer.connect(config.coordinatorPeerId, { serialization: 'raw', reliable: true }));
+      // The offers go out once each connection has made its own; the LEAVE follows them on the same socket.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      (peer as unknown as { socket: { send(message: unknown): void } }).socket.send({ type: 'LEAVE', dst: config.coordinatorPeerId });
+      // A connection PeerJS forgot completes its handshake (here within a second) and its data channel then reaches
+      // the coordinator; the ones it closed never connect. Wait for one to connect, or 10 s.
+      const connected = () => connections.some((c) => c.peerConnection?.connectionState === 'connected');
+      for (let waited = 0; !connected() && waited < 10_000; waited += 100) await new Promise((resolve) => setTimeout(resolve, 100));
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      expect(coordinator.exitCode()).toBeNull();
+    } finally {
+      peer.destroy();
+    }
+    const miner = await ScriptedMiner.connect(coordinator.url);
+    await miner.hello();
+    miner.close();
+    expect(coordinator.exitCode()).toBeNull();
+  });
+
   it(`takes ${FUZZ_MESSAGES} random signalling messages, refusing and logging the malformed, while an honest miner is paid`, async () => {
     const real = await realOffer();
     const job = await submitGemm(coordinator.url, 512, 512, 16, randomMatrix(512 * 16, 91), randomMatrix(16 * 512, 92));
@@ -172,6 +200,22 @@ describe('signalling sent to the coordinator through its PeerServer', () => {
     late.close();
     expect(coordinator.exitCode()).toBeNull();
     client.close();
+  });
+});
+
+describe('the coordinator with signalling sockets open', () => {
+  it('stops on SIGTERM while a peer is still connected to its PeerServer', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'ergon-sigterm-'));
+    try {
+      const coordinator = await startLoggedCoordinator(dataDir, await freePort());
+      const registration = await SignallingClient.register(coordinator.url, await fetchSignallingConfig(coordinator.url), 'lingering', 'token');
+      expect(registration.outcome).toBe('open');
+      // Upgraded sockets are not the HTTP server's to close: before, this waited for the peer to leave, forever.
+      await coordinator.stop();
+      expect(coordinator.child.exitCode).toBe(0);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 });
 
