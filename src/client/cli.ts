@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { decodeNpy, encodeNpy, type NdArray } from '../protocol/npy.ts';
 import { decodeNpz } from '../protocol/npz.ts';
 import {
-  ErgonApiError, ErgonClient, ErgonInputError, ErgonJobFailedError, ErgonUnreachableError, gemmShape, imageType, type JobView, type Progress,
+  ErgonApiError, ErgonClient, ErgonInputError, ErgonJobFailedError, ErgonUnreachableError, gemmShape, imageType, productOf, type JobView, type Progress,
 } from './client.ts';
 import { ProgressReporter } from './progress.ts';
 
@@ -34,6 +34,7 @@ Usage:
                                              stores the model (by its sha256) and runs it on the inputs
                                              (one array per input name, the first axis the batch)
   ergon ocr PAGE.png|PAGE.jpg [--json]      the page's text, one line per line read (--json: lines with boxes)
+  ergon result ID -o FILE                   waits for a job and fetches its result (a gemm job's C as .npy)
   ergon jobs [--json]                       this key's jobs
   ergon status ID [--json]                  one job
   ergon delete ID                           forgets a job and its result
@@ -145,7 +146,7 @@ async function run(argv: readonly string[], io: CliIo): Promise<number> {
   };
   const progress = new ProgressReporter(io.stderr, { quiet: flags.quiet ?? false });
   const wait = async (c: ErgonClient, job: JobView) => {
-    progress.line(`job ${job.id} submitted: ${job.unitsTotal} unit${job.unitsTotal === 1 ? '' : 's'}`);
+    progress.line(`job ${job.id} submitted: ${job.unitsTotal} unit${job.unitsTotal === 1 ? '' : 's'} (if interrupted: ergon result ${job.id} -o FILE)`);
     try {
       return await c.wait(job.id, { onProgress: (p: Progress) => progress.update(p) });
     } finally {
@@ -217,6 +218,21 @@ async function run(argv: readonly string[], io: CliIo): Promise<number> {
       const lines = ocrLines(text);
       io.stdout.write(flags.json ? `${JSON.stringify({ lines }, null, 2)}\n` : lines.map((line) => `${line.text}\n`).join(''));
       await forget(c, job);
+      return EXIT.ok;
+    }
+    case 'result': {
+      expect(1, 'a job ID');
+      allowOnly('output', 'keep');
+      const out = output();
+      const c = client();
+      const job = await c.wait(args[0], { onProgress: (p: Progress) => progress.update(p) });
+      progress.end();
+      const result = await fetchResult(c, job);
+      // A gemm job's product comes with its shape: written as .npy; any other result as the bytes served.
+      const isProduct = result.headers.get('x-ergon-shape') !== null;
+      await writeOutput(out, isProduct ? encodeNpy(productOf(job.id, result)) : result.body);
+      await forget(c, job);
+      progress.line(`result of job ${job.id} written to ${out}`);
       return EXIT.ok;
     }
     case 'jobs': {

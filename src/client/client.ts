@@ -232,12 +232,7 @@ export class ErgonClient {
 
   /** A gemm job's product C as an m x n f32 array. */
   async gemmResult(id: string, options: { onBytes?: (received: number, total: number) => void } = {}): Promise<NdArray> {
-    const result = await this.result(id, options);
-    const shape = /^(\d+)x(\d+)$/.exec(result.headers.get('x-ergon-shape') ?? '');
-    if (!shape) throw new ErgonApiError(200, 'bad-response', `job ${id}'s result has no x-ergon-shape header; is it a gemm job?`);
-    const [m, n] = [Number(shape[1]), Number(shape[2])];
-    if (result.body.byteLength !== 4 * m * n) throw new ErgonApiError(200, 'bad-response', `job ${id}'s result is ${result.body.byteLength} bytes, not ${m}x${n} f32`);
-    return ndarray('f4', [m, n], new Float32Array(result.body.buffer));
+    return productOf(id, await this.result(id, options));
   }
 
   // ---- HTTP ----
@@ -262,6 +257,15 @@ export class ErgonClient {
       throw new ErgonApiError(res.status, 'bad-response', `the coordinator's answer is not JSON: ${describeNetworkError(err)}`);
     }
   }
+}
+
+/** A gemm job's result as the m x n f32 array it is (its shape from x-ergon-shape). */
+export function productOf(id: string, result: JobResult): NdArray {
+  const shape = /^(\d+)x(\d+)$/.exec(result.headers.get('x-ergon-shape') ?? '');
+  if (!shape) throw new ErgonApiError(200, 'bad-response', `job ${id}'s result has no x-ergon-shape header; is it a gemm job?`);
+  const [m, n] = [Number(shape[1]), Number(shape[2])];
+  if (result.body.byteLength !== 4 * m * n) throw new ErgonApiError(200, 'bad-response', `job ${id}'s result is ${result.body.byteLength} bytes, not ${m}x${n} f32`);
+  return ndarray('f4', [m, n], new Float32Array(result.body.buffer));
 }
 
 /** m, n and k of A·B, or why these arrays cannot be multiplied. */

@@ -2,7 +2,7 @@
 // .npy files equals numpy's product; bad input files, a wrong key and an unreachable coordinator each give a sentence
 // and their documented exit code, never a stack trace.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -86,7 +86,7 @@ open('truncated.npy', 'wb').write(open('B.npy', 'rb').read()[:-10])
     stop = true;
     await mining;
     miner.close();
-    expect(run.stderr).toMatch(/^job [0-9a-f-]+ submitted: 4 units$/m);
+    expect(run.stderr).toMatch(/^job [0-9a-f-]+ submitted: 4 units \(if interrupted: ergon result [0-9a-f-]+ -o FILE\)$/m);
     expect(run.stderr).toMatch(/^progress: 4\/4 units verified, .* done$/m);
     expect(run.stderr).toMatch(/C \(300x270, f32\) written to C\.npy/);
     expect(run.code).toBe(EXIT.ok);
@@ -108,11 +108,43 @@ print(err)
     const status = await ergon(['status', id, '--json'], dir, env);
     expect(status.code).toBe(EXIT.ok);
     expect(JSON.parse(status.stdout)).toMatchObject({ id, kind: 'gemm', status: 'done', unitsDone: 4, m: 300, n: 270, k: 200 });
+    // `ergon result` fetches it again, as a requester whose gemm was interrupted would.
+    const again = await ergon(['result', id, '-o', 'C-again.npy', '--keep'], dir, env);
+    expect(again.code).toBe(EXIT.ok);
+    expect(readFileSync(join(dir, 'C-again.npy')).equals(readFileSync(join(dir, 'C.npy')))).toBe(true);
     const deleted = await ergon(['delete', id], dir, env);
     expect(deleted.code).toBe(EXIT.ok);
     const gone = await ergon(['status', id], dir, env);
     expect(gone.code).toBe(EXIT.refused);
     expect(gone.stderr).toMatch(/unknown-job: no job/);
+  });
+
+  it('ergon gemm --f16 has the work done in f16: C is the product of A and B rounded to halves', async () => {
+    python(`
+import numpy as np
+rng = np.random.default_rng(16)
+np.save('A16.npy', rng.standard_normal((64, 96)).astype('<f4')); np.save('B16.npy', rng.standard_normal((96, 80)).astype('<f4'))
+`, dir);
+    const miner = await ScriptedMiner.connect(stack.url);
+    await miner.hello(undefined, ['f32', 'f16']);
+    let stop = false;
+    const mining = miner.mineHonestly(() => stop);
+    const run = await ergon(['gemm', 'A16.npy', 'B16.npy', '-o', 'C16.npy', '--f16'], dir, env);
+    stop = true;
+    const receipts = await mining;
+    miner.close();
+    expect(run.code).toBe(EXIT.ok);
+    expect(receipts.map((r) => r.receipt.kind)).toEqual(['gemm-f16']);
+    // Against numpy: close to the product of the halves, and measurably off the f32 product (so not f32 work).
+    const [toHalves, toF32] = python(`
+import numpy as np
+a = np.load('A16.npy'); b = np.load('B16.npy'); c = np.load('C16.npy').astype(np.float64)
+h = a.astype(np.float16).astype(np.float64) @ b.astype(np.float16).astype(np.float64)
+f = a.astype(np.float64) @ b.astype(np.float64)
+print(np.abs(c - h).max() / np.abs(h).max(), np.abs(c - f).max() / np.abs(f).max())
+`, dir).trim().split(' ').map(Number);
+    expect(toHalves).toBeLessThan(1e-5);
+    expect(toF32).toBeGreaterThan(1e-4);
   });
 
   it('refuses a file that is not .npy, a truncated one, and shapes that do not fit, with exit 3 and no job', async () => {
