@@ -76,6 +76,11 @@ const POLL_MS = 500;
 const DOWNLOAD_RESUMES = 20;
 /** Pause before a resume, times the attempt: the coordinator or the path may need a moment. */
 const RESUME_BACKOFF_MS = 200;
+/**
+ * How long `wait` keeps asking while the coordinator cannot be reached (a restart: jobs survive it) before it gives
+ * up with ErgonUnreachableError.
+ */
+export const WAIT_UNREACHABLE_MS = 60_000;
 /** Statuses of a job still under way. */
 const OPEN_STATUSES = new Set(['queued', 'running']);
 
@@ -149,17 +154,26 @@ export class ErgonClient {
    * Polls the job until it is done, calling `onProgress` at each poll; throws ErgonJobFailedError when the job ends
    * any other way. Throughput is measured over the wait, not claimed by anyone.
    */
-  async wait(id: string, options: { onProgress?: (progress: Progress) => void; pollMs?: number; signal?: AbortSignal } = {}): Promise<JobView> {
+  async wait(
+    id: string,
+    options: { onProgress?: (progress: Progress) => void; pollMs?: number; signal?: AbortSignal; unreachableMs?: number } = {},
+  ): Promise<JobView> {
     const startedMs = Date.now();
     let firstDone: number | undefined;
+    let unreachableSinceMs: number | undefined;
     for (;;) {
       options.signal?.throwIfAborted();
       let job: JobView;
       try {
         job = await this.job(id);
+        unreachableSinceMs = undefined;
       } catch (err) {
         if (err instanceof ErgonApiError && err.code === 'unknown-job') throw new ErgonJobFailedError(undefined, `job ${id} is gone: it was deleted or expired`);
-        throw err;
+        if (!(err instanceof ErgonUnreachableError)) throw err;
+        unreachableSinceMs ??= Date.now();
+        if (Date.now() - unreachableSinceMs >= (options.unreachableMs ?? WAIT_UNREACHABLE_MS)) throw err;
+        await sleep(options.pollMs ?? POLL_MS, options.signal);
+        continue;
       }
       firstDone ??= job.unitsDone;
       const elapsedMs = Date.now() - startedMs;
