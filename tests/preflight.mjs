@@ -1,4 +1,4 @@
-// Before the tests: make sure Chromium and Mesa's lavapipe are there, installing Debian's packages when we are root.
+// Before the tests: make sure Chromium, Mesa's lavapipe and numpy are there, installing Debian's packages when we are root.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 
@@ -70,6 +70,29 @@ if (existsSync('/usr/bin/dpkg-query') && !hasLavapipe()) {
         '    apt-get install -y -t bookworm-backports mesa-vulkan-drivers libvulkan1\n' +
         '  Elsewhere: install your distribution\'s Mesa Vulkan drivers (lavapipe), version 25 or later, and the Vulkan loader.',
     );
+    process.exit(1);
+  }
+}
+
+// The .npy codec, CLI and README-example tests check against real numpy: /usr/bin/python3 with Debian's python3-numpy.
+const PYTHON = process.env.PYTHON ?? '/usr/bin/python3';
+function hasNumpy() {
+  try {
+    execFileSync(PYTHON, ['-c', 'import numpy'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+if (!hasNumpy()) {
+  const isRoot = process.getuid?.() === 0;
+  if (isRoot && existsSync('/usr/bin/apt-get') && !process.env.PYTHON) {
+    console.log('preflight: numpy is missing; installing Debian\'s python3-numpy...');
+    execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
+    execFileSync('apt-get', ['install', '-y', '-qq', 'python3-numpy'], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  }
+  if (!hasNumpy()) {
+    console.error(`preflight: the numpy tests need ${PYTHON} with numpy.\n  Install it with: sudo apt-get install -y python3-numpy\n  or point PYTHON at a Python 3 that has numpy.`);
     process.exit(1);
   }
 }

@@ -1,5 +1,7 @@
 // A demo requester for `npm start`: keeps a few GEMM jobs queued over the real HTTP API, so miners always have work.
 import { log } from '../coordinator/log.ts';
+import { ndarray } from '../protocol/npy.ts';
+import { ErgonApiError, ErgonClient } from './client.ts';
 
 const DEMO_SHAPES: [number, number, number][] = [
   [512, 512, 512],
@@ -14,27 +16,28 @@ export function startDemoRequester(baseUrl: string, apiKey: string): () => void 
   let stopped = false;
   let submitted = 0;
   const open = new Set<string>();
-  const api = (path: string, init: RequestInit = {}) =>
-    fetch(new URL(`api/${path}`, baseUrl), { ...init, headers: { ...init.headers, authorization: `Bearer ${apiKey}` } });
+  const client = new ErgonClient({ url: baseUrl, apiKey });
+  const random = (rows: number, cols: number) => ndarray('f4', [rows, cols], Float32Array.from({ length: rows * cols }, () => Math.random() * 2 - 1));
 
   const submit = async () => {
     const [m, n, k] = DEMO_SHAPES[submitted++ % DEMO_SHAPES.length];
-    const body = new Float32Array(m * k + k * n);
-    for (let i = 0; i < body.length; i++) body[i] = Math.random() * 2 - 1;
-    const res = await api(`jobs/gemm?m=${m}&n=${n}&k=${k}`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body });
-    const job = (await res.json()) as { id: string };
-    if (res.status !== 201) throw new Error(`submit refused: ${res.status} ${JSON.stringify(job)}`);
+    const job = await client.submitGemm(random(m, k), random(k, n));
     open.add(job.id);
     log('demo-job-submitted', { job: job.id, m, n, k });
   };
 
   const collect = async () => {
     for (const id of open) {
-      const job = (await (await api(`jobs/${id}`)).json()) as { status?: string; finishedAtMs?: number; createdAtMs?: number };
-      if (job.status !== 'done' && job.status !== undefined) continue;
+      const job = await client.job(id).catch((err: unknown) => {
+        // A job gone (expired, or the ledger was reset) is forgotten; any other error goes to the loop's log.
+        if (err instanceof ErgonApiError && err.code === 'unknown-job') return undefined;
+        throw err;
+      });
+      if (job && job.status !== 'done') continue;
       open.delete(id);
-      await api(`jobs/${id}`, { method: 'DELETE' });
-      if (job.status === 'done') log('demo-job-done', { job: id, ms: (job.finishedAtMs ?? 0) - (job.createdAtMs ?? 0) });
+      if (!job) continue;
+      await client.delete(id);
+      log('demo-job-done', { job: id, ms: (job.finishedAtMs ?? 0) - job.createdAtMs });
     }
   };
 

@@ -3,6 +3,7 @@
 import express, { type Express, type Response } from 'express';
 import type { ErrorCode, Parsed } from '../protocol/errors.ts';
 import type { ApiKeys } from './api-keys.ts';
+import { sendWithRanges } from './byte-range.ts';
 import { HttpError } from './http-error.ts';
 import type { Jobs } from './jobs.ts';
 import { LedgerError, type Ledger } from './ledger/ledger.ts';
@@ -147,6 +148,16 @@ export function mountApi(app: Express, ctx: ApiContext): void {
     }
   }));
 
+  api.get('/jobs', asyncRoute(async (req, res) => {
+    const owner = authorize(req, res);
+    const own = [];
+    for (const id of await queue.jobIds()) {
+      const state = await queue.job(id);
+      if (state?.owner === owner) own.push(await jobView(queue, state));
+    }
+    res.json({ jobs: own });
+  }));
+
   api.get('/jobs/:id', asyncRoute(async (req, res) => {
     res.json(await jobView(queue, await findJob(jobs, req.params.id, authorize(req, res))));
   }));
@@ -157,7 +168,8 @@ export function mountApi(app: Express, ctx: ApiContext): void {
     const { contentType, headers, body } = state.output;
     res.setHeader('content-type', contentType);
     for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
-    res.end(body);
+    // A job's output never changes and its id is never reused: the id names these bytes.
+    sendWithRanges(req, res, body, `"${state.id}-${body.byteLength}"`);
   }));
 
   api.delete('/jobs/:id', asyncRoute(async (req, res) => {
