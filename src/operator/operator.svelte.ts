@@ -105,3 +105,9 @@ export function formatMicroCredits(micro: string): string {
 }
 
 export const shortKey = (hex: string): string => (hex.length > 16 ? `${hex.slice(0, 8)}…${hex.slice(-6)}` : hex);
+
+/** A rate with three significant digits at any scale (a SwiftShader miner and a data-centre GPU differ 10^4-fold). */
+export function significant(x: number): string {
+  if (x === 0 || !Number.isFinite(x)) return x === 0 ? '0' : String(x);
+  return Math.abs(x) >= 100 ? x.toFixed(0) : x.toPrecision(3);
+}
