@@ -48,7 +48,8 @@ export async function loadOrCreateOperatorKey(dataDir: string, fromEnv: string |
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   const key = newOperatorKey();
-  await writeFile(path, `# Ergon operator key: opens /operator.html, /api/operator/state and /metrics ("Authorization: Bearer KEY").\n${key}\n`, { mode: 0o600, flag: 'wx' });
+  // The bare key and nothing else, so that Prometheus can read it as its `credentials_file` for /metrics.
+  await writeFile(path, `${key}\n`, { mode: 0o600, flag: 'wx' });
   await chmod(path, 0o600);
   return { key, created: true };
 }

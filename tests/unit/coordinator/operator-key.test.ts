@@ -19,7 +19,7 @@ describe('operator key', () => {
     expect(first.created).toBe(true);
     expect(first.key).toMatch(/^ergon_op_[0-9a-f]{48}$/);
     expect((await stat(join(dir, OPERATOR_KEY_FILE))).mode & 0o777).toBe(0o600);
-    expect(await readFile(join(dir, OPERATOR_KEY_FILE), 'utf8')).toContain(first.key);
+    expect(await readFile(join(dir, OPERATOR_KEY_FILE), 'utf8')).toBe(`${first.key}\n`);
     expect(await loadOrCreateOperatorKey(dir, undefined)).toEqual({ key: first.key, created: false });
   });
 
