@@ -211,16 +211,22 @@ function operatorOnly(key: OperatorKey, req: Request, res: Response): boolean {
  * this coordinator, so Prometheus scrapes it with `authorization: { credentials_file: <data>/operator-key }`.
  */
 export function mountOperator(app: Express, view: OperatorView, ctx: Pick<OperatorContext, 'key' | 'metrics'>): void {
-  app.get('/metrics', (req, res, next) => {
+  /** A failure reading the state is logged and answered with a code and a sentence, never a stack. */
+  const failed = (res: Response, route: string) => (err: unknown) => {
+    log('operator-error', { route, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+    if (!res.headersSent) res.status(500).json({ error: { code: 'internal', message: 'the coordinator failed to read its own state; see its log' } });
+  };
+
+  app.get('/metrics', (req, res) => {
     if (!operatorOnly(ctx.key, req, res)) return;
     ctx.metrics.exposition().then(({ contentType, body }) => {
       res.setHeader('content-type', contentType);
       res.setHeader('cache-control', 'no-store');
       res.end(body);
-    }, next);
+    }, failed(res, '/metrics'));
   });
 
-  app.get('/api/operator/state', (req, res, next) => {
+  app.get('/api/operator/state', (req, res) => {
     if (!operatorOnly(ctx.key, req, res)) return;
     const query = v.safeParse(OperatorStateQuery, req.query);
     if (!query.success) {
@@ -233,6 +239,6 @@ export function mountOperator(app: Express, view: OperatorView, ctx: Pick<Operat
       if (!checked.success) throw new Error(`operator state does not match its schema: ${checked.issues.map((i) => i.message).join('; ')}`);
       res.setHeader('cache-control', 'no-store');
       res.json(state);
-    }).catch(next);
+    }).catch(failed(res, '/api/operator/state'));
   });
 }
