@@ -33,9 +33,10 @@ export default defineConfig({
       workbox: {
         globPatterns: ['**/*.{js,css,html,svg,png,ico,webmanifest}'],
         navigateFallback: '/index.html',
-        navigateFallbackDenylist: [/^\/api\//, /^\/peerjs/],
+        navigateFallbackDenylist: [/^\/api\//, /^\/peerjs/, /^\/operator/, /^\/metrics/],
         // Source maps are for developers, not worth precaching.
-        globIgnores: ['**/*.map'],
+        // The operator's page is not part of the miner's app: never precached, and its navigation goes to the network.
+        globIgnores: ['**/*.map', 'operator.html', 'assets/operator-*'],
         runtimeCaching: [],
         cleanupOutdatedCaches: true,
       },
@@ -45,11 +46,13 @@ export default defineConfig({
   // The dev server's dependency scan starts from the HTML pages and does not follow `new Worker(new URL(...))`: left
   // to itself, it found the worker's onnxruntime-web only when a page first loaded the worker, then re-bundled and
   // reloaded that page under the test driving it. Scanning the worker too bundles everything before the first page.
-  optimizeDeps: { entries: ['index.html', 'tests/e2e/harness/*.html', 'src/miner/worker.ts'] },
-  build: { target: 'es2022', sourcemap: true },
+  optimizeDeps: { entries: ['index.html', 'operator.html', 'tests/e2e/harness/*.html', 'src/miner/worker.ts'] },
+  // Two pages: the miner's (index.html) and the operator's (operator.html, src/operator/).
+  build: { target: 'es2022', sourcemap: true, rollupOptions: { input: { index: 'index.html', operator: 'operator.html' } } },
   server: {
     proxy: {
       '/api': coordinator,
+      '/metrics': coordinator,
       '/peerjs': { target: coordinator, ws: true },
     },
   },

@@ -3,6 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { API_KEYS_FILE, loadOrCreateApiKeys } from './api-keys.ts';
 import { startCoordinator } from './server.ts';
+import { loadOrCreateOperatorKey, OPERATOR_KEY_FILE } from './operator-key.ts';
 import { startDemoRequester } from '../client/demo-requester.ts';
 import { defaultKinds } from '../work/registry.ts';
 
@@ -21,9 +22,12 @@ if (handshakesPerAddress !== undefined && !(Number.isInteger(handshakesPerAddres
 
 await mkdir(dataDir, { recursive: true, mode: 0o700 });
 const { keys, created } = await loadOrCreateApiKeys(dataDir, process.env.ERGON_API_KEYS);
+const operator = await loadOrCreateOperatorKey(dataDir, process.env.ERGON_OPERATOR_KEY);
 const kinds = defaultKinds();
 const handshakeLimits = handshakesPerAddress === undefined ? {} : { perAddress: handshakesPerAddress };
-const coordinator = await startCoordinator({ host, port, dataDir, staticDir: resolve('dist'), apiKeys: keys, allowedOrigins, publicHosts, kinds, handshakeLimits });
+const coordinator = await startCoordinator({
+  host, port, dataDir, staticDir: resolve('dist'), apiKeys: keys, allowedOrigins, publicHosts, kinds, handshakeLimits, operatorKey: operator.key,
+});
 const stopDemo = demo ? startDemoRequester(coordinator.url, keys[0]) : () => {};
 
 const keySource = process.env.ERGON_API_KEYS ? 'ERGON_API_KEYS' : join(dataDir, API_KEYS_FILE);
@@ -34,6 +38,10 @@ console.log(`
 ${[...kinds.values()].map((kind) => `    ${kind.usage}`).join('\n')}
   API key (send as "Authorization: Bearer KEY"; ${created ? 'made just now and kept in' : 'from'} ${keySource}):
     ${keys[0]}
+  Operator page (the key rides in the #fragment, which never leaves the browser; the page then forgets it):
+    ${coordinator.url}operator.html#key=${operator.key}
+  Prometheus metrics: ${coordinator.url}metrics with "Authorization: Bearer OPERATOR_KEY"
+    (operator key ${operator.created ? 'made just now and kept in' : 'from'} ${process.env.ERGON_OPERATOR_KEY ? 'ERGON_OPERATOR_KEY' : join(dataDir, OPERATOR_KEY_FILE)})
   Ledger: ${dataDir}/ledger.sqlite${demo ? '\n  A demo requester keeps jobs queued (ERGON_DEMO=0 turns it off).' : ''}
 `);
 // One machine-readable line for scripts and tests that start this process.

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { encodeMessage, parseMinerMessage } from '../protocol/codec.ts';
 import type { ProtocolError } from '../protocol/errors.ts';
-import type { CoordinatorMessageInput, MinerMessage } from '../protocol/messages.ts';
+import type { AdapterInfo, CoordinatorMessageInput, MinerMessage } from '../protocol/messages.ts';
 import { helloChallengeBytes, signChallenge, toHex, verifySignature } from '../protocol/receipt.ts';
 import { HEARTBEAT_DEAD_AFTER_MS, HEARTBEAT_MS, SilenceClock } from '../protocol/heartbeat.ts';
 import { PROTOCOL_VERSION } from '../protocol/version.ts';
@@ -40,6 +40,8 @@ export class MinerSession {
   private capabilities: MinerCapabilities = { kinds: [], precisions: [], features: [] };
   /** The miner's silence: past HEARTBEAT_DEAD_AFTER_MS it is dropped and its leases re-leased. */
   private readonly silence = new SilenceClock(Date.now());
+  /** What the miner said it is in its hello (for the operator's view); null until then. */
+  declared: { adapter: AdapterInfo; backend: string; kinds: readonly string[]; connectedAtMs: number } | null = null;
   private readonly openedAtMs = Date.now();
   /** Called once the miner has proved its key: the transport may then accept larger messages. */
   onWelcome: () => void = () => undefined;
@@ -151,6 +153,7 @@ export class MinerSession {
     this.minerKeyBytes = message.minerKey;
     this.minerKey = minerKey;
     this.capabilities = { kinds: message.kinds, precisions: message.precisions, features: message.features };
+    this.declared = { adapter: message.adapter, backend: message.backend, kinds: message.kinds, connectedAtMs: Date.now() };
     this.onWelcome();
     log('miner-hello', {
       session: this.id, miner: this.minerKey, score: reputation.score, backend: message.backend, kinds: message.kinds.join(','),
@@ -190,6 +193,7 @@ export class MinerSession {
     const needs = kind.requirements(job);
     log('lease', { session: this.id, miner: this.minerKey, unit: unit.id, lease: lease.id, kind: kind.name, precision: needs.precision, features: needs.features.join(',') });
     this.leaseSentAtMs.set(lease.id, Date.now());
+    this.ctx.metrics?.leased(kind.name);
     this.send({
       type: 'lease',
       leaseId: lease.id,

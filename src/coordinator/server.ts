@@ -21,6 +21,9 @@ import type { RateLimit } from './rate-limit.ts';
 import { openLedger, type Ledger } from './ledger/ledger.ts';
 import { log } from './log.ts';
 import { MinerSession } from './miner-session.ts';
+import { CoordinatorMetrics } from './metrics.ts';
+import { minersConnected, mountOperator, OperatorView, queueDepth } from './operator.ts';
+import { newOperatorKey, OperatorKey } from './operator-key.ts';
 import { mountPeerServer, PEER_PATH, startCoordinatorPeer, type PeerEndpoint } from './peers.ts';
 import type { WorkQueue } from './queue.ts';
 import type { RequesterQuota } from './quotas.ts';
@@ -69,6 +72,8 @@ export interface CoordinatorOptions {
   kinds?: KindRegistry;
   /** Runtimes handed to the kinds' verifiers by name (e.g. onnxruntime-node for kinds that re-run work). */
   runtimes?: Readonly<Record<string, unknown>>;
+  /** Opens /metrics and the operator page (src/coordinator/operator-key.ts); left out, they stay shut to everyone. */
+  operatorKey?: string;
 }
 
 export interface RunningCoordinator {
@@ -79,6 +84,7 @@ export interface RunningCoordinator {
   ledger: Ledger;
   uploads: Uploads;
   sessions: ReadonlyMap<string, MinerSession>;
+  metrics: CoordinatorMetrics;
   close(): Promise<void>;
 }
 
@@ -90,10 +96,18 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const queue: WorkQueue = new Scheduler();
   const operandStore = await OperandStore.open(options.dataDir);
   const jobs = new Jobs(queue, options.kinds ?? defaultKinds(), ledger, operandStore);
+  const kindNames = [...jobs.kinds.keys()];
   const uploads = new Uploads(operandStore, options.uploadLimits);
   const verify = { random: cryptoRandomBytes, runtimes: options.runtimes ?? {} };
   await jobs.restore(Date.now());
   const sessions = new Map<string, MinerSession>();
+  const metrics = new CoordinatorMetrics(kindNames, {
+    minersConnected: () => minersConnected(sessions),
+    connections: () => sessions.size,
+    queueDepth: () => queueDepth(queue),
+  });
+  const operatorKey = new OperatorKey(options.operatorKey ?? newOperatorKey());
+  const operatorView = new OperatorView({ key: operatorKey, metrics, ledger, queue, kinds: kindNames, sessions });
   const sessionsOf = (minerKey: string) => [...sessions.values()].filter((s) => s.minerKey === minerKey).map((s) => s.id);
   const channels = new Map<string, FramedChannel>();
   const peerKey = options.peerKey ?? 'ergon';
@@ -101,12 +115,14 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
 
   const app = express();
   app.disable('x-powered-by');
+  app.use(metrics.httpMiddleware());
   app.use(servedHostsOnly(servedHosts(options.host, options.publicHosts ?? [])));
   const httpServer = createServer(app);
   // A request that trickles its body in slowly holds a share of the uploads in flight: it gets this long in all, then
   // the socket is closed (a stalled one is closed sooner, by the upload's idle timeout).
   httpServer.requestTimeout = HTTP_REQUEST_TIMEOUT_MS;
   const peerServer = mountPeerServer(app, httpServer, peerKey, peerId);
+  mountOperator(app, operatorView, { key: operatorKey, metrics });
   mountApi(app, {
     jobs,
     ledger,
@@ -156,7 +172,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       );
       const session = new MinerSession(
         sessionId,
-        { jobs, queue, ledger, signingKey, verify, rateLimit: options.rateLimits?.minerMessages, sessionsOf },
+        { jobs, queue, ledger, signingKey, verify, metrics, rateLimit: options.rateLimits?.minerMessages, sessionsOf },
         (bytes) => void channel.send(bytes),
         (reason) => {
           log('session-closing', { session: sessionId, miner: session.minerKey, reason });
@@ -217,8 +233,10 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     ledger,
     uploads,
     sessions,
+    metrics,
     async close() {
       clearInterval(heartbeat);
+      operatorView.close();
       peer.close();
       peerServer.close();
       httpServer.closeAllConnections();

@@ -10,6 +10,7 @@ import { checkGpuSeconds } from './claims.ts';
 import type { Jobs } from './jobs.ts';
 import { LedgerError, type Ledger, type Reputation } from './ledger/ledger.ts';
 import { log } from './log.ts';
+import { noMetrics, type MetricsRecorder } from './metrics.ts';
 import type { WorkQueue } from './queue.ts';
 import { isBanned, nextReputation, type Outcome } from './reputation.ts';
 import type { SigningKey } from './signing-key.ts';
@@ -20,6 +21,8 @@ export interface SettlementContext {
   ledger: Ledger;
   signingKey: SigningKey;
   verify: VerifyContext;
+  /** Told every verdict (src/coordinator/metrics.ts); none when left out. */
+  metrics?: MetricsRecorder;
 }
 
 /** The miner a result came from, as its transport authenticated it. */
@@ -48,7 +51,27 @@ export type Settlement =
   | { type: 'receipt'; receipt: Receipt }
   | { type: 'rejected'; error: ProtocolError; offence: boolean; banned?: Reputation };
 
+/** What settlement learnt on its way to a verdict, for the metrics. */
+interface Seen {
+  kind: string;
+  verifySeconds?: number;
+}
+
 export async function settle(ctx: SettlementContext, miner: Claimant, claim: ResultClaim): Promise<Settlement> {
+  const seen: Seen = { kind: 'unknown' };
+  const settlement = await settleClaim(ctx, miner, claim, seen);
+  const metrics = ctx.metrics ?? noMetrics;
+  if (settlement.type === 'receipt') {
+    const { ops, microCredits, joules, joulesSource } = settlement.receipt;
+    metrics.verified({ kind: seen.kind, minerKey: miner.minerKey, ops, microCredits, verifySeconds: seen.verifySeconds ?? 0, joules, joulesSource });
+  } else {
+    const { code, message } = settlement.error;
+    metrics.rejected({ kind: seen.kind, minerKey: miner.minerKey, reason: code, message, verifySeconds: seen.verifySeconds });
+  }
+  return settlement;
+}
+
+async function settleClaim(ctx: SettlementContext, miner: Claimant, claim: ResultClaim, seen: Seen): Promise<Settlement> {
   const { queue } = ctx;
   const lease = await queue.leaseFor(claim.leaseId, miner.sessionId);
   if (!lease || lease.unit.id !== claim.unitId) return resultForNoLease(ctx, miner, claim);
@@ -56,6 +79,7 @@ export async function settle(ctx: SettlementContext, miner: Claimant, claim: Res
   const state = await queue.job(unit.jobId);
   if (!state || state.job === null) throw new Error(`lease ${lease.id} names job ${unit.jobId}, which is not open`);
   const { kind, job } = state;
+  seen.kind = kind.name;
 
   const refuse = async (error: ProtocolError): Promise<Settlement> => {
     await queue.release(lease);
@@ -66,7 +90,9 @@ export async function settle(ctx: SettlementContext, miner: Claimant, claim: Res
   const ops = kind.ops(unit);
   const implausible = checkGpuSeconds(claim.gpuSeconds, ops, (Date.now() - (claim.leaseSentAtMs ?? lease.leasedAtMs)) / 1000);
   if (implausible) return refuse(implausible);
+  const verifyStartedMs = performance.now();
   const verdict = await kind.verify(ctx.verify, job, unit, decoded.value);
+  seen.verifySeconds = (performance.now() - verifyStartedMs) / 1000;
   if (!verdict.ok) return refuse(verdict.error);
 
   const microCredits = microCreditsFor(ops, kind.microCreditsPerGigaOp(job));

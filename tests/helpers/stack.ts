@@ -7,6 +7,8 @@ import { startCoordinator, type CoordinatorOptions, type RunningCoordinator } fr
 /** The requester key every test stack accepts; tests that play another requester use OTHER_API_KEY. */
 export const TEST_API_KEY = 'ergon_test_requester_key_0001';
 export const OTHER_API_KEY = 'ergon_test_requester_key_0002';
+/** The operator key every test stack accepts (opens /metrics and the operator page). */
+export const TEST_OPERATOR_KEY = 'ergon_test_operator_key_0001';
 
 export interface TestStack extends RunningCoordinator {
   dataDir: string;
@@ -22,6 +24,7 @@ export async function startStack(options: { serveApp?: boolean } & Partial<Coord
     dataDir,
     staticDir: serveApp ? resolve('dist') : undefined,
     apiKeys: [TEST_API_KEY, OTHER_API_KEY],
+    operatorKey: TEST_OPERATOR_KEY,
     ...rest,
   });
   return {

@@ -34,7 +34,7 @@ function violations(files: string[], forbidden: (target: string) => boolean): st
   return files.flatMap((file) => importsOf(file).filter(forbidden).map((target) => `${where(file)} -> ${target}`));
 }
 
-const BROWSER_FOLDERS = ['miner', 'wallet', 'app'];
+const BROWSER_FOLDERS = ['miner', 'wallet', 'app', 'operator'];
 const NODE_FOLDERS = ['coordinator', 'client'];
 /** Packages that need a browser (peerjs runs in both: the coordinator is a PeerJS peer in Node). */
 const BROWSER_PACKAGES = /^package:(idb|svelte|onnxruntime-web|virtual:|workbox)/;
