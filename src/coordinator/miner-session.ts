@@ -4,7 +4,7 @@ import { encodeMessage, parseMinerMessage } from '../protocol/codec.ts';
 import type { ProtocolError } from '../protocol/errors.ts';
 import type { AdapterInfo, CoordinatorMessageInput, MinerMessage } from '../protocol/messages.ts';
 import { helloChallengeBytes, signChallenge, toHex, verifySignature } from '../protocol/receipt.ts';
-import { HEARTBEAT_DEAD_AFTER_MS, HEARTBEAT_MS, SilenceClock } from '../protocol/heartbeat.ts';
+import { HEARTBEAT_MS, SilenceClock } from '../protocol/heartbeat.ts';
 import { PROTOCOL_VERSION } from '../protocol/version.ts';
 import type { MinerCapabilities } from '../work/kind.ts';
 import type { Reputation } from './ledger/ledger.ts';
@@ -38,7 +38,7 @@ export class MinerSession {
   private minerKeyBytes: Uint8Array | null = null;
   /** What the miner said it runs; until hello, nothing. */
   private capabilities: MinerCapabilities = { kinds: [], precisions: [], features: [] };
-  /** The miner's silence: past HEARTBEAT_DEAD_AFTER_MS it is dropped and its leases re-leased. */
+  /** The miner's silence: past its deadAfterMs() it is dropped and its leases re-leased. */
   private readonly silence = new SilenceClock(Date.now());
   /** What the miner said it is in its hello (for the operator's view); null until then. */
   declared: { adapter: AdapterInfo; backend: string; kinds: readonly string[]; connectedAtMs: number } | null = null;
@@ -83,7 +83,7 @@ export class MinerSession {
       return;
     }
     const silentMs = this.silence.tick(nowMs);
-    if (silentMs > HEARTBEAT_DEAD_AFTER_MS) {
+    if (this.silence.dead) {
       this.closeConnection(`silent for ${silentMs} ms`);
       return;
     }

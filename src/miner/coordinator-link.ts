@@ -5,7 +5,7 @@ import { FramedChannel } from '../protocol/channel.ts';
 import { encodeMessage, parseCoordinatorMessage } from '../protocol/codec.ts';
 import type { CoordinatorMessage, MinerMessageInput } from '../protocol/messages.ts';
 import { fingerprintText, sdpFingerprint } from '../protocol/dtls-fingerprint.ts';
-import { HEARTBEAT_DEAD_AFTER_MS, SilenceClock } from '../protocol/heartbeat.ts';
+import { SilenceClock } from '../protocol/heartbeat.ts';
 import { toHex, verifyChallenge } from '../protocol/receipt.ts';
 import { PROTOCOL_VERSION } from '../protocol/version.ts';
 
@@ -31,7 +31,7 @@ export class LinkClosedError extends Error {}
 export class CoordinatorLink {
   private readonly inbox: Message[] = [];
   private waiters: (() => void)[] = [];
-  /** The coordinator's silence: it is declared gone past HEARTBEAT_DEAD_AFTER_MS without a single frame. */
+  /** The coordinator's silence: it is declared gone past the clock's deadAfterMs() without a single frame. */
   private silence = new SilenceClock(Date.now());
   private heartbeat: ReturnType<typeof setInterval> | undefined;
   private closedReason: string | undefined;
@@ -140,7 +140,7 @@ export class CoordinatorLink {
     this.heartbeat = setInterval(() => {
       if (!this.alive) return;
       const silentMs = this.silence.tick(Date.now());
-      if (silentMs > HEARTBEAT_DEAD_AFTER_MS) {
+      if (this.silence.dead) {
         this.shutdown(`the coordinator was silent for ${(silentMs / 1000).toFixed(1)} s`);
         return;
       }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { HEARTBEAT_DEAD_AFTER_MS, HEARTBEAT_MS, SilenceClock } from '../../../src/protocol/heartbeat.ts';
+import { HEARTBEAT_DEAD_AFTER_MAX_MS, HEARTBEAT_DEAD_AFTER_MS, HEARTBEAT_MS, SilenceClock } from '../../../src/protocol/heartbeat.ts';
 
 /** Ticks on time from `startMs` until the clock reports the peer dead; answers when. */
 function deadAtMs(clock: SilenceClock, startMs: number): number {
@@ -45,5 +45,36 @@ describe('heartbeat silence', () => {
     // Timers throttled to one per second, then per minute: silence still adds up in heartbeat-sized steps.
     expect(clock.tick(1_000)).toBe(1_000);
     expect(clock.tick(61_000)).toBeGreaterThan(HEARTBEAT_DEAD_AFTER_MS);
+  });
+
+  it('gives a link that has shown long gaps while alive more time, forgets that within minutes, and never more than 10 s', () => {
+    const clock = new SilenceClock(0);
+    let t = 0;
+    const tickFor = (ms: number) => {
+      for (const end = t + ms; t < end; ) clock.tick((t += HEARTBEAT_MS));
+    };
+    // An overloaded machine: 1.5 s with no frame, then frames again. Judged dead once...
+    tickFor(1_500);
+    expect(clock.dead).toBe(false);
+    clock.heard();
+    // ...the same gap again is tolerated now, while a peer that stays silent is still dropped.
+    expect(clock.deadAfterMs()).toBe(3_000);
+    tickFor(2_000);
+    expect(clock.dead).toBe(false);
+    clock.heard();
+    expect(clock.deadAfterMs()).toBe(4_000);
+    tickFor(4_500);
+    expect(clock.dead).toBe(true);
+    clock.heard();
+    // Minutes of a steady link bring it back to the 1.5 s bound.
+    for (let i = 0; i < 1_200; i++) {
+      tickFor(HEARTBEAT_MS);
+      clock.heard();
+    }
+    expect(clock.deadAfterMs()).toBe(HEARTBEAT_DEAD_AFTER_MS);
+    // However long the gaps seen, 10 s of silence is death.
+    tickFor(30_000);
+    clock.heard();
+    expect(clock.deadAfterMs()).toBe(HEARTBEAT_DEAD_AFTER_MAX_MS);
   });
 });
