@@ -86,48 +86,18 @@ export class ModelStore implements ModelCatalog {
     const sha256 = sha256Hex(bytes);
     const known = this.models.get(sha256);
     if (known) return { ok: true, value: known };
-    let graph;
-    try {
-      graph = readGraph(bytes);
-    } catch (err) {
-      return fail('bad-model', `not an ONNX model: ${errorText(err)}`);
-    }
-    const foreign = graph.nodes.find((n) => !RUNNABLE_DOMAINS.has(n.domain));
-    if (foreign) return fail('unsupported-operator', `operator ${foreign.domain}.${foreign.opType} is not one the miners' runtimes (onnxruntime-web) implement`);
-    let session: OrtNode.InferenceSession;
-    try {
-      session = await ort().InferenceSession.create(bytes);
-    } catch (err) {
-      const text = errorText(err);
-      if (/implementation|not registered|unsupported|opset/i.test(text)) return fail('unsupported-operator', `onnxruntime cannot run this model: ${text}`.slice(0, 250));
-      return fail('bad-model', `onnxruntime cannot load this model: ${text}`.slice(0, 250));
-    }
-    const inputs = session.inputMetadata.map(tensorInfo);
-    const outputs = session.outputMetadata.map(tensorInfo);
-    for (const input of inputs) {
-      if (input.dtype !== 'float32') return fail('bad-model', `input ${input.name} is ${input.dtype}; onnx jobs take float32 inputs only`);
-      if (input.shape.length < 1 || input.shape.length > MAX_INPUT_RANK) return fail('bad-model', `input ${input.name} has ${input.shape.length} dimensions; 1 to ${MAX_INPUT_RANK} (the first the batch) are supported`);
-    }
-    for (const output of outputs) {
-      if (output.dtype !== 'float32') return fail('bad-model', `output ${output.name} is ${output.dtype}; float32 outputs only`);
-    }
-    const outputRanges: Record<string, [number, number]> = {};
-    for (const node of graph.nodes) {
-      for (const out of node.outputs) if (graph.outputs.includes(out) && (node.opType === 'Sigmoid' || node.opType === 'Softmax')) outputRanges[out] = [0, 1];
-    }
-    const info: ModelInfo = {
-      sha256, byteLength: bytes.byteLength, inputs, outputs, opTypes: [...new Set(graph.nodes.map((n) => n.opType))].sort(), outputRanges, tolerance: DEFAULT_TOLERANCE,
-    };
+    const inspected = INSPECTED.get(sha256) ?? (await inspect(sha256, bytes));
+    if (!inspected.ok) return inspected;
+    INSPECTED.set(sha256, inspected);
+    const info = inspected.value;
     const path = join(this.dir, `${sha256}.onnx`);
     const partial = `${path}.${process.pid}.partial`;
     await writeFile(partial, bytes, { mode: 0o600 });
     await rename(partial, path);
     this.models.set(sha256, info);
-    this.sessions.set(sha256, Promise.resolve(session));
-    log('model-stored', { model: sha256, bytes: bytes.byteLength, inputs: inputs.map((i) => i.name).join(','), outputs: outputs.map((o) => o.name).join(',') });
+    log('model-stored', { model: sha256, bytes: bytes.byteLength, inputs: info.inputs.map((i) => i.name).join(','), outputs: info.outputs.map((o) => o.name).join(',') });
     return { ok: true, value: info };
   }
-
   profile(sha256: string, sampleShapes: readonly (readonly number[])[]): ShapeProfile | undefined {
     return this.profiles.get(profileKey(sha256, sampleShapes));
   }
@@ -198,6 +168,53 @@ export class ModelStore implements ModelCatalog {
       this.sessions.set(sha256, session);
     }
     return session;
+  }
+}
+
+/**
+ * Models inspected in this process, by hash: a coordinator restarted in the same process (tests) does not load the
+ * shipped models into onnxruntime again.
+ */
+const INSPECTED = new Map<string, { ok: true; value: ModelInfo }>();
+
+/** A model's signature and what makes it runnable, or why not. */
+async function inspect(sha256: string, bytes: Uint8Array): Promise<Parsed<ModelInfo>> {
+  let graph;
+  try {
+    graph = readGraph(bytes);
+  } catch (err) {
+    return fail('bad-model', `not an ONNX model: ${errorText(err)}`);
+  }
+  const foreign = graph.nodes.find((n) => !RUNNABLE_DOMAINS.has(n.domain));
+  if (foreign) return fail('unsupported-operator', `operator ${foreign.domain}.${foreign.opType} is not one the miners' runtimes (onnxruntime-web) implement`);
+  let session: OrtNode.InferenceSession;
+  try {
+    session = await ort().InferenceSession.create(bytes);
+  } catch (err) {
+    const text = errorText(err);
+    if (/implementation|not registered|No Op registered|unsupported|opset/i.test(text)) return fail('unsupported-operator', `onnxruntime cannot run this model: ${text}`.slice(0, 250));
+    return fail('bad-model', `onnxruntime cannot load this model: ${text}`.slice(0, 250));
+  }
+  try {
+    const inputs = session.inputMetadata.map(tensorInfo);
+    const outputs = session.outputMetadata.map(tensorInfo);
+    for (const input of inputs) {
+      if (input.dtype !== 'float32') return fail('bad-model', `input ${input.name} is ${input.dtype}; onnx jobs take float32 inputs only`);
+      if (input.shape.length < 1 || input.shape.length > MAX_INPUT_RANK) return fail('bad-model', `input ${input.name} has ${input.shape.length} dimensions; 1 to ${MAX_INPUT_RANK} (the first the batch) are supported`);
+    }
+    for (const output of outputs) {
+      if (output.dtype !== 'float32') return fail('bad-model', `output ${output.name} is ${output.dtype}; float32 outputs only`);
+    }
+    const outputRanges: Record<string, [number, number]> = {};
+    for (const node of graph.nodes) {
+      for (const out of node.outputs) if (graph.outputs.includes(out) && (node.opType === 'Sigmoid' || node.opType === 'Softmax')) outputRanges[out] = [0, 1];
+    }
+    const info: ModelInfo = {
+      sha256, byteLength: bytes.byteLength, inputs, outputs, opTypes: [...new Set(graph.nodes.map((n) => n.opType))].sort(), outputRanges, tolerance: DEFAULT_TOLERANCE,
+    };
+    return { ok: true, value: info };
+  } finally {
+    await session.release();
   }
 }
 

@@ -15,7 +15,10 @@ import { mountApi } from './http.ts';
 import { Jobs } from './jobs.ts';
 import { OperandStore } from './operand-store.ts';
 import { cryptoRandomBytes } from '../work/kind.ts';
-import { defaultKinds, type KindRegistry } from '../work/registry.ts';
+import { defaultKinds, kindRegistry, modelKinds, type KindRegistry } from '../work/registry.ts';
+import { ONNX_RUNTIME } from '../work/onnx/model.ts';
+import { ModelStore } from './model-store.ts';
+import { mountModelsApi } from './models-api.ts';
 import type { RateLimit } from './rate-limit.ts';
 import { openLedger, type Ledger } from './ledger/ledger.ts';
 import { log } from './log.ts';
@@ -63,6 +66,8 @@ export interface CoordinatorOptions {
   maxSessions?: number;
   /** The kinds of work served; by default every built-in kind (src/work/registry.ts). */
   kinds?: KindRegistry;
+  /** The largest model POST /api/models accepts (default 64 MiB). */
+  maxModelBytes?: number;
   /** Runtimes handed to the kinds' verifiers by name (e.g. onnxruntime-node for kinds that re-run work). */
   runtimes?: Readonly<Record<string, unknown>>;
 }
@@ -85,9 +90,12 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const ledger = await openLedger({ backend: 'sqlite', path: join(options.dataDir, 'ledger.sqlite') });
   const queue: WorkQueue = new Scheduler();
   const operandStore = await OperandStore.open(options.dataDir);
-  const jobs = new Jobs(queue, options.kinds ?? defaultKinds(), ledger, operandStore);
+  const models = await ModelStore.open(options.dataDir, options.maxModelBytes);
+  const given = options.kinds ?? defaultKinds();
+  const kinds = kindRegistry([...given.values(), ...modelKinds(models).filter((kind) => !given.has(kind.name))]);
+  const jobs = new Jobs(queue, kinds, ledger, operandStore);
   const uploads = new Uploads(operandStore, options.uploadLimits);
-  const verify = { random: cryptoRandomBytes, runtimes: options.runtimes ?? {} };
+  const verify = { random: cryptoRandomBytes, runtimes: { [ONNX_RUNTIME]: models.runner, ...options.runtimes } };
   await jobs.restore(Date.now());
   const sessions = new Map<string, MinerSession>();
   const sessionsOf = (minerKey: string) => [...sessions.values()].filter((s) => s.minerKey === minerKey).map((s) => s.id);
@@ -103,6 +111,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   // the socket is closed (a stalled one is closed sooner, by the upload's idle timeout).
   httpServer.requestTimeout = HTTP_REQUEST_TIMEOUT_MS;
   const peerToken = mountPeerServer(app, httpServer, peerKey, peerId);
+  mountModelsApi(app, { models, apiKeys });
   mountApi(app, {
     jobs,
     ledger,

@@ -97,8 +97,9 @@ export function writeNpy(array: NpyArray): Uint8Array {
 }
 
 /** An .npz of these arrays, stored (not deflated) as np.savez does. */
-export function writeNpz(arrays: ReadonlyMap<string, NpyArray>): Uint8Array {
+export function writeNpz(arrays: ReadonlyMap<string, NpyArray>): Uint8Array<ArrayBuffer> {
   const files: Record<string, [Uint8Array, { level: 0 }]> = {};
   for (const [name, array] of arrays) files[`${name}.npy`] = [writeNpy(array), { level: 0 }];
-  return zipSync(files);
+  const zip = zipSync(files);
+  return zip.buffer instanceof ArrayBuffer ? new Uint8Array(zip.buffer, zip.byteOffset, zip.byteLength) : Uint8Array.from(zip);
 }

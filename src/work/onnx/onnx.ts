@@ -295,3 +295,16 @@ async function audit(runner: OnnxRunner, job: OnnxJob, unit: OnnxUnit, result: O
   }
   return { ok: true };
 }
+
+/** What a miner sends back: its outputs, in the model's order, one after another, zero-padded to RESULT_COLUMNS. */
+export function packResult(outputs: readonly Float32Array[]): ReturnType<typeof f32Tensor> {
+  const elements = outputs.reduce((n, o) => n + o.length, 0);
+  const rows = Math.max(1, Math.ceil(elements / RESULT_COLUMNS));
+  const packed = new Float32Array(rows * RESULT_COLUMNS);
+  let at = 0;
+  for (const output of outputs) {
+    packed.set(output, at);
+    at += output.length;
+  }
+  return f32Tensor([rows, RESULT_COLUMNS], packed);
+}
