@@ -107,9 +107,13 @@ export class ModelStore implements ModelCatalog {
    * the model's own: each node's real input and output shapes give its exact ops (work/onnx/ops.ts).
    */
   async measure(sha256: string, sampleShapes: readonly (readonly number[])[]): Promise<ShapeProfile> {
+    const known = this.profiles.get(profileKey(sha256, sampleShapes));
+    return known ?? (await this.measureDetailed(sha256, sampleShapes)).profile;
+  }
+
+  /** measure(), with the count split into multiply-adds and elementwise ops. */
+  async measureDetailed(sha256: string, sampleShapes: readonly (readonly number[])[]): Promise<ReturnType<typeof inferenceOps> & { profile: ShapeProfile }> {
     const key = profileKey(sha256, sampleShapes);
-    const known = this.profiles.get(key);
-    if (known) return known;
     const model = this.models.get(sha256);
     if (!model) throw new Error(`no model ${sha256}`);
     const bytes = await readFile(join(this.dir, `${sha256}.onnx`));
@@ -128,9 +132,10 @@ export class ModelStore implements ModelCatalog {
       await session.release();
       const file = (await readdir(dir)).find((f) => f.endsWith('.json'));
       if (!file) throw new Error('onnxruntime wrote no profile');
-      const nodes = nodesFromProfile(JSON.parse(await readFile(join(dir, file), 'utf8')) as unknown);
+      const nodes = withWeightShapes(nodesFromProfile(JSON.parse(await readFile(join(dir, file), 'utf8')) as unknown), readGraph(bytes));
+      const counted = inferenceOps(nodes);
       const profile: ShapeProfile = {
-        opsPerSample: inferenceOps(nodes).ops,
+        opsPerSample: counted.ops,
         outputShapes: model.outputs.map((o) => {
           const tensor = outputs[o.name];
           if (!tensor) throw new Error(`the model gave no output ${o.name}`);
@@ -139,7 +144,7 @@ export class ModelStore implements ModelCatalog {
       };
       this.profiles.set(key, profile);
       log('model-measured', { model: sha256, shapes: key.slice(65), opsPerSample: profile.opsPerSample });
-      return profile;
+      return { ...counted, profile };
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -234,15 +239,29 @@ function sampleValues(count: number): Float32Array {
   return values;
 }
 
+/**
+ * The profile leaves out the shapes of some nodes' weights (ConvTranspose's, seen on PaddleOCR det): they are taken
+ * from the graph's initializers, matched by node name.
+ */
+function withWeightShapes(nodes: (NodeShapes & { name: string })[], graph: ReturnType<typeof readGraph>): NodeShapes[] {
+  const byName = new Map(graph.nodes.map((n) => [n.name, n]));
+  return nodes.map((node) => {
+    const spec = byName.get(node.name);
+    if (!spec || node.inputs.length >= spec.inputs.length) return node;
+    const inputs = spec.inputs.map((input, i) => node.inputs[i] ?? graph.initializers.get(input) ?? []);
+    return { ...node, inputs };
+  });
+}
+
 /** Each node's op and shapes from onnxruntime's profile (a Chrome trace: kernel-time events carry them). */
-export function nodesFromProfile(events: unknown): NodeShapes[] {
+export function nodesFromProfile(events: unknown): (NodeShapes & { name: string })[] {
   if (!Array.isArray(events)) throw new Error('the profile is not a list of events');
-  const nodes: NodeShapes[] = [];
+  const nodes: (NodeShapes & { name: string })[] = [];
   const shapes = (list: unknown): number[][] =>
     Array.isArray(list) ? list.map((entry) => (Object.values(entry as Record<string, unknown>)[0] as number[] | undefined) ?? []) : [];
   for (const event of events as { cat?: string; name?: string; args?: Record<string, unknown> }[]) {
     if (event.cat !== 'Node' || !event.name?.endsWith('_kernel_time') || !event.args) continue;
-    nodes.push({ op: String(event.args.op_name), inputs: shapes(event.args.input_type_shape), outputs: shapes(event.args.output_type_shape) });
+    nodes.push({ name: event.name.slice(0, -'_kernel_time'.length), op: String(event.args.op_name), inputs: shapes(event.args.input_type_shape), outputs: shapes(event.args.output_type_shape) });
   }
   return nodes;
 }

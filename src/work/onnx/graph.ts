@@ -3,7 +3,9 @@
 // malformed bytes with a reason; tensors and attributes other than subgraphs are skipped, never copied.
 
 export interface GraphNode {
+  name: string;
   opType: string;
+  inputs: string[];
   domain: string;
   outputs: string[];
 }
@@ -14,6 +16,8 @@ export interface GraphSummary {
   outputs: string[];
   /** opset version per domain ('' is the default ai.onnx domain) */
   opsets: Record<string, number>;
+  /** the top-level graph's initializers (weights): their dimensions by name */
+  initializers: Map<string, number[]>;
 }
 
 // Field numbers, from onnx.proto.
@@ -22,6 +26,11 @@ const MODEL_OPSET_IMPORT = 8;
 const OPSET_DOMAIN = 1;
 const OPSET_VERSION = 2;
 const GRAPH_NODE = 1;
+const GRAPH_INITIALIZER = 5;
+const TENSOR_DIMS = 1;
+const TENSOR_NAME = 8;
+const NODE_INPUT = 1;
+const NODE_NAME = 3;
 const GRAPH_OUTPUT = 12;
 const VALUE_INFO_NAME = 1;
 const NODE_OUTPUT = 2;
@@ -56,7 +65,19 @@ export function readGraph(bytes: Uint8Array): GraphSummary {
   const outputs: string[] = [];
   readNodes(graph, nodes, 0, outputs);
   if (nodes.length === 0) throw new Error('the model\'s graph has no nodes');
-  return { nodes, outputs, opsets };
+  const initializers = new Map<string, number[]>();
+  for (const field of fields(graph)) {
+    if (field.number !== GRAPH_INITIALIZER || !(field.value instanceof Uint8Array)) continue;
+    let name = '';
+    const dims: number[] = [];
+    for (const f of fields(field.value)) {
+      if (f.number === TENSOR_NAME && f.value instanceof Uint8Array) name = text(f.value);
+      if (f.number === TENSOR_DIMS && typeof f.value === 'bigint') dims.push(Number(f.value));
+      if (f.number === TENSOR_DIMS && f.value instanceof Uint8Array) dims.push(...packedVarints(f.value));
+    }
+    initializers.set(name, dims);
+  }
+  return { nodes, outputs, opsets, initializers };
 }
 
 function readNodes(graph: Uint8Array, into: GraphNode[], depth: number, outputs?: string[]): void {
@@ -67,12 +88,14 @@ function readNodes(graph: Uint8Array, into: GraphNode[], depth: number, outputs?
       for (const f of fields(field.value)) if (f.number === VALUE_INFO_NAME && f.value instanceof Uint8Array) outputs.push(text(f.value));
     }
     if (field.number !== GRAPH_NODE) continue;
-    const node: GraphNode = { opType: '', domain: '', outputs: [] };
+    const node: GraphNode = { name: '', opType: '', domain: '', inputs: [], outputs: [] };
     for (const f of fields(field.value)) {
       if (!(f.value instanceof Uint8Array)) continue;
       if (f.number === NODE_OP_TYPE) node.opType = text(f.value);
       else if (f.number === NODE_DOMAIN) node.domain = text(f.value) === 'ai.onnx' ? '' : text(f.value);
       else if (f.number === NODE_OUTPUT) node.outputs.push(text(f.value));
+      else if (f.number === NODE_INPUT) node.inputs.push(text(f.value));
+      else if (f.number === NODE_NAME) node.name = text(f.value);
       else if (f.number === NODE_ATTRIBUTE) {
         for (const a of fields(f.value)) {
           if ((a.number === ATTRIBUTE_G || a.number === ATTRIBUTE_GRAPHS) && a.value instanceof Uint8Array) readNodes(a.value, into, depth + 1);
@@ -82,6 +105,22 @@ function readNodes(graph: Uint8Array, into: GraphNode[], depth: number, outputs?
     if (node.opType === '') throw new Error('a node has no op type');
     into.push(node);
   }
+}
+
+function packedVarints(bytes: Uint8Array): number[] {
+  const out: number[] = [];
+  let value = 0n;
+  let shift = 0n;
+  for (const byte of bytes) {
+    value |= BigInt(byte & 0x7f) << shift;
+    shift += 7n;
+    if ((byte & 0x80) === 0) {
+      out.push(Number(value));
+      value = 0n;
+      shift = 0n;
+    }
+  }
+  return out;
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
