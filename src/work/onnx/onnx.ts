@@ -27,6 +27,8 @@ export const MICRO_CREDITS_PER_GIGA_OP = 1_000_000n;
 export interface OnnxParams {
   model: string;
   bodyBytes: number;
+  /** Persisted with the job, so that a restarted coordinator resumes it without measuring the model again. */
+  profile?: { opsPerSample: string; outputShapes: number[][] };
 }
 
 export interface OnnxJob {
@@ -55,7 +57,14 @@ export interface OnnxUnit {
 export type OnnxResult = Float32Array;
 
 const Sha256 = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/));
-const StoredParams = v.object({ model: Sha256, bodyBytes: v.pipe(v.number(), v.integer(), v.minValue(1)) });
+const StoredParams = v.object({
+  model: Sha256,
+  bodyBytes: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  profile: v.optional(v.object({
+    opsPerSample: v.pipe(v.string(), v.regex(/^[0-9]{1,30}$/)),
+    outputShapes: v.array(v.array(v.pipe(v.number(), v.integer(), v.minValue(1)))),
+  })),
+});
 
 /** The onnx kind over the models this catalog holds. */
 export function onnxKind(catalog: ModelCatalog): WorkKind<OnnxParams, OnnxJob, OnnxUnit, OnnxResult, Map<string, NpyArray>> & {
@@ -121,12 +130,17 @@ export function onnxKind(catalog: ModelCatalog): WorkKind<OnnxParams, OnnxJob, O
       const parsed = parseInputs(params, body);
       if (!parsed.ok) throw new Error(`onnx job ${id}: ${parsed.error.message}`);
       const { model, batch, inputs } = parsed.value;
-      const profile = catalog.profile(model.sha256, inputs.map((i) => i.shape.slice(1)));
+      const saved = params.profile ? { opsPerSample: BigInt(params.profile.opsPerSample), outputShapes: params.profile.outputShapes } : undefined;
+      const profile = catalog.profile(model.sha256, inputs.map((i) => i.shape.slice(1))) ?? saved;
       if (!profile) throw new Error(`onnx job ${id}: its input shapes are not measured on model ${model.sha256}`);
       return { id, model, batch, inputs, profile, unitBatch: unitBatchFor(inputs, profile), bodyBytes: params.bodyBytes, body };
     },
 
-    params: (job: OnnxJob): OnnxParams => ({ model: job.model.sha256, bodyBytes: job.bodyBytes }),
+    params: (job: OnnxJob): OnnxParams => ({
+      model: job.model.sha256,
+      bodyBytes: job.bodyBytes,
+      profile: { opsPerSample: job.profile.opsPerSample.toString(), outputShapes: job.profile.outputShapes },
+    }),
     describe: (job: OnnxJob) => ({ model: job.model.sha256, batch: job.batch, opsPerSample: job.profile.opsPerSample.toString() }),
 
     split(job: OnnxJob): OnnxUnit[] {
