@@ -25,7 +25,7 @@ console.log(`
   Ergon is running.
   Open ${coordinator.url} in Chromium and press Start to mine.
   Requester API (${coordinator.url}):
-${[...kinds.values()].map((kind) => `    ${kind.usage}`).join('\n')}
+${[...coordinator.jobs.kinds.values()].map((kind) => `    ${kind.usage}`).join('\n')}
   API key (send as "Authorization: Bearer KEY"; ${created ? 'made just now and kept in' : 'from'} ${keySource}):
     ${keys[0]}
   Ledger: ${dataDir}/ledger.sqlite${demo ? '\n  A demo requester keeps jobs queued (ERGON_DEMO=0 turns it off).' : ''}

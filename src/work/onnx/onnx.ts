@@ -77,7 +77,7 @@ export function onnxKind(catalog: ModelCatalog): WorkKind<OnnxParams, OnnxJob, O
 
   const kind = {
     name: 'onnx',
-    usage: 'POST /api/jobs/onnx?model=SHA256 (body: numpy .npz, one float32 array per model input, the first axis the batch)',
+    usage: 'POST /api/models (body: .onnx) answers its SHA256; then POST /api/jobs/onnx?model=SHA256 (body: numpy .npz, one float32 array per input, the first axis the batch)',
 
     parseParams(query: Readonly<Record<string, unknown>>): Parsed<OnnxParams> {
       const sha = query.model;
