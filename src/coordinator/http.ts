@@ -30,7 +30,7 @@ export interface ApiContext {
 }
 
 /** The HTTP status for each code a kind's parsing can answer; every other refusal of a job is a 400. */
-const STATUS_OF: Partial<Record<ErrorCode, number>> = { 'job-too-large': 413, 'product-too-large': 413, 'unknown-kind': 404 };
+const STATUS_OF: Partial<Record<ErrorCode, number>> = { 'job-too-large': 413, 'product-too-large': 413, 'unknown-kind': 404, 'unknown-model': 404 };
 
 /** A kind's answer, or the HTTP error that says why not. */
 function orRefuse<T>(parsed: Parsed<T>): T {
@@ -61,7 +61,7 @@ export async function jobView(queue: WorkQueue, state: JobState): Promise<object
 }
 
 /** The requester's key from `Authorization: Bearer KEY` (or `x-api-key`), checked; the key's id is the job owner. */
-function requester(req: express.Request, keys: ApiKeys): string {
+export function requester(req: express.Request, keys: ApiKeys): string {
   const header = req.headers.authorization;
   const bearer = header?.startsWith('Bearer ') ? header.slice('Bearer '.length).trim() : undefined;
   const raw = bearer ?? req.headers['x-api-key'];
@@ -133,11 +133,12 @@ export function mountApi(app: Express, ctx: ApiContext): void {
     const owner = authorize(req, res);
     const kind = jobs.kinds.get(req.params.kind);
     if (!kind) throw new HttpError(404, 'unknown-kind', `no kind of work named ${JSON.stringify(req.params.kind)}; this coordinator serves ${[...jobs.kinds.keys()].join(', ')}`);
-    const params = orRefuse(kind.parseParams(req.query as Record<string, unknown>));
+    const params = orRefuse(kind.parseParams({ ...(req.query as Record<string, unknown>), 'content-length': req.headers['content-length'] }));
     const footprint = orRefuse(kind.footprint(params));
     const hold = await quotas.hold(owner, footprint);
     try {
       const body = await ctx.uploads.receive(req, footprint.bodyBytes);
+      if (kind.prepare) orRefuse(await kind.prepare(params, body));
       const id = jobs.newId();
       const created = orRefuse(kind.createJob(id, params, body));
       const state = await jobs.submit(owner, kind, { id, ...created }, Date.now());

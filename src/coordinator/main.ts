@@ -35,7 +35,7 @@ console.log(`
   Ergon is running.
   Open ${coordinator.url} in Chromium and press Start to mine.
   Requester API (${coordinator.url}):
-${[...kinds.values()].map((kind) => `    ${kind.usage}`).join('\n')}
+${[...coordinator.jobs.kinds.values()].map((kind) => `    ${kind.usage}`).join('\n')}
   API key (send as "Authorization: Bearer KEY"; ${created ? 'made just now and kept in' : 'from'} ${keySource}):
     ${keys[0]}
   Operator page (the key rides in the #fragment, which never leaves the browser; the page then forgets it):

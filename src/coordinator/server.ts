@@ -16,7 +16,10 @@ import { mountApi } from './http.ts';
 import { Jobs } from './jobs.ts';
 import { OperandStore } from './operand-store.ts';
 import { cryptoRandomBytes } from '../work/kind.ts';
-import { defaultKinds, type KindRegistry } from '../work/registry.ts';
+import { defaultKinds, kindRegistry, modelKinds, type KindRegistry } from '../work/registry.ts';
+import { ONNX_RUNTIME } from '../work/onnx/model.ts';
+import { ModelStore } from './model-store.ts';
+import { mountModelsApi } from './models-api.ts';
 import type { RateLimit } from './rate-limit.ts';
 import { openLedger, type Ledger } from './ledger/ledger.ts';
 import { log } from './log.ts';
@@ -70,6 +73,8 @@ export interface CoordinatorOptions {
   maxSessions?: number;
   /** The kinds of work served; by default every built-in kind (src/work/registry.ts). */
   kinds?: KindRegistry;
+  /** The largest model POST /api/models accepts (default 64 MiB). */
+  maxModelBytes?: number;
   /** Runtimes handed to the kinds' verifiers by name (e.g. onnxruntime-node for kinds that re-run work). */
   runtimes?: Readonly<Record<string, unknown>>;
   /** Opens /metrics and the operator page (src/coordinator/operator-key.ts); left out, they stay shut to everyone. */
@@ -95,10 +100,13 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const ledger = await openLedger({ backend: 'sqlite', path: join(options.dataDir, 'ledger.sqlite') });
   const queue: WorkQueue = new Scheduler();
   const operandStore = await OperandStore.open(options.dataDir);
-  const jobs = new Jobs(queue, options.kinds ?? defaultKinds(), ledger, operandStore);
+  const models = await ModelStore.open(options.dataDir, options.maxModelBytes);
+  const given = options.kinds ?? defaultKinds();
+  const kinds = kindRegistry([...given.values(), ...modelKinds(models).filter((kind) => !given.has(kind.name))]);
+  const jobs = new Jobs(queue, kinds, ledger, operandStore);
   const kindNames = [...jobs.kinds.keys()];
   const uploads = new Uploads(operandStore, options.uploadLimits);
-  const verify = { random: cryptoRandomBytes, runtimes: options.runtimes ?? {} };
+  const verify = { random: cryptoRandomBytes, runtimes: { [ONNX_RUNTIME]: models.runner, ...options.runtimes } };
   await jobs.restore(Date.now());
   const sessions = new Map<string, MinerSession>();
   const metrics = new CoordinatorMetrics(kindNames, {
@@ -123,6 +131,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   httpServer.requestTimeout = HTTP_REQUEST_TIMEOUT_MS;
   const peerServer = mountPeerServer(app, httpServer, peerKey, peerId);
   mountOperator(app, operatorView, { key: operatorKey, metrics });
+  mountModelsApi(app, { models, apiKeys });
   mountApi(app, {
     jobs,
     ledger,

@@ -26,6 +26,13 @@ export type ErrorCode =
   | 'job-too-large'
   | 'product-too-large'
   | 'f16-overflow'
+  // onnx models and their inputs
+  | 'bad-input'
+  | 'bad-dtype'
+  | 'unknown-model'
+  | 'bad-model'
+  | 'model-too-large'
+  | 'unsupported-operator'
   // abuse
   | 'rate-limited'
   | 'banned'

@@ -82,6 +82,11 @@ export interface WorkKind<Params, Job, Unit extends UnitBase, Result, Output> {
   footprint(params: Params): Parsed<JobFootprint>;
   /** The job from its parameters and body, with the operands to store content-addressed (each checked). */
   createJob(id: string, params: Params, body: Uint8Array<ArrayBuffer>): Parsed<{ job: Job; operands: Uint8Array[] }>;
+  /**
+   * Optional: asynchronous work on the body before createJob (e.g. measuring a model on the inputs' shapes), with a
+   * refusal the requester reads like createJob's.
+   */
+  prepare?(params: Params, body: Uint8Array<ArrayBuffer>): Promise<Parsed<void>>;
   /** Rebuilds a stored job after a restart from its saved parameters and operands; throws when they are not its own. */
   restoreJob(id: string, params: unknown, operands: readonly Uint8Array[]): Job;
   /** What is persisted of a job besides its operands: JSON. */

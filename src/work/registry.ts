@@ -1,6 +1,8 @@
 // The kinds of work this build knows, by name: the only place besides each kind's folder that names one.
 import { gemmKind } from './gemm/gemm.ts';
 import type { AnyWorkKind } from './kind.ts';
+import type { ModelCatalog } from './onnx/model.ts';
+import { onnxKind } from './onnx/onnx.ts';
 
 export type KindRegistry = ReadonlyMap<string, AnyWorkKind>;
 
@@ -18,3 +20,6 @@ export function kindRegistry(kinds: readonly AnyWorkKind[]): KindRegistry {
 export const BUILT_IN_KINDS: readonly AnyWorkKind[] = [gemmKind as AnyWorkKind];
 
 export const defaultKinds = (): KindRegistry => kindRegistry(BUILT_IN_KINDS);
+
+/** The kinds that need the coordinator's models (by hash): onnx. */
+export const modelKinds = (models: ModelCatalog): readonly AnyWorkKind[] => [onnxKind(models) as AnyWorkKind];

@@ -1,0 +1,42 @@
+// The onnx kind on the miner: runs a leased batch through the model (by hash) in a warm onnxruntime-web session and
+// returns its outputs packed as the kind expects (src/work/onnx/onnx.ts).
+import type * as Ort from 'onnxruntime-web';
+import * as v from 'valibot';
+import { CodedError } from '../../protocol/errors.ts';
+import { packResult } from '../../work/onnx/onnx.ts';
+import { UnitCancelledError } from '../cancelled.ts';
+import { sessionFor } from '../onnx/sessions.ts';
+import type { Execution, MinerKind } from './kind.ts';
+
+const Names = v.pipe(v.string(), v.parseJson(), v.array(v.string()));
+
+export const onnxMinerKind: MinerKind = {
+  name: 'onnx',
+
+  async execute(payload, _engines, signal): Promise<Execution> {
+    const inputNames = v.safeParse(Names, payload.params.inputNames);
+    const outputNames = v.safeParse(Names, payload.params.outputNames);
+    if (!inputNames.success || !outputNames.success) throw new CodedError('bad-params', 'an onnx lease names its inputs and outputs as JSON lists');
+    const { ort, session } = await sessionFor(String(payload.params.model));
+    if (signal.aborted) throw new UnitCancelledError();
+    const feeds: Record<string, Ort.Tensor> = {};
+    inputNames.output.forEach((name, i) => {
+      const tensor = payload.operands[`i${i}`];
+      if (!tensor || tensor.dtype !== 'f32') throw new CodedError('shape-mismatch', `an onnx lease lacks its f32 operand i${i} (${name})`);
+      feeds[name] = new ort.Tensor('float32', new Float32Array(tensor.data), tensor.shape);
+    });
+    const started = performance.now();
+    const results = await session.run(feeds);
+    const seconds = Math.max(performance.now() - started, 0.001) / 1000;
+    const outputs = outputNames.output.map((name) => {
+      const out = results[name];
+      if (!out || !(out.data instanceof Float32Array)) throw new CodedError('engine-failed', `the model gave no float32 output ${name}`);
+      const values = new Float32Array(out.data);
+      out.dispose();
+      return values;
+    });
+    const packed = packResult(outputs);
+    const data = Uint8Array.from(packed.data).buffer;
+    return { output: { dtype: 'f32', shape: packed.shape, data }, gpuSeconds: seconds, submitSeconds: seconds, dispatches: 1 };
+  },
+};

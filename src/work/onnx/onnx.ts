@@ -1,0 +1,324 @@
+// The onnx kind: a batch of inputs (numpy .npz, one array per model input, the first axis the batch) run through a
+// model named by its sha256; split along the batch, checked cheaply on every result and re-run on the coordinator
+// (onnxruntime-node) within the model's tolerance, assembled into an .npz of the outputs.
+import * as v from 'valibot';
+import { fail, type Parsed } from '../../protocol/errors.ts';
+import { elementCount, f32Tensor, f32Values } from '../../protocol/tensor.ts';
+import type { VerifyContext, WorkKind, Verdict } from '../kind.ts';
+import { ONNX_RUNTIME, type ModelCatalog, type ModelInfo, type OnnxRunner, type ShapeProfile } from './model.ts';
+import { readNpz, writeNpz, type NpyArray } from './npz.ts';
+
+const MiB = 1024 * 1024;
+/** The largest .npz a job may send. */
+export const MAX_ONNX_BODY_BYTES = 256 * MiB;
+/** The largest assembled output. */
+export const MAX_ONNX_OUTPUT_BYTES = 256 * MiB;
+/** The most samples in one job. */
+export const MAX_BATCH = 65_536;
+/** A unit is sized to about this many FLOP: about a second on a laptop GPU, a few on SwiftShader's CPU. */
+export const UNIT_TARGET_OPS = 4_000_000_000n;
+/** Bytes of a unit's inputs, and of its outputs, at most: what one lease or result message may carry. */
+const MAX_UNIT_TENSOR_BYTES = 32 * MiB;
+/** Results travel as one f32 tensor of this many columns: the unit's outputs one after another, zero-padded. */
+export const RESULT_COLUMNS = 1024;
+/** Micro-credits per verified GFLOP: one credit, as gemm's f32. */
+export const MICRO_CREDITS_PER_GIGA_OP = 1_000_000n;
+
+export interface OnnxParams {
+  model: string;
+  bodyBytes: number;
+  /** Persisted with the job, so that a restarted coordinator resumes it without measuring the model again. */
+  profile?: { opsPerSample: string; outputShapes: number[][] };
+}
+
+export interface OnnxJob {
+  id: string;
+  model: ModelInfo;
+  batch: number;
+  /** each model input, in the model's order, [batch, ...sample] */
+  inputs: { name: string; shape: number[]; data: Float32Array }[];
+  profile: ShapeProfile;
+  unitBatch: number;
+  bodyBytes: number;
+  body: Uint8Array;
+}
+
+export interface OnnxUnit {
+  id: string;
+  jobId: string;
+  /** samples [start, start + count) */
+  start: number;
+  count: number;
+  /** measured on the job's per-sample shapes: ops(unit) sees only the unit */
+  opsPerSample: bigint;
+}
+
+/** A unit's outputs, one after another, each [count, ...sample]. */
+export type OnnxResult = Float32Array;
+
+const Sha256 = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/));
+const StoredParams = v.object({
+  model: Sha256,
+  bodyBytes: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  profile: v.optional(v.object({
+    opsPerSample: v.pipe(v.string(), v.regex(/^[0-9]{1,30}$/)),
+    outputShapes: v.array(v.array(v.pipe(v.number(), v.integer(), v.minValue(1)))),
+  })),
+});
+
+/** The onnx kind over the models this catalog holds. */
+export function onnxKind(catalog: ModelCatalog): WorkKind<OnnxParams, OnnxJob, OnnxUnit, OnnxResult, Map<string, NpyArray>> & {
+  prepare(params: OnnxParams, body: Uint8Array): Promise<Parsed<void>>;
+} {
+  const modelOf = (sha: string): Parsed<ModelInfo> => {
+    const model = catalog.model(sha);
+    return model ? { ok: true, value: model } : fail('unknown-model', `no model ${sha} on this coordinator; POST it to /api/models first`);
+  };
+
+  const kind = {
+    name: 'onnx',
+    usage: 'POST /api/models (body: .onnx) answers its SHA256; then POST /api/jobs/onnx?model=SHA256 (body: numpy .npz, one float32 array per input, the first axis the batch)',
+
+    parseParams(query: Readonly<Record<string, unknown>>): Parsed<OnnxParams> {
+      const sha = query.model;
+      if (typeof sha !== 'string' || !/^[0-9a-f]{64}$/.test(sha)) return fail('bad-params', `model must be a model's sha256 (64 hex digits), got ${JSON.stringify(sha ?? null)}`);
+      const model = modelOf(sha);
+      if (!model.ok) return model;
+      const length = Number(query['content-length']);
+      if (!Number.isSafeInteger(length) || length < 1) return fail('bad-body-length', 'send the .npz with a Content-Length header');
+      return { ok: true, value: { model: sha, bodyBytes: length } };
+    },
+
+    footprint({ model, bodyBytes }: OnnxParams) {
+      if (bodyBytes > MAX_ONNX_BODY_BYTES) return fail('job-too-large', `an .npz of ${bodyBytes} bytes exceeds the limit of ${MAX_ONNX_BODY_BYTES}`);
+      // The output's size is known only once the inputs are read: charged at the bound until then.
+      const info = catalog.model(model);
+      const outputBytes = info ? outputBound(info, bodyBytes) : MAX_ONNX_OUTPUT_BYTES;
+      return { ok: true as const, value: { bodyBytes, outputBytes, heldBytes: 2 * bodyBytes + outputBytes } };
+    },
+
+    /** Reads the inputs and measures the model on their per-sample shapes (once per shape): createJob is synchronous. */
+    async prepare(params: OnnxParams, body: Uint8Array): Promise<Parsed<void>> {
+      const inputs = parseInputs(params, body);
+      if (!inputs.ok) return inputs;
+      const shapes = inputs.value.inputs.map((i) => i.shape.slice(1));
+      if (catalog.profile(params.model, shapes)) return { ok: true, value: undefined };
+      try {
+        await catalog.measure(params.model, shapes);
+        return { ok: true, value: undefined };
+      } catch (err) {
+        return fail('bad-input', `the model refused inputs of these shapes: ${err instanceof Error ? err.message : String(err)}`.slice(0, 250));
+      }
+    },
+
+    createJob(id: string, params: OnnxParams, body: Uint8Array<ArrayBuffer>) {
+      const parsed = parseInputs(params, body);
+      if (!parsed.ok) return parsed;
+      const { model, batch, inputs } = parsed.value;
+      const profile = catalog.profile(model.sha256, inputs.map((i) => i.shape.slice(1)));
+      if (!profile) return fail('bad-input', 'these input shapes were not measured on the model');
+      const outputBytes = 4 * batch * profile.outputShapes.reduce((n, s) => n + elementCount(s), 0);
+      if (outputBytes > MAX_ONNX_OUTPUT_BYTES) return fail('product-too-large', `the outputs would be ${outputBytes} bytes, over the limit of ${MAX_ONNX_OUTPUT_BYTES}; send fewer samples`);
+      const job: OnnxJob = { id, model, batch, inputs, profile, unitBatch: unitBatchFor(inputs, profile), bodyBytes: params.bodyBytes, body };
+      return { ok: true as const, value: { job, operands: [body] } };
+    },
+
+    restoreJob(id: string, stored: unknown, operands: readonly Uint8Array[]): OnnxJob {
+      const params = v.parse(StoredParams, stored);
+      const [body] = operands;
+      if (!body) throw new Error(`onnx job ${id}: no stored inputs`);
+      const parsed = parseInputs(params, body);
+      if (!parsed.ok) throw new Error(`onnx job ${id}: ${parsed.error.message}`);
+      const { model, batch, inputs } = parsed.value;
+      const saved = params.profile ? { opsPerSample: BigInt(params.profile.opsPerSample), outputShapes: params.profile.outputShapes } : undefined;
+      const profile = catalog.profile(model.sha256, inputs.map((i) => i.shape.slice(1))) ?? saved;
+      if (!profile) throw new Error(`onnx job ${id}: its input shapes are not measured on model ${model.sha256}`);
+      return { id, model, batch, inputs, profile, unitBatch: unitBatchFor(inputs, profile), bodyBytes: params.bodyBytes, body };
+    },
+
+    params: (job: OnnxJob): OnnxParams => ({
+      model: job.model.sha256,
+      bodyBytes: job.bodyBytes,
+      profile: { opsPerSample: job.profile.opsPerSample.toString(), outputShapes: job.profile.outputShapes },
+    }),
+    describe: (job: OnnxJob) => ({ model: job.model.sha256, batch: job.batch, opsPerSample: job.profile.opsPerSample.toString() }),
+
+    split(job: OnnxJob): OnnxUnit[] {
+      const units: OnnxUnit[] = [];
+      for (let start = 0, i = 0; start < job.batch; start += job.unitBatch, i++) {
+        units.push({ id: `${job.id}.${i}`, jobId: job.id, start, count: Math.min(job.unitBatch, job.batch - start), opsPerSample: job.profile.opsPerSample });
+      }
+      return units;
+    },
+
+    ops: (unit: OnnxUnit): bigint => unit.opsPerSample * BigInt(unit.count),
+
+    requirements: () => ({ precision: 'f32', features: [] }),
+
+    leasePayload(job: OnnxJob, unit: OnnxUnit) {
+      const operands = Object.fromEntries(job.inputs.map((input, i) => [`i${i}`, f32Tensor([unit.count, ...input.shape.slice(1)], sampleSlice(input, unit))]));
+      return {
+        operands,
+        params: {
+          model: job.model.sha256,
+          inputNames: JSON.stringify(job.inputs.map((i) => i.name)),
+          outputNames: JSON.stringify(job.model.outputs.map((o) => o.name)),
+        },
+      };
+    },
+
+    decodeResult(job: OnnxJob, unit: OnnxUnit, output: Parameters<WorkKind<unknown, unknown, OnnxUnit, unknown, unknown>['decodeResult']>[2]): Parsed<OnnxResult> {
+      const elements = unitOutputElements(job, unit);
+      const rows = Math.ceil(elements / RESULT_COLUMNS);
+      if (output.dtype !== 'f32' || output.shape.length !== 2 || output.shape[0] !== rows || output.shape[1] !== RESULT_COLUMNS) {
+        return fail('shape-mismatch', `result is ${output.dtype} ${output.shape.join('x')}, unit expects f32 ${rows}x${RESULT_COLUMNS} (${elements} output values, zero-padded)`);
+      }
+      const values = f32Values(output);
+      for (let i = elements; i < values.length; i++) if (values[i] !== 0) return fail('shape-mismatch', 'the padding after the outputs is not zero');
+      return { ok: true, value: Float32Array.from(values.subarray(0, elements)) };
+    },
+
+    encodeResult: (result: OnnxResult) => new Uint8Array(result.buffer, result.byteOffset, result.byteLength),
+    decodeStoredResult: (_unit: OnnxUnit, bytes: Uint8Array) => new Float32Array(Uint8Array.from(bytes).buffer),
+
+    async verify(ctx: VerifyContext, job: OnnxJob, unit: OnnxUnit, result: OnnxResult): Promise<Verdict> {
+      const cheap = cheapChecks(job, unit, result);
+      if (!cheap.ok) return cheap;
+      const runner = ctx.runtimes[ONNX_RUNTIME] as OnnxRunner | undefined;
+      if (!runner) throw new Error('onnx: no onnx runtime injected to re-run units');
+      return audit(runner, job, unit, result);
+    },
+
+    microCreditsPerGigaOp: () => MICRO_CREDITS_PER_GIGA_OP,
+    receiptKind: () => 'onnx',
+
+    assemble(job: OnnxJob, results: ReadonlyMap<string, OnnxResult>): Map<string, NpyArray> {
+      const outputs = job.model.outputs.map((o, i) => ({ name: o.name, sample: job.profile.outputShapes[i], data: new Float32Array(job.batch * elementCount(job.profile.outputShapes[i])) }));
+      for (const unit of kind.split(job)) {
+        const result = results.get(unit.id);
+        if (!result) throw new Error(`assemble: no result for unit ${unit.id}`);
+        let at = 0;
+        for (const out of outputs) {
+          const per = elementCount(out.sample);
+          out.data.set(result.subarray(at, at + unit.count * per), unit.start * per);
+          at += unit.count * per;
+        }
+      }
+      return new Map(outputs.map((o) => [o.name, { shape: [job.batch, ...o.sample], data: o.data }]));
+    },
+
+    encodeOutput(_job: OnnxJob, output: Map<string, NpyArray>) {
+      return { contentType: 'application/octet-stream', headers: { 'x-ergon-format': 'npz' }, body: writeNpz(output) };
+    },
+  };
+  return kind;
+
+  function parseInputs(params: OnnxParams, body: Uint8Array): Parsed<{ model: ModelInfo; batch: number; inputs: OnnxJob['inputs'] }> {
+    const model = modelOf(params.model);
+    if (!model.ok) return model;
+    const arrays = readNpz(body, MAX_ONNX_BODY_BYTES / 4);
+    if (!arrays.ok) return arrays;
+    const inputs: OnnxJob['inputs'] = [];
+    let batch = -1;
+    for (const spec of model.value.inputs) {
+      const array = arrays.value.get(spec.name);
+      if (!array) return fail('bad-input', `input ${JSON.stringify(spec.name)} is missing; the model takes ${model.value.inputs.map((i) => i.name).join(', ')}`);
+      if (array.shape.length !== spec.shape.length) return fail('bad-shape', `input ${spec.name} has ${array.shape.length} dimensions, the model takes ${spec.shape.length} (${spec.shape.join('x')})`);
+      for (let d = 1; d < spec.shape.length; d++) {
+        const want = spec.shape[d];
+        if (typeof want === 'number' && want !== array.shape[d]) return fail('bad-shape', `input ${spec.name} is ${array.shape.join('x')}, the model takes ${spec.shape.join('x')}`);
+        if (array.shape[d] < 1) return fail('bad-shape', `input ${spec.name} has an empty dimension`);
+      }
+      if (batch >= 0 && array.shape[0] !== batch) return fail('bad-shape', `input ${spec.name} has a batch of ${array.shape[0]}, another input ${batch}`);
+      batch = array.shape[0];
+      if (!array.data.every(Number.isFinite)) return fail('non-finite', `input ${spec.name} contains NaN or Infinity`);
+      inputs.push({ name: spec.name, shape: array.shape, data: array.data });
+    }
+    for (const name of arrays.value.keys()) {
+      if (!model.value.inputs.some((i) => i.name === name)) return fail('bad-input', `the model has no input ${JSON.stringify(name)}; it takes ${model.value.inputs.map((i) => i.name).join(', ')}`);
+    }
+    if (batch < 1 || batch > MAX_BATCH) return fail('bad-shape', `the batch must be 1 to ${MAX_BATCH} samples, got ${batch}`);
+    for (const input of inputs) {
+      if (4 * elementCount(input.shape.slice(1)) > MAX_UNIT_TENSOR_BYTES) return fail('bad-shape', `one sample of ${input.name} is over ${MAX_UNIT_TENSOR_BYTES} bytes`);
+    }
+    return { ok: true, value: { model: model.value, batch, inputs } };
+  }
+}
+
+/** Samples per unit: about UNIT_TARGET_OPS, within what one message carries. */
+function unitBatchFor(inputs: OnnxJob['inputs'], profile: ShapeProfile): number {
+  const byOps = profile.opsPerSample > 0n ? Number(UNIT_TARGET_OPS / profile.opsPerSample) : MAX_BATCH;
+  const inBytes = 4 * inputs.reduce((n, i) => Math.max(n, elementCount(i.shape.slice(1))), 1);
+  const outBytes = 4 * profile.outputShapes.reduce((n, s) => n + elementCount(s), 0);
+  return Math.max(1, Math.min(byOps, Math.floor(MAX_UNIT_TENSOR_BYTES / inBytes), Math.floor(MAX_UNIT_TENSOR_BYTES / Math.max(4, outBytes))));
+}
+
+/** An upper bound on the output of a job of this many body bytes, where the model's shapes are fixed. */
+function outputBound(model: ModelInfo, bodyBytes: number): number {
+  const fixed = (s: (number | string)[]) => s.slice(1).every((d) => typeof d === 'number');
+  if (!model.inputs.every((i) => fixed(i.shape)) || !model.outputs.every((o) => fixed(o.shape))) return MAX_ONNX_OUTPUT_BYTES;
+  const perSampleIn = 4 * model.inputs.reduce((n, i) => n + elementCount(i.shape.slice(1) as number[]), 0);
+  const perSampleOut = 4 * model.outputs.reduce((n, o) => n + elementCount(o.shape.slice(1) as number[]), 0);
+  return Math.min(MAX_ONNX_OUTPUT_BYTES, Math.ceil(bodyBytes / Math.max(1, perSampleIn)) * perSampleOut);
+}
+
+function sampleSlice(input: OnnxJob['inputs'][number], unit: OnnxUnit): Float32Array {
+  const per = elementCount(input.shape.slice(1));
+  return input.data.subarray(unit.start * per, (unit.start + unit.count) * per);
+}
+
+function unitOutputElements(job: OnnxJob, unit: OnnxUnit): number {
+  return unit.count * job.profile.outputShapes.reduce((n, s) => n + elementCount(s), 0);
+}
+
+/** Every result: finite, and each output within its range (a Sigmoid's or Softmax's [0, 1]). */
+function cheapChecks(job: OnnxJob, unit: OnnxUnit, result: OnnxResult): Verdict {
+  let at = 0;
+  for (const [i, out] of job.model.outputs.entries()) {
+    const size = unit.count * elementCount(job.profile.outputShapes[i]);
+    const values = result.subarray(at, at + size);
+    at += size;
+    const range = job.model.outputRanges[out.name];
+    for (const x of values) {
+      if (!Number.isFinite(x)) return { ok: false, error: { code: 'non-finite', message: `output ${out.name} contains NaN or Infinity` } };
+      if (range && (x < range[0] || x > range[1])) {
+        return { ok: false, error: { code: 'verification-failed', message: `output ${out.name} has ${x}, outside [${range[0]}, ${range[1]}]` } };
+      }
+    }
+  }
+  return { ok: true };
+}
+
+/** Re-runs the unit on the coordinator and compares every output element within the model's tolerance. */
+async function audit(runner: OnnxRunner, job: OnnxJob, unit: OnnxUnit, result: OnnxResult): Promise<Verdict> {
+  const inputs = new Map(job.inputs.map((input) => [input.name, { shape: [unit.count, ...input.shape.slice(1)], data: sampleSlice(input, unit) }]));
+  const reference = await runner.run(job.model.sha256, inputs);
+  const { abs, rel } = job.model.tolerance;
+  let at = 0;
+  for (const out of job.model.outputs) {
+    const ref = reference.get(out.name);
+    if (!ref) throw new Error(`onnx audit: the re-run has no output ${out.name}`);
+    for (let i = 0; i < ref.data.length; i++) {
+      const want = ref.data[i];
+      const got = result[at + i];
+      if (!(Math.abs(got - want) <= abs + rel * Math.abs(want))) {
+        return { ok: false, error: { code: 'verification-failed', message: `audit: output ${out.name}[${i}] is ${got}, the re-run gives ${want} (tolerance ${abs} + ${rel}·|x|)` } };
+      }
+    }
+    at += ref.data.length;
+  }
+  return { ok: true };
+}
+
+/** What a miner sends back: its outputs, in the model's order, one after another, zero-padded to RESULT_COLUMNS. */
+export function packResult(outputs: readonly Float32Array[]): ReturnType<typeof f32Tensor> {
+  const elements = outputs.reduce((n, o) => n + o.length, 0);
+  const rows = Math.max(1, Math.ceil(elements / RESULT_COLUMNS));
+  const packed = new Float32Array(rows * RESULT_COLUMNS);
+  let at = 0;
+  for (const output of outputs) {
+    packed.set(output, at);
+    at += output.length;
+  }
+  return f32Tensor([rows, RESULT_COLUMNS], packed);
+}

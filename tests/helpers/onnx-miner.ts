@@ -1,0 +1,60 @@
+// An onnx miner scripted in Node: fetches the lease's model from the coordinator's origin by hash (checked), runs it
+// with onnxruntime-node, and returns the outputs packed as the kind expects; or, as a test says, something else.
+import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
+import type * as OrtNode from 'onnxruntime-node';
+import { f32Values } from '../../src/protocol/tensor.ts';
+import { packResult } from '../../src/work/onnx/onnx.ts';
+import type { MessageOf } from '../../src/miner/coordinator-link.ts';
+import type { ScriptedMiner } from './scripted-miner.ts';
+
+const ort = createRequire(import.meta.url)('onnxruntime-node') as typeof OrtNode;
+type Lease = MessageOf<'lease'>;
+
+export class OnnxRunnerForTests {
+  private readonly sessions = new Map<string, Promise<OrtNode.InferenceSession>>();
+  modelFetches = 0;
+
+  constructor(private readonly baseUrl: string) {}
+
+  /** The lease's outputs, in the model's order, each flattened. */
+  async outputs(lease: Lease): Promise<Float32Array[]> {
+    const sha = String(lease.params.model);
+    let session = this.sessions.get(sha);
+    if (!session) {
+      session = (async () => {
+        this.modelFetches++;
+        const res = await fetch(new URL(`api/models/${sha}`, this.baseUrl));
+        if (res.status !== 200) throw new Error(`model ${sha}: ${res.status}`);
+        const bytes = new Uint8Array(await res.arrayBuffer());
+        if (createHash('sha256').update(bytes).digest('hex') !== sha) throw new Error(`model ${sha}: bytes do not match their hash`);
+        return ort.InferenceSession.create(bytes);
+      })();
+      this.sessions.set(sha, session);
+    }
+    const inputNames = JSON.parse(String(lease.params.inputNames)) as string[];
+    const outputNames = JSON.parse(String(lease.params.outputNames)) as string[];
+    const feeds: Record<string, OrtNode.Tensor> = {};
+    inputNames.forEach((name, i) => {
+      const tensor = lease.operands[`i${i}`];
+      if (!tensor) throw new Error(`lease has no operand i${i}`);
+      feeds[name] = new ort.Tensor('float32', Float32Array.from(f32Values(tensor)), tensor.shape);
+    });
+    const result = await (await session).run(feeds);
+    return outputNames.map((name) => {
+      const out = result[name];
+      if (!out || !(out.data instanceof Float32Array)) throw new Error(`no float32 output ${name}`);
+      return out.data;
+    });
+  }
+
+  /** Runs the lease honestly (or through `tamper`) and returns the coordinator's verdict. */
+  async run(miner: ScriptedMiner, lease: Lease, tamper?: (outputs: Float32Array[]) => Float32Array[]): Promise<MessageOf<'receipt' | 'rejected'>> {
+    const started = performance.now();
+    let outputs = await this.outputs(lease);
+    if (tamper) outputs = tamper(outputs);
+    const gpuSeconds = Math.max(0.001, (performance.now() - started) / 1000);
+    miner.send({ type: 'result', leaseId: lease.leaseId, unitId: lease.unitId, gpuSeconds, output: packResult(outputs) });
+    return miner.next('receipt', 'rejected');
+  }
+}

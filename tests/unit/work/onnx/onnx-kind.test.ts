@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import { f32Tensor } from '../../../../src/protocol/tensor.ts';
+import type { ModelCatalog, ModelInfo, ShapeProfile } from '../../../../src/work/onnx/model.ts';
+import { writeNpz } from '../../../../src/work/onnx/npz.ts';
+import { onnxKind, packResult, RESULT_COLUMNS, UNIT_TARGET_OPS } from '../../../../src/work/onnx/onnx.ts';
+
+const SHA = 'a'.repeat(64);
+const model: ModelInfo = {
+  sha256: SHA, byteLength: 1, opTypes: ['MatMul', 'Sigmoid'], outputRanges: { p: [0, 1] }, tolerance: { abs: 1e-4, rel: 1e-3 },
+  inputs: [{ name: 'x', dtype: 'float32', shape: ['n', 4] }],
+  outputs: [{ name: 'p', dtype: 'float32', shape: ['n', 2] }, { name: 'q', dtype: 'float32', shape: ['n', 3] }],
+};
+// A sample costs a third of a unit's target: units of 3 samples.
+const profile: ShapeProfile = { opsPerSample: UNIT_TARGET_OPS / 3n, outputShapes: [[2], [3]] };
+const catalog: ModelCatalog = {
+  model: (sha) => (sha === SHA ? model : undefined),
+  profile: () => profile,
+  measure: async () => profile,
+};
+const kind = onnxKind(catalog);
+
+function job(batch: number) {
+  const body = writeNpz(new Map([['x', { shape: [batch, 4], data: Float32Array.from({ length: batch * 4 }, (_, i) => i) }]]));
+  const params = kind.parseParams({ model: SHA, 'content-length': String(body.byteLength) });
+  if (!params.ok) throw new Error(params.error.message);
+  const created = kind.createJob('j', params.value, body);
+  if (!created.ok) throw new Error(created.error.message);
+  return created.value.job;
+}
+
+describe('the onnx kind', () => {
+  it('splits a batch into units of about UNIT_TARGET_OPS, and each unit pays for its samples', () => {
+    const units = kind.split(job(8));
+    expect(units.map((u) => [u.start, u.count])).toEqual([[0, 3], [3, 3], [6, 2]]);
+    expect(units.map((u) => kind.ops(u))).toEqual([3n, 3n, 2n].map((n) => n * profile.opsPerSample));
+  });
+
+  it('leases a unit its samples of each input, and names the model, inputs and outputs', () => {
+    const j = job(8);
+    const unit = kind.split(j)[1];
+    const payload = kind.leasePayload(j, unit);
+    expect(payload.params).toEqual({ model: SHA, inputNames: '["x"]', outputNames: '["p","q"]' });
+    expect(payload.operands.i0?.shape).toEqual([3, 4]);
+    expect([...new Float32Array(Uint8Array.from(payload.operands.i0?.data ?? []).buffer)].slice(0, 2)).toEqual([12, 13]);
+  });
+
+  it('takes a packed result of the right size, and refuses other sizes, dtypes and non-zero padding', () => {
+    const j = job(8);
+    const unit = kind.split(j)[2]; // 2 samples: 4 + 6 values
+    const good = packResult([Float32Array.from([0.1, 0.2, 0.3, 0.4]), Float32Array.from([1, 2, 3, 4, 5, 6])]);
+    expect(good.shape).toEqual([1, RESULT_COLUMNS]);
+    expect(kind.decodeResult(j, unit, good)).toMatchObject({ ok: true });
+    expect(kind.decodeResult(j, unit, f32Tensor([2, RESULT_COLUMNS], new Float32Array(2 * RESULT_COLUMNS)))).toMatchObject({ ok: false, error: { code: 'shape-mismatch' } });
+    const padded = new Float32Array(RESULT_COLUMNS);
+    padded[500] = 1;
+    expect(kind.decodeResult(j, unit, f32Tensor([1, RESULT_COLUMNS], padded))).toMatchObject({ ok: false, error: { code: 'shape-mismatch' } });
+  });
+
+  it('refuses an unknown model, a missing Content-Length and bodies over the limit', () => {
+    expect(kind.parseParams({ model: 'b'.repeat(64), 'content-length': '10' })).toMatchObject({ ok: false, error: { code: 'unknown-model' } });
+    expect(kind.parseParams({ model: SHA })).toMatchObject({ ok: false, error: { code: 'bad-body-length' } });
+    expect(kind.footprint({ model: SHA, bodyBytes: 2 ** 30 })).toMatchObject({ ok: false, error: { code: 'job-too-large' } });
+  });
+
+  it('assembles the outputs in batch order, one array per output', () => {
+    const j = job(5);
+    const results = new Map(kind.split(j).map((u) => {
+      const p = Float32Array.from({ length: u.count * 2 }, (_, i) => u.start * 2 + i);
+      const q = Float32Array.from({ length: u.count * 3 }, (_, i) => 100 + u.start * 3 + i);
+      return [u.id, Float32Array.from([...p, ...q])];
+    }));
+    const out = kind.assemble(j, results);
+    expect(out.get('p')).toEqual({ shape: [5, 2], data: Float32Array.from({ length: 10 }, (_, i) => i) });
+    expect(out.get('q')).toEqual({ shape: [5, 3], data: Float32Array.from({ length: 15 }, (_, i) => 100 + i) });
+  });
+});
