@@ -10,6 +10,7 @@ import { log } from './log.ts';
 import { Quotas, queueUsage, type RequesterQuota } from './quotas.ts';
 import { API_REQUESTS, RateLimiter, type RateLimit } from './rate-limit.ts';
 import type { JobState, WorkQueue } from './queue.ts';
+import { efficiencyTable } from './rankings.ts';
 import type { Uploads } from './upload.ts';
 
 export interface ApiContext {
@@ -126,6 +127,10 @@ export function mountApi(app: Express, ctx: ApiContext): void {
       ...(await queue.counts()),
       credited: { units: totals.units, ops: totals.ops.toString(), microCredits: totals.microCredits.toString() },
     });
+  }));
+
+  api.get('/rankings', asyncRoute(async (_req, res) => {
+    res.json(efficiencyTable(await ctx.ledger.efficiency()));
   }));
 
   api.post('/jobs/:kind', asyncRoute(async (req, res) => {

@@ -210,7 +210,7 @@ export class MinerSession {
     const settlement = await settle(
       this.ctx,
       { sessionId: this.id, minerKey: this.minerKey, minerKeyBytes },
-      { leaseId: message.leaseId, unitId: message.unitId, gpuSeconds: message.gpuSeconds, output: message.output, leaseSentAtMs },
+      { leaseId: message.leaseId, unitId: message.unitId, gpuSeconds: message.gpuSeconds, output: message.output, energy: message.energy, leaseSentAtMs },
     );
     if (settlement.type === 'receipt') {
       this.unitsAccepted++;

@@ -39,7 +39,7 @@ export function parseSysfsInteger(text: string, path: string): number {
   return Number(trimmed);
 }
 
-function fixFor(path: string, code: string | undefined): string {
+export function fixFor(path: string, code: string | undefined): string {
   if (code === 'EACCES' || code === 'EPERM') {
     // Since Linux 5.10 energy_uj is readable by root only (the PLATYPUS side channel); granting read to one user
     // is the fix, not running the probe as root.

@@ -35,7 +35,7 @@ function violations(files: string[], forbidden: (target: string) => boolean): st
 }
 
 const BROWSER_FOLDERS = ['miner', 'wallet', 'app'];
-const NODE_FOLDERS = ['coordinator', 'client'];
+const NODE_FOLDERS = ['coordinator', 'client', 'probe'];
 /** Packages that need a browser (peerjs runs in both: the coordinator is a PeerJS peer in Node). */
 const BROWSER_PACKAGES = /^package:(idb|svelte|onnxruntime-web|virtual:|workbox)/;
 const inFolder = (target: string, folders: string[]) => folders.some((f) => target === f || target.startsWith(`${f}/`));
