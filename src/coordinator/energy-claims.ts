@@ -40,8 +40,9 @@ const NONE: EnergyVerdict = { joules: 0, joulesSource: 'none', uncertaintyJoules
 
 /**
  * Weighs a unit's energy claim against its verified ops and the coordinator's wall time from lease to result (the
- * miner measured its joules inside that interval). Refused: no joules for a method, more ops per joule than any
- * device does, more watts than the method can see, an idle-adjusted figure above the total.
+ * miner measured its joules over an interval inside that one). Refused: no joules for a method, more ops per joule
+ * than any device does, an interval longer than lease to result, more average watts over it than the method can
+ * see, an idle-adjusted figure above the total.
  */
 export function checkEnergy(claim: UnitEnergy | undefined, ops: bigint, wallSeconds: number): EnergyVerdict {
   if (!claim) return NONE;
@@ -52,9 +53,11 @@ export function checkEnergy(claim: UnitEnergy | undefined, ops: bigint, wallSeco
   if (opsPerJoule > MAX_PLAUSIBLE_OPS_PER_JOULE) {
     return refuse(`claimed ${joules} J for ${ops} ops: ${(opsPerJoule / 1e9).toFixed(0)} GFLOP/J is beyond any device (${MAX_PLAUSIBLE_OPS_PER_JOULE / 1e9} GFLOP/J)`);
   }
-  const maxJoules = MAX_WATTS[method] * (wallSeconds + WALL_SLACK_SECONDS);
-  if (joules > maxJoules) {
-    return refuse(`claimed ${joules} J by ${method} within ${wallSeconds.toFixed(3)} s: over ${MAX_WATTS[method]} W, more than ${method} can see`);
+  if (claim.seconds > wallSeconds + WALL_SLACK_SECONDS) {
+    return refuse(`claimed joules over ${claim.seconds} s but only ${wallSeconds.toFixed(3)} s passed between lease and result`);
+  }
+  if (claim.seconds <= 0 || joules / claim.seconds > MAX_WATTS[method]) {
+    return refuse(`claimed ${joules} J by ${method} over ${claim.seconds} s: over ${MAX_WATTS[method]} W, more than ${method} can see`);
   }
   if (claim.aboveIdleJoules !== undefined && claim.aboveIdleJoules > joules) {
     return refuse(`claimed ${claim.aboveIdleJoules} J above idle out of ${joules} J in all`);

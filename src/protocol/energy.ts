@@ -31,11 +31,13 @@ export const METHOD_LABELS: Record<EnergyMethod, string> = {
 const Joules = v.pipe(v.number(), v.finite(), v.minValue(0), v.maxValue(1e9));
 
 /**
- * A unit's energy as the miner measured it over the unit's interval: `joules` in all, `aboveIdleJoules` less the
- * measured idle baseline where one was measured, and the uncertainty of `joules` (one standard deviation, joules).
+ * A unit's energy as the miner measured it over the unit's interval (`seconds` long; for an estimate, its busy
+ * time): `joules` in all, `aboveIdleJoules` less the measured idle baseline where one was measured, and the
+ * uncertainty of `joules` (one standard deviation, joules).
  */
 export const UnitEnergy = v.object({
   joules: Joules,
+  seconds: v.pipe(v.number(), v.finite(), v.minValue(0), v.maxValue(86_400)),
   method: EnergyMethod,
   uncertaintyJoules: Joules,
   aboveIdleJoules: v.optional(Joules),

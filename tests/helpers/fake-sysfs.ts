@@ -1,10 +1,12 @@
 // A sysfs tree written by code, standing in for /sys where this machine has no readable RAPL or hwmon (checked:
 // no /sys/class/powercap, no /sys/class/hwmon here): the probe reads it exactly as it reads the real files.
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export class FakeSysfs {
+  private writes = 0;
+
   private constructor(readonly root: string) {}
 
   static async create(): Promise<FakeSysfs> {
@@ -14,7 +16,11 @@ export class FakeSysfs {
   async write(path: string, value: string | number): Promise<void> {
     const full = join(this.root, path);
     await mkdir(join(full, '..'), { recursive: true });
-    await writeFile(full, `${value}\n`);
+    // Written aside and renamed, so that a reader never sees the empty file a truncating write leaves for a moment
+    // (a kernel attribute is never half-written).
+    const aside = `${full}.${this.writes++}.new`;
+    await writeFile(aside, `${value}\n`);
+    await rename(aside, full);
   }
 
   /** A RAPL zone as the kernel lays it out: name, energy_uj and max_energy_range_uj. */

@@ -34,8 +34,8 @@ describe('energy claims', () => {
       return verdict.receipt;
     };
     // A unit is 2 * 256 * 256 * 32 = 4.2 MFLOP: 0.5 J is 8.4 MFLOP/J, plausible; 1e-9 J would be 4e15 FLOP/J.
-    const measured = await claim({ joules: 0.5, method: 'rapl', uncertaintyJoules: 0.025, aboveIdleJoules: 0.2 });
-    const impossible = await claim({ joules: 1e-9, method: 'nvml-energy', uncertaintyJoules: 0 });
+    const measured = await claim({ joules: 0.5, seconds: 0.01, method: 'rapl', uncertaintyJoules: 0.025, aboveIdleJoules: 0.2 });
+    const impossible = await claim({ joules: 1e-9, seconds: 0.01, method: 'nvml-energy', uncertaintyJoules: 0 });
     const unmeasured = await claim(undefined);
     expect((await waitForJob(stack.url, job.id)).status).toBe('done');
 

@@ -66,22 +66,22 @@ export class EnergyMeter {
       const measured = this.probeSeries.between(unit.startedAtMs, unit.finishedAtMs);
       if (measured && this.probeMethod && measured.joules > 0) {
         const idle = config.probeIdle?.method === this.probeMethod ? config.probeIdle.watts * seconds : undefined;
-        return { joules: measured.joules, method: this.probeMethod, uncertaintyJoules: measured.uncertaintyJoules, ...aboveIdle(measured.joules, idle) };
+        return { joules: measured.joules, seconds, method: this.probeMethod, uncertaintyJoules: measured.uncertaintyJoules, ...aboveIdle(measured.joules, idle) };
       }
     }
     if (config.meter && config.meter.miningWatts > 0 && seconds > 0) {
       const joules = config.meter.miningWatts * seconds;
-      return { joules, method: 'meter', uncertaintyJoules: joules * METER_RELATIVE_UNCERTAINTY, ...aboveIdle(joules, config.meter.idleWatts * seconds) };
+      return { joules, seconds, method: 'meter', uncertaintyJoules: joules * METER_RELATIVE_UNCERTAINTY, ...aboveIdle(joules, config.meter.idleWatts * seconds) };
     }
     const battery = config.batteryWh ? this.batteryWatts(config.batteryWh) : undefined;
     if (battery && seconds > 0) {
       const joules = battery.watts * seconds;
-      return { joules, method: 'battery', uncertaintyJoules: joules * battery.relative };
+      return { joules, seconds, method: 'battery', uncertaintyJoules: joules * battery.relative };
     }
     const adapter = this.adapter();
     if (!adapter || unit.gpuSeconds <= 0) return undefined;
     const joules = boardPowerWatts(adapter).watts * unit.gpuSeconds;
-    return { joules, method: 'estimate', uncertaintyJoules: joules * ESTIMATE_RELATIVE_UNCERTAINTY };
+    return { joules, seconds: unit.gpuSeconds, method: 'estimate', uncertaintyJoules: joules * ESTIMATE_RELATIVE_UNCERTAINTY };
   }
 
   private async pollProbe(): Promise<void> {

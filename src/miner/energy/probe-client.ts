@@ -15,9 +15,9 @@ async function get(port: number, path: string, code?: string): Promise<unknown> 
   try {
     res = await fetch(`http://127.0.0.1:${port}${path}`, {
       headers: code ? { [PAIRING_HEADER]: code } : {},
+      // From a public origin Chromium asks the person's permission first (Local Network Access) and preflights with
+      // Access-Control-Request-Private-Network, which the probe answers.
       signal: AbortSignal.timeout(PROBE_TIMEOUT_MS),
-      // Chromium's Private Network Access: a page from a public origin must ask before reaching 127.0.0.1.
-      ...({ targetAddressSpace: 'local' } as RequestInit),
     });
   } catch (err) {
     throw new ProbeError('probe-unreachable', `no probe answers on 127.0.0.1:${port} (${(err as Error).message}); run "npm run probe" on this machine`);

@@ -6,20 +6,23 @@ const OPS = 2_000_000_000n; // 2 GFLOP
 
 describe('energy claims', () => {
   it('signs a plausible claim with its method and uncertainty', () => {
-    expect(checkEnergy({ joules: 10, method: 'rapl', uncertaintyJoules: 0.5, aboveIdleJoules: 4 }, OPS, 1)).toEqual({
+    expect(checkEnergy({ joules: 10, seconds: 0.5, method: 'rapl', uncertaintyJoules: 0.5, aboveIdleJoules: 4 }, OPS, 1)).toEqual({
       joules: 10, joulesSource: 'rapl', uncertaintyJoules: 0.5, aboveIdleJoules: 4, refused: null,
     });
     expect(checkEnergy(undefined, OPS, 1)).toMatchObject({ joules: 0, joulesSource: 'none', refused: null });
   });
 
   it('refuses more ops per joule than any device does, more watts than the method sees, zero joules and idle above total', () => {
-    const tooEfficient = checkEnergy({ joules: Number(OPS) / MAX_PLAUSIBLE_OPS_PER_JOULE / 2, method: 'nvml-energy', uncertaintyJoules: 0 }, OPS, 1);
+    const tooEfficient = checkEnergy({ joules: Number(OPS) / MAX_PLAUSIBLE_OPS_PER_JOULE / 2, seconds: 0.5, method: 'nvml-energy', uncertaintyJoules: 0 }, OPS, 1);
     expect(tooEfficient).toMatchObject({ joules: 0, joulesSource: 'none' });
     expect(tooEfficient.refused).toMatch(/beyond any device/);
-    expect(checkEnergy({ joules: 600, method: 'battery', uncertaintyJoules: 1 }, OPS, 1).refused).toMatch(/over 250 W/);
-    expect(checkEnergy({ joules: 600, method: 'meter', uncertaintyJoules: 1 }, OPS, 1).refused).toBeNull();
-    expect(checkEnergy({ joules: 0, method: 'rapl', uncertaintyJoules: 0 }, OPS, 1).refused).toMatch(/0 J/);
-    expect(checkEnergy({ joules: 5, method: 'meter', uncertaintyJoules: 0, aboveIdleJoules: 6 }, OPS, 1).refused).toMatch(/above idle/);
+    expect(checkEnergy({ joules: 600, seconds: 1, method: 'battery', uncertaintyJoules: 1 }, OPS, 1).refused).toMatch(/over 250 W/);
+    expect(checkEnergy({ joules: 600, seconds: 1, method: 'meter', uncertaintyJoules: 1 }, OPS, 1).refused).toBeNull();
+    expect(checkEnergy({ joules: 0, seconds: 1, method: 'rapl', uncertaintyJoules: 0 }, OPS, 1).refused).toMatch(/0 J/);
+    expect(checkEnergy({ joules: 5, seconds: 1, method: 'meter', uncertaintyJoules: 0, aboveIdleJoules: 6 }, OPS, 1).refused).toMatch(/above idle/);
+    // Joules over an interval longer than lease to result were not measured for this unit; 50 kW over 30 ms is too much.
+    expect(checkEnergy({ joules: 5, seconds: 5, method: 'rapl', uncertaintyJoules: 0 }, OPS, 1).refused).toMatch(/passed between lease and result/);
+    expect(checkEnergy({ joules: 1500, seconds: 0.03, method: 'rapl', uncertaintyJoules: 0 }, OPS, 1).refused).toMatch(/over 10000 W/);
   });
 });
 

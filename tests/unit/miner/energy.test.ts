@@ -31,9 +31,9 @@ describe('cumulative energy series', () => {
 describe('energy figures', () => {
   it('never adds methods together, best method first, and gives credits per kWh from receipts', () => {
     const figures = figuresByMethod([
-      { ops: 4_000_000_000n, energy: { joules: 2, method: 'estimate', uncertaintyJoules: 1 } },
-      { ops: 3_000_000_000n, energy: { joules: 3, method: 'rapl', uncertaintyJoules: 0.3 } },
-      { ops: 1_000_000_000n, energy: { joules: 1, method: 'rapl', uncertaintyJoules: 0.4 } },
+      { ops: 4_000_000_000n, energy: { seconds: 1, joules: 2, method: 'estimate', uncertaintyJoules: 1 } },
+      { ops: 3_000_000_000n, energy: { seconds: 1, joules: 3, method: 'rapl', uncertaintyJoules: 0.3 } },
+      { ops: 1_000_000_000n, energy: { seconds: 1, joules: 1, method: 'rapl', uncertaintyJoules: 0.4 } },
       { ops: 1_000_000_000n },
     ]);
     expect(figures.map((f) => [f.method, f.units, f.gflopsPerJoule, f.estimate])).toEqual([['rapl', 2, 1, false], ['estimate', 1, 2, true]]);
