@@ -105,7 +105,7 @@ export class EnergyMeter {
   }
 
   private async watchBattery(): Promise<void> {
-    if (this.battery) return;
+    if (this.battery || typeof navigator === 'undefined') return;
     const nav = navigator as Navigator & { getBattery?: () => Promise<BatteryManager> };
     if (!nav.getBattery) return;
     this.battery = await nav.getBattery();
