@@ -11,6 +11,7 @@ import { Quotas, queueUsage, type RequesterQuota } from './quotas.ts';
 import { API_REQUESTS, RateLimiter, type RateLimit } from './rate-limit.ts';
 import type { JobState, WorkQueue } from './queue.ts';
 import { efficiencyTable } from './rankings.ts';
+import { rankingsPage } from './rankings-page.ts';
 import type { Uploads } from './upload.ts';
 
 export interface ApiContext {
@@ -129,8 +130,10 @@ export function mountApi(app: Express, ctx: ApiContext): void {
     });
   }));
 
-  api.get('/rankings', asyncRoute(async (_req, res) => {
-    res.json(efficiencyTable(await ctx.ledger.efficiency()));
+  api.get('/rankings', asyncRoute(async (req, res) => {
+    const table = efficiencyTable(await ctx.ledger.efficiency());
+    if (req.accepts(['json', 'html']) === 'html') res.type('html').send(rankingsPage(table));
+    else res.json(table);
   }));
 
   api.post('/jobs/:kind', asyncRoute(async (req, res) => {

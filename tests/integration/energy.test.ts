@@ -59,6 +59,10 @@ describe('energy claims', () => {
     expect(table.groups[0].miners[0].minerKey).toBe(key);
     expect(table.groups[0].miners[0].gflopsPerJoule).toBeCloseTo((2 * 256 * 256 * 32) / 0.5 / 1e9, 9);
     expect(table.unmeasuredUnits).toBe(2);
+    const page = await (await fetch(new URL('api/rankings', stack.url), { headers: { accept: 'text/html' } })).text();
+    expect(page).toContain('RAPL energy counter (rapl)');
+    expect(page).toContain(key.slice(0, 16));
+    expect(page).toContain('2 verified units carried no energy figure');
     miner.close();
   });
 });
