@@ -10,6 +10,7 @@ import type { Reputation } from './ledger/ledger.ts';
 import { log } from './log.ts';
 import { MINER_MESSAGES, TokenBucket, type RateLimit } from './rate-limit.ts';
 import { isBanned, leaseAllowance } from './reputation.ts';
+import { adapterModel } from './rankings.ts';
 import { settle, type SettlementContext } from './settle.ts';
 
 /** How often each side pings; a peer silent for HEARTBEAT_DEAD_AFTER_MS is dropped and its leases re-leased. */
@@ -38,6 +39,8 @@ export class MinerSession {
   /** hex of the wallet key, once the miner proved it holds it */
   minerKey: string | null = null;
   private minerKeyBytes: Uint8Array | null = null;
+  /** The adapter model the hello declared, for the efficiency table. */
+  private adapter = '';
   /** What the miner said it runs; until hello, nothing. */
   private capabilities: MinerCapabilities = { kinds: [], precisions: [], features: [] };
   lastHeardAtMs = Date.now();
@@ -150,6 +153,7 @@ export class MinerSession {
     if (isBanned(reputation, Date.now())) return this.refuseBanned(reputation);
     this.minerKeyBytes = message.minerKey;
     this.minerKey = minerKey;
+    this.adapter = adapterModel(message.adapter);
     this.capabilities = { kinds: message.kinds, precisions: message.precisions, features: message.features };
     this.onWelcome();
     log('miner-hello', {
@@ -209,7 +213,7 @@ export class MinerSession {
     this.leaseSentAtMs.delete(message.leaseId);
     const settlement = await settle(
       this.ctx,
-      { sessionId: this.id, minerKey: this.minerKey, minerKeyBytes },
+      { sessionId: this.id, minerKey: this.minerKey, minerKeyBytes, adapter: this.adapter },
       { leaseId: message.leaseId, unitId: message.unitId, gpuSeconds: message.gpuSeconds, output: message.output, energy: message.energy, leaseSentAtMs },
     );
     if (settlement.type === 'receipt') {

@@ -10,11 +10,17 @@ export function rankingsPage(table: EfficiencyTable): string {
   const groups = table.groups.map((g) => `
   <h2>${escape(label(g.method))} (${escape(g.method)})${g.estimate ? ': estimates, not measurements' : ''}</h2>
   <table>
-    <thead><tr><th scope="col">#</th><th scope="col">Miner</th><th scope="col">Units</th><th scope="col">GFLOP/J (self-reported joules)</th>
+    <thead><tr><th scope="col">#</th><th scope="col">Miner</th><th scope="col">Adapter (declared)</th><th scope="col">Units</th><th scope="col">GFLOP/J (self-reported joules)</th>
       <th scope="col">± J</th><th scope="col">GFLOP/s, coordinator's clock</th><th scope="col">GFLOP/s, miner's GPU time (self-reported)</th></tr></thead>
     <tbody>${g.miners.map((m, i) => `
-      <tr><td>${i + 1}</td><td><code>${escape(m.minerKey.slice(0, 16))}…</code></td><td>${m.units}</td><td>${num(m.gflopsPerJoule)}</td>
+      <tr><td>${i + 1}</td><td><code>${escape(m.minerKey.slice(0, 16))}…</code></td><td>${escape(m.adapter || 'unknown')}</td><td>${m.units}</td><td>${num(m.gflopsPerJoule)}</td>
         <td>${num(m.uncertaintyJoules)}</td><td>${num(m.gflopsMeasured)}</td><td>${num(m.gflopsSelfReported)}</td></tr>`).join('')}
+    </tbody>
+  </table>
+  <table>
+    <thead><tr><th scope="col">Adapter model (declared)</th><th scope="col">Miners</th><th scope="col">Units</th><th scope="col">GFLOP/J</th></tr></thead>
+    <tbody>${g.adapters.map((a) => `
+      <tr><td>${escape(a.adapter || 'unknown')}</td><td>${a.miners}</td><td>${a.units}</td><td>${num(a.gflopsPerJoule)}</td></tr>`).join('')}
     </tbody>
   </table>`).join('\n');
   return `<!doctype html>

@@ -30,6 +30,8 @@ export interface Claimant {
   /** hex of the wallet key */
   minerKey: string;
   minerKeyBytes: Uint8Array;
+  /** The adapter model it declared in its hello (self-reported), for the efficiency table. */
+  adapter?: string;
 }
 
 /** A result as it arrived: which lease, the output, and what the miner claims about it. */
@@ -80,7 +82,7 @@ export async function settle(ctx: SettlementContext, miner: Claimant, claim: Res
   const energy = checkEnergy(claim.energy, ops, wallSeconds);
   if (energy.refused) log('energy-refused', { session: miner.sessionId, miner: miner.minerKey, unit: unit.id, method: claim.energy?.method, reason: energy.refused });
   const entry = {
-    unitId: unit.id, jobId: unit.jobId, minerKey: miner.minerKey, ops, microCredits, gpuSeconds: claim.gpuSeconds, createdAtMs: nowMs, energy, wallSeconds,
+    unitId: unit.id, jobId: unit.jobId, minerKey: miner.minerKey, ops, microCredits, gpuSeconds: claim.gpuSeconds, createdAtMs: nowMs, energy, wallSeconds, adapter: miner.adapter,
   };
   let credited: boolean;
   try {

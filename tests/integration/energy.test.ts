@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { toHex, verifyReceipt } from '../../src/protocol/receipt.ts';
 import { f32Tensor } from '../../src/protocol/tensor.ts';
 import type { UnitEnergy } from '../../src/protocol/energy.ts';
+import type { EfficiencyTable } from '../../src/coordinator/rankings.ts';
 import { randomMatrix } from '../helpers/random.ts';
 import { ScriptedMiner } from '../helpers/scripted-miner.ts';
 import { startStack, submitGemm, waitForJob, type TestStack } from '../helpers/stack.ts';
@@ -54,11 +55,13 @@ describe('energy claims', () => {
     expect(rows.find((r) => r.minerKey === key && r.joulesSource === 'rapl')).toMatchObject({ units: 1, joules: 0.5 });
     expect(rows.find((r) => r.minerKey === key && r.joulesSource === 'none')).toMatchObject({ units: 2, joules: 0 });
 
-    const table = await (await fetch(new URL('api/rankings', stack.url))).json() as { groups: { method: string; miners: { minerKey: string; gflopsPerJoule: number }[] }[]; unmeasuredUnits: number };
+    const table = await (await fetch(new URL('api/rankings', stack.url))).json() as EfficiencyTable;
     expect(table.groups.map((g) => g.method)).toEqual(['rapl']);
     expect(table.groups[0].miners[0].minerKey).toBe(key);
     expect(table.groups[0].miners[0].gflopsPerJoule).toBeCloseTo((2 * 256 * 256 * 32) / 0.5 / 1e9, 9);
     expect(table.unmeasuredUnits).toBe(2);
+    // The scripted miner declares vendor 'node', description 'scripted miner'.
+    expect(table.groups[0].adapters).toEqual([{ adapter: 'node scripted miner', miners: 1, units: 1, gflopsPerJoule: table.groups[0].miners[0].gflopsPerJoule }]);
     const page = await (await fetch(new URL('api/rankings', stack.url), { headers: { accept: 'text/html' } })).text();
     expect(page).toContain('RAPL energy counter (rapl)');
     expect(page).toContain(key.slice(0, 16));

@@ -15,6 +15,8 @@ export interface CreditEntry {
   energy?: CreditEnergy;
   /** The coordinator's own seconds from lease to result. */
   wallSeconds?: number;
+  /** The adapter model the miner said it computes on (self-reported). */
+  adapter?: string;
 }
 
 /** A credited unit's energy: what its receipt signs, or none with the reason a claim was refused. */
@@ -30,6 +32,8 @@ export interface CreditEnergy {
 /** Verified work of one miner by one energy method (including 'none'), for the efficiency table. */
 export interface EfficiencyRow {
   minerKey: string;
+  /** The adapter model the miner declared; '' when unknown. */
+  adapter: string;
   joulesSource: string;
   units: number;
   ops: bigint;

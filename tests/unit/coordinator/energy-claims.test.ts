@@ -27,15 +27,15 @@ describe('energy claims', () => {
 });
 
 describe('efficiency table', () => {
-  const row = (minerKey: string, joulesSource: string, joules: number, ops = 10_000_000_000n) => ({
-    minerKey, joulesSource, units: 1, ops, joules, uncertaintyJoules: 1, gpuSeconds: 1, wallSeconds: 2,
+  const row = (minerKey: string, joulesSource: string, joules: number, ops = 10_000_000_000n, adapter = 'nvidia RTX 4090') => ({
+    minerKey, adapter, joulesSource, units: 1, ops, joules, uncertaintyJoules: 1, gpuSeconds: 1, wallSeconds: 2,
   });
 
   it('ranks within a method only, puts estimates after every measurement and counts unmeasured units apart', () => {
     const table = efficiencyTable([
       row('est', 'estimate', 1), // 10 GFLOP/J, but only an estimate
       row('slow', 'rapl', 10), // 1 GFLOP/J
-      row('fast', 'rapl', 5), // 2 GFLOP/J
+      row('fast', 'rapl', 5, 10_000_000_000n, 'intel UHD'), // 2 GFLOP/J
       row('gpu', 'nvml-energy', 20),
       row('none', 'none', 0),
     ]);
@@ -45,5 +45,10 @@ describe('efficiency table', () => {
     // Throughput from the coordinator's own clock (2 s) beside the miner's self-reported GPU time (1 s).
     expect(table.groups[1].miners[0]).toMatchObject({ gflopsMeasured: 5, gflopsSelfReported: 10 });
     expect(table.unmeasuredUnits).toBe(1);
+    // Per declared adapter model, within the method: 'fast' on one, 'slow' on the other.
+    expect(table.groups[1].adapters).toEqual([
+      { adapter: 'intel UHD', miners: 1, units: 1, gflopsPerJoule: 2 },
+      { adapter: 'nvidia RTX 4090', miners: 1, units: 1, gflopsPerJoule: 1 },
+    ]);
   });
 });
