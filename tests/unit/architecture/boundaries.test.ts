@@ -35,7 +35,7 @@ function violations(files: string[], forbidden: (target: string) => boolean): st
 }
 
 const BROWSER_FOLDERS = ['miner', 'wallet', 'app'];
-const NODE_FOLDERS = ['coordinator', 'client', 'probe'];
+const NODE_FOLDERS = ['coordinator', 'client'];
 /** Packages that need a browser (peerjs runs in both: the coordinator is a PeerJS peer in Node). */
 const BROWSER_PACKAGES = /^package:(idb|svelte|onnxruntime-web|virtual:|workbox)/;
 const inFolder = (target: string, folders: string[]) => folders.some((f) => target === f || target.startsWith(`${f}/`));
@@ -74,5 +74,12 @@ describe('architecture', () => {
     });
     expect(named).toEqual([]);
     expect(violations(agnostic, (t) => kindNames.some((name) => inFolder(t, [`work/${name}`, `miner/kinds/${name}.ts`])))).toEqual([]);
+  });
+
+  it('the power probe is Node code: it never imports the browser\'s, and the browser never imports it', () => {
+    const probe = filesUnder('probe');
+    expect(probe.length).toBeGreaterThan(3);
+    expect(violations(probe, (t) => inFolder(t, BROWSER_FOLDERS) || BROWSER_PACKAGES.test(t))).toEqual([]);
+    expect(violations(filesUnder(...BROWSER_FOLDERS), (t) => inFolder(t, ['probe']))).toEqual([]);
   });
 });
