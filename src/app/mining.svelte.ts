@@ -2,6 +2,8 @@
 // and the rules that turn settings and the device's condition into a pause or a throttle.
 import { GpuClient } from '../miner/gpu-client.ts';
 import { MiningLoop, type ComputedUnit, type MinerPhase } from '../miner/mining-loop.ts';
+import { EnergyMeter } from '../miner/energy/energy-meter.ts';
+import { energy } from './energy.svelte.ts';
 import type { Backend, GpuDescription, Throttle } from '../miner/worker-messages.ts';
 import { earnings } from './earnings.svelte.ts';
 import { politeness } from './politeness.svelte.ts';
@@ -110,12 +112,15 @@ class MiningState {
     }, backend);
     this.client = gpu;
     gpu.setThrottle($state.snapshot(this.throttle));
+    const meter = new EnergyMeter(() => energy.config(), () => this.gpu?.adapter, (problem, method) => energy.probeReport(problem, method));
+    meter.start();
     const loop = new MiningLoop(() => settings.value.coordinators, wallet, gpu, {
       phase: (phase, detail) => {
         this.phase = phase;
         this.detail = detail ?? '';
         if (phase === 'failed' && gpu.noWebGpu) this.noWebGpu = detail ?? 'WebGPU is not available';
         if (phase === 'idle' || phase === 'failed') {
+          meter.stop();
           this.releaseLock?.();
           this.releaseLock = undefined;
           gpu.terminate();
@@ -144,7 +149,7 @@ class MiningState {
       receipt: async () => {
         await earnings.refresh();
       },
-    });
+    }, (timing) => meter.unitEnergy(timing));
     this.loop = loop;
     this.holdLock();
     loop.setPaused(this.pauseReason);

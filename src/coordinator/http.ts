@@ -11,6 +11,8 @@ import { log } from './log.ts';
 import { Quotas, queueUsage, type RequesterQuota } from './quotas.ts';
 import { API_REQUESTS, RateLimiter, type RateLimit } from './rate-limit.ts';
 import type { JobState, WorkQueue } from './queue.ts';
+import { efficiencyTable } from './rankings.ts';
+import { rankingsPage } from './rankings-page.ts';
 import type { Uploads } from './upload.ts';
 
 export interface ApiContext {
@@ -127,6 +129,12 @@ export function mountApi(app: Express, ctx: ApiContext): void {
       ...(await queue.counts()),
       credited: { units: totals.units, ops: totals.ops.toString(), microCredits: totals.microCredits.toString() },
     });
+  }));
+
+  api.get('/rankings', asyncRoute(async (req, res) => {
+    const table = efficiencyTable(await ctx.ledger.efficiency());
+    if (req.accepts(['json', 'html']) === 'html') res.type('html').send(rankingsPage(table));
+    else res.json(table);
   }));
 
   api.post('/jobs/:kind', asyncRoute(async (req, res) => {

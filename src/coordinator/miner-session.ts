@@ -11,6 +11,7 @@ import type { Reputation } from './ledger/ledger.ts';
 import { log } from './log.ts';
 import { MINER_MESSAGES, TokenBucket, type RateLimit } from './rate-limit.ts';
 import { isBanned, leaseAllowance } from './reputation.ts';
+import { adapterModel } from './rankings.ts';
 import { settle, type SettlementContext } from './settle.ts';
 
 /** A miner asking for work when there is none is told to ask again after this long. */
@@ -36,6 +37,8 @@ export class MinerSession {
   /** hex of the wallet key, once the miner proved it holds it */
   minerKey: string | null = null;
   private minerKeyBytes: Uint8Array | null = null;
+  /** The adapter model the hello declared, for the efficiency table. */
+  private adapter = '';
   /** What the miner said it runs; until hello, nothing. */
   private capabilities: MinerCapabilities = { kinds: [], precisions: [], features: [] };
   /** The miner's silence: past its deadAfterMs() it is dropped and its leases re-leased. */
@@ -152,6 +155,7 @@ export class MinerSession {
     if (isBanned(reputation, Date.now())) return this.refuseBanned(reputation);
     this.minerKeyBytes = message.minerKey;
     this.minerKey = minerKey;
+    this.adapter = adapterModel(message.adapter);
     this.capabilities = { kinds: message.kinds, precisions: message.precisions, features: message.features };
     this.declared = { adapter: message.adapter, backend: message.backend, kinds: message.kinds, connectedAtMs: Date.now() };
     this.onWelcome();
@@ -213,8 +217,8 @@ export class MinerSession {
     this.leaseSentAtMs.delete(message.leaseId);
     const settlement = await settle(
       this.ctx,
-      { sessionId: this.id, minerKey: this.minerKey, minerKeyBytes },
-      { leaseId: message.leaseId, unitId: message.unitId, gpuSeconds: message.gpuSeconds, output: message.output, leaseSentAtMs },
+      { sessionId: this.id, minerKey: this.minerKey, minerKeyBytes, adapter: this.adapter },
+      { leaseId: message.leaseId, unitId: message.unitId, gpuSeconds: message.gpuSeconds, output: message.output, energy: message.energy, leaseSentAtMs },
     );
     if (settlement.type === 'receipt') {
       this.unitsAccepted++;

@@ -7,6 +7,8 @@ import { signReceipt } from '../protocol/receipt.ts';
 import type { Tensor } from '../protocol/tensor.ts';
 import { microCreditsFor, type VerifyContext } from '../work/kind.ts';
 import { checkGpuSeconds } from './claims.ts';
+import { checkEnergy } from './energy-claims.ts';
+import type { UnitEnergy } from '../protocol/energy.ts';
 import type { Jobs } from './jobs.ts';
 import { LedgerError, type Ledger, type Reputation } from './ledger/ledger.ts';
 import { log } from './log.ts';
@@ -31,6 +33,8 @@ export interface Claimant {
   /** hex of the wallet key */
   minerKey: string;
   minerKeyBytes: Uint8Array;
+  /** The adapter model it declared in its hello (self-reported), for the efficiency table. */
+  adapter?: string;
 }
 
 /** A result as it arrived: which lease, the output, and what the miner claims about it. */
@@ -39,6 +43,8 @@ export interface ResultClaim {
   unitId: string;
   gpuSeconds: number;
   output: Tensor;
+  /** The miner's energy claim, if it measured one: checked for plausibility, signed, stored; never paid for. */
+  energy?: UnitEnergy;
   /** When the lease went out to the miner, for the wall-time bound on its claimed GPU time. */
   leaseSentAtMs: number | undefined;
 }
@@ -88,7 +94,8 @@ async function settleClaim(ctx: SettlementContext, miner: Claimant, claim: Resul
   const decoded = kind.decodeResult(job, unit, claim.output);
   if (!decoded.ok) return refuse(decoded.error);
   const ops = kind.ops(unit);
-  const implausible = checkGpuSeconds(claim.gpuSeconds, ops, (Date.now() - (claim.leaseSentAtMs ?? lease.leasedAtMs)) / 1000);
+  const wallSeconds = (Date.now() - (claim.leaseSentAtMs ?? lease.leasedAtMs)) / 1000;
+  const implausible = checkGpuSeconds(claim.gpuSeconds, ops, wallSeconds);
   if (implausible) return refuse(implausible);
   const verifyStartedMs = performance.now();
   const verdict = await kind.verify(ctx.verify, job, unit, decoded.value);
@@ -97,7 +104,12 @@ async function settleClaim(ctx: SettlementContext, miner: Claimant, claim: Resul
 
   const microCredits = microCreditsFor(ops, kind.microCreditsPerGigaOp(job));
   const nowMs = Date.now();
-  const entry = { unitId: unit.id, jobId: unit.jobId, minerKey: miner.minerKey, ops, microCredits, gpuSeconds: claim.gpuSeconds, createdAtMs: nowMs };
+  // The energy claim is weighed after the pay is fixed and cannot change it: implausible joules are dropped, not paid less.
+  const energy = checkEnergy(claim.energy, ops, wallSeconds);
+  if (energy.refused) log('energy-refused', { session: miner.sessionId, miner: miner.minerKey, unit: unit.id, method: claim.energy?.method, reason: energy.refused });
+  const entry = {
+    unitId: unit.id, jobId: unit.jobId, minerKey: miner.minerKey, ops, microCredits, gpuSeconds: claim.gpuSeconds, createdAtMs: nowMs, energy, wallSeconds, adapter: miner.adapter,
+  };
   let credited: boolean;
   try {
     credited = await ctx.jobs.complete(lease, kind, entry, decoded.value, nowMs);
@@ -112,9 +124,9 @@ async function settleClaim(ctx: SettlementContext, miner: Claimant, claim: Resul
   await recordOutcome(ctx.ledger, miner.minerKey, 'accepted');
   const receipt = await signReceipt(ctx.signingKey.privateKey, {
     unitId: unit.id, jobId: unit.jobId, kind: kind.receiptKind(job), minerKey: miner.minerKeyBytes, coordinatorKey: ctx.signingKey.publicKey,
-    ops, microCredits, gpuSeconds: claim.gpuSeconds, joules: 0, joulesSource: 'none', issuedAtMs: BigInt(nowMs),
+    ops, microCredits, gpuSeconds: claim.gpuSeconds, joules: energy.joules, joulesSource: energy.joulesSource, issuedAtMs: BigInt(nowMs),
   });
-  log('credit', { session: miner.sessionId, miner: miner.minerKey, unit: unit.id, job: unit.jobId, kind: kind.name, ops, microCredits, gpuSeconds: claim.gpuSeconds });
+  log('credit', { session: miner.sessionId, miner: miner.minerKey, unit: unit.id, job: unit.jobId, kind: kind.name, ops, microCredits, gpuSeconds: claim.gpuSeconds, joules: energy.joules, joulesSource: energy.joulesSource });
   return { type: 'receipt', receipt };
 }
 

@@ -2,6 +2,7 @@
 // pause when asked, rest as the throttle says, and fail over between the configured coordinators.
 import { Peer } from 'peerjs';
 import type { Receipt } from '../protocol/messages.ts';
+import type { UnitEnergy } from '../protocol/energy.ts';
 import type { Tensor } from '../protocol/tensor.ts';
 import { toHex } from '../protocol/receipt.ts';
 import type { Wallet } from '../wallet/wallet.ts';
@@ -25,7 +26,12 @@ export interface ComputedUnit extends UnitTiming {
   unitId: string;
   ops: bigint;
   coordinatorUrl: string;
+  /** The unit's energy as measured and sent with its result, when a source could say. */
+  energy?: UnitEnergy;
 }
+
+/** Measures a unit's energy over its interval (src/miner/energy); undefined when no source can say. */
+export type UnitEnergyMeter = (timing: UnitTiming) => Promise<UnitEnergy | undefined>;
 
 export interface MinerEvents {
   phase(phase: MinerPhase, detail?: string): void;
@@ -64,6 +70,7 @@ export class MiningLoop {
     private readonly wallet: Wallet,
     private readonly gpu: GpuClient,
     private readonly events: MinerEvents,
+    private readonly energy?: UnitEnergyMeter,
   ) {}
 
   get isRunning(): boolean {
@@ -256,8 +263,16 @@ export class MiningLoop {
     const { ops } = offer;
     awaiting.set(offer.unitId, { ops, gpuSeconds: run.gpuSeconds });
     const { output, ...timing } = run;
-    link.send({ type: 'result', leaseId: offer.leaseId, unitId: offer.unitId, gpuSeconds: run.gpuSeconds, output: { ...output, data: new Uint8Array(output.data) } });
-    this.events.computed({ ...timing, unitId: offer.unitId, ops, coordinatorUrl: url });
+    // Energy is measured for the figures and the receipt only; pay never depends on it, and a failing source sends none.
+    const energy = await this.energy?.(timing).catch((err: unknown) => {
+      this.events.phase('mining', `energy not measured for this unit: ${(err as Error).message}`);
+      return undefined;
+    });
+    link.send({
+      type: 'result', leaseId: offer.leaseId, unitId: offer.unitId, gpuSeconds: run.gpuSeconds, output: { ...output, data: new Uint8Array(output.data) },
+      ...(energy ? { energy } : {}),
+    });
+    this.events.computed({ ...timing, unitId: offer.unitId, ops, coordinatorUrl: url, ...(energy ? { energy } : {}) });
     return run.restMs;
   }
 

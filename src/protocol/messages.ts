@@ -2,6 +2,7 @@
 import * as v from 'valibot';
 import { PROTOCOL_VERSION } from './version.ts';
 import { Bytes, Tensor } from './tensor.ts';
+import { ENERGY_METHODS, UnitEnergy } from './energy.ts';
 
 const bytesOfLength = (n: number) => v.pipe(Bytes, v.length(n, `expected ${n} bytes`));
 export const PublicKey = bytesOfLength(32);
@@ -29,7 +30,8 @@ export const AdapterInfo = v.object({
 });
 export type AdapterInfo = v.InferOutput<typeof AdapterInfo>;
 
-export const JoulesSource = v.picklist(['none', 'estimate', 'battery', 'probe', 'meter']);
+/** How a receipt's joules were obtained: 'none', or an energy method (energy.ts); 'probe' is kept for old receipts. */
+export const JoulesSource = v.picklist(['none', 'probe', ...ENERGY_METHODS]);
 export type JoulesSource = v.InferOutput<typeof JoulesSource>;
 
 /** A kind of work's name, as the registry in src/work/ knows it; the protocol itself names none. */
@@ -162,6 +164,8 @@ export const ResultMessage = v.object({
   unitId: Id,
   gpuSeconds: Seconds,
   output: Tensor,
+  /** The unit's energy as the miner measured it, with its method; optional, and pay never depends on it. */
+  energy: v.optional(UnitEnergy),
 });
 
 export const CoordinatorMessage = v.variant('type', [

@@ -11,6 +11,38 @@ export interface CreditEntry {
   microCredits: bigint;
   gpuSeconds: number;
   createdAtMs: number;
+  /** The unit's energy as signed into its receipt; absent is 0 J, 'none'. */
+  energy?: CreditEnergy;
+  /** The coordinator's own seconds from lease to result. */
+  wallSeconds?: number;
+  /** The adapter model the miner said it computes on (self-reported). */
+  adapter?: string;
+}
+
+/** A credited unit's energy: what its receipt signs, or none with the reason a claim was refused. */
+export interface CreditEnergy {
+  joules: number;
+  /** 'none' or an energy method (src/protocol/energy.ts) */
+  joulesSource: string;
+  uncertaintyJoules: number;
+  aboveIdleJoules: number | null;
+  refused: string | null;
+}
+
+/** Verified work of one miner by one energy method (including 'none'), for the efficiency table. */
+export interface EfficiencyRow {
+  minerKey: string;
+  /** The adapter model the miner declared; '' when unknown. */
+  adapter: string;
+  joulesSource: string;
+  units: number;
+  ops: bigint;
+  /** Sum of the units' joules, and of their variances' square root (uncertainties in quadrature). */
+  joules: number;
+  uncertaintyJoules: number;
+  gpuSeconds: number;
+  /** The coordinator's lease-to-result seconds, summed over the units that have them. */
+  wallSeconds: number;
 }
 
 export interface LedgerTotals {
@@ -51,6 +83,8 @@ export interface Ledger {
    */
   credit(entry: CreditEntry, result: Uint8Array): Promise<boolean>;
   balance(minerKey: string): Promise<bigint>;
+  /** Credited work grouped by miner and energy method: the efficiency table's rows. */
+  efficiency(): Promise<EfficiencyRow[]>;
   totals(): Promise<LedgerTotals>;
 
   saveJob(job: StoredJob): Promise<void>;

@@ -1,6 +1,6 @@
 // The embedded ledger: one SQLite file in the data folder, WAL mode, a unique key on the unit id.
 import Database from 'better-sqlite3';
-import { LedgerError, type CreditEntry, type Ledger, type LedgerTotals, type Reputation, type StoredJob } from './ledger.ts';
+import { LedgerError, type CreditEntry, type EfficiencyRow, type Ledger, type LedgerTotals, type Reputation, type StoredJob } from './ledger.ts';
 import { loadMigrations } from './migrations.ts';
 
 const MIGRATIONS = loadMigrations('sqlite');
@@ -40,8 +40,15 @@ export class SqliteLedger implements Ledger {
     const prepare = (sql: string) => this.db.prepare(sql);
     this.statements = {
       insertCredit: prepare(
-        `INSERT INTO credits (unit_id, job_id, miner_key, ops, micro_credits, gpu_seconds, created_at_ms)
-         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (unit_id) DO NOTHING`,
+        `INSERT INTO credits (unit_id, job_id, miner_key, ops, micro_credits, gpu_seconds, created_at_ms,
+           joules, joules_source, joules_uncertainty, joules_above_idle, energy_refused, wall_seconds, adapter)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (unit_id) DO NOTHING`,
+      ),
+      efficiency: prepare(
+        `SELECT miner_key, COALESCE(adapter, '') AS adapter, joules_source, COUNT(*) AS units, SUM(ops) AS ops, SUM(joules) AS joules,
+           SQRT(SUM(joules_uncertainty * joules_uncertainty)) AS uncertainty, SUM(gpu_seconds) AS gpu_seconds,
+           COALESCE(SUM(wall_seconds), 0) AS wall_seconds
+         FROM credits GROUP BY miner_key, COALESCE(adapter, ''), joules_source ORDER BY miner_key, adapter, joules_source`,
       ),
       insertResult: prepare('INSERT INTO unit_results (unit_id, job_id, result) VALUES (?, ?, ?)'),
       balanceOf: prepare('SELECT COALESCE(SUM(micro_credits), 0) AS total FROM credits WHERE miner_key = ?'),
@@ -88,7 +95,11 @@ export class SqliteLedger implements Ledger {
     const { insertCredit, insertResult } = this.statements;
     return this.guard(() =>
       this.db.transaction(() => {
-        const info = insertCredit.run(e.unitId, e.jobId, e.minerKey, e.ops, e.microCredits, e.gpuSeconds, BigInt(e.createdAtMs));
+        const energy = e.energy ?? { joules: 0, joulesSource: 'none', uncertaintyJoules: 0, aboveIdleJoules: null, refused: null };
+        const info = insertCredit.run(
+          e.unitId, e.jobId, e.minerKey, e.ops, e.microCredits, e.gpuSeconds, BigInt(e.createdAtMs),
+          energy.joules, energy.joulesSource, energy.uncertaintyJoules, energy.aboveIdleJoules, energy.refused, e.wallSeconds ?? null, e.adapter ?? null,
+        );
         if (info.changes !== 1) return false;
         insertResult.run(e.unitId, e.jobId, result);
         return true;
@@ -98,6 +109,21 @@ export class SqliteLedger implements Ledger {
 
   async balance(minerKey: string): Promise<bigint> {
     return this.guard(() => (this.statements.balanceOf.get(minerKey) as { total: bigint }).total);
+  }
+
+  async efficiency(): Promise<EfficiencyRow[]> {
+    const rows = this.guard(() => this.statements.efficiency.all() as Row[]);
+    return rows.map((r) => ({
+      minerKey: String(r.miner_key),
+      adapter: String(r.adapter),
+      joulesSource: String(r.joules_source),
+      units: Number(r.units),
+      ops: BigInt(r.ops as bigint),
+      joules: Number(r.joules),
+      uncertaintyJoules: Number(r.uncertainty),
+      gpuSeconds: Number(r.gpu_seconds),
+      wallSeconds: Number(r.wall_seconds),
+    }));
   }
 
   async totals(): Promise<LedgerTotals> {

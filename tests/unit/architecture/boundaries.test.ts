@@ -75,4 +75,11 @@ describe('architecture', () => {
     expect(named).toEqual([]);
     expect(violations(agnostic, (t) => kindNames.some((name) => inFolder(t, [`work/${name}`, `miner/kinds/${name}.ts`])))).toEqual([]);
   });
+
+  it('the power probe is Node code: it never imports the browser\'s, and the browser never imports it', () => {
+    const probe = filesUnder('probe');
+    expect(probe.length).toBeGreaterThan(3);
+    expect(violations(probe, (t) => inFolder(t, BROWSER_FOLDERS) || BROWSER_PACKAGES.test(t))).toEqual([]);
+    expect(violations(filesUnder(...BROWSER_FOLDERS), (t) => inFolder(t, ['probe']))).toEqual([]);
+  });
 });

@@ -83,5 +83,25 @@ export function ledgerConformance(backend: string, fresh: () => Promise<{ open: 
       expect(await ledger.reputation('ee')).toMatchObject({ accepted: 25, score: 25 });
       await ledger.close();
     }));
+
+    it('keeps each unit\'s energy as signed and groups verified work by miner and method, never mixing methods', () => withStore(async (open) => {
+      const first = await open();
+      const rapl = (joules: number) => ({ joules, joulesSource: 'rapl', uncertaintyJoules: joules * 0.05, aboveIdleJoules: null, refused: null });
+      await first.credit({ ...creditEntry('e1', 'ff'), energy: rapl(3), wallSeconds: 1, adapter: 'nvidia RTX 4090' }, RESULT);
+      await first.credit({ ...creditEntry('e2', 'ff'), energy: rapl(4), wallSeconds: 2, adapter: 'nvidia RTX 4090' }, RESULT);
+      await first.credit({ ...creditEntry('e3', 'ff'), energy: { joules: 100, joulesSource: 'estimate', uncertaintyJoules: 100, aboveIdleJoules: null, refused: null } }, RESULT);
+      await first.credit({ ...creditEntry('e4', 'ff'), energy: { joules: 0, joulesSource: 'none', uncertaintyJoules: 0, aboveIdleJoules: null, refused: 'claimed 0 J' } }, RESULT);
+      await first.credit(creditEntry('e5', 'gg'), RESULT);
+      await first.close();
+      const second = await open();
+      const rows = await second.efficiency();
+      expect(rows.find((r) => r.minerKey === 'ff' && r.joulesSource === 'rapl')).toMatchObject({ adapter: 'nvidia RTX 4090', units: 2, ops: 4_000_000_000n, joules: 7, gpuSeconds: 1, wallSeconds: 3 });
+      expect(rows.find((r) => r.minerKey === 'ff' && r.joulesSource === 'rapl')?.uncertaintyJoules).toBeCloseTo(Math.hypot(0.15, 0.2), 9);
+      expect(rows.find((r) => r.minerKey === 'ff' && r.joulesSource === 'estimate')).toMatchObject({ units: 1, joules: 100 });
+      expect(rows.find((r) => r.minerKey === 'ff' && r.joulesSource === 'none')).toMatchObject({ units: 1, joules: 0 });
+      expect(rows.find((r) => r.minerKey === 'gg')).toMatchObject({ adapter: '', joulesSource: 'none', units: 1, wallSeconds: 0 });
+      expect(rows).toHaveLength(4);
+      await second.close();
+    }));
   });
 }

@@ -1,0 +1,10 @@
+-- 5: each credit keeps the unit's energy as signed into its receipt (0 J and 'none' when unmeasured or refused),
+-- why a claim was refused, the coordinator's own lease-to-result seconds, which rankings use for throughput, and
+-- the adapter model the miner said it computed on (self-reported).
+ALTER TABLE credits ADD COLUMN joules REAL NOT NULL DEFAULT 0 CHECK (joules >= 0);
+ALTER TABLE credits ADD COLUMN joules_source TEXT NOT NULL DEFAULT 'none';
+ALTER TABLE credits ADD COLUMN joules_uncertainty REAL NOT NULL DEFAULT 0 CHECK (joules_uncertainty >= 0);
+ALTER TABLE credits ADD COLUMN joules_above_idle REAL;
+ALTER TABLE credits ADD COLUMN energy_refused TEXT;
+ALTER TABLE credits ADD COLUMN wall_seconds REAL;
+ALTER TABLE credits ADD COLUMN adapter TEXT;
