@@ -31,7 +31,9 @@ CREATE TABLE job_outputs (
   job_id       TEXT PRIMARY KEY,
   content_type TEXT NOT NULL,
   headers      JSONB NOT NULL,
-  body         BYTEA NOT NULL
+  body         BYTEA NOT NULL,
+  -- what the API shows of the job, kept since its operands (from which the kind describes it) are freed
+  view         JSONB NOT NULL
 );
 -- one row per running coordinator process; a process silent too long is dead, and its leases go back
 CREATE TABLE coordinators (
