@@ -17,7 +17,10 @@ const publicHosts = list(process.env.ERGON_PUBLIC_HOSTS);
 await mkdir(dataDir, { recursive: true, mode: 0o700 });
 const { keys, created } = await loadOrCreateApiKeys(dataDir, process.env.ERGON_API_KEYS);
 const kinds = defaultKinds();
-const coordinator = await startCoordinator({ host, port, dataDir, staticDir: resolve('dist'), apiKeys: keys, allowedOrigins, publicHosts, kinds });
+// A fleet: several coordinators on one PostgreSQL (DATABASE_URL) and one operand folder (ERGON_SHARED_DIR).
+const databaseUrl = process.env.DATABASE_URL || undefined;
+const sharedDir = process.env.ERGON_SHARED_DIR ? resolve(process.env.ERGON_SHARED_DIR) : undefined;
+const coordinator = await startCoordinator({ host, port, dataDir, staticDir: resolve('dist'), apiKeys: keys, allowedOrigins, publicHosts, kinds, databaseUrl, sharedDir });
 const stopDemo = demo ? startDemoRequester(coordinator.url, keys[0]) : () => {};
 
 const keySource = process.env.ERGON_API_KEYS ? 'ERGON_API_KEYS' : join(dataDir, API_KEYS_FILE);
@@ -28,7 +31,7 @@ console.log(`
 ${[...kinds.values()].map((kind) => `    ${kind.usage}`).join('\n')}
   API key (send as "Authorization: Bearer KEY"; ${created ? 'made just now and kept in' : 'from'} ${keySource}):
     ${keys[0]}
-  Ledger: ${dataDir}/ledger.sqlite${demo ? '\n  A demo requester keeps jobs queued (ERGON_DEMO=0 turns it off).' : ''}
+  Ledger: ${databaseUrl ? `PostgreSQL (DATABASE_URL), operands in ${sharedDir}` : `${dataDir}/ledger.sqlite`}${demo ? '\n  A demo requester keeps jobs queued (ERGON_DEMO=0 turns it off).' : ''}
 `);
 // One machine-readable line for scripts and tests that start this process.
 console.log(JSON.stringify({ event: 'ergon-ready', url: coordinator.url, port: coordinator.port }));

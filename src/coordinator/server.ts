@@ -13,18 +13,17 @@ import { ApiKeys } from './api-keys.ts';
 import { servedHosts, servedHostsOnly } from './hosts.ts';
 import { mountApi } from './http.ts';
 import { Jobs } from './jobs.ts';
-import { OperandStore } from './operand-store.ts';
 import { cryptoRandomBytes } from '../work/kind.ts';
 import { defaultKinds, type KindRegistry } from '../work/registry.ts';
 import type { RateLimit } from './rate-limit.ts';
-import { openLedger, type Ledger } from './ledger/ledger.ts';
+import type { Ledger } from './ledger/ledger.ts';
 import { log } from './log.ts';
 import { HEARTBEAT_MS, MinerSession } from './miner-session.ts';
 import { mountPeerServer, PEER_PATH, startCoordinatorPeer, type PeerEndpoint } from './peers.ts';
 import type { WorkQueue } from './queue.ts';
 import type { RequesterQuota } from './quotas.ts';
-import { Scheduler } from './scheduler.ts';
 import { loadOrCreateSigningKey } from './signing-key.ts';
+import { openStorage } from './storage.ts';
 import { Uploads, type UploadLimits } from './upload.ts';
 
 /** Connections at once; beyond it a new one is closed at once. Each costs a WebRTC peer connection and a session. */
@@ -65,6 +64,10 @@ export interface CoordinatorOptions {
   kinds?: KindRegistry;
   /** Runtimes handed to the kinds' verifiers by name (e.g. onnxruntime-node for kinds that re-run work). */
   runtimes?: Readonly<Record<string, unknown>>;
+  /** The fleet's PostgreSQL (DATABASE_URL); unset: the embedded SQLite ledger in dataDir. */
+  databaseUrl?: string;
+  /** A folder every coordinator of the fleet reaches, for job operands (ERGON_SHARED_DIR); needed with databaseUrl. */
+  sharedDir?: string;
 }
 
 export interface RunningCoordinator {
@@ -82,13 +85,13 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
   const signingKey = await loadOrCreateSigningKey(options.dataDir);
   const apiKeys = new ApiKeys(options.apiKeys);
-  const ledger = await openLedger({ backend: 'sqlite', path: join(options.dataDir, 'ledger.sqlite') });
-  const queue: WorkQueue = new Scheduler();
-  const operandStore = await OperandStore.open(options.dataDir);
-  const jobs = new Jobs(queue, options.kinds ?? defaultKinds(), ledger, operandStore);
+  const kinds = options.kinds ?? defaultKinds();
+  const { ledger, queue, operands: operandStore, fleet } = await openStorage({ dataDir: options.dataDir, databaseUrl: options.databaseUrl, sharedDir: options.sharedDir, kinds });
+  const jobs = new Jobs(queue, kinds, ledger, operandStore);
   const uploads = new Uploads(operandStore, options.uploadLimits);
   const verify = { random: cryptoRandomBytes, runtimes: options.runtimes ?? {} };
-  await jobs.restore(Date.now());
+  // A fleet's queue is the database: nothing to restore, and the shared operand folder is not this coordinator's to sweep.
+  if (!fleet) await jobs.restore(Date.now());
   const sessions = new Map<string, MinerSession>();
   const sessionsOf = (minerKey: string) => [...sessions.values()].filter((s) => s.minerKey === minerKey).map((s) => s.id);
   const channels = new Map<string, FramedChannel>();
@@ -202,7 +205,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   }, HEARTBEAT_MS);
 
   const url = `http://${options.host}:${port}/`;
-  log('coordinator-started', { url, peerId, dataDir: options.dataDir });
+  if (fleet) {
+    fleet.member = { ...fleet.member, signingKey: toHex(signingKey.publicKey), url, peerId };
+    await fleet.beat(Date.now());
+  }
+  log('coordinator-started', { url, peerId, dataDir: options.dataDir, fleet: fleet?.member.instance });
   return {
     url,
     port,
@@ -216,6 +223,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       peer.close();
       httpServer.closeAllConnections();
       await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+      await fleet?.leave().catch((err: unknown) => log('storage-error', { event: 'leave-fleet', error: String(err) }));
       await ledger.close();
     },
   };

@@ -1,0 +1,122 @@
+// Several coordinators, one system: coordinator processes on one real PostgreSQL, scripted miners on real PeerJS data
+// channels; a job submitted to one is mined through another and fetched from a third; one is killed with SIGKILL
+// mid-run, and every unit is still accounted for exactly once.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { toHex, verifyReceipt } from '../../src/protocol/receipt.ts';
+import { MICRO_CREDITS_PER_GIGA_OP } from '../../src/work/gemm/gemm.ts';
+import { microCreditsFor } from '../../src/work/kind.ts';
+import type { MessageOf } from '../../src/miner/coordinator-link.ts';
+import { startFleet, type TestFleet } from '../helpers/fleet.ts';
+import { postgresMissing, startPostgres, type TestPostgres } from '../helpers/postgres.ts';
+import { matmulF64, randomMatrix } from '../helpers/random.ts';
+import { ScriptedMiner } from '../helpers/scripted-miner.ts';
+import { api, fetchProduct, maxRelativeError, submitGemm, waitForJob, type JobView } from '../helpers/stack.ts';
+
+type Receipt = MessageOf<'receipt'>['receipt'];
+interface CreditRow { unit_id: string; miner_key: string; ops: string; micro_credits: string }
+
+let server: TestPostgres | undefined;
+const fleets: TestFleet[] = [];
+beforeAll(async () => {
+  if (!postgresMissing) server = await startPostgres();
+});
+afterAll(async () => {
+  for (const fleet of fleets) await fleet.stop();
+  await server?.stop();
+});
+
+async function fleetOf(size: number): Promise<TestFleet> {
+  if (!server) throw new Error(postgresMissing ?? 'PostgreSQL did not start');
+  const fleet = await startFleet(server, size);
+  fleets.push(fleet);
+  return fleet;
+}
+
+const coordinatorKey = async (url: string) => ((await (await fetch(new URL('api/config', url))).json()) as { coordinatorKey: string }).coordinatorKey;
+
+/**
+ * The ledger check: each unit credited once, to the miner holding its receipt, for exactly ops x rate; no receipt
+ * without its credit and no credit without a receipt.
+ */
+async function checkLedger(fleet: TestFleet, jobId: string, unitsTotal: number, receipts: Receipt[]) {
+  const credits = await fleet.query<CreditRow>('SELECT unit_id, miner_key, ops::text, micro_credits::text FROM credits WHERE job_id = $1', [jobId]);
+  expect(credits).toHaveLength(unitsTotal);
+  expect(new Set(credits.map((c) => c.unit_id)).size).toBe(unitsTotal);
+  const expected = credits.reduce((sum, c) => sum + microCreditsFor(BigInt(c.ops), MICRO_CREDITS_PER_GIGA_OP.f32), 0n);
+  expect(credits.reduce((sum, c) => sum + BigInt(c.micro_credits), 0n)).toBe(expected);
+  const forJob = receipts.filter((r) => r.jobId === jobId);
+  expect(forJob.map((r) => r.unitId).sort()).toEqual(credits.map((c) => c.unit_id).sort());
+  const byUnit = new Map(credits.map((c) => [c.unit_id, c]));
+  for (const receipt of forJob) {
+    const credit = byUnit.get(receipt.unitId);
+    expect(credit && { miner: credit.miner_key, microCredits: BigInt(credit.micro_credits), ops: BigInt(credit.ops) })
+      .toEqual({ miner: toHex(receipt.minerKey), microCredits: receipt.microCredits, ops: receipt.ops });
+    expect(await verifyReceipt(receipt)).toBe(true);
+  }
+}
+
+describe.skipIf(postgresMissing !== null)(`a fleet of coordinators on PostgreSQL${postgresMissing ? `: ${postgresMissing}` : ''}`, () => {
+  it('mines a job submitted to one coordinator through another and serves its product from a third', async () => {
+    const fleet = await fleetOf(2);
+    const [first, second] = fleet.coordinators;
+    const [m, n, k] = [512, 256, 32];
+    const a = randomMatrix(m * k, 81);
+    const b = randomMatrix(k * n, 82);
+    const job = await submitGemm(first.url, m, n, k, a, b);
+    const { receipts } = await ScriptedMiner.mineJob(second.url, job.id);
+    expect(receipts).toHaveLength(job.unitsTotal);
+    // Each coordinator signs its receipts with its own key.
+    const keys = [await coordinatorKey(first.url), await coordinatorKey(second.url)];
+    expect(keys[0]).not.toBe(keys[1]);
+    for (const { receipt } of receipts) expect(toHex(receipt.coordinatorKey)).toBe(keys[1]);
+
+    const third = await fleet.add();
+    expect(await (await api(third.url, `jobs/${job.id}`)).json()).toMatchObject({ status: 'done', unitsTotal: job.unitsTotal, unitsDone: job.unitsTotal, miners: 1 });
+    expect(maxRelativeError(await fetchProduct(third.url, job.id), matmulF64(a, b, m, k, n))).toBeLessThan(1e-5);
+    await checkLedger(fleet, job.id, job.unitsTotal, receipts.map((r) => r.receipt));
+  });
+
+  it('accounts for every unit exactly once when one of three coordinators is killed with SIGKILL mid-run', async () => {
+    const fleet = await fleetOf(3);
+    const [doomed, second, third] = fleet.coordinators;
+    const [m, n, k] = [2048, 256, 32];
+    const a = randomMatrix(m * k, 83);
+    const b = randomMatrix(k * n, 84);
+    const job = await submitGemm(third.url, m, n, k, a, b);
+    expect(job.unitsTotal).toBeGreaterThanOrEqual(6);
+
+    // A miner on the doomed coordinator is paid for two units, then holds a lease when its coordinator dies.
+    const receipts: Receipt[] = [];
+    const victim = await ScriptedMiner.connect(doomed.url);
+    await victim.hello();
+    for (let i = 0; i < 2; i++) {
+      const lease = await victim.lease();
+      const verdict = await victim.verdict(lease, ScriptedMiner.compute(lease));
+      if (verdict.type !== 'receipt') throw new Error(`honest result refused: ${verdict.code}`);
+      receipts.push(verdict.receipt);
+    }
+    const lost = await victim.lease();
+    await doomed.kill9();
+    victim.close();
+
+    // The survivors' miners finish the job: the dead coordinator's lease comes back once it has been silent long enough.
+    let done = false;
+    const miners = await Promise.all([second.url, third.url, second.url].map(async (url) => {
+      const miner = await ScriptedMiner.connect(url);
+      await miner.hello();
+      return miner;
+    }));
+    const mining = miners.map((miner) => miner.mineHonestly(() => done));
+    const finished = (await waitForJob(second.url, job.id, 120_000)) as JobView;
+    done = true;
+    for (const got of await Promise.all(mining)) receipts.push(...got.map((r) => r.receipt));
+    miners.forEach((miner) => miner.close());
+
+    expect(finished).toMatchObject({ status: 'done', unitsDone: job.unitsTotal });
+    expect(receipts.map((r) => r.unitId)).toContain(lost.unitId);
+    expect(maxRelativeError(await fetchProduct(third.url, job.id), matmulF64(a, b, m, k, n))).toBeLessThan(1e-5);
+    await checkLedger(fleet, job.id, job.unitsTotal, receipts);
+    const leases = await fleet.query<{ n: number }>('SELECT count(*)::int AS n FROM queue_units WHERE lease_id IS NOT NULL');
+    expect(leases[0].n).toBe(0);
+  });
+});
