@@ -119,4 +119,28 @@ describe.skipIf(postgresMissing !== null)(`a fleet of coordinators on PostgreSQL
     const leases = await fleet.query<{ n: number }>('SELECT count(*)::int AS n FROM queue_units WHERE lease_id IS NOT NULL');
     expect(leases[0].n).toBe(0);
   });
+
+  it('stops leasing and says why while its database is down, then leases again when it is back', async () => {
+    const fleet = await fleetOf(1);
+    const [coordinator] = fleet.coordinators;
+    const job = await submitGemm(coordinator.url, 256, 64, 16, randomMatrix(256 * 16, 85), randomMatrix(16 * 64, 86));
+    const miner = await ScriptedMiner.connect(coordinator.url);
+    await miner.hello();
+    const database = server;
+    if (!database) throw new Error('no PostgreSQL');
+    await database.kill();
+    try {
+      miner.send({ type: 'work-request' });
+      const reply = await miner.next('lease', 'no-work', 'error');
+      expect(reply).toMatchObject({ type: 'no-work', reason: expect.stringMatching(/^not leasing: the database .* is unreachable/) });
+      // The requester is told too, plainly, and nothing half-written.
+      const status = await api(coordinator.url, `jobs/${job.id}`);
+      expect(status.status).toBe(503);
+    } finally {
+      await database.start();
+    }
+    const lease = await miner.lease();
+    expect((await miner.verdict(lease, ScriptedMiner.compute(lease))).type).toBe('receipt');
+    miner.close();
+  });
 });
