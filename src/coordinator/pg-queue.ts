@@ -89,6 +89,15 @@ export class PgQueue implements WorkQueue {
     ));
   }
 
+  /** The coordinators heard from lately, oldest first. */
+  async liveMembers(nowMs: number): Promise<FleetMember[]> {
+    const { rows } = await this.guard((db) => db.query<{ instance: string; signing_key: string; url: string; peer_id: string }>(
+      `SELECT instance, signing_key, url, peer_id FROM coordinators WHERE heard_at_ms > $1 AND url <> '' ORDER BY started_at_ms, instance`,
+      [nowMs - COORDINATOR_SILENT_MS],
+    ));
+    return rows.map((r) => ({ instance: r.instance, signingKey: r.signing_key, url: r.url, peerId: r.peer_id }));
+  }
+
   /** Takes this coordinator out of the fleet's table: its leases go back at once. */
   async leave(): Promise<void> {
     await this.releaseWhere('coordinator = $1', [this.member.instance], 'released', Date.now());

@@ -23,7 +23,8 @@ import { mountPeerServer, PEER_PATH, startCoordinatorPeer, type PeerEndpoint } f
 import type { WorkQueue } from './queue.ts';
 import type { RequesterQuota } from './quotas.ts';
 import { loadOrCreateSigningKey } from './signing-key.ts';
-import { openStorage } from './storage.ts';
+import { fleetKeyDir, openStorage } from './storage.ts';
+import { mountFleetApi } from './fleet-api.ts';
 import { Uploads, type UploadLimits } from './upload.ts';
 
 /** Connections at once; beyond it a new one is closed at once. Each costs a WebRTC peer connection and a session. */
@@ -106,6 +107,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   // the socket is closed (a stalled one is closed sooner, by the upload's idle timeout).
   httpServer.requestTimeout = HTTP_REQUEST_TIMEOUT_MS;
   const peerToken = mountPeerServer(app, httpServer, peerKey, peerId);
+  // A fleet's key lives in the shared folder beside its operands: every coordinator of the fleet signs the same list.
+  if (fleet && options.sharedDir) mountFleetApi(app, fleet, await loadOrCreateSigningKey(await fleetKeyDir(options.sharedDir)));
   mountApi(app, {
     jobs,
     ledger,

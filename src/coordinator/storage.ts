@@ -5,6 +5,7 @@
 // Operands live in a shared folder, not in the database: a job's operands are up to 512 MiB, streamed to a file as
 // they upload and read back whole; in PostgreSQL they would be BYTEA values read through one query each, and every
 // coordinator rebuilding a job would pull them through the database that is already the fleet's one bottleneck.
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KindRegistry } from '../work/registry.ts';
 import { openLedger, type Ledger } from './ledger/ledger.ts';
@@ -44,4 +45,11 @@ export async function openStorage(options: StorageOptions): Promise<Storage> {
   const operands = await OperandStore.open(options.sharedDir);
   const fleet = new PgQueue(ledger.pool, options.kinds, operands, undefined, ledger.where);
   return { ledger, queue: fleet, operands, fleet };
+}
+
+/** The folder holding the fleet's key (coordinator-key.pkcs8, owner-only), made on the first coordinator's start. */
+export async function fleetKeyDir(sharedDir: string): Promise<string> {
+  const dir = join(sharedDir, 'fleet-key');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  return dir;
 }

@@ -3,6 +3,7 @@
 // mid-run, and every unit is still accounted for exactly once.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toHex, verifyReceipt } from '../../src/protocol/receipt.ts';
+import { verifiedFleetKeys, type SignedFleetList } from '../../src/protocol/fleet-list.ts';
 import { MICRO_CREDITS_PER_GIGA_OP } from '../../src/work/gemm/gemm.ts';
 import { microCreditsFor } from '../../src/work/kind.ts';
 import type { MessageOf } from '../../src/miner/coordinator-link.ts';
@@ -74,6 +75,20 @@ describe.skipIf(postgresMissing !== null)(`a fleet of coordinators on PostgreSQL
     expect(await (await api(third.url, `jobs/${job.id}`)).json()).toMatchObject({ status: 'done', unitsTotal: job.unitsTotal, unitsDone: job.unitsTotal, miners: 1 });
     expect(maxRelativeError(await fetchProduct(third.url, job.id), matmulF64(a, b, m, k, n))).toBeLessThan(1e-5);
     await checkLedger(fleet, job.id, job.unitsTotal, receipts.map((r) => r.receipt));
+
+    // Every coordinator lists the whole fleet, signed by the one fleet key: a wallet that pins it trusts all three.
+    const lists = await Promise.all([first, second, third].map(async (c) => (await fetch(new URL('api/fleet', c.url))).json() as Promise<SignedFleetList>));
+    const fleetKey = lists[0].fleetKey;
+    for (const list of lists) {
+      expect(list.fleetKey).toBe(fleetKey);
+      expect(list.coordinators.map((c) => c.url).sort()).toEqual([first.url, second.url, third.url].sort());
+      expect((await verifiedFleetKeys(fleetKey, list))?.sort()).toEqual([...keys, await coordinatorKey(third.url)].sort());
+    }
+    // A list altered on the way (a squatter's URL and key added) or signed by another fleet is not trusted.
+    const forged = { ...lists[0], coordinators: [...lists[0].coordinators, { key: 'ab'.repeat(32), url: 'http://127.0.0.1:1/' }] };
+    expect(await verifiedFleetKeys(fleetKey, forged)).toBeNull();
+    expect(await verifiedFleetKeys('cd'.repeat(32), lists[0])).toBeNull();
+    expect(await verifiedFleetKeys(fleetKey, { nonsense: true })).toBeNull();
   });
 
   it('accounts for every unit exactly once when one of three coordinators is killed with SIGKILL mid-run', async () => {
