@@ -2,7 +2,7 @@
 // channels; a job submitted to one is mined through another and fetched from a third; one is killed with SIGKILL
 // mid-run, and every unit is still accounted for exactly once.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { toHex, verifyReceipt } from '../../src/protocol/receipt.ts';
+import { generateSigningKeys, toHex, verifyReceipt } from '../../src/protocol/receipt.ts';
 import { verifiedFleetKeys, type SignedFleetList } from '../../src/protocol/fleet-list.ts';
 import { MICRO_CREDITS_PER_GIGA_OP } from '../../src/work/gemm/gemm.ts';
 import { microCreditsFor } from '../../src/work/kind.ts';
@@ -133,6 +133,30 @@ describe.skipIf(postgresMissing !== null)(`a fleet of coordinators on PostgreSQL
     await checkLedger(fleet, job.id, job.unitsTotal, receipts);
     const leases = await fleet.query<{ n: number }>('SELECT count(*)::int AS n FROM queue_units WHERE lease_id IS NOT NULL');
     expect(leases[0].n).toBe(0);
+  });
+
+  it('refuses plainly a result sent to a coordinator other than the one that leased it, and never credits a unit twice', async () => {
+    const fleet = await fleetOf(2);
+    const [leaser, other] = fleet.coordinators;
+    const job = await submitGemm(leaser.url, 256, 64, 16, randomMatrix(256 * 16, 87), randomMatrix(16 * 64, 88));
+    const wallet = await generateSigningKeys();
+    const atLeaser = await ScriptedMiner.connect(leaser.url);
+    await atLeaser.hello(wallet);
+    const atOther = await ScriptedMiner.connect(other.url);
+    await atOther.hello(wallet);
+    const lease = await atLeaser.lease();
+    const product = ScriptedMiner.compute(lease);
+    // Same wallet, another coordinator: that coordinator's sessions hold no such lease, so it pays nothing.
+    expect(await atOther.verdict(lease, product)).toMatchObject({ type: 'rejected', code: 'unknown-lease', message: expect.stringContaining(lease.leaseId) });
+    expect((await atLeaser.verdict(lease, product)).type).toBe('receipt');
+    // Replayed anywhere afterwards: refused, and the unit stays credited once.
+    expect(await atOther.verdict(lease, product)).toMatchObject({ type: 'rejected' });
+    expect(await atLeaser.verdict(lease, product)).toMatchObject({ type: 'rejected', code: 'replayed-result' });
+    const credits = await fleet.query<{ n: number }>('SELECT count(*)::int AS n FROM credits WHERE unit_id = $1', [lease.unitId]);
+    expect(credits[0].n).toBe(1);
+    expect(job.unitsTotal).toBeGreaterThan(0);
+    atLeaser.close();
+    atOther.close();
   });
 
   it('stops leasing and says why while its database is down, then leases again when it is back', async () => {
