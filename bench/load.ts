@@ -1,6 +1,7 @@
 // `npm run bench:load`: one coordinator, N scripted miners over real WebRTC for a bounded time; units/s, latency, ledger check.
 //
 // Usage: npm run bench:load -- [miners] [seconds]   (or BENCH_MINERS, BENCH_SECONDS; defaults 100 and 30: about 40 s in all here)
+// With --postgres: fleets of 1, 2 and 4 coordinators on one real PostgreSQL (defaults 24 miners, 15 s each) -> load-pg.json
 // The coordinator runs in this process; the miners run in BENCH_WORKERS child processes (default 2, one per core here),
 // each speaking the real protocol through PeerJS and node-datachannel and computing small tiles on the CPU.
 import { spawn } from 'node:child_process';
@@ -37,22 +38,99 @@ const { ScriptedMiner } = await import('../tests/helpers/scripted-miner.ts');
 if (process.env.BENCH_WORKER === '1') await worker();
 else await main();
 
+/** The coordinators under test: SQLite's one, or a fleet on one PostgreSQL. */
+interface Setup {
+  label: string;
+  coordinators: Awaited<ReturnType<typeof import('../src/coordinator/server.ts').startCoordinator>>[];
+  /** unit id -> miner key of every credit */
+  credited(): Promise<Map<string, string>>;
+  cleanUp(): Promise<void>;
+}
+
 async function main(): Promise<void> {
-  const miners = Number(process.argv[2] ?? process.env.BENCH_MINERS ?? 100);
-  const seconds = Number(process.argv[3] ?? process.env.BENCH_SECONDS ?? 30);
-  const workers = Math.max(1, Math.min(miners, Number(process.env.BENCH_WORKERS ?? 2)));
+  const args = process.argv.slice(2).filter((a) => a !== '--postgres');
+  const postgres = process.argv.includes('--postgres');
+  const miners = Number(args[0] ?? process.env.BENCH_MINERS ?? (postgres ? 24 : 100));
+  const seconds = Number(args[1] ?? process.env.BENCH_SECONDS ?? (postgres ? 15 : 30));
   if (!Number.isInteger(miners) || miners < 1 || miners > 500 || !(seconds > 0 && seconds <= 600)) {
-    throw new Error('usage: npm run bench:load -- [miners 1-500] [seconds 1-600]');
+    throw new Error('usage: npm run bench:load -- [--postgres] [miners 1-500] [seconds 1-600]');
   }
-  const { startCoordinator } = await import('../src/coordinator/server.ts');
-  const dataDir = await mkdtemp(join(tmpdir(), 'ergon-load-'));
-  const coordinator = await startCoordinator({
-    host: '127.0.0.1', port: 0, dataDir, apiKeys: [API_KEY],
+  if (!postgres) {
+    const result = await measure(miners, seconds, await sqliteSetup());
+    await report([result], process.env.BENCH_OUT ?? 'bench/results/load.json', result);
+    return;
+  }
+  // One real PostgreSQL (the tests' recipe: a temporary folder, a loopback port), a fresh database per fleet size.
+  const { startPostgres } = await import('../tests/helpers/postgres.ts');
+  const server = await startPostgres();
+  const results = [];
+  try {
+    for (const size of [1, 2, 4]) results.push(await measure(miners, seconds, await fleetSetup(await server.createDatabase(), size)));
+  } finally {
+    await server.stop();
+  }
+  await report(results, process.env.BENCH_OUT ?? 'bench/results/load-pg.json', { bench: 'load-pg', coordinators: results });
+}
+
+/** A function, not a constant: main() runs from a top-level await above, before later constants exist. */
+function coordinatorOptions() {
+  return {
+    host: '127.0.0.1', port: 0, apiKeys: [API_KEY],
     rateLimits: { apiRequests: { perSecond: 1_000, burst: 1_000 } },
     // The feeder never deletes finished jobs: their products would reach the key's quota in a long run.
     quotas: { heldBytes: 64 * 1024 ** 3 },
-  });
-  console.log(`coordinator ${coordinator.url}; ${miners} miners in ${workers} processes; ${seconds} s`);
+  };
+}
+
+async function sqliteSetup(): Promise<Setup> {
+  const { startCoordinator } = await import('../src/coordinator/server.ts');
+  const dataDir = await mkdtemp(join(tmpdir(), 'ergon-load-'));
+  const coordinator = await startCoordinator({ ...coordinatorOptions(), dataDir });
+  return {
+    label: 'sqlite, 1 coordinator',
+    coordinators: [coordinator],
+    async credited() {
+      const db = new Database(join(dataDir, 'ledger.sqlite'), { readonly: true });
+      const rows = db.prepare('SELECT unit_id, miner_key FROM credits').all() as { unit_id: string; miner_key: string }[];
+      db.close();
+      return new Map(rows.map((r) => [r.unit_id, r.miner_key]));
+    },
+    cleanUp: () => rm(dataDir, { recursive: true, force: true }),
+  };
+}
+
+/** `size` coordinators in this process on one database and one shared operand folder. */
+async function fleetSetup(databaseUrl: string, size: number): Promise<Setup> {
+  const { startCoordinator } = await import('../src/coordinator/server.ts');
+  const pg = (await import('pg')).default;
+  const dirs = [await mkdtemp(join(tmpdir(), 'ergon-load-shared-'))];
+  const coordinators = [];
+  for (let i = 0; i < size; i++) {
+    const dataDir = await mkdtemp(join(tmpdir(), 'ergon-load-'));
+    dirs.push(dataDir);
+    coordinators.push(await startCoordinator({ ...coordinatorOptions(), dataDir, databaseUrl, sharedDir: dirs[0] }));
+  }
+  return {
+    label: `postgres, ${size} coordinator${size === 1 ? '' : 's'}`,
+    coordinators,
+    async credited() {
+      const client = new pg.Client({ connectionString: databaseUrl });
+      await client.connect();
+      const { rows } = await client.query<{ unit_id: string; miner_key: string }>('SELECT unit_id, miner_key FROM credits');
+      await client.end();
+      return new Map(rows.map((r) => [r.unit_id, r.miner_key]));
+    },
+    async cleanUp() {
+      for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function measure(miners: number, seconds: number, setup: Setup) {
+  const workers = Math.max(1, Math.min(miners, Number(process.env.BENCH_WORKERS ?? 2)));
+  const [coordinator] = setup.coordinators;
+  const urls = setup.coordinators.map((c) => c.url);
+  console.log(`${setup.label}: ${urls.join(' ')}; ${miners} miners in ${workers} processes; ${seconds} s`);
 
   let feeding = true;
   const submitted: string[] = [];
@@ -76,7 +154,7 @@ async function main(): Promise<void> {
   const children = Array.from({ length: workers }, (_, i) => {
     const share = Math.floor(miners / workers) + (i < miners % workers ? 1 : 0);
     const child = spawn(process.execPath, ['--import', 'tsx', 'bench/load.ts'], {
-      env: { ...process.env, BENCH_WORKER: '1', BENCH_URL: coordinator.url, BENCH_MINERS: String(share) },
+      env: { ...process.env, BENCH_WORKER: '1', BENCH_URL: urls.join(','), BENCH_MINERS: String(share) },
       stdio: ['pipe', 'pipe', 'inherit'],
     });
     const lines = createInterface({ input: child.stdout });
@@ -105,20 +183,19 @@ async function main(): Promise<void> {
   const latencies = units.map((u) => u[2]).sort((x, y) => x - y);
   const computes = units.map((u) => u[3]).sort((x, y) => x - y);
   const totals = await coordinator.ledger.totals();
-  await coordinator.close();
-
   // The ledger against what miners were told: every receipt credited once, to its miner, and nothing else credited.
-  const db = new Database(join(dataDir, 'ledger.sqlite'), { readonly: true });
-  const credited = new Map((db.prepare('SELECT unit_id, miner_key FROM credits').all() as { unit_id: string; miner_key: string }[]).map((r) => [r.unit_id, r.miner_key]));
-  db.close();
+  const credited = await setup.credited();
+  for (const c of setup.coordinators) await c.close();
   const receiptIds = new Set(units.map((u) => u[0]));
   const missing = units.filter(([unitId, minerKey]) => credited.get(unitId) !== minerKey).length;
   const doubled = units.length - receiptIds.size;
   const unreceipted = [...credited.keys()].filter((id) => !receiptIds.has(id)).length;
-  await rm(dataDir, { recursive: true, force: true });
+  await setup.cleanUp();
 
   const result = {
     bench: 'load',
+    setup: setup.label,
+    coordinators: setup.coordinators.length,
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown', node: process.version },
     miners,
@@ -145,17 +222,23 @@ async function main(): Promise<void> {
       ok: missing === 0 && doubled === 0 && unreceipted === 0 && totals.units === units.length,
     },
   };
-  console.table({
-    miners: result.minersConnected, seconds: result.seconds, 'units/s': result.unitsPerSecond,
+  return result;
+}
+
+type Result = Awaited<ReturnType<typeof measure>>;
+
+async function report(results: Result[], out: string, json: unknown): Promise<void> {
+  console.table(results.map((result) => ({
+    setup: result.setup, miners: result.minersConnected, seconds: result.seconds, 'units/s': result.unitsPerSecond,
     'lease→credit p50 ms': result.leaseToCreditMs.p50, 'lease→credit p99 ms': result.leaseToCreditMs.p99,
     'compute p50 ms': result.computeMs.p50, 'ledger ok': result.ledger.ok,
-  });
-  const out = process.env.BENCH_OUT ?? 'bench/results/load.json';
+  })));
   await mkdir('bench/results', { recursive: true });
-  await writeFile(out, `${JSON.stringify(result, null, 2)}\n`);
+  await writeFile(out, `${JSON.stringify(json, null, 2)}\n`);
   console.log(`wrote ${out}`);
-  if (!result.ledger.ok) {
-    console.error('LEDGER MISMATCH', result.ledger);
+  const bad = results.filter((result) => !result.ledger.ok);
+  if (bad.length > 0) {
+    console.error('LEDGER MISMATCH', bad.map((result) => result.ledger));
     process.exit(1);
   }
   process.exit(0);
@@ -163,15 +246,16 @@ async function main(): Promise<void> {
 
 /** A child process holding BENCH_MINERS miners: connects them, waits for "go", mines until the deadline, reports. */
 async function worker(): Promise<void> {
-  const url = process.env.BENCH_URL ?? '';
+  const urls = (process.env.BENCH_URL ?? '').split(',');
   const count = Number(process.env.BENCH_MINERS ?? 1);
   const miners: ScriptedMinerType[] = [];
   let connectFailures = 0;
+  let connected = 0;
   const errors: string[] = [];
   for (let i = 0; i < count; i += CONNECT_CONCURRENCY) {
     await Promise.all(Array.from({ length: Math.min(CONNECT_CONCURRENCY, count - i) }, async () => {
       try {
-        const miner = await ScriptedMiner.connect(url);
+        const miner = await ScriptedMiner.connect(urls[connected++ % urls.length]);
         await miner.hello();
         miners.push(miner);
       } catch (err) {

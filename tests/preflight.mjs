@@ -96,3 +96,16 @@ if (!hasNumpy()) {
     process.exit(1);
   }
 }
+
+// The fleet's tests start a real PostgreSQL (Debian's server binaries) in a temporary folder.
+const hasPostgres = () => ['15', '16', '17'].some((v) => existsSync(`/usr/lib/postgresql/${v}/bin/pg_ctl`));
+if (!hasPostgres() && !process.env.ERGON_PG_BIN) {
+  if (process.getuid?.() === 0 && existsSync('/usr/bin/apt-get')) {
+    console.log('preflight: PostgreSQL is missing; installing Debian\'s postgresql package...');
+    execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
+    execFileSync('apt-get', ['install', '-y', '-qq', 'postgresql'], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  }
+  if (!hasPostgres()) {
+    console.error('preflight: the fleet tests need PostgreSQL\'s server binaries: run `sudo apt-get install -y postgresql` (or set ERGON_PG_BIN); they skip until then.');
+  }
+}

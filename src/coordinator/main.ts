@@ -24,9 +24,12 @@ await mkdir(dataDir, { recursive: true, mode: 0o700 });
 const { keys, created } = await loadOrCreateApiKeys(dataDir, process.env.ERGON_API_KEYS);
 const operator = await loadOrCreateOperatorKey(dataDir, process.env.ERGON_OPERATOR_KEY);
 const kinds = defaultKinds();
+// A fleet: several coordinators on one PostgreSQL (DATABASE_URL) and one operand folder (ERGON_SHARED_DIR).
+const databaseUrl = process.env.DATABASE_URL || undefined;
+const sharedDir = process.env.ERGON_SHARED_DIR ? resolve(process.env.ERGON_SHARED_DIR) : undefined;
 const handshakeLimits = handshakesPerAddress === undefined ? {} : { perAddress: handshakesPerAddress };
 const coordinator = await startCoordinator({
-  host, port, dataDir, staticDir: resolve('dist'), apiKeys: keys, allowedOrigins, publicHosts, kinds, handshakeLimits, operatorKey: operator.key,
+  host, port, dataDir, staticDir: resolve('dist'), apiKeys: keys, allowedOrigins, publicHosts, kinds, handshakeLimits, operatorKey: operator.key, databaseUrl, sharedDir,
 });
 const stopDemo = demo ? startDemoRequester(coordinator.url, keys[0]) : () => {};
 
@@ -42,7 +45,7 @@ ${[...coordinator.jobs.kinds.values()].map((kind) => `    ${kind.usage}`).join('
     ${coordinator.url}operator.html#key=${operator.key}
   Prometheus metrics: ${coordinator.url}metrics with "Authorization: Bearer OPERATOR_KEY"
     (operator key ${operator.created ? 'made just now and kept in' : 'from'} ${process.env.ERGON_OPERATOR_KEY ? 'ERGON_OPERATOR_KEY' : join(dataDir, OPERATOR_KEY_FILE)})
-  Ledger: ${dataDir}/ledger.sqlite${demo ? '\n  A demo requester keeps jobs queued (ERGON_DEMO=0 turns it off).' : ''}
+  Ledger: ${databaseUrl ? `PostgreSQL (DATABASE_URL), operands in ${sharedDir}` : `${dataDir}/ledger.sqlite`}${demo ? '\n  A demo requester keeps jobs queued (ERGON_DEMO=0 turns it off).' : ''}
 `);
 // One machine-readable line for scripts and tests that start this process.
 console.log(JSON.stringify({ event: 'ergon-ready', url: coordinator.url, port: coordinator.port }));

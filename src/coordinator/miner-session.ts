@@ -7,7 +7,7 @@ import { helloChallengeBytes, signChallenge, toHex, verifySignature } from '../p
 import { HEARTBEAT_MS, SilenceClock } from '../protocol/heartbeat.ts';
 import { PROTOCOL_VERSION } from '../protocol/version.ts';
 import type { MinerCapabilities } from '../work/kind.ts';
-import type { Reputation } from './ledger/ledger.ts';
+import { LedgerError, type Reputation } from './ledger/ledger.ts';
 import { log } from './log.ts';
 import { MINER_MESSAGES, TokenBucket, type RateLimit } from './rate-limit.ts';
 import { isBanned, leaseAllowance } from './reputation.ts';
@@ -16,6 +16,8 @@ import { settle, type SettlementContext } from './settle.ts';
 
 /** A miner asking for work when there is none is told to ask again after this long. */
 export const NO_WORK_RETRY_MS = 500;
+/** A miner asking for work while the storage is down is told to ask again after this long. */
+export const STORAGE_DOWN_RETRY_MS = 2_000;
 /** A session that sends this many messages that cannot be parsed is abusing the coordinator and is closed. */
 export const MAX_PROTOCOL_ERRORS = 200;
 /** A session that keeps sending this many messages over its rate limit is closed. */
@@ -119,7 +121,7 @@ export class MinerSession {
         return this.hello(message);
       case 'work-request':
         // A request answered with a lease is accounted for by the lease allowance, not the rate limit.
-        if (await this.workRequest()) this.bucket.refund();
+        if (await this.workRequestOrStorageDown()) this.bucket.refund();
         return;
       case 'result':
         return this.result(message);
@@ -164,6 +166,21 @@ export class MinerSession {
       precisions: message.precisions.join(','), features: message.features.join(','), vendor: message.adapter.vendor, architecture: message.adapter.architecture,
     });
     this.send({ type: 'welcome' });
+  }
+
+  /**
+   * While the storage is down (a fleet's database unreachable) the coordinator leases nothing and tells the miner
+   * why and when to ask again; it leases again as soon as the storage answers.
+   */
+  private async workRequestOrStorageDown(): Promise<boolean> {
+    try {
+      return await this.workRequest();
+    } catch (err) {
+      if (!(err instanceof LedgerError)) throw err;
+      log('storage-error', { session: this.id, miner: this.minerKey, event: 'lease', code: err.code, message: err.message });
+      this.send({ type: 'no-work', retryAfterMs: STORAGE_DOWN_RETRY_MS, reason: `not leasing: ${err.message}`.slice(0, 256) });
+      return false;
+    }
   }
 
   /** Answers a request for work; true when it leased a unit. */

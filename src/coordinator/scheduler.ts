@@ -14,6 +14,11 @@ export const RESULT_RETENTION_MS = 60 * 60_000;
 /** How many ended leases are remembered; older ones are simply unknown. */
 const ENDED_LEASES_KEPT = 20_000;
 
+/** How long a lease of a unit of this many ops lasts, whichever queue leases it. */
+export function leaseDurationMs(ops: bigint): number {
+  return Math.min(LEASE_MAX_MS, LEASE_BASE_MS + Number(ops / BigInt(SLOWEST_OPS_PER_MS)));
+}
+
 interface QueuedJob {
   state: JobState;
   needs: Requirements;
@@ -79,8 +84,7 @@ export class Scheduler implements WorkQueue {
     if (at < 0) return undefined;
     const [unit] = this.pending.splice(at, 1);
     const kind = this.jobs.get(unit.jobId)?.state.kind;
-    const ops = kind ? kind.ops(unit) : 0n;
-    const durationMs = Math.min(LEASE_MAX_MS, LEASE_BASE_MS + Number(ops / BigInt(SLOWEST_OPS_PER_MS)));
+    const durationMs = leaseDurationMs(kind ? kind.ops(unit) : 0n);
     const lease: Lease = { id: randomUUID(), unit, sessionId, leasedAtMs: nowMs, deadlineAtMs: nowMs + durationMs };
     this.leases.set(lease.id, lease);
     this.leaseOfUnit.set(unit.id, lease.id);

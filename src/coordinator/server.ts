@@ -14,14 +14,13 @@ import { ApiKeys } from './api-keys.ts';
 import { servedHosts, servedHostsOnly } from './hosts.ts';
 import { mountApi } from './http.ts';
 import { Jobs } from './jobs.ts';
-import { OperandStore } from './operand-store.ts';
 import { cryptoRandomBytes } from '../work/kind.ts';
 import { defaultKinds, kindRegistry, modelKinds, type KindRegistry } from '../work/registry.ts';
 import { ONNX_RUNTIME } from '../work/onnx/model.ts';
 import { ModelStore } from './model-store.ts';
 import { mountModelsApi } from './models-api.ts';
 import type { RateLimit } from './rate-limit.ts';
-import { openLedger, type Ledger } from './ledger/ledger.ts';
+import type { Ledger } from './ledger/ledger.ts';
 import { log } from './log.ts';
 import { MinerSession } from './miner-session.ts';
 import { CoordinatorMetrics } from './metrics.ts';
@@ -30,9 +29,10 @@ import { newOperatorKey, OperatorKey } from './operator-key.ts';
 import { mountPeerServer, PEER_PATH, startCoordinatorPeer, type PeerEndpoint } from './peers.ts';
 import type { WorkQueue } from './queue.ts';
 import type { RequesterQuota } from './quotas.ts';
-import { Scheduler } from './scheduler.ts';
 import { DEFAULT_HANDSHAKE_LIMITS, Handshakes, type HandshakeLimits } from './signalling.ts';
 import { loadOrCreateSigningKey } from './signing-key.ts';
+import { fleetKeyDir, openStorage } from './storage.ts';
+import { mountFleetApi } from './fleet-api.ts';
 import { Uploads, type UploadLimits } from './upload.ts';
 
 /** Connections at once; beyond it a new one is closed at once. Each costs a WebRTC peer connection and a session. */
@@ -79,6 +79,10 @@ export interface CoordinatorOptions {
   runtimes?: Readonly<Record<string, unknown>>;
   /** Opens /metrics and the operator page (src/coordinator/operator-key.ts); left out, they stay shut to everyone. */
   operatorKey?: string;
+  /** The fleet's PostgreSQL (DATABASE_URL); unset: the embedded SQLite ledger in dataDir. */
+  databaseUrl?: string;
+  /** A folder every coordinator of the fleet reaches, for job operands (ERGON_SHARED_DIR); needed with databaseUrl. */
+  sharedDir?: string;
 }
 
 export interface RunningCoordinator {
@@ -97,17 +101,16 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
   const signingKey = await loadOrCreateSigningKey(options.dataDir);
   const apiKeys = new ApiKeys(options.apiKeys);
-  const ledger = await openLedger({ backend: 'sqlite', path: join(options.dataDir, 'ledger.sqlite') });
-  const queue: WorkQueue = new Scheduler();
-  const operandStore = await OperandStore.open(options.dataDir);
   const models = await ModelStore.open(options.dataDir, options.maxModelBytes);
   const given = options.kinds ?? defaultKinds();
   const kinds = kindRegistry([...given.values(), ...modelKinds(models).filter((kind) => !given.has(kind.name))]);
+  const { ledger, queue, operands: operandStore, fleet } = await openStorage({ dataDir: options.dataDir, databaseUrl: options.databaseUrl, sharedDir: options.sharedDir, kinds });
   const jobs = new Jobs(queue, kinds, ledger, operandStore);
   const kindNames = [...jobs.kinds.keys()];
   const uploads = new Uploads(operandStore, options.uploadLimits);
   const verify = { random: cryptoRandomBytes, runtimes: { [ONNX_RUNTIME]: models.runner, ...options.runtimes } };
-  await jobs.restore(Date.now());
+  // A fleet's queue is the database: nothing to restore, and the shared operand folder is not this coordinator's to sweep.
+  if (!fleet) await jobs.restore(Date.now());
   const sessions = new Map<string, MinerSession>();
   const metrics = new CoordinatorMetrics(kindNames, {
     minersConnected: () => minersConnected(sessions),
@@ -132,6 +135,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const peerServer = mountPeerServer(app, httpServer, peerKey, peerId);
   mountOperator(app, operatorView, { key: operatorKey, metrics });
   mountModelsApi(app, { models, apiKeys });
+  // A fleet's key lives in the shared folder beside its operands: every coordinator of the fleet signs the same list.
+  if (fleet && options.sharedDir) mountFleetApi(app, fleet, await loadOrCreateSigningKey(await fleetKeyDir(options.sharedDir)));
   mountApi(app, {
     jobs,
     ledger,
@@ -233,7 +238,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   }, HEARTBEAT_MS);
 
   const url = `http://${options.host}:${port}/`;
-  log('coordinator-started', { url, peerId, dataDir: options.dataDir });
+  if (fleet) {
+    fleet.member = { ...fleet.member, signingKey: toHex(signingKey.publicKey), url, peerId };
+    await fleet.beat(Date.now());
+  }
+  log('coordinator-started', { url, peerId, dataDir: options.dataDir, fleet: fleet?.member.instance });
   return {
     url,
     port,
@@ -250,6 +259,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       peerServer.close();
       httpServer.closeAllConnections();
       await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+      await fleet?.leave().catch((err: unknown) => log('storage-error', { event: 'leave-fleet', error: String(err) }));
       await ledger.close();
     },
   };

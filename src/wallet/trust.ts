@@ -5,6 +5,7 @@ import * as v from 'valibot';
 import { pointProblem } from '../protocol/ed25519.ts';
 import { Receipt } from '../protocol/messages.ts';
 import { toHex, verifyReceipt } from '../protocol/receipt.ts';
+import { SignedFleetList, verifiedFleetKeys } from '../protocol/fleet-list.ts';
 
 /** A coordinator key the wallet trusts, and the coordinator the person added that it came from. */
 export interface TrustedCoordinator {
@@ -109,3 +110,16 @@ export async function fetchCoordinatorKey(url: string): Promise<string> {
   if (!parsed.success) throw new Error(`${url} did not give a coordinator key: ${parsed.issues[0].message}`);
   return parsed.output.coordinatorKey; // checked strictly where it is pinned (Wallet#trustCoordinator)
 }
+
+/**
+ * The coordinators a fleet vouches for: every coordinator on a GET /api/fleet answer signed by the fleet key the
+ * wallet pinned, as trusted coordinators to add beside the pinned ones; none for a list that is forged, altered,
+ * malformed or signed by another fleet. Their receipts then count like those of a coordinator the person added.
+ */
+export async function fleetTrust(pinnedFleetKey: string, answer: unknown, nowMs: number): Promise<TrustedCoordinator[]> {
+  if (!(await verifiedFleetKeys(pinnedFleetKey, answer))) return [];
+  const list = v.parse(SignedFleetList, answer);
+  return list.coordinators.filter((c) => !pointProblem(fromHexKey(c.key))).map((c) => ({ key: c.key, url: c.url, pinnedAtMs: nowMs }));
+}
+
+const fromHexKey = (hex: string) => new Uint8Array(hex.match(/../g)?.map((b) => Number.parseInt(b, 16)) ?? []);

@@ -25,9 +25,9 @@ export function freePort(): Promise<number> {
 }
 
 /** Starts `node --import tsx src/coordinator/main.ts` (one process, so a kill reaches the coordinator itself). */
-export async function startCoordinatorProcess(dataDir: string, port: number, timeoutMs = 30_000): Promise<CoordinatorProcess> {
+export async function startCoordinatorProcess(dataDir: string, port: number, timeoutMs = 30_000, env: Record<string, string> = {}): Promise<CoordinatorProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/coordinator/main.ts'], {
-    env: { ...process.env, PORT: String(port), ERGON_DATA_DIR: dataDir, ERGON_DEMO: '0', ERGON_API_KEYS: TEST_API_KEY, ERGON_LOG: 'silent' },
+    env: { ...process.env, PORT: String(port), ERGON_DATA_DIR: dataDir, ERGON_DEMO: '0', ERGON_API_KEYS: TEST_API_KEY, ERGON_LOG: 'silent', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -112,7 +112,7 @@ export class LedgerError extends Error {
   }
 }
 
-/** Where the ledger lives: the embedded SQLite file by default; a PostgreSQL URL for a fleet (not built yet). */
+/** Where the ledger lives: the embedded SQLite file by default; a PostgreSQL URL (DATABASE_URL) for a fleet. */
 export type LedgerConfig =
   | { backend: 'sqlite'; path: string; busyTimeoutMs?: number; maxPages?: number }
   | { backend: 'postgres'; url: string };
@@ -120,7 +120,8 @@ export type LedgerConfig =
 /** Opens the configured ledger, its schema migrated to the newest version. */
 export async function openLedger(config: LedgerConfig): Promise<Ledger> {
   if (config.backend === 'postgres') {
-    throw new LedgerError('storage-failed', 'a PostgreSQL ledger is not available in this build; unset DATABASE_URL to use the embedded SQLite ledger');
+    const { PostgresLedger } = await import('./postgres.ts');
+    return PostgresLedger.open(config.url);
   }
   const { SqliteLedger } = await import('./sqlite.ts');
   return new SqliteLedger(config.path, config);

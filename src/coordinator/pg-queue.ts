@@ -1,0 +1,469 @@
+// The fleet's queue: units and leases as rows in the shared PostgreSQL, so that any coordinator leases any job's
+// units (SELECT ... FOR UPDATE SKIP LOCKED), expires whichever overdue leases it notices first (or those of a
+// coordinator that stopped beating), and assembles a job's output when it settles its last unit. Each coordinator
+// keeps only a cache of the jobs it has read (their kind's job, rebuilt from the shared operand store).
+import { randomUUID } from 'node:crypto';
+import type pg from 'pg';
+import { canRun, type AnyWorkKind, type EncodedOutput, type MinerCapabilities, type Requirements, type UnitBase } from '../work/kind.ts';
+import type { KindRegistry } from '../work/registry.ts';
+import { inTransaction, pgLedgerError, storedJob } from './ledger/postgres.ts';
+import type { StoredJob } from './ledger/ledger.ts';
+import { log } from './log.ts';
+import type { OperandStore } from './operand-store.ts';
+import type { EndedLease, JobState, JobStatus, Lease, LeaseEnd, NewJob, QueueCounts, WorkQueue } from './queue.ts';
+import { leaseDurationMs, RESULT_RETENTION_MS } from './scheduler.ts';
+
+/** A coordinator not heard from this long is dead: its miners' leases go back in the queue. */
+export const COORDINATOR_SILENT_MS = 10_000;
+/** Ended leases are remembered this long, for the right answer to a late or replayed result. */
+const ENDED_LEASES_KEPT_MS = 60 * 60_000;
+
+/** Who this coordinator is, as the fleet's table of coordinators shows it. */
+export interface FleetMember {
+  /** one per process: a restarted coordinator is a new instance, and its predecessor's leases go back */
+  instance: string;
+  /** hex of its receipt-signing key */
+  signingKey: string;
+  url: string;
+  peerId: string;
+}
+
+interface CachedJob {
+  state: JobState;
+  needs: Requirements;
+}
+
+type Row = Record<string, unknown>;
+type Db = Pick<pg.PoolClient, 'query'>;
+
+/** What a job of these parameters holds while open; 0 for one stored under limits since lowered. */
+function heldBytes(kind: AnyWorkKind, params: unknown): number {
+  const footprint = kind.footprint(params);
+  return footprint.ok ? footprint.value.heldBytes : 0;
+}
+
+export class PgQueue implements WorkQueue {
+  private readonly cache = new Map<string, CachedJob>();
+  /** Jobs this coordinator cannot rebuild (a kind it does not serve, operands it cannot read), not retried each lease. */
+  private readonly unloadable = new Set<string>();
+  private readonly startedAtMs = Date.now();
+  /** Whether this coordinator is in the fleet's table yet: a lease by one that is not would be expired at once. */
+  private beaten = false;
+  private readonly where: string;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly kinds: KindRegistry,
+    private readonly operands: OperandStore,
+    public member: FleetMember = { instance: randomUUID(), signingKey: '', url: '', peerId: '' },
+    where = 'the fleet database',
+  ) {
+    this.where = where;
+  }
+
+  /** Runs a query or transaction, turning the database's failures into LedgerErrors that say what happened. */
+  private async guard<T>(fn: (db: Db) => Promise<T>): Promise<T> {
+    try {
+      return await fn(this.pool);
+    } catch (err) {
+      throw pgLedgerError(err, this.where);
+    }
+  }
+
+  private async transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    try {
+      return await inTransaction(this.pool, fn);
+    } catch (err) {
+      throw pgLedgerError(err, this.where);
+    }
+  }
+
+  /** Says this coordinator is alive (and how to reach it), in the fleet's table of coordinators. */
+  async beat(nowMs: number): Promise<void> {
+    this.beaten = true;
+    const m = this.member;
+    await this.guard((db) => db.query(
+      `INSERT INTO coordinators (instance, signing_key, url, peer_id, started_at_ms, heard_at_ms) VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (instance) DO UPDATE SET signing_key = $2, url = $3, peer_id = $4, heard_at_ms = $6`,
+      [m.instance, m.signingKey, m.url, m.peerId, this.startedAtMs, nowMs],
+    ));
+  }
+
+  /** The coordinators heard from lately, oldest first. */
+  async liveMembers(nowMs: number): Promise<FleetMember[]> {
+    const { rows } = await this.guard((db) => db.query<{ instance: string; signing_key: string; url: string; peer_id: string }>(
+      `SELECT instance, signing_key, url, peer_id FROM coordinators WHERE heard_at_ms > $1 AND url <> '' ORDER BY started_at_ms, instance`,
+      [nowMs - COORDINATOR_SILENT_MS],
+    ));
+    return rows.map((r) => ({ instance: r.instance, signingKey: r.signing_key, url: r.url, peerId: r.peer_id }));
+  }
+
+  /** Takes this coordinator out of the fleet's table: its leases go back at once. */
+  async leave(): Promise<void> {
+    await this.releaseWhere('coordinator = $1', [this.member.instance], 'released', Date.now());
+    await this.guard((db) => db.query('DELETE FROM coordinators WHERE instance = $1', [this.member.instance]));
+  }
+
+  // ---- jobs ----
+
+  async submit(job: NewJob, done: ReadonlyMap<string, { result: unknown; minerKey: string }>, nowMs: number): Promise<JobState> {
+    const units = job.kind.split(job.job);
+    const state = this.newState(job.id, job.kind, job.job, job.owner, job.operands, job.heldBytes, job.createdAtMs, units);
+    this.cache.set(job.id, { state, needs: job.kind.requirements(job.job) });
+    this.unloadable.delete(job.id);
+    await this.transaction(async (client) => {
+      // Idempotent: a job another coordinator already queued keeps its rows, done units and leases.
+      await client.query(
+        `INSERT INTO queue_units (unit_id, job_id, rank)
+         SELECT u.id, $2, nextval('queue_rank') FROM unnest($1::text[]) WITH ORDINALITY AS u(id, i) ORDER BY u.i
+         ON CONFLICT (unit_id) DO NOTHING`,
+        [units.map((u) => u.id), job.id],
+      );
+      if (done.size > 0) await client.query('UPDATE queue_units SET done = true WHERE unit_id = ANY($1) AND NOT done', [[...done.keys()]]);
+    });
+    await this.finishIfDone(job.id, nowMs);
+    return (await this.job(job.id)) ?? state;
+  }
+
+  private newState(
+    id: string, kind: AnyWorkKind, job: unknown, owner: string, operands: readonly string[], held: number, createdAtMs: number, units: UnitBase[],
+  ): JobState {
+    return {
+      id, kind, job, owner, operands, view: job === null ? {} : kind.describe(job), heldBytes: held,
+      units: new Map(units.map((u) => [u.id, u])), results: new Map(), doneBy: new Map(), createdAtMs, finishedAtMs: null, output: null,
+    };
+  }
+
+  /** The cached job, or read and rebuilt from the database and the operand store; undefined when gone or unreadable. */
+  private async open(id: string): Promise<CachedJob | undefined> {
+    const cached = this.cache.get(id);
+    if (cached) return cached;
+    if (this.unloadable.has(id)) return undefined;
+    const { rows } = await this.guard((db) => db.query<Row>('SELECT * FROM jobs WHERE id = $1', [id]));
+    if (rows.length === 0) return undefined;
+    return this.load(storedJob(rows[0]));
+  }
+
+  private async load(stored: StoredJob): Promise<CachedJob | undefined> {
+    const kind = this.kinds.get(stored.kind);
+    if (!kind) {
+      this.unloadable.add(stored.id);
+      log('job-unrecoverable', { job: stored.id, kind: stored.kind, error: 'this coordinator does not serve that kind of work' });
+      return undefined;
+    }
+    let job: unknown = null;
+    let units: UnitBase[];
+    let needs: Requirements = { precision: '', features: [] };
+    if (stored.finishedAtMs === null) {
+      try {
+        const operands: Uint8Array[] = [];
+        for (const hash of stored.operands) operands.push(await this.operands.get(hash));
+        job = kind.restoreJob(stored.id, stored.params, operands);
+      } catch (err) {
+        this.unloadable.add(stored.id);
+        log('job-unrecoverable', { job: stored.id, operands: stored.operands.join(','), error: String(err) });
+        return undefined;
+      }
+      units = kind.split(job);
+      needs = kind.requirements(job);
+    } else {
+      // A finished job needs only its output, its view and its units' count.
+      const { rows } = await this.guard((db) => db.query<{ unit_id: string }>('SELECT unit_id FROM queue_units WHERE job_id = $1', [stored.id]));
+      units = rows.map((r) => ({ id: r.unit_id, jobId: stored.id }));
+    }
+    const state = this.newState(stored.id, kind, job, stored.owner, stored.operands, heldBytes(kind, stored.params), stored.createdAtMs, units);
+    if (job === null) {
+      const { rows } = await this.guard((db) => db.query<{ view: Record<string, string | number> }>('SELECT view FROM job_outputs WHERE job_id = $1', [stored.id]));
+      state.view = rows[0]?.view ?? {};
+    }
+    const entry = { state, needs };
+    this.cache.set(stored.id, entry);
+    return entry;
+  }
+
+  /** Brings a cached job's progress up to date with what every coordinator has done to it. */
+  private async refresh(entry: CachedJob): Promise<JobState | undefined> {
+    const { state } = entry;
+    const { rows } = await this.guard((db) => db.query<{ finished_at_ms: string | null; unit_id: string | null; miner_key: string | null }>(
+      `SELECT j.finished_at_ms, q.unit_id, c.miner_key FROM jobs j
+       LEFT JOIN queue_units q ON q.job_id = j.id AND q.done LEFT JOIN credits c ON c.unit_id = q.unit_id WHERE j.id = $1`,
+      [state.id],
+    ));
+    if (rows.length === 0) {
+      this.cache.delete(state.id);
+      return undefined;
+    }
+    state.results.clear();
+    state.doneBy.clear();
+    for (const r of rows) {
+      if (r.unit_id === null) continue;
+      state.results.set(r.unit_id, null);
+      if (r.miner_key !== null) state.doneBy.set(r.unit_id, r.miner_key);
+    }
+    const finishedAtMs = rows[0].finished_at_ms;
+    if (finishedAtMs !== null && !state.output) {
+      const output = await this.readOutput(state.id);
+      if (output) {
+        state.output = output;
+        state.finishedAtMs = Number(finishedAtMs);
+        state.job = null;
+      }
+    }
+    if (state.output) state.results.clear();
+    return state;
+  }
+
+  private async readOutput(jobId: string): Promise<EncodedOutput | null> {
+    const { rows } = await this.guard((db) => db.query<{ content_type: string; headers: Record<string, string>; body: Buffer }>(
+      'SELECT content_type, headers, body FROM job_outputs WHERE job_id = $1', [jobId],
+    ));
+    const row = rows[0];
+    return row ? { contentType: row.content_type, headers: row.headers, body: new Uint8Array(row.body) } : null;
+  }
+
+  async job(id: string): Promise<JobState | undefined> {
+    const entry = await this.open(id);
+    return entry ? this.refresh(entry) : undefined;
+  }
+
+  async jobIds(): Promise<string[]> {
+    const { rows } = await this.guard((db) => db.query<{ id: string }>('SELECT id FROM jobs ORDER BY created_at_ms, id'));
+    return rows.map((r) => r.id).filter((id) => !this.unloadable.has(id));
+  }
+
+  async status(state: JobState): Promise<JobStatus> {
+    if (state.output) return 'done';
+    const { rows } = await this.guard((db) => db.query<{ started: boolean | null }>(
+      'SELECT bool_or(done OR lease_id IS NOT NULL) AS started FROM queue_units WHERE job_id = $1', [state.id],
+    ));
+    return rows[0]?.started ? 'running' : 'queued';
+  }
+
+  /**
+   * When every unit of a job is done and nobody assembled it yet: assembles it from the stored results, under a lock
+   * on the job's row, so that exactly one coordinator does. Returns the finished job when this call finished it.
+   */
+  private async finishIfDone(jobId: string, nowMs: number, client?: pg.PoolClient): Promise<JobState | undefined> {
+    const run = async (db: pg.PoolClient): Promise<JobState | undefined> => {
+      const locked = await db.query<{ finished_at_ms: string | null }>('SELECT finished_at_ms FROM jobs WHERE id = $1 FOR UPDATE', [jobId]);
+      if (locked.rows.length === 0 || locked.rows[0].finished_at_ms !== null) return undefined;
+      const left = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM queue_units WHERE job_id = $1 AND NOT done', [jobId]);
+      if (left.rows[0].n > 0) return undefined;
+      const entry = await this.open(jobId);
+      if (!entry || entry.state.job === null) return undefined;
+      const { state } = entry;
+      const stored = await db.query<{ unit_id: string; result: Buffer }>('SELECT unit_id, result FROM unit_results WHERE job_id = $1', [jobId]);
+      const results = new Map<string, unknown>();
+      for (const r of stored.rows) {
+        const unit = state.units.get(r.unit_id);
+        if (unit) results.set(r.unit_id, state.kind.decodeStoredResult(unit, new Uint8Array(r.result)));
+      }
+      if (results.size < state.units.size) {
+        throw new Error(`job ${jobId}: every unit is marked done but only ${results.size} of ${state.units.size} results are stored`);
+      }
+      const output = state.kind.encodeOutput(state.job, state.kind.assemble(state.job, results));
+      await db.query(
+        'INSERT INTO job_outputs (job_id, content_type, headers, body, view) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (job_id) DO NOTHING',
+        [jobId, output.contentType, JSON.stringify(output.headers), Buffer.from(output.body), JSON.stringify(state.view)],
+      );
+      await db.query('UPDATE jobs SET finished_at_ms = $2 WHERE id = $1', [jobId, nowMs]);
+      state.output = output;
+      state.finishedAtMs = nowMs;
+      state.job = null;
+      return state;
+    };
+    if (client) return run(client);
+    return this.transaction(run);
+  }
+
+  // ---- leases ----
+
+  /** Reads the open jobs this coordinator has not seen yet: any coordinator may have queued them. */
+  private async openJobs(): Promise<CachedJob[]> {
+    const { rows } = await this.guard((db) => db.query<Row>('SELECT * FROM jobs WHERE finished_at_ms IS NULL ORDER BY created_at_ms, id'));
+    const open: CachedJob[] = [];
+    const seen = new Set<string>();
+    for (const row of rows) {
+      const stored = storedJob(row);
+      seen.add(stored.id);
+      if (this.unloadable.has(stored.id)) continue;
+      const entry = this.cache.get(stored.id) ?? (await this.load(stored));
+      if (entry && entry.state.job !== null) open.push(entry);
+    }
+    // Forget jobs another coordinator finished or removed, except for their output, read again on demand.
+    for (const [id, entry] of this.cache) if (!seen.has(id) && entry.state.job !== null) this.cache.delete(id);
+    return open;
+  }
+
+  async lease(sessionId: string, nowMs: number, miner: MinerCapabilities): Promise<Lease | undefined> {
+    const eligible = (await this.openJobs()).filter((e) => canRun(miner, e.state.kind.name, e.needs));
+    if (eligible.length === 0) return undefined;
+    if (!this.beaten) await this.beat(nowMs);
+    const leaseId = randomUUID();
+    const leased = await this.transaction(async (client) => {
+      const { rows } = await client.query<{ unit_id: string; job_id: string }>(
+        `SELECT unit_id, job_id FROM queue_units WHERE lease_id IS NULL AND NOT done AND job_id = ANY($1)
+         ORDER BY rank LIMIT 1 FOR UPDATE SKIP LOCKED`,
+        [eligible.map((e) => e.state.id)],
+      );
+      const row = rows[0];
+      if (!row) return undefined;
+      const unit = this.cache.get(row.job_id)?.state.units.get(row.unit_id);
+      if (!unit) throw new Error(`queue: unit ${row.unit_id} is not one of job ${row.job_id}'s units`);
+      const deadlineAtMs = nowMs + leaseDurationMs(this.cache.get(row.job_id)?.state.kind.ops(unit) ?? 0n);
+      await client.query(
+        `UPDATE queue_units SET lease_id = $2, session_id = $3, coordinator = $4, leased_at_ms = $5, deadline_at_ms = $6 WHERE unit_id = $1`,
+        [row.unit_id, leaseId, sessionId, this.member.instance, nowMs, deadlineAtMs],
+      );
+      return { id: leaseId, unit, sessionId, leasedAtMs: nowMs, deadlineAtMs } satisfies Lease;
+    });
+    return leased;
+  }
+
+  async leaseCount(sessionIds: readonly string[]): Promise<number> {
+    const { rows } = await this.guard((db) => db.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM queue_units WHERE lease_id IS NOT NULL AND session_id = ANY($1)', [[...sessionIds]],
+    ));
+    return rows[0].n;
+  }
+
+  async leaseFor(leaseId: string, sessionId: string): Promise<Lease | undefined> {
+    const { rows } = await this.guard((db) => db.query<{ unit_id: string; job_id: string; leased_at_ms: string; deadline_at_ms: string }>(
+      'SELECT unit_id, job_id, leased_at_ms, deadline_at_ms FROM queue_units WHERE lease_id = $1 AND session_id = $2 AND NOT done',
+      [leaseId, sessionId],
+    ));
+    const row = rows[0];
+    if (!row) return undefined;
+    const unit = (await this.open(row.job_id))?.state.units.get(row.unit_id);
+    if (!unit) return undefined;
+    return { id: leaseId, unit, sessionId, leasedAtMs: Number(row.leased_at_ms), deadlineAtMs: Number(row.deadline_at_ms) };
+  }
+
+  async endedLease(leaseId: string): Promise<EndedLease | undefined> {
+    const { rows } = await this.guard((db) => db.query<{ session_id: string; unit_id: string; end_reason: LeaseEnd }>(
+      'SELECT session_id, unit_id, end_reason FROM ended_leases WHERE lease_id = $1', [leaseId],
+    ));
+    const row = rows[0];
+    return row ? { sessionId: row.session_id, unitId: row.unit_id, end: row.end_reason } : undefined;
+  }
+
+  async complete(lease: Lease, _result: unknown, nowMs: number, _minerKey: string): Promise<JobState | undefined> {
+    // The result itself is already in the ledger (credited just before, in its own transaction): the queue records
+    // that the unit is done and, when it was the job's last, assembles the output from the stored results.
+    return this.transaction(async (client) => {
+      // The job's row is locked first: completions of one job's units take turns, so the last one sees every other.
+      const locked = await client.query('SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE', [lease.unit.jobId]);
+      const { rows } = await client.query<{ lease_id: string | null; session_id: string | null }>(
+        'SELECT lease_id, session_id FROM queue_units WHERE unit_id = $1 FOR UPDATE', [lease.unit.id],
+      );
+      await client.query(
+        `INSERT INTO ended_leases (lease_id, session_id, unit_id, end_reason, ended_at_ms) VALUES ($1, $2, $3, 'completed', $4)
+         ON CONFLICT (lease_id) DO UPDATE SET end_reason = 'completed'`,
+        [lease.id, lease.sessionId, lease.unit.id, nowMs],
+      );
+      const holder = rows[0];
+      if (!holder) return undefined;
+      if (holder.lease_id !== null && holder.lease_id !== lease.id && holder.session_id !== null) {
+        // Another miner holds the unit again (this lease ran out first): its lease ends without blame.
+        await client.query(
+          `INSERT INTO ended_leases (lease_id, session_id, unit_id, end_reason, ended_at_ms) VALUES ($1, $2, $3, 'removed', $4) ON CONFLICT (lease_id) DO NOTHING`,
+          [holder.lease_id, holder.session_id, lease.unit.id, nowMs],
+        );
+      }
+      await client.query(
+        `UPDATE queue_units SET done = true, lease_id = NULL, session_id = NULL, coordinator = NULL, leased_at_ms = NULL, deadline_at_ms = NULL
+         WHERE unit_id = $1`,
+        [lease.unit.id],
+      );
+      if (locked.rows.length === 0) return undefined;
+      return this.finishIfDone(lease.unit.jobId, nowMs, client);
+    });
+  }
+
+  /** Puts the units of the live leases matching `where` back at the front of the queue; returns the leases. */
+  private async releaseWhere(where: string, params: unknown[], end: LeaseEnd, nowMs: number): Promise<Lease[]> {
+    const n = params.length;
+    const { rows } = await this.guard((db) => db.query<{ unit_id: string; job_id: string; lease_id: string; session_id: string; leased_at_ms: string; deadline_at_ms: string }>(
+      `WITH old AS (
+         SELECT unit_id, job_id, lease_id, session_id, leased_at_ms, deadline_at_ms FROM queue_units
+         WHERE lease_id IS NOT NULL AND NOT done AND (${where}) FOR UPDATE SKIP LOCKED),
+       freed AS (
+         UPDATE queue_units q SET lease_id = NULL, session_id = NULL, coordinator = NULL, leased_at_ms = NULL, deadline_at_ms = NULL,
+           rank = -nextval('queue_rank')
+         FROM old WHERE q.unit_id = old.unit_id RETURNING old.*),
+       ended AS (
+         INSERT INTO ended_leases (lease_id, session_id, unit_id, end_reason, ended_at_ms)
+         SELECT lease_id, session_id, unit_id, $${n + 1}, $${n + 2} FROM freed ON CONFLICT (lease_id) DO NOTHING)
+       SELECT * FROM freed`,
+      [...params, end, nowMs],
+    ));
+    const leases: Lease[] = [];
+    for (const r of rows) {
+      const unit = this.cache.get(r.job_id)?.state.units.get(r.unit_id) ?? { id: r.unit_id, jobId: r.job_id };
+      leases.push({ id: r.lease_id, unit, sessionId: r.session_id, leasedAtMs: Number(r.leased_at_ms), deadlineAtMs: Number(r.deadline_at_ms) });
+    }
+    return leases;
+  }
+
+  async release(lease: Lease, end: LeaseEnd = 'released'): Promise<void> {
+    await this.releaseWhere('lease_id = $1', [lease.id], end, Date.now());
+  }
+
+  async releaseSession(sessionId: string): Promise<Lease[]> {
+    return this.releaseWhere('session_id = $1', [sessionId], 'released', Date.now());
+  }
+
+  /**
+   * Beats, then puts back every overdue lease in the fleet and every lease of a coordinator that stopped beating:
+   * whichever coordinator gets there first does it (SKIP LOCKED), once.
+   */
+  async expire(nowMs: number): Promise<Lease[]> {
+    await this.beat(nowMs);
+    const expired = await this.releaseWhere(
+      `deadline_at_ms <= $1 OR coordinator NOT IN (SELECT instance FROM coordinators WHERE heard_at_ms > $2)`,
+      [nowMs, nowMs - COORDINATOR_SILENT_MS],
+      'expired',
+      nowMs,
+    );
+    await this.guard(async (db) => {
+      await db.query('DELETE FROM ended_leases WHERE ended_at_ms < $1', [nowMs - ENDED_LEASES_KEPT_MS]);
+      await db.query('DELETE FROM coordinators WHERE heard_at_ms < $1', [nowMs - 10 * COORDINATOR_SILENT_MS]);
+    });
+    return expired;
+  }
+
+  async remove(jobId: string): Promise<boolean> {
+    await this.releaseWhere('job_id = $1', [jobId], 'removed', Date.now());
+    const removed = await this.transaction(async (client) => {
+      const units = await client.query('DELETE FROM queue_units WHERE job_id = $1', [jobId]);
+      const outputs = await client.query('DELETE FROM job_outputs WHERE job_id = $1', [jobId]);
+      return (units.rowCount ?? 0) + (outputs.rowCount ?? 0) > 0;
+    });
+    const cached = this.cache.delete(jobId);
+    return removed || cached;
+  }
+
+  async evictFinished(nowMs: number): Promise<string[]> {
+    const evicted = await this.transaction(async (client) => {
+      const { rows } = await client.query<{ job_id: string }>(
+        `DELETE FROM job_outputs o USING jobs j WHERE o.job_id = j.id AND j.finished_at_ms < $1 RETURNING o.job_id`,
+        [nowMs - RESULT_RETENTION_MS],
+      );
+      const ids = rows.map((r) => r.job_id);
+      if (ids.length > 0) await client.query('DELETE FROM queue_units WHERE job_id = ANY($1)', [ids]);
+      return ids;
+    });
+    for (const id of evicted) this.cache.delete(id);
+    return evicted;
+  }
+
+  async counts(): Promise<QueueCounts> {
+    const { rows } = await this.guard((db) => db.query<{ jobs: number; open: number; pending: number; leased: number }>(
+      `SELECT (SELECT count(*)::int FROM jobs) AS jobs, (SELECT count(*)::int FROM jobs WHERE finished_at_ms IS NULL) AS open,
+              (SELECT count(*)::int FROM queue_units WHERE lease_id IS NULL AND NOT done) AS pending,
+              (SELECT count(*)::int FROM queue_units WHERE lease_id IS NOT NULL) AS leased`,
+    ));
+    const r = rows[0];
+    return { jobs: r.jobs, jobsOpen: r.open, unitsPending: r.pending, unitsLeased: r.leased };
+  }
+}

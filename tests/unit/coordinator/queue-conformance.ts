@@ -1,0 +1,157 @@
+// What every WorkQueue must do, used as the coordinator uses it (the job saved in the ledger, then queued; a result
+// credited, then completed): run by each backend's test. `open` gives a coordinator's queue on the same store: for a
+// shared database each call is another coordinator's, for the in-memory queue it is the one queue.
+import { describe, expect, it } from 'vitest';
+import type { Ledger } from '../../../src/coordinator/ledger/ledger.ts';
+import type { OperandStore } from '../../../src/coordinator/operand-store.ts';
+import type { Lease, WorkQueue } from '../../../src/coordinator/queue.ts';
+import { LEASE_BASE_MS } from '../../../src/coordinator/scheduler.ts';
+import { microCreditsFor, type AnyWorkKind, type MinerCapabilities } from '../../../src/work/kind.ts';
+import { dotKind, dots, DOTS_PER_UNIT, type DotJob, type DotUnit } from '../../helpers/dot-kind.ts';
+
+export interface QueueStore {
+  open(): Promise<WorkQueue>;
+  ledger: Ledger;
+  operands: OperandStore;
+  cleanUp(): Promise<void>;
+}
+
+const kind = dotKind as unknown as AnyWorkKind;
+const DOT_MINER: MinerCapabilities = { kinds: ['dot'], precisions: ['f32'], features: [] };
+const T0 = 1_800_000_000_000;
+
+function makeJob(id: string, count: number, dim = 8): DotJob {
+  const x = new Float32Array(count * dim).map((_, i) => (i % 7) - 3);
+  const y = new Float32Array(count * dim).map((_, i) => (i % 5) - 2);
+  return { id, count, dim, x, y };
+}
+
+const bytes = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+
+export async function submitJob(store: QueueStore, queue: WorkQueue, job: DotJob, nowMs = T0) {
+  const operands = [await store.operands.put(bytes(job.x)), await store.operands.put(bytes(job.y))];
+  await store.ledger.saveJob({ id: job.id, owner: 'owner', kind: 'dot', params: { count: job.count, dim: job.dim }, operands, createdAtMs: nowMs, finishedAtMs: null });
+  return queue.submit({ id: job.id, kind, job, owner: 'owner', operands, heldBytes: 0, createdAtMs: nowMs }, new Map(), nowMs);
+}
+
+/** Settles a lease honestly: its credit, then the queue; the job when this finished it. */
+export async function completeLease(store: QueueStore, queue: WorkQueue, job: DotJob, lease: Lease, minerKey: string, nowMs = T0) {
+  const unit = lease.unit as DotUnit;
+  const x = job.x.subarray(unit.first * job.dim, (unit.first + unit.rows) * job.dim);
+  const y = job.y.subarray(unit.first * job.dim, (unit.first + unit.rows) * job.dim);
+  const result = dots(x, y, unit.rows, unit.dim);
+  const ops = dotKind.ops(unit);
+  const credited = await store.ledger.credit(
+    { unitId: unit.id, jobId: job.id, minerKey, ops, microCredits: microCreditsFor(ops, 3_000_000n), gpuSeconds: 0.1, createdAtMs: nowMs },
+    bytes(result),
+  );
+  const finished = await queue.complete(lease, result, nowMs, minerKey);
+  return { credited, finished };
+}
+
+export function queueConformance(backend: string, fresh: () => Promise<QueueStore>): void {
+  describe(`${backend} queue: conformance`, () => {
+    const withStore = async (test: (store: QueueStore) => Promise<void>) => {
+      const store = await fresh();
+      try {
+        await test(store);
+      } finally {
+        await store.cleanUp();
+      }
+    };
+
+    it('leases each unit to one miner at a time, oldest job first, and only to miners that run its kind', () => withStore(async (store) => {
+      const queue = await store.open();
+      await submitJob(store, queue, makeJob('first', 2 * DOTS_PER_UNIT));
+      await submitJob(store, queue, makeJob('second', DOTS_PER_UNIT), T0 + 1);
+      expect(await queue.lease('gemm-only', T0, { kinds: ['gemm'], precisions: ['f32'], features: [] })).toBeUndefined();
+      const leases = [await queue.lease('m1', T0, DOT_MINER), await queue.lease('m2', T0, DOT_MINER), await queue.lease('m1', T0, DOT_MINER)];
+      expect(leases.map((l) => l?.unit.jobId)).toEqual(['first', 'first', 'second']);
+      expect(new Set(leases.map((l) => l?.unit.id)).size).toBe(3);
+      expect(await queue.lease('m2', T0, DOT_MINER)).toBeUndefined();
+      expect(await queue.leaseCount(['m1'])).toBe(2);
+      expect(await queue.counts()).toMatchObject({ jobs: 2, jobsOpen: 2, unitsPending: 0, unitsLeased: 3 });
+    }));
+
+    it('re-leases a unit whose lease expired, first in line, and remembers why the old lease ended', () => withStore(async (store) => {
+      const queue = await store.open();
+      await submitJob(store, queue, makeJob('j', 3 * DOTS_PER_UNIT));
+      const slow = await queue.lease('slow', T0, DOT_MINER);
+      if (!slow) throw new Error('expected a lease');
+      expect(await queue.expire(T0 + LEASE_BASE_MS - 1)).toHaveLength(0);
+      expect((await queue.expire(T0 + LEASE_BASE_MS + 1)).map((l) => l.id)).toEqual([slow.id]);
+      expect(await queue.leaseFor(slow.id, 'slow')).toBeUndefined();
+      expect(await queue.endedLease(slow.id)).toEqual({ sessionId: 'slow', unitId: slow.unit.id, end: 'expired' });
+      expect((await queue.lease('fast', T0 + LEASE_BASE_MS + 2, DOT_MINER))?.unit.id).toBe(slow.unit.id);
+    }));
+
+    it('gives back every lease of a miner that left, and a lease only to its own session', () => withStore(async (store) => {
+      const queue = await store.open();
+      await submitJob(store, queue, makeJob('j', 3 * DOTS_PER_UNIT));
+      const a = await queue.lease('gone', T0, DOT_MINER);
+      await queue.lease('gone', T0, DOT_MINER);
+      const kept = await queue.lease('stays', T0, DOT_MINER);
+      expect(await queue.leaseFor(a?.id ?? '', 'stays')).toBeUndefined();
+      expect(await queue.releaseSession('gone')).toHaveLength(2);
+      expect((await queue.leaseFor(kept?.id ?? '', 'stays'))?.unit.id).toBe(kept?.unit.id);
+      expect(await queue.counts()).toMatchObject({ unitsPending: 2, unitsLeased: 1 });
+    }));
+
+    it('assembles the output once, when the last unit completes, and a unit completed twice is credited once', () => withStore(async (store) => {
+      const queue = await store.open();
+      const job = makeJob('j', 2 * DOTS_PER_UNIT + 1);
+      const state = await submitJob(store, queue, job);
+      expect(await queue.status(state)).toBe('queued');
+      const leases: Lease[] = [];
+      for (let i = 0; i < 3; i++) {
+        const lease = await queue.lease('m', T0, DOT_MINER);
+        if (!lease) throw new Error('expected a lease');
+        leases.push(lease);
+      }
+      expect(await queue.status(state)).toBe('running');
+      expect((await completeLease(store, queue, job, leases[0], 'aa')).finished).toBeUndefined();
+      expect(await completeLease(store, queue, job, leases[0], 'bb')).toEqual({ credited: false, finished: undefined });
+      expect((await completeLease(store, queue, job, leases[1], 'aa')).finished).toBeUndefined();
+      const { finished } = await completeLease(store, queue, job, leases[2], 'bb');
+      expect(finished?.output).toBeTruthy();
+      const done = await queue.job('j');
+      expect(done && (await queue.status(done))).toBe('done');
+      expect(JSON.parse(new TextDecoder().decode(done?.output?.body))).toEqual({ dots: [...dots(job.x, job.y, job.count, job.dim)] });
+      expect(await queue.endedLease(leases[2].id)).toMatchObject({ end: 'completed' });
+      expect(await store.ledger.totals()).toMatchObject({ units: 3 });
+    }));
+
+    it('forgets a removed job: its units leave the queue and its leases end', () => withStore(async (store) => {
+      const queue = await store.open();
+      await submitJob(store, queue, makeJob('j', 2 * DOTS_PER_UNIT));
+      const lease = await queue.lease('m', T0, DOT_MINER);
+      expect(await queue.remove('j')).toBe(true);
+      await store.ledger.deleteJob('j');
+      expect(await queue.job('j')).toBeUndefined();
+      expect(await queue.endedLease(lease?.id ?? '')).toMatchObject({ end: 'removed' });
+      expect(await queue.lease('m', T0, DOT_MINER)).toBeUndefined();
+      expect(await queue.remove('j')).toBe(false);
+    }));
+
+    it('leases every unit exactly once when many coordinators and miners ask at once', () => withStore(async (store) => {
+      const queues = await Promise.all([store.open(), store.open(), store.open()]);
+      const job = makeJob('j', 24 * DOTS_PER_UNIT);
+      await submitJob(store, queues[0], job);
+      const leased: Lease[] = [];
+      await Promise.all(Array.from({ length: 12 }, async (_, miner) => {
+        const queue = queues[miner % queues.length];
+        for (;;) {
+          const lease = await queue.lease(`m${miner}`, T0, DOT_MINER);
+          if (!lease) return;
+          leased.push(lease);
+          await completeLease(store, queue, job, lease, `k${miner}`);
+        }
+      }));
+      expect(leased).toHaveLength(24);
+      expect(new Set(leased.map((l) => l.unit.id)).size).toBe(24);
+      expect(await store.ledger.totals()).toMatchObject({ units: 24 });
+      const done = await queues[2].job('j');
+      expect(done?.output).toBeTruthy();
+    }));
+  });
+}

@@ -1,0 +1,94 @@
+// The queue conformance suite against both backends: the in-memory scheduler over SQLite, and the fleet's queue on a
+// real PostgreSQL (several coordinators' queues on one database); then what only the fleet's queue does.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openLedger } from '../../../src/coordinator/ledger/ledger.ts';
+import { PostgresLedger } from '../../../src/coordinator/ledger/postgres.ts';
+import { OperandStore } from '../../../src/coordinator/operand-store.ts';
+import { COORDINATOR_SILENT_MS, PgQueue } from '../../../src/coordinator/pg-queue.ts';
+import { Scheduler } from '../../../src/coordinator/scheduler.ts';
+import type { AnyWorkKind } from '../../../src/work/kind.ts';
+import { dotKind, DOTS_PER_UNIT } from '../../helpers/dot-kind.ts';
+import { postgresMissing, startPostgres, type TestPostgres } from '../../helpers/postgres.ts';
+import { queueConformance, submitJob, type QueueStore } from './queue-conformance.ts';
+
+const kinds = new Map<string, AnyWorkKind>([['dot', dotKind as unknown as AnyWorkKind]]);
+
+queueConformance('in-memory (sqlite)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'ergon-queue-'));
+  const ledger = await openLedger({ backend: 'sqlite', path: join(dir, 'ledger.sqlite') });
+  const queue = new Scheduler();
+  return {
+    open: async () => queue,
+    ledger,
+    operands: await OperandStore.open(dir),
+    async cleanUp() {
+      await ledger.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+let server: TestPostgres | undefined;
+beforeAll(async () => {
+  if (!postgresMissing) server = await startPostgres();
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+async function pgStore(): Promise<QueueStore & { pgQueue(): Promise<PgQueue> }> {
+  if (!server) throw new Error(postgresMissing ?? 'PostgreSQL did not start');
+  const url = await server.createDatabase();
+  const dir = await mkdtemp(join(tmpdir(), 'ergon-queue-'));
+  const ledger = await PostgresLedger.open(url);
+  const operands = await OperandStore.open(dir);
+  const others: PostgresLedger[] = [];
+  const pgQueue = async () => {
+    const own = await PostgresLedger.open(url);
+    others.push(own);
+    return new PgQueue(own.pool, kinds, operands);
+  };
+  return {
+    open: pgQueue,
+    pgQueue,
+    ledger,
+    operands,
+    async cleanUp() {
+      await Promise.all([ledger, ...others].map((l) => l.close()));
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+if (postgresMissing) {
+  describe.skip(`postgres queue: ${postgresMissing}`, () => {
+    it('skipped', () => undefined);
+  });
+} else {
+  queueConformance('postgres', pgStore);
+
+  describe('postgres queue: a fleet of coordinators', () => {
+    it('puts back the leases of a coordinator that stopped beating, and only those', async () => {
+      const store = await pgStore();
+      try {
+        const [dead, alive] = [await store.pgQueue(), await store.pgQueue()];
+        const T0 = 1_800_000_000_000;
+        await submitJob(store, alive, { id: 'j', count: 3 * DOTS_PER_UNIT, dim: 4, x: new Float32Array(12 * 4), y: new Float32Array(12 * 4) }, T0);
+        const miner = { kinds: ['dot'], precisions: ['f32'], features: [] };
+        const lost = await dead.lease('s-dead', T0, miner);
+        const kept = await alive.lease('s-alive', T0, miner);
+        // The dead one never beats again; the other keeps beating and, once the silence is long enough, takes its lease back.
+        expect(await alive.expire(T0 + COORDINATOR_SILENT_MS - 1)).toHaveLength(0);
+        const expired = await alive.expire(T0 + COORDINATOR_SILENT_MS + 1);
+        expect(expired.map((l) => l.id)).toEqual([lost?.id]);
+        expect(await alive.leaseFor(kept?.id ?? '', 's-alive')).toBeDefined();
+        expect((await alive.lease('s-alive', T0 + COORDINATOR_SILENT_MS + 2, miner))?.unit.id).toBe(lost?.unit.id);
+      } finally {
+        await store.cleanUp();
+      }
+    });
+  });
+}
