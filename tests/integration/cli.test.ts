@@ -6,16 +6,22 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { createRequire } from 'node:module';
+import type * as OrtNode from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT } from '../../src/client/cli.ts';
 import { numpyMissing, python } from '../helpers/numpy.ts';
 import { ScriptedMiner } from '../helpers/scripted-miner.ts';
+import { mlpModel } from '../helpers/onnx-builder.ts';
+import { OnnxRunnerForTests } from '../helpers/onnx-miner.ts';
+import { readNpz } from '../../src/work/onnx/npz.ts';
 import { startStack, TEST_API_KEY, type TestStack } from '../helpers/stack.ts';
 
 const missing = numpyMissing();
 if (missing) throw new Error(missing);
 
 const BIN = resolve('bin/ergon.mjs');
+const ort = createRequire(import.meta.url)('onnxruntime-node') as typeof OrtNode;
 
 interface Run {
   code: number | null;
@@ -145,6 +151,52 @@ print(np.abs(c - h).max() / np.abs(h).max(), np.abs(c - f).max() / np.abs(f).max
 `, dir).trim().split(' ').map(Number);
     expect(toHalves).toBeLessThan(1e-5);
     expect(toF32).toBeGreaterThan(1e-4);
+  });
+
+  it('ergon onnx runs a model on inputs numpy wrote, mined by an onnx miner, and writes outputs numpy reads', async () => {
+    writeFileSync(join(dir, 'mlp.onnx'), mlpModel(16, 32, 8, 5));
+    python(`
+import numpy as np
+np.savez('x.npz', x=np.random.default_rng(5).standard_normal((40, 16)).astype('<f4'))
+`, dir);
+    // The reference: the same model on the same inputs in onnxruntime-node, here.
+    const x = readNpz(readFileSync(join(dir, 'x.npz')), 1_000);
+    if (!x.ok) throw new Error(x.error.message);
+    const input = x.value.get('x');
+    if (!input) throw new Error('no x');
+    const session = await ort.InferenceSession.create(mlpModel(16, 32, 8, 5));
+    const expected = await session.run({ x: new ort.Tensor('float32', input.data, input.shape) });
+
+    const miner = await ScriptedMiner.connect(stack.url);
+    await miner.hello(undefined, undefined, ['onnx']);
+    const runner = new OnnxRunnerForTests(stack.url);
+    let done = false;
+    const mining = (async () => {
+      while (!done) {
+        miner.send({ type: 'work-request' });
+        const reply = await miner.next('lease', 'no-work', 'error');
+        if (reply.type === 'lease') expect((await runner.run(miner, reply)).type).toBe('receipt');
+        else await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    })();
+    const run = await ergon(['onnx', 'mlp.onnx', 'x.npz', '-o', 'out.npz'], dir, env);
+    done = true;
+    await mining;
+    miner.close();
+    expect(run.code, run.stderr).toBe(EXIT.ok);
+    expect(run.stderr).toMatch(/outputs prob, logits written to out\.npz/);
+    // numpy reads what the CLI wrote: every output, its shape, and values within float32 rounding of the reference.
+    for (const name of ['prob', 'logits']) {
+      writeFileSync(join(dir, `${name}.expected.f32`), expected[name].data as Float32Array);
+      const answer = python(`
+import numpy as np
+out = np.load('out.npz')['${name}']
+ref = np.fromfile('${name}.expected.f32', dtype='<f4').reshape(out.shape)
+print(out.shape, float(np.max(np.abs(out - ref))))
+`, dir);
+      expect(answer).toMatch(/^\(40, 8\) /);
+      expect(Number(answer.trim().split(' ').pop())).toBeLessThan(1e-4);
+    }
   });
 
   it('refuses a file that is not .npy, a truncated one, and shapes that do not fit, with exit 3 and no job', async () => {
