@@ -65,7 +65,10 @@ export async function startPostgres(): Promise<TestPostgres> {
   const data = join(dir, 'data');
   await asServerUser(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync']);
   const port = await freePort();
-  const options = `-p ${port} -c listen_addresses=127.0.0.1 -k ${dir} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`;
+  // fsync off loses nothing when the server process dies (the tests' `kill`), only when the machine does; but
+  // synchronous_commit off lets a commit return before its WAL is written, and a kill then lost a job the
+  // coordinator had already answered for (the database-down test saw its unit vanish).
+  const options = `-p ${port} -c listen_addresses=127.0.0.1 -k ${dir} -c fsync=off -c full_page_writes=off -c max_connections=200`;
   const start = async () => {
     await asServerUser(join(bin, 'pg_ctl'), ['-D', data, '-l', join(dir, 'pg.log'), '-w', '-t', '30', '-o', options, 'start']);
   };
