@@ -3,7 +3,7 @@
 import type { Receipt } from '../protocol/messages.ts';
 import { toHex } from '../protocol/receipt.ts';
 import { earningsByDay, type DayEarnings } from '../wallet/history.ts';
-import { balanceOf, fetchCoordinatorKey, type Balance, type CheckedReceipt, type TrustedCoordinator } from '../wallet/trust.ts';
+import { balanceOf, fetchCoordinatorKey, fetchFleet, type Balance, type CheckedReceipt, type TrustedCoordinator } from '../wallet/trust.ts';
 import { Wallet, type ImportOutcome } from '../wallet/wallet.ts';
 import { MAX_WALLET_FILE_BYTES, parseWalletFile } from '../wallet/wallet-file.ts';
 import { settings } from './settings.svelte.ts';
@@ -19,6 +19,8 @@ class EarningsState {
   trusted = $state<TrustedCoordinator[]>([]);
   /** Why a coordinator's key could not be pinned, by the coordinator's address. */
   pinErrors = $state<Record<string, string>>({});
+  /** Coordinators learnt from the fleets of the person's coordinators: mined with after them, receipts trusted. */
+  fleetUrls = $state<string[]>([]);
   byDay = $derived<DayEarnings[]>(earningsByDay(this.receipts));
   private opened: Wallet | undefined;
   /** Keys of unverified receipts that the person's coordinators were already asked about on this page. */
@@ -44,16 +46,24 @@ class EarningsState {
   async pin(urls: readonly string[]): Promise<void> {
     const wallet = this.opened;
     if (!wallet) return;
+    const learnt = new Set<string>();
     const outcomes = await Promise.all(
       urls.map(async (url) => {
         try {
-          await wallet.trustCoordinator(url, await fetchCoordinatorKey(url));
+          const key = await fetchCoordinatorKey(url);
+          await wallet.trustCoordinator(url, key);
+          // The fleet's other coordinators: the coordinator the person added vouches for them with a signed list.
+          for (const member of await fetchFleet(url, key, Date.now())) {
+            await wallet.trustCoordinator(member.url, member.key);
+            learnt.add(member.url);
+          }
           return [url, undefined] as const;
         } catch (err) {
           return [url, (err as Error).message] as const;
         }
       }),
     );
+    if (learnt.size > 0) this.fleetUrls = [...new Set([...this.fleetUrls, ...learnt])];
     const errors = { ...this.pinErrors };
     for (const [url, error] of outcomes) {
       if (error === undefined) delete errors[url];

@@ -114,7 +114,9 @@ class MiningState {
     gpu.setThrottle($state.snapshot(this.throttle));
     const meter = new EnergyMeter(() => energy.config(), () => this.gpu?.adapter, (problem, method) => energy.probeReport(problem, method));
     meter.start();
-    const loop = new MiningLoop(() => settings.value.coordinators, wallet, gpu, {
+    // The person's coordinators first, then those their fleets vouch for (learnt when the wallet pinned their keys).
+    const coordinators = () => [...new Set([...settings.value.coordinators, ...earnings.fleetUrls].map((url) => new URL(url).href))];
+    const loop = new MiningLoop(coordinators, wallet, gpu, {
       phase: (phase, detail) => {
         this.phase = phase;
         this.detail = detail ?? '';

@@ -9,6 +9,8 @@ import type { SigningKey } from './signing-key.ts';
 
 export function mountFleetApi(app: Express, fleet: PgQueue, fleetKey: SigningKey): void {
   app.get('/api/fleet', (_req, res) => {
+    // Public, like /api/config: the miner pages of every coordinator of the fleet read it (see PUBLIC_READS in http.ts).
+    res.setHeader('access-control-allow-origin', '*');
     fleet.liveMembers(Date.now())
       .then((members: FleetMember[]) => signFleetList(fleetKey.privateKey, fleetKey.publicKey, members.map((m) => ({ key: m.signingKey, url: m.url })), Date.now()))
       .then(

@@ -78,10 +78,21 @@ export function requester(req: express.Request, keys: ApiKeys): string {
  * Browsers may call the API only from the coordinator's own origin (the page it serves) or an origin the operator
  * allowed; any other Origin is refused outright, preflight included, and never gets CORS headers.
  */
+/**
+ * What any page may read: the coordinator's public config (peer id and receipt key) and its fleet's signed list. No
+ * credentials go with them and nothing in them is secret, and a miner page served by one coordinator of a fleet reads
+ * them from the others to fail over and to trust their receipts.
+ */
+const PUBLIC_READS = new Set(['/config', '/fleet']);
+
 function sameOriginOnly(allowed: readonly string[]): express.RequestHandler {
   return (req, res, next) => {
     const origin = req.headers.origin;
     if (origin === undefined) return next();
+    if (req.method === 'GET' && PUBLIC_READS.has(req.path)) {
+      res.setHeader('access-control-allow-origin', '*');
+      return next();
+    }
     const own = `${req.protocol}://${req.headers.host ?? ''}`;
     if (origin !== own && !allowed.includes(origin)) {
       return next(new HttpError(403, 'origin-not-allowed', `requests from ${origin} are not allowed; use the coordinator's own page`));

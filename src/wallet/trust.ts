@@ -123,3 +123,29 @@ export async function fleetTrust(pinnedFleetKey: string, answer: unknown, nowMs:
 }
 
 const fromHexKey = (hex: string) => new Uint8Array(hex.match(/../g)?.map((b) => Number.parseInt(b, 16)) ?? []);
+
+/**
+ * The coordinators of the fleet that the coordinator at `url` belongs to, from its GET /api/fleet: trusted because
+ * that coordinator, whose key the wallet pinned from its own origin, serves the list and is on it, and the list is
+ * signed by the fleet key it names. None when the coordinator is not in a fleet (404). Throws a sentence when the
+ * list cannot be read or does not hold up.
+ */
+export async function fetchFleet(url: string, coordinatorKey: string, nowMs: number): Promise<TrustedCoordinator[]> {
+  let response: Response;
+  try {
+    response = await fetch(new URL('api/fleet', url), { signal: AbortSignal.timeout(KEY_FETCH_TIMEOUT_MS) });
+  } catch (err) {
+    throw new Error(`could not reach ${url} for its fleet: ${(err as Error).message}`);
+  }
+  if (response.status === 404) return [];
+  if (!response.ok) throw new Error(`${url} answered HTTP ${response.status} when asked for its fleet`);
+  const answer: unknown = await response.json().catch(() => undefined);
+  const parsed = v.safeParse(SignedFleetList, answer);
+  if (!parsed.success) throw new Error(`${url} did not give a fleet list: ${parsed.issues[0].message}`);
+  if (!parsed.output.coordinators.some((c) => c.key === coordinatorKey)) {
+    throw new Error(`${url}'s fleet list does not name ${url}'s own key, so it vouches for nothing`);
+  }
+  const members = await fleetTrust(parsed.output.fleetKey, answer, nowMs);
+  if (members.length === 0) throw new Error(`${url}'s fleet list is not signed by the fleet key it names`);
+  return members;
+}
