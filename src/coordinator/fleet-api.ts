@@ -7,10 +7,14 @@ import { log } from './log.ts';
 import type { FleetMember, PgQueue } from './pg-queue.ts';
 import type { SigningKey } from './signing-key.ts';
 
-export function mountFleetApi(app: Express, fleet: PgQueue, fleetKey: SigningKey): void {
-  app.get('/api/fleet', (_req, res) => {
-    // Public, like /api/config: the miner pages of every coordinator of the fleet read it (see PUBLIC_READS in http.ts).
-    res.setHeader('access-control-allow-origin', '*');
+export function mountFleetApi(app: Express, fleet: PgQueue, fleetKey: SigningKey, isFleetOrigin: (origin: string) => boolean): void {
+  app.get('/api/fleet', (req, res) => {
+    // The miner pages of every coordinator of the fleet read it (as /api/config: FLEET_READS in http.ts).
+    const origin = req.headers.origin;
+    if (origin !== undefined && isFleetOrigin(origin)) {
+      res.setHeader('access-control-allow-origin', origin);
+      res.setHeader('vary', 'Origin');
+    }
     fleet.liveMembers(Date.now())
       .then((members: FleetMember[]) => signFleetList(fleetKey.privateKey, fleetKey.publicKey, members.map((m) => ({ key: m.signingKey, url: m.url })), Date.now()))
       .then(

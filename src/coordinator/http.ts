@@ -21,6 +21,8 @@ export interface ApiContext {
   apiKeys: ApiKeys;
   /** Origins besides the coordinator's own that may call the API from a browser (e.g. a dev server). */
   allowedOrigins?: readonly string[];
+  /** Whether an origin is one of the fleet's live coordinators (whose pages may read FLEET_READS); none outside a fleet. */
+  isFleetOrigin?: (origin: string) => boolean;
   rateLimit?: RateLimit;
   /** Overrides of what each requester's key may hold at once. */
   quota?: Partial<RequesterQuota>;
@@ -79,18 +81,18 @@ export function requester(req: express.Request, keys: ApiKeys): string {
  * allowed; any other Origin is refused outright, preflight included, and never gets CORS headers.
  */
 /**
- * What any page may read: the coordinator's public config (peer id and receipt key) and its fleet's signed list. No
- * credentials go with them and nothing in them is secret, and a miner page served by one coordinator of a fleet reads
- * them from the others to fail over and to trust their receipts.
+ * What the pages of the coordinator's fleet may read from it: its public config (peer id and receipt key) and the
+ * fleet's signed list, so that a miner page served by one coordinator can fail over to another and trust its receipts.
  */
-const PUBLIC_READS = new Set(['/config', '/fleet']);
+const FLEET_READS = new Set(['/config', '/fleet']);
 
-function sameOriginOnly(allowed: readonly string[]): express.RequestHandler {
+function sameOriginOnly(allowed: readonly string[], isFleetOrigin: (origin: string) => boolean): express.RequestHandler {
   return (req, res, next) => {
     const origin = req.headers.origin;
     if (origin === undefined) return next();
-    if (req.method === 'GET' && PUBLIC_READS.has(req.path)) {
-      res.setHeader('access-control-allow-origin', '*');
+    if (req.method === 'GET' && FLEET_READS.has(req.path) && isFleetOrigin(origin)) {
+      res.setHeader('access-control-allow-origin', origin);
+      res.setHeader('vary', 'Origin');
       return next();
     }
     const own = `${req.protocol}://${req.headers.host ?? ''}`;
@@ -115,7 +117,7 @@ export function mountApi(app: Express, ctx: ApiContext): void {
   const api = express.Router();
   const limiter = new RateLimiter(ctx.rateLimit ?? API_REQUESTS);
   const quotas = new Quotas(ctx.quota ?? {}, (owner) => queueUsage(queue, owner));
-  api.use(sameOriginOnly(ctx.allowedOrigins ?? []));
+  api.use(sameOriginOnly(ctx.allowedOrigins ?? [], ctx.isFleetOrigin ?? (() => false)));
 
   /** Authenticates and spends one token of the key's bucket; returns the key's id. */
   const authorize = (req: express.Request, res: Response): string => {

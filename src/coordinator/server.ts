@@ -44,6 +44,8 @@ export const MAX_SESSIONS = 1_000;
  */
 export const PRE_HELLO_MAX_MESSAGE_BYTES = 64 * 1024;
 
+/** The fleet's members are looked up every this many heartbeats (2 s): a new coordinator's pages are served soon. */
+const FLEET_ORIGINS_EVERY_TICKS = 4;
 /** Long enough to upload the largest job (512 MiB) at 5 MiB/s. */
 const HTTP_REQUEST_TIMEOUT_MS = 120_000;
 
@@ -136,12 +138,20 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   mountOperator(app, operatorView, { key: operatorKey, metrics });
   mountModelsApi(app, { models, apiKeys });
   // A fleet's key lives in the shared folder beside its operands: every coordinator of the fleet signs the same list.
-  if (fleet && options.sharedDir) mountFleetApi(app, fleet, await loadOrCreateSigningKey(await fleetKeyDir(options.sharedDir)));
+  /** Origins of the fleet's live coordinators, refreshed every few heartbeats: their pages may read FLEET_READS here. */
+  let fleetOrigins: ReadonlySet<string> = new Set();
+  const isFleetOrigin = (origin: string) => fleetOrigins.has(origin);
+  const refreshFleetOrigins = async () => {
+    if (!fleet) return;
+    fleetOrigins = new Set((await fleet.liveMembers(Date.now())).map((member) => new URL(member.url).origin));
+  };
+  if (fleet && options.sharedDir) mountFleetApi(app, fleet, await loadOrCreateSigningKey(await fleetKeyDir(options.sharedDir)), isFleetOrigin);
   mountApi(app, {
     jobs,
     ledger,
     apiKeys,
     allowedOrigins: options.allowedOrigins,
+    isFleetOrigin,
     rateLimit: options.rateLimits?.apiRequests,
     quota: options.quotas,
     uploads,
@@ -226,8 +236,12 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     new Handshakes({ ...DEFAULT_HANDSHAKE_LIMITS, ...options.handshakeLimits }),
   );
 
+  let ticks = 0;
   const heartbeat = setInterval(() => {
     const nowMs = Date.now();
+    if (fleet && ++ticks % FLEET_ORIGINS_EVERY_TICKS === 0) {
+      refreshFleetOrigins().catch((err: unknown) => log('storage-error', { event: 'fleet-origins', error: String(err) }));
+    }
     queue.expire(nowMs).then(
       (expired) => expired.forEach((lease) => log('lease-expired', { unit: lease.unit.id, session: lease.sessionId })),
       (err: unknown) => log('queue-error', { event: 'expire', error: String(err) }),
@@ -241,6 +255,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   if (fleet) {
     fleet.member = { ...fleet.member, signingKey: toHex(signingKey.publicKey), url, peerId };
     await fleet.beat(Date.now());
+    await refreshFleetOrigins();
   }
   log('coordinator-started', { url, peerId, dataDir: options.dataDir, fleet: fleet?.member.instance });
   return {

@@ -159,6 +159,22 @@ describe.skipIf(postgresMissing !== null)(`a fleet of coordinators on PostgreSQL
     atOther.close();
   });
 
+  it("lets the pages of the fleet's coordinators, and no other origin, read a coordinator's config and fleet list", async () => {
+    const fleet = await fleetOf(2);
+    const [a, b] = fleet.coordinators;
+    const aOrigin = new URL(a.url).origin;
+    for (const path of ['api/config', 'api/fleet']) {
+      const member = await fetch(new URL(path, b.url), { headers: { origin: aOrigin } });
+      expect(member.status, path).toBe(200);
+      expect(member.headers.get('access-control-allow-origin'), path).toBe(aOrigin);
+      const foreign = await fetch(new URL(path, b.url), { headers: { origin: 'https://evil.example' } });
+      expect(foreign.headers.get('access-control-allow-origin'), path).toBeNull();
+    }
+    // Requester routes stay same-origin, fleet or not.
+    const jobs = await fetch(new URL('api/jobs', b.url), { headers: { origin: aOrigin } });
+    expect(jobs.status).toBe(403);
+  });
+
   it('stops leasing and says why while its database is down, then leases again when it is back', async () => {
     const fleet = await fleetOf(1);
     const [coordinator] = fleet.coordinators;
