@@ -54,10 +54,11 @@ describe('leasing under abuse', () => {
     const sameKey = await connect(hoarderKeys);
     expect((await askMany(sameKey, 5)).leases).toBe(0);
 
+    // The honest miner's first request is answered with a lease: work at once, however fast this machine is.
     const honest = await connect();
-    const askedAtMs = Date.now();
-    const lease = await honest.lease();
-    expect(Date.now() - askedAtMs).toBeLessThan(2_000);
+    honest.send({ type: 'work-request' });
+    const lease = await honest.next('lease', 'no-work', 'error');
+    if (lease.type !== 'lease') throw new Error(`the honest miner's first request got ${JSON.stringify(lease)}`);
     expect((await honest.verdict(lease, ScriptedMiner.compute(lease))).type).toBe('receipt');
   });
 
