@@ -5,12 +5,13 @@
 // advances as a real package's would, 20 W, or 50 kW for the implausible case.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { rm } from 'node:fs/promises';
-import { expect, test, type Page } from '@playwright/test';
+import { expect, test } from '@playwright/test';
 import { DEFAULT_PROBE_PORT } from '../../src/protocol/energy.ts';
 import { GPU_START_TIMEOUT_MS } from '../helpers/chromium.ts';
 import { FakeSysfs } from '../helpers/fake-sysfs.ts';
 import { randomMatrix } from '../helpers/random.ts';
 import { startStack, submitGemm, waitForJob, type TestStack } from '../helpers/stack.ts';
+import { storedReceipts } from '../helpers/wallet-receipts.ts';
 
 process.env.ERGON_LOG ??= 'silent';
 
@@ -25,23 +26,6 @@ test.beforeAll(async () => {
 test.afterAll(async () => {
   await stack?.stop();
 });
-
-interface StoredReceipt { joules: number; joulesSource: string; microCredits: bigint; jobId: string }
-
-function storedReceipts(page: Page): Promise<StoredReceipt[]> {
-  return page.evaluate(
-    () =>
-      new Promise<StoredReceipt[]>((resolve, reject) => {
-        const open = indexedDB.open('ergon-wallet');
-        open.onerror = () => reject(open.error);
-        open.onsuccess = () => {
-          const all = open.result.transaction('receipts').objectStore('receipts').getAll();
-          all.onsuccess = () => resolve(all.result.map((r: StoredReceipt) => ({ joules: r.joules, joulesSource: r.joulesSource, microCredits: r.microCredits, jobId: r.jobId })));
-          all.onerror = () => reject(all.error);
-        };
-      }),
-  );
-}
 
 async function mineJob(seed: number): Promise<string> {
   const [m, n, k] = [512, 256, 256];

@@ -1,12 +1,13 @@
 // A real page among a fleet's miners: served by one coordinator of two on one PostgreSQL, it learns the other from the
 // signed fleet list, keeps mining there when its own coordinator is killed with SIGKILL, and counts the other's
 // receipts in its balance; the database credits every unit once, and exactly what the page's receipts say.
-import { expect, test, type Page } from '@playwright/test';
+import { expect, test } from '@playwright/test';
 import { GPU_START_TIMEOUT_MS } from '../helpers/chromium.ts';
 import { startFleet, type TestFleet } from '../helpers/fleet.ts';
 import { postgresMissing, startPostgres, type TestPostgres } from '../helpers/postgres.ts';
 import { randomMatrix } from '../helpers/random.ts';
 import { submitGemm, waitForJob } from '../helpers/stack.ts';
+import { storedReceipts } from '../helpers/wallet-receipts.ts';
 
 let server: TestPostgres | undefined;
 let fleet: TestFleet | undefined;
@@ -19,29 +20,6 @@ test.afterAll(async () => {
   await fleet?.stop();
   await server?.stop();
 });
-
-interface StoredReceipt { unitId: string; jobId: string; microCredits: bigint; coordinatorKey: string }
-
-function storedReceipts(page: Page): Promise<StoredReceipt[]> {
-  return page.evaluate(
-    () =>
-      new Promise<StoredReceipt[]>((resolve, reject) => {
-        const open = indexedDB.open('ergon-wallet');
-        open.onerror = () => reject(open.error);
-        open.onsuccess = () => {
-          const all = open.result.transaction('receipts').objectStore('receipts').getAll();
-          all.onsuccess = () =>
-            resolve(
-              all.result.map((r: { unitId: string; jobId: string; microCredits: bigint; coordinatorKey: Uint8Array }) => ({
-                unitId: r.unitId, jobId: r.jobId, microCredits: r.microCredits,
-                coordinatorKey: [...r.coordinatorKey].map((b) => b.toString(16).padStart(2, '0')).join(''),
-              })),
-            );
-          all.onerror = () => reject(all.error);
-        };
-      }),
-  );
-}
 
 const keyOf = async (url: string) => ((await (await fetch(new URL('api/config', url))).json()) as { coordinatorKey: string }).coordinatorKey;
 

@@ -1,7 +1,6 @@
 // The ergon CLI against the real stack (coordinator, PeerServer, WebRTC, SQLite) with a scripted honest miner: C from
 // .npy files equals numpy's product; bad input files, a wrong key and an unreachable coordinator each give a sentence
 // and their documented exit code, never a stack trace.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -11,6 +10,7 @@ import type * as OrtNode from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT } from '../../src/client/cli.ts';
 import { numpyMissing, python } from '../helpers/numpy.ts';
+import { runProcess, type Run } from '../helpers/run-process.ts';
 import { ScriptedMiner } from '../helpers/scripted-miner.ts';
 import { mlpModel } from '../helpers/onnx-builder.ts';
 import { OnnxRunnerForTests } from '../helpers/onnx-miner.ts';
@@ -23,23 +23,9 @@ if (missing) throw new Error(missing);
 const BIN = resolve('bin/ergon.mjs');
 const ort = createRequire(import.meta.url)('onnxruntime-node') as typeof OrtNode;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs `ergon ARGS` as a person would, in `cwd`, asynchronously (the coordinator runs in this process). */
 function ergon(args: string[], cwd: string, env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, ERGON_URL: '', ERGON_API_KEY: '', ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', fail);
-    child.on('close', (code) => done({ code, stdout, stderr }));
-  });
+  return runProcess(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, ERGON_URL: '', ERGON_API_KEY: '', ...env } });
 }
 
 /** No stack trace: no "    at fn (file:line)" lines, no error class dumps. */

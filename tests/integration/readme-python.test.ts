@@ -1,9 +1,9 @@
 // The README's Python example, run as written (python3 with numpy) against a real coordinator while a scripted honest
 // miner does the work: it must submit a GEMM, read C back equal to numpy's product, and delete the job.
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { numpyMissing, PYTHON } from '../helpers/numpy.ts';
+import { runProcess } from '../helpers/run-process.ts';
 import { ScriptedMiner } from '../helpers/scripted-miner.ts';
 import { api, startStack, TEST_API_KEY, type TestStack } from '../helpers/stack.ts';
 
@@ -31,15 +31,7 @@ it('the README\'s Python example gets C back equal to numpy\'s A @ B', async () 
   await miner.hello();
   let stop = false;
   const mining = miner.mineHonestly(() => stop);
-  const run = await new Promise<{ code: number | null; stdout: string; stderr: string }>((done, fail) => {
-    const child = spawn(PYTHON, ['-c', readmeExample()], { env: { ...process.env, ERGON_URL: stack.url, ERGON_API_KEY: TEST_API_KEY } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', fail);
-    child.on('close', (code) => done({ code, stdout, stderr }));
-  });
+  const run = await runProcess(PYTHON, ['-c', readmeExample()], { env: { ...process.env, ERGON_URL: stack.url, ERGON_API_KEY: TEST_API_KEY } });
   stop = true;
   const receipts = await mining;
   miner.close();

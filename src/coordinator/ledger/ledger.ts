@@ -76,6 +76,30 @@ export interface Reputation {
   bannedUntilMs: number;
 }
 
+/** A row as either backend returns it: columns by name, numbers as numbers, bigints or decimal strings. */
+type ColumnRow = Readonly<Record<string, unknown>>;
+
+/** A reputation row (or none: a key never seen) as a Reputation; both backends store the same columns. */
+export function reputationFromRow(minerKey: string, row: ColumnRow | undefined): Reputation {
+  if (!row) return { minerKey, score: 0, accepted: 0, rejected: 0, bannedUntilMs: 0 };
+  return { minerKey, score: Number(row.score), accepted: Number(row.accepted), rejected: Number(row.rejected), bannedUntilMs: Number(row.banned_until_ms) };
+}
+
+/** A row of the efficiency query (credits grouped by miner, adapter and energy method), for either backend. */
+export function efficiencyFromRow(r: ColumnRow): EfficiencyRow {
+  return {
+    minerKey: String(r.miner_key),
+    adapter: String(r.adapter),
+    joulesSource: String(r.joules_source),
+    units: Number(r.units),
+    ops: BigInt(r.ops as bigint | string),
+    joules: Number(r.joules),
+    uncertaintyJoules: Number(r.uncertainty),
+    gpuSeconds: Number(r.gpu_seconds),
+    wallSeconds: Number(r.wall_seconds),
+  };
+}
+
 export interface Ledger {
   /**
    * Records a credit and the unit's verified result in one transaction; false (and nothing written) when

@@ -1,7 +1,7 @@
 // The fleet's ledger: PostgreSQL (node-postgres), shared by every coordinator of a fleet; a unique key on the unit id,
 // every write one transaction, migrations run once under an advisory lock by whichever coordinator starts first.
 import pg from 'pg';
-import { LedgerError, type CreditEntry, type EfficiencyRow, type Ledger, type LedgerTotals, type Reputation, type StoredJob } from './ledger.ts';
+import { efficiencyFromRow, LedgerError, reputationFromRow, type CreditEntry, type EfficiencyRow, type Ledger, type LedgerTotals, type Reputation, type StoredJob } from './ledger.ts';
 import { loadMigrations } from './migrations.ts';
 
 const MIGRATIONS = loadMigrations('postgres');
@@ -173,17 +173,7 @@ export class PostgresLedger implements Ledger {
            SUM(gpu_seconds) AS gpu_seconds, COALESCE(SUM(wall_seconds), 0) AS wall_seconds
          FROM credits GROUP BY miner_key, COALESCE(adapter, ''), joules_source ORDER BY miner_key, adapter, joules_source`,
       );
-      return rows.map((r) => ({
-        minerKey: r.miner_key,
-        adapter: r.adapter,
-        joulesSource: r.joules_source,
-        units: Number(r.units),
-        ops: BigInt(r.ops),
-        joules: Number(r.joules),
-        uncertaintyJoules: Number(r.uncertainty),
-        gpuSeconds: Number(r.gpu_seconds),
-        wallSeconds: Number(r.wall_seconds),
-      }));
+      return rows.map(efficiencyFromRow);
     });
   }
 
@@ -267,13 +257,5 @@ export function storedJob(r: Row): StoredJob {
 
 async function readReputation(db: Queryable, minerKey: string, forUpdate: boolean): Promise<Reputation> {
   const { rows } = await db.query<Row>(`SELECT * FROM reputation WHERE miner_key = $1${forUpdate ? ' FOR UPDATE' : ''}`, [minerKey]);
-  const row = rows[0];
-  if (!row) return { minerKey, score: 0, accepted: 0, rejected: 0, bannedUntilMs: 0 };
-  return {
-    minerKey,
-    score: Number(row.score),
-    accepted: Number(row.accepted),
-    rejected: Number(row.rejected),
-    bannedUntilMs: Number(row.banned_until_ms),
-  };
+  return reputationFromRow(minerKey, rows[0]);
 }

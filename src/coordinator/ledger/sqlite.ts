@@ -1,6 +1,6 @@
 // The embedded ledger: one SQLite file in the data folder, WAL mode, a unique key on the unit id.
 import Database from 'better-sqlite3';
-import { LedgerError, type CreditEntry, type EfficiencyRow, type Ledger, type LedgerTotals, type Reputation, type StoredJob } from './ledger.ts';
+import { efficiencyFromRow, LedgerError, reputationFromRow, type CreditEntry, type EfficiencyRow, type Ledger, type LedgerTotals, type Reputation, type StoredJob } from './ledger.ts';
 import { loadMigrations } from './migrations.ts';
 
 const MIGRATIONS = loadMigrations('sqlite');
@@ -112,18 +112,7 @@ export class SqliteLedger implements Ledger {
   }
 
   async efficiency(): Promise<EfficiencyRow[]> {
-    const rows = this.guard(() => this.statements.efficiency.all() as Row[]);
-    return rows.map((r) => ({
-      minerKey: String(r.miner_key),
-      adapter: String(r.adapter),
-      joulesSource: String(r.joules_source),
-      units: Number(r.units),
-      ops: BigInt(r.ops as bigint),
-      joules: Number(r.joules),
-      uncertaintyJoules: Number(r.uncertainty),
-      gpuSeconds: Number(r.gpu_seconds),
-      wallSeconds: Number(r.wall_seconds),
-    }));
+    return this.guard(() => (this.statements.efficiency.all() as Row[]).map(efficiencyFromRow));
   }
 
   async totals(): Promise<LedgerTotals> {
@@ -185,15 +174,7 @@ export class SqliteLedger implements Ledger {
   }
 
   private readReputation(minerKey: string): Reputation {
-    const row = this.statements.reputation.get(minerKey) as Row | undefined;
-    if (!row) return { minerKey, score: 0, accepted: 0, rejected: 0, bannedUntilMs: 0 };
-    return {
-      minerKey,
-      score: Number(row.score),
-      accepted: Number(row.accepted),
-      rejected: Number(row.rejected),
-      bannedUntilMs: Number(row.banned_until_ms),
-    };
+    return reputationFromRow(minerKey, this.statements.reputation.get(minerKey) as Row | undefined);
   }
 
   async close(): Promise<void> {
