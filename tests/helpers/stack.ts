@@ -37,6 +37,21 @@ export async function startStack(options: { serveApp?: boolean } & Partial<Coord
   };
 }
 
+/**
+ * Stops the clock the coordinator judges lease deadlines by, at this moment, until the returned function is called:
+ * no lease leased from now on can expire, so a unit that comes back to the queue meanwhile came back for another
+ * reason (its miner left or went silent), whatever the machine's speed. Other clocks (heartbeats, rate limits) run on.
+ */
+export function holdLeaseDeadlines(stack: RunningCoordinator): () => void {
+  const { queue } = stack;
+  const heldAtMs = Date.now();
+  const expire = queue.expire.bind(queue);
+  queue.expire = () => expire(heldAtMs);
+  return () => {
+    queue.expire = expire;
+  };
+}
+
 export interface JobView {
   id: string;
   precision: 'f32' | 'f16';

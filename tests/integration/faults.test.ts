@@ -1,11 +1,11 @@
 // Faults a miner can bring: dropping mid-transfer, wrong dtypes and absurd declared shapes; nothing is lost, nothing allocated.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { encodeMessage } from '../../src/protocol/codec.ts';
 import { generateSigningKeys, toHex } from '../../src/protocol/receipt.ts';
 import { PROTOCOL_VERSION } from '../../src/protocol/version.ts';
 import { randomMatrix } from '../helpers/random.ts';
 import { ScriptedMiner } from '../helpers/scripted-miner.ts';
-import { startStack, submitGemm, waitForJob, type TestStack } from '../helpers/stack.ts';
+import { holdLeaseDeadlines, startStack, submitGemm, waitForJob, type TestStack } from '../helpers/stack.ts';
 
 describe('miner faults', () => {
   let stack: TestStack;
@@ -20,6 +20,8 @@ describe('miner faults', () => {
     const [m, n, k] = [512, 256, 1024];
     const job = await submitGemm(stack.url, m, n, k, randomMatrix(m * k, 91), randomMatrix(k * n, 92));
     const keys = await generateSigningKeys();
+    // The dropped lease's deadline never comes: its unit reaches another miner only if the close gives it back.
+    onTestFinished(holdLeaseDeadlines(stack));
     const dropper = await ScriptedMiner.connect(stack.url);
     await dropper.hello(keys);
     const first = await dropper.lease();
@@ -33,10 +35,8 @@ describe('miner faults', () => {
 
     const other = await ScriptedMiner.connect(stack.url);
     await other.hello();
-    const askedAtMs = Date.now();
+    // The job's other unit, the one the dropper asked for: given back when the connection closed.
     const second = await other.lease();
-    // Given back when the connection closed, well before the dropped lease's 30 s deadline.
-    expect(Date.now() - askedAtMs).toBeLessThan(20_000);
     expect(second.unitId).not.toBe(first.unitId);
     expect((await other.verdict(second, ScriptedMiner.compute(second))).type).toBe('receipt');
     expect((await waitForJob(stack.url, job.id)).status).toBe('done');
