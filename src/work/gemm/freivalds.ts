@@ -1,6 +1,7 @@
 // Freivalds' check of a float32 product C = A·B in float64, against a per-element model of f32 rounding error.
 import type { RandomBytes, Verdict } from '../kind.ts';
 import { columnSquares, rowSums } from './row-sums.ts';
+import { spotCheck } from './spot-checks.ts';
 
 // The model, derived once here; the constants below refer to it.
 //
@@ -47,7 +48,11 @@ import { columnSquares, rowSums } from './row-sums.ts';
 //      T is a Gaussian quadratic form with E T <= 1 whose eigenvalues are at most 2/N (rows are independent, a row's
 //      two vectors may be correlated) and whose squares sum to at most 2/N, so Laurent & Massart (Ann. Stat. 2000,
 //      Lemma 1) give P(fail) <= e^-L = 6.9e-13. Catches small errors everywhere: a cheaper precision.
-//    A 256-row unit: P(honest product rejected) <= 512 * 1.2e-15 + 6.9e-13 = 1.3e-12 under the model.
+//    - spot checks (spot-checks.ts): S elements recomputed exactly in f64 (S = every element of a result of at most 64,
+//      else max(64, rows cols / 1024)), each against ROW_TAIL of its own sigma, P(fail) = S * 1.2e-15, and their mean
+//      e^2 / V against Laurent & Massart's chi-square bound, P(fail) <= e^-L. They catch a cheaper precision on thin
+//      results, where the row residuals are too few, and hold each chosen element to its own bound.
+//    A 256-row unit: P(honest product rejected) <= (512 + 64) * 1.2e-15 + 2 * 6.9e-13 = 1.4e-12 under the model.
 //
 // Measured (bench:verify, 256-row results, K = 16 to 16384, uniform, normal, ReLU-like and six-decade operands):
 // honest products in seven summation orders reach at most 0.47 of a test's limit, our kernels on lavapipe 0.36 on
@@ -55,7 +60,11 @@ import { columnSquares, rowSums } from './row-sums.ts';
 // 15-12000, f16 sums 2100 or more (or overflow). The tightest is f16 operands with ReLU-like operands at K = 16384,
 // where honest sequential f32 error is within ~4x of the operands' rounding and only the aggregate test tells them
 // apart: 1.80 against honest 0.29. With fewer rows the aggregate limit rises (N small): on 1- and 8-row units that
-// cheat passes at K = 16384 (0.05 and 0.65), though with normal operands it is caught there too (5.3 and 19).
+// cheat passed the row residuals at K = 16384 (0.05 and 0.65); the spot checks reject it there at 1.5-1.6 (1.25 at
+// the least of 100 random choices on 8 rows), against honest products' 0.26 at most.
+// A single wrong element that its row hides (its own bound far below its row's others: K <= 64 with ReLU-like or
+// six-decade operands) is caught for sure only on results of at most 64 elements; on larger ones, in the share of
+// checks that recompute it (1 in 1024 on a 256x256 unit), and by its row above some hundreds of times its own bound.
 
 /** f32 unit roundoff. */
 const U32 = 2 ** -24;
@@ -93,6 +102,10 @@ export interface FreivaldsCheck {
   rowFraction: number;
   /** sqrt(T / its limit): the residuals' root mean square against the model, over the most f32 rounding explains. */
   aggregateFraction: number;
+  /** Spot checks (spot-checks.ts): the worst recomputed element's error less the f64 error, over ROW_TAIL of its own sigma. */
+  elementFraction: number;
+  /** Spot checks: the recomputed elements' root mean square error against the model, over its limit. */
+  spotAggregateFraction: number;
 }
 
 /**
@@ -170,11 +183,19 @@ export function freivaldsCheck(p: Product, random: RandomBytes): FreivaldsCheck 
   const limit = 1 + 2 * Math.sqrt((2 * AGGREGATE_TAIL_LOG) / Math.max(checks, 1)) + (4 * AGGREGATE_TAIL_LOG) / Math.max(checks, 1);
   const aggregateFraction = Math.sqrt(meanRatio / limit);
 
+  const spots = spotCheck(p, random, ROW_TAIL, AGGREGATE_TAIL_LOG);
+
   let verdict: Verdict = { ok: true };
   if (rowFraction > 1 && worst) {
     verdict = reject(
       'verification-failed',
       `row ${worst.row} of the result is off by ${worst.residual.toPrecision(3)}; f32 rounding explains at most ${worst.bound.toPrecision(3)}`,
+    );
+  } else if (spots.elementFraction > 1 && spots.worst) {
+    const { row, col, error, bound } = spots.worst;
+    verdict = reject(
+      'verification-failed',
+      `element (${row}, ${col}) of the result is off by ${error.toPrecision(3)}; f32 rounding explains at most ${bound.toPrecision(3)} there`,
     );
   } else if (aggregateFraction > 1) {
     verdict = reject(
@@ -182,8 +203,14 @@ export function freivaldsCheck(p: Product, random: RandomBytes): FreivaldsCheck 
       `the result's residuals are ${Math.sqrt(meanRatio).toPrecision(3)} times f32 rounding's over ${checks} row checks, ` +
         `where f32 work stays under ${Math.sqrt(limit).toPrecision(3)}: small errors everywhere, as a cheaper precision leaves`,
     );
+  } else if (spots.aggregateFraction > 1) {
+    verdict = reject(
+      'verification-failed',
+      `${spots.count} elements recomputed exactly are off by ${Math.sqrt(spots.meanRatio).toPrecision(3)} times f32 rounding's, ` +
+        `where f32 work stays under ${Math.sqrt(spots.limit).toPrecision(3)}: small errors everywhere, as a cheaper precision leaves`,
+    );
   }
-  return { verdict, rowFraction, aggregateFraction };
+  return { verdict, rowFraction, aggregateFraction, elementFraction: spots.elementFraction, spotAggregateFraction: spots.aggregateFraction };
 }
 
 /**
@@ -203,7 +230,7 @@ function multiplier(byte: number): number {
 }
 
 function failed(verdict: Verdict): FreivaldsCheck {
-  return { verdict, rowFraction: Infinity, aggregateFraction: Infinity };
+  return { verdict, rowFraction: Infinity, aggregateFraction: Infinity, elementFraction: Infinity, spotAggregateFraction: Infinity };
 }
 
 function reject(code: 'shape-mismatch' | 'non-finite' | 'verification-failed', message: string): Verdict {

@@ -242,3 +242,74 @@ describe('freivalds with columns and rows of different scales', () => {
     }
   });
 });
+
+describe('freivalds on thin results and single elements: elements recomputed exactly', () => {
+  const cols = 64;
+
+  it('rejects f16 or bf16 operands and f16 sums on 1- and 8-row results at K = 16 to 16384, and accepts honest f32 in every order', () => {
+    // Two to sixteen row residuals leave the aggregate test too little to go on: with ReLU-like operands at K = 16384,
+    // f16 operands used to pass on such results. The recomputed elements tell them apart.
+    for (const rows of [1, 8]) {
+      for (const depth of [16, 256, 4096, 16384]) {
+        for (const distribution of DISTRIBUTIONS) {
+          const a = operands(distribution, rows * depth, depth + rows);
+          const b = operands(distribution, depth * cols, depth + 2);
+          const what = `${rows} rows, ${distribution}, K = ${depth}`;
+          for (const order of HONEST_ORDERS) {
+            const c = product(a, b, rows, depth, cols, order);
+            expect(freivalds({ a, b, c, rows, depth, cols }, seededBytes(depth + rows)), `${order}, ${what}`).toEqual({ ok: true });
+          }
+          for (const cheat of CHEATS) {
+            const c = product(a, b, rows, depth, cols, cheat);
+            expect(freivalds({ a, b, c, rows, depth, cols }, seededBytes(depth + rows)).ok, `${cheat}, ${what}`).toBe(false);
+          }
+        }
+      }
+    }
+  });
+
+  it('holds every element of a small result to its own bound, where its row would hide it, whatever the operands', () => {
+    // K = 16 and six-decade or ReLU-like operands: an element's own bound can be thousands of times below its row's
+    // others, so its row's residual alone lets it be off by that much. 64 elements are each recomputed.
+    const depth = 16;
+    for (const [rows, width] of [[1, 64], [4, 16]]) {
+      for (const distribution of ['wide', 'relu', 'normal'] as const) {
+        const a = operands(distribution, rows * depth, rows + 50);
+        const b = operands(distribution, depth * width, rows + 51);
+        const p = { a, b, c: product(a, b, rows, depth, width, 'sequential'), rows, depth, cols: width };
+        expect(freivalds(p, seededBytes(rows)), distribution).toEqual({ ok: true });
+        for (let at = 0; at < rows * width; at++) {
+          const sigma = elementSigma(p, Math.floor(at / width), at % width);
+          if (sigma === 0) continue; // all its products are 0: off by anything is off beyond the f64 error
+          const c = p.c.slice();
+          c[at] += (at % 2 ? -1 : 1) * 2 * ROW_TAIL * sigma;
+          const verdict = freivalds({ ...p, c }, seededBytes(at));
+          expect(verdict.ok ? '' : verdict.error.message, `${distribution}, ${rows}x${width}, element ${at}`).toMatch(/off by/);
+        }
+      }
+    }
+  });
+
+  it('recomputes a random share of a larger result\'s elements, so any element off by its own bound is caught that often', () => {
+    // 32x256: 64 of 8192 elements recomputed per check. An element of a six-decade product at K = 16 that its row
+    // hides, off by 3 times its own bound: caught when chosen, about 1 check in 128.
+    const rows = 32, depth = 16, width = 256;
+    const a = operands('wide', rows * depth, 61);
+    const b = operands('wide', depth * width, 62);
+    const p = { a, b, c: product(a, b, rows, depth, width, 'pairwise'), rows, depth, cols: width };
+    let hidden = -1;
+    for (let at = 0; at < rows * width && hidden < 0; at++) {
+      const c = p.c.slice();
+      c[at] += 1000 * ROW_TAIL * elementSigma(p, Math.floor(at / width), at % width);
+      if (elementSigma(p, Math.floor(at / width), at % width) > 0 && freivalds({ ...p, c }, seededBytes(0)).ok) hidden = at;
+    }
+    expect(hidden, 'an element its row hides at 1000 times its bound').toBeGreaterThanOrEqual(0);
+    const c = p.c.slice();
+    c[hidden] += 3 * ROW_TAIL * elementSigma(p, Math.floor(hidden / width), hidden % width);
+    let caught = 0;
+    for (let seed = 0; seed < 2048; seed++) if (!freivalds({ ...p, c }, seededBytes(seed)).ok) caught++;
+    // Binomial(2048, 1/128): mean 16; 4 or fewer, or 40 or more, each have probability below 1e-4.
+    expect(caught).toBeGreaterThan(4);
+    expect(caught).toBeLessThan(40);
+  });
+});

@@ -1,0 +1,133 @@
+// Exact spot checks of a claimed f32 product: randomly chosen elements recomputed in float64, each against its own
+// honest f32 error bound. Freivalds' residuals mix a row's elements; these see single elements and thin results.
+import type { RandomBytes } from '../kind.ts';
+import type { Product } from './freivalds.ts';
+
+// Why, beside Freivalds' check (freivalds.ts, whose model and constants this shares):
+// - A thin result (1-8 rows) gives the aggregate test only 2-16 row residuals, too few to tell f16 operands from f32
+//   rounding where the two are within a few times of each other (ReLU-like operands at K = 16384). Its elements
+//   recomputed exactly are S independent samples of the error instead: the mean of e^2 / V over them tells them apart.
+// - A row residual weighs an element's error against the whole row's variance: an element whose own bound is far
+//   below its row's others (a few products at small K, six-decade operands) hides behind them. A spot check holds
+//   each chosen element to its own bound; every element of a result of at most SPOT_MIN elements is chosen.
+//
+// Cost: S dot products of length K, about S / (rows cols) of the product's own work, and one pass over B's rows to
+// read the chosen run of B's columns. SPOT_SHARE keeps that a fraction of the rest of the check on a full unit; on a
+// thin one (a few rows) the SPOT_MIN elements are a large share of the product, as reading B already is.
+
+/** Elements checked: every element of a result this small, at least this many of a larger one. */
+export const SPOT_MIN = 64;
+/**
+ * ...and this share of a larger result's elements: 64 of a 256x256 unit. In Node under load, 256 of them took 18 ms
+ * of CPU at K = 16384 against 13 ms for the rest of the check: at this share the spot checks add about a third.
+ */
+const SPOT_SHARE = 1 / 1024;
+/** f32 and f64 unit roundoffs. */
+const U32 = 2 ** -24;
+const U64 = 2 ** -53;
+
+export interface SpotCheck {
+  /** Elements recomputed. */
+  count: number;
+  /** The largest |c - exact| less the f64 error over `tail` sigma of its own model: above 1, that element is wrong. */
+  elementFraction: number;
+  /** The element it came from, and its error and bound, for the verdict's sentence. */
+  worst?: { row: number; col: number; error: number; bound: number };
+  /** The mean of e^2 / V over the elements, over its limit at `aggregateTailLog` (as a square root). */
+  aggregateFraction: number;
+  meanRatio: number;
+  limit: number;
+}
+
+/** How many elements of a rows x cols result are spot-checked, and in what grid of distinct rows and columns. */
+export function spotGrid(rows: number, cols: number): { rows: number; cols: number } {
+  const wanted = Math.min(rows * cols, Math.max(SPOT_MIN, Math.ceil(rows * cols * SPOT_SHARE)));
+  const gridRows = Math.min(rows, Math.ceil(Math.sqrt(wanted)));
+  return { rows: gridRows, cols: Math.min(cols, Math.ceil(wanted / gridRows)) };
+}
+
+/**
+ * Recomputes a random grid of C's elements (distinct rows x a run of columns, so every element is equally likely to
+ * be chosen) exactly, and scores each against the model's bound: tail * sqrt(V_ij), V_ij = (u^2/3)(K+2)(c^2/3 + sum p^2/2)
+ * from the exact value, so that a wrong c cannot widen its own bound. Independent errors make sum e^2/V a sum of
+ * S squared sub-Gaussians of variance at most 1: Laurent & Massart's chi-square bound gives
+ * P(mean > 1 + 2 sqrt(L/S) + 2L/S) <= e^-L for honest work.
+ */
+export function spotCheck(p: Product, random: RandomBytes, tail: number, aggregateTailLog: number): SpotCheck {
+  const { a, b, c, depth, cols } = p;
+  const grid = spotGrid(p.rows, cols);
+  const rowsChosen = choose(p.rows, grid.rows, random);
+  // Columns in a run from a random start (cyclic): each column as likely as any other, and the run shares cache lines
+  // of B. Columns chosen apart touch every line of B: twice as slow at K = 16384.
+  const start = choose(cols, 1, random)[0];
+  const colsChosen = Uint32Array.from({ length: grid.cols }, (_, t) => (start + t) % cols);
+
+  // Each chosen element's sum and sum of squares of its products, in one pass over B's rows (its memory order), a
+  // run of columns at a time: the run shares cache lines, and the sums (at most a few hundred) stay in L1.
+  const height = rowsChosen.length;
+  const width = colsChosen.length;
+  const sums = new Float64Array(height * width);
+  const squareSums = new Float64Array(height * width);
+  for (let k = 0; k < depth; k++) {
+    const bAt = k * cols;
+    for (let r = 0; r < height; r++) {
+      const x = a[rowsChosen[r] * depth + k];
+      const out = r * width;
+      for (let t = 0; t < width; t++) {
+        const product = x * b[bAt + colsChosen[t]]; // exact: two f32 make at most 48 bits
+        sums[out + t] += product;
+        squareSums[out + t] += product * product;
+      }
+    }
+  }
+
+  const modelScale = (U32 * U32 / 3) * (depth + 2);
+  // The exact sum's own f64 error: at most gamma_K sum |p| <= gamma_K sqrt(K sum p^2) (Cauchy-Schwarz spares the
+  // loop a third sum).
+  const gamma = 1.01 * (depth + 1) * U64 * Math.sqrt(depth);
+  let elementFraction = 0;
+  let worst: SpotCheck['worst'];
+  let sumOfRatios = 0;
+  let samples = 0;
+  for (let r = 0; r < height; r++) {
+    const i = rowsChosen[r];
+    for (let t = 0; t < width; t++) {
+      const exact = sums[r * width + t];
+      const squares = squareSums[r * width + t];
+      const j = colsChosen[t];
+      const variance = modelScale * (exact * exact / 3 + squares / 2);
+      const error = Math.abs(c[i * cols + j] - exact);
+      const f64Error = gamma * Math.sqrt(squares);
+      const excess = Math.max(0, error - f64Error);
+      const bound = tail * Math.sqrt(variance);
+      // An element whose products are all zero has bound 0: any difference beyond the f64 error is wrong.
+      const fraction = excess === 0 ? 0 : excess / bound;
+      if (fraction > elementFraction || Number.isNaN(fraction)) {
+        elementFraction = Number.isNaN(fraction) ? Infinity : fraction;
+        worst = { row: i, col: j, error, bound: bound + f64Error };
+      }
+      if (variance > 0) {
+        sumOfRatios += (excess * excess) / variance;
+        samples++;
+      }
+    }
+  }
+  const meanRatio = samples === 0 ? 0 : sumOfRatios / samples;
+  const n = Math.max(samples, 1);
+  const limit = 1 + 2 * Math.sqrt(aggregateTailLog / n) + (2 * aggregateTailLog) / n;
+  return { count: rowsChosen.length * colsChosen.length, elementFraction, worst, aggregateFraction: Math.sqrt(meanRatio / limit), meanRatio, limit };
+}
+
+/** `count` distinct indices of 0..n-1, uniformly (a partial Fisher-Yates shuffle on 32-bit random draws). */
+function choose(n: number, count: number, random: RandomBytes): Uint32Array {
+  const indices = Uint32Array.from({ length: n }, (_, at) => at);
+  if (count >= n) return indices;
+  const draws = new Uint32Array(count);
+  random(new Uint8Array(draws.buffer));
+  for (let at = 0; at < count; at++) {
+    // Modulo bias: n <= 2^16 here (a unit's rows or columns), so at most 2^-16 relative, which changes nothing.
+    const pick = at + (draws[at] % (n - at));
+    [indices[at], indices[pick]] = [indices[pick], indices[at]];
+  }
+  return indices.subarray(0, count);
+}
