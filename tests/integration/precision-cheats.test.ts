@@ -6,8 +6,8 @@ import { MICRO_CREDITS_PER_GIGA_OP } from '../../src/work/gemm/gemm.ts';
 import { fromHalves, toHalves } from '../../src/work/gemm/halves.ts';
 import { matmulF32, matmulF64, maxRelativeError, randomMatrix } from '../helpers/random.ts';
 import { ScriptedMiner } from '../helpers/scripted-miner.ts';
-import { fetchProduct, startStack, submitGemm, type TestStack } from '../helpers/stack.ts';
-import { roundToBfloat16 } from '../unit/work/products.ts';
+import { fetchProduct, startStack, submitGemm, waitForJob, type TestStack } from '../helpers/stack.ts';
+import { operands as distributed, product, roundToBfloat16 } from '../unit/work/products.ts';
 
 describe('precision cheats', () => {
   let stack: TestStack;
@@ -59,5 +59,40 @@ describe('precision cheats', () => {
     expect(totals.ops).toBe(2n * BigInt(m * n * k));
     expect(totals.microCredits).toBe(honest.receipts.reduce((sum, r) => sum + r.receipt.microCredits, 0n));
     expect(maxRelativeError(await fetchProduct(stack.url, job.id), matmulF64(a, b, m, k, n))).toBeLessThan(1e-5);
+  });
+
+  it('rejects thin f32 jobs (1 and 8 rows) computed from f16 operands, where a few row residuals could not tell them apart', async () => {
+    // ReLU-like operands at K = 16384: honest f32 error is within a few times the operands' rounding, and a job of
+    // 1 or 8 rows gives the check 2 or 16 row residuals. Its elements recomputed exactly tell the two apart.
+    const [n, k] = [64, 16384];
+    const jobs = new Map<number, { id: string; a: Float32Array; b: Float32Array }>();
+    for (const m of [1, 8]) {
+      const a = distributed('relu', m * k, 80 + m);
+      const b = distributed('relu', k * n, 90 + m);
+      const job = await submitGemm(stack.url, m, n, k, a, b);
+      expect(job).toMatchObject({ precision: 'f32', unitsTotal: 1 });
+      jobs.set(m, { id: job.id, a, b });
+    }
+
+    const cheat = await ScriptedMiner.connect(stack.url);
+    await cheat.hello();
+    for (let unit = 0; unit < jobs.size; unit++) {
+      const lease = await cheat.lease();
+      const { a, b } = ScriptedMiner.operands(lease);
+      const [rows, depth] = a.shape;
+      const cols = b.shape[1];
+      const cheap = product(ScriptedMiner.values(a), ScriptedMiner.values(b), rows, depth, cols, 'f16-operands');
+      expect(await cheat.verdict(lease, cheap), `${rows} rows`).toMatchObject({ type: 'rejected', code: 'verification-failed' });
+    }
+    expect(await stack.ledger.balance(toHex(cheat.minerKey))).toBe(0n);
+    cheat.close();
+
+    // Units go oldest job first: mining until the newer job is done mines both.
+    const honest = await ScriptedMiner.mineJob(stack.url, [...jobs.values()][jobs.size - 1].id);
+    expect(honest.receipts.map((r) => r.receipt.kind)).toEqual(['gemm', 'gemm']);
+    for (const [m, { id, a, b }] of jobs) {
+      expect((await waitForJob(stack.url, id)).status).toBe('done');
+      expect(maxRelativeError(await fetchProduct(stack.url, id), matmulF64(a, b, m, k, n)), `${m} rows`).toBeLessThan(1e-4);
+    }
   });
 });
