@@ -60,8 +60,8 @@ import { spotCheck } from './spot-checks.ts';
 // 15-12000, f16 sums 2100 or more (or overflow). The tightest is f16 operands with ReLU-like operands at K = 16384,
 // where honest sequential f32 error is within ~4x of the operands' rounding and only the aggregate test tells them
 // apart: 1.80 against honest 0.29. With fewer rows the aggregate limit rises (N small): on 1- and 8-row units that
-// cheat passed the row residuals at K = 16384 (0.05 and 0.65); the spot checks reject it there at 1.5-1.6 (1.25 at
-// the least of 100 random choices on 8 rows), against honest products' 0.26 at most.
+// cheat passed the row residuals at K = 16384 (0.05 and 0.65); the spot checks reject it on 1, 2 and 8 rows at
+// 1.2-1.6 (bench:verify; 1.25 the least of 100 random choices on one 8-row product), against honest products' 0.27.
 // A single wrong element that its row hides (its own bound far below its row's others: K <= 64 with ReLU-like or
 // six-decade operands) is caught for sure only on results of at most 64 elements; on larger ones, in the share of
 // checks that recompute it (1 in 1024 on a 256x256 unit), and by its row above some hundreds of times its own bound.
