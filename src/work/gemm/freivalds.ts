@@ -49,10 +49,12 @@ import { spotCheck } from './spot-checks.ts';
 //      two vectors may be correlated) and whose squares sum to at most 2/N, so Laurent & Massart (Ann. Stat. 2000,
 //      Lemma 1) give P(fail) <= e^-L = 6.9e-13. Catches small errors everywhere: a cheaper precision.
 //    - spot checks (spot-checks.ts): S elements recomputed exactly in f64 (S = every element of a result of at most 64,
-//      else max(64, rows cols / 1024)), each against ROW_TAIL of its own sigma, P(fail) = S * 1.2e-15, and their mean
-//      e^2 / V against Laurent & Massart's chi-square bound, P(fail) <= e^-L. They catch a cheaper precision on thin
-//      results, where the row residuals are too few, and hold each chosen element to its own bound.
-//    A 256-row unit: P(honest product rejected) <= (512 + 64) * 1.2e-15 + 2 * 6.9e-13 = 1.4e-12 under the model.
+//      else max(64, rows cols / 1024)), each against ROW_TAIL of its own sigma, P(fail) <= S * 2.5e-14 (a sum of few
+//      bounded roundings is sub-Gaussian, not Gaussian: 2 e^-32), and their mean e^2 / V against Laurent & Massart's
+//      chi-square bound, P(fail) <= e^-L. They catch a cheaper precision on thin results, where the row residuals are
+//      too few, and hold each chosen element to its own bound.
+//    A 256-row unit: P(honest product rejected) <= 512 * 1.2e-15 + 64 * 2.5e-14 + 2 * 6.9e-13 = 3.6e-12 under the
+//    model; a 1-row one (64 columns): 2 * 1.2e-15 + 64 * 2.5e-14 + 2 * 6.9e-13 = 3.0e-12.
 //
 // Measured (bench:verify, 256-row results, K = 16 to 16384, uniform, normal, ReLU-like and six-decade operands):
 // honest products in seven summation orders reach at most 0.47 of a test's limit, our kernels on lavapipe 0.36 on

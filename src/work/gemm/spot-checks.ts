@@ -49,9 +49,10 @@ export function spotGrid(rows: number, cols: number): { rows: number; cols: numb
 /**
  * Recomputes a random grid of C's elements (distinct rows x a run of columns, so every element is equally likely to
  * be chosen) exactly, and scores each against the model's bound: tail * sqrt(V_ij), V_ij = (u^2/3)(K+2)(c^2/3 + sum p^2/2)
- * from the exact value, so that a wrong c cannot widen its own bound. Independent errors make sum e^2/V a sum of
- * S squared sub-Gaussians of variance at most 1: Laurent & Massart's chi-square bound gives
- * P(mean > 1 + 2 sqrt(L/S) + 2L/S) <= e^-L for honest work.
+ * from the exact value, so that a wrong c cannot widen its own bound. Under the model an element's error is a sum of
+ * independent, bounded, mean-zero roundings, sub-Gaussian with variance proxy at most V: P(|e| > 8 sqrt(V)) <=
+ * 2 e^-32 = 2.5e-14 per element. Independent elements make sum e^2/V a sum of S such squares: the chi-square bound of
+ * Laurent & Massart (its sub-Gaussian form, Hsu, Kakade & Zhang 2012) gives P(mean > 1 + 2 sqrt(L/S) + 2L/S) <= e^-L.
  */
 export function spotCheck(p: Product, random: RandomBytes, tail: number, aggregateTailLog: number): SpotCheck {
   const { a, b, c, depth, cols } = p;
