@@ -18,8 +18,9 @@ import type { Product } from './freivalds.ts';
 /** Elements checked: every element of a result this small, at least this many of a larger one. */
 export const SPOT_MIN = 64;
 /**
- * ...and this share of a larger result's elements: 64 of a 256x256 unit. In Node under load, 256 of them took 18 ms
- * of CPU at K = 16384 against 13 ms for the rest of the check: at this share the spot checks add about a third.
+ * ...and this share of a larger result's elements: 64 of a 256x256 unit. Measured side by side in Node on a loaded
+ * machine, those 64 took a 256x16384x256 unit's check from 10.1 to 15.8 ms (1.4% of its compute at our kernel's
+ * recorded SwiftShader rate, bench:verify); 1/256 (256 elements) took it to about 30 ms.
  */
 const SPOT_SHARE = 1 / 1024;
 /** f32 and f64 unit roundoffs. */
@@ -59,7 +60,7 @@ export function spotCheck(p: Product, random: RandomBytes, tail: number, aggrega
   const grid = spotGrid(p.rows, cols);
   const rowsChosen = choose(p.rows, grid.rows, random);
   // Columns in a run from a random start (cyclic): each column as likely as any other, and the run shares cache lines
-  // of B. Columns chosen apart touch every line of B: twice as slow at K = 16384.
+  // of B. Columns chosen apart touched every line of B: twice as slow at K = 16384 (measured with 256 elements).
   const start = choose(cols, 1, random)[0];
   const colsChosen = Uint32Array.from({ length: grid.cols }, (_, t) => (start + t) % cols);
 
