@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type * as OrtNode from 'onnxruntime-node';
 import { f32Values } from '../../src/protocol/tensor.ts';
+import { normalizeU8, parseNormalize } from '../../src/work/onnx/normalize.ts';
 import { packResult } from '../../src/work/onnx/onnx.ts';
 import type { MessageOf } from '../../src/miner/coordinator-link.ts';
 import type { ScriptedMiner } from './scripted-miner.ts';
@@ -38,6 +39,12 @@ export class OnnxRunnerForTests {
     inputNames.forEach((name, i) => {
       const tensor = lease.operands[`i${i}`];
       if (!tensor) throw new Error(`lease has no operand i${i}`);
+      if (tensor.dtype === 'u8') {
+        const normalize = parseNormalize(lease.params.normalize);
+        if (!normalize.ok) throw new Error(`lease's u8 operand i${i}: ${normalize.error.message}`);
+        feeds[name] = new ort.Tensor('float32', normalizeU8(tensor.data, tensor.shape, normalize.value), tensor.shape);
+        return;
+      }
       feeds[name] = new ort.Tensor('float32', Float32Array.from(f32Values(tensor)), tensor.shape);
     });
     const result = await (await session).run(feeds);
