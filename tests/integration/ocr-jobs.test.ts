@@ -1,8 +1,12 @@
 // OCR through the real stack: a page rendered by Chromium is POSTed to /api/jobs/ocr; its detection and recognition
 // run as onnx units (uint8 pixels on the wire) leased to scripted miners running onnxruntime-node over real WebRTC,
 // audited by the coordinator's own re-run; the result has the text that was drawn. Bad images get a 4xx.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../../src/client/cli.ts';
 import { packResult } from '../../src/work/onnx/onnx.ts';
 import { OnnxRunnerForTests } from '../helpers/onnx-miner.ts';
 import { ScriptedMiner } from '../helpers/scripted-miner.ts';
@@ -145,6 +149,36 @@ describe('OCR jobs', () => {
     // None of these left a job behind.
     expect(((await (await api(stack.url, 'jobs')).json()) as { jobs: unknown[] }).jobs).toEqual([]);
   });
+
+  it('`ergon ocr PAGE.png` prints the page\'s lines', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ergon-ocr-'));
+    const path = join(dir, 'page.png');
+    writeFileSync(path, png);
+    let stdout = '';
+    let done = false;
+    const cli = runCli(['ocr', path, '--url', stack.url, '--key', TEST_API_KEY, '-q'], {
+      env: {}, stdout: { write: (text: string) => (stdout += text) }, stderr: { write: () => true },
+    }).finally(() => {
+      done = true;
+    });
+    const miner = await ScriptedMiner.connect(stack.url);
+    miners.push(miner);
+    await miner.hello(undefined, undefined, ['onnx']);
+    const runner = new OnnxRunnerForTests(stack.url);
+    while (!done) {
+      miner.send({ type: 'work-request' });
+      const reply = await miner.next('lease', 'no-work');
+      if (reply.type === 'no-work') await new Promise((resolve) => setTimeout(resolve, Math.min(reply.retryAfterMs, 200)));
+      else expect((await runner.run(miner, reply)).type).toBe('receipt');
+    }
+    expect(await cli).toBe(0);
+    rmSync(dir, { recursive: true, force: true });
+    const lines = stdout.trim().split('\n');
+    expect(lines).toHaveLength(PAGE_LINES.length);
+    lines.forEach((line, i) => expect(editDistance(line.replace(/\s+/g, ''), PAGE_LINES[i].replace(/\s+/g, ''))).toBeLessThanOrEqual(5));
+    // The CLI deletes the job once its result is fetched.
+    expect(((await (await api(stack.url, 'jobs')).json()) as { jobs: unknown[] }).jobs).toEqual([]);
+  }, 240_000);
 
   it('refuses a stage result computed without the normalisation, or zeros, and pays nothing for it', async () => {
     const submitted = await submit(png);
