@@ -23,7 +23,7 @@ test('a page of text rendered in Chromium comes back from /api/jobs/ocr, mined b
   page.on('pageerror', (err) => console.error('page error:', err.message));
   const drawing = await context.newPage();
   await drawing.goto(stack.url);
-  const png = await renderTextPage(drawing, LINES, 640, 160);
+  const png = await renderTextPage(drawing, { lines: LINES, width: 640, height: 160 });
   await drawing.close();
 
   await page.goto(stack.url);

@@ -5,9 +5,17 @@ import { chromiumPath } from './chromium.ts';
 
 export const PAGE_LINES = ['Invoice 2024-117: total 58.40 EUR', 'The quick brown fox jumps', 'Paid inference job #42 OK'];
 
+export interface TextPage {
+  lines?: readonly string[];
+  width?: number;
+  height?: number;
+  /** the text turned clockwise by this much about the page's top-left margin */
+  angleDegrees?: number;
+}
+
 /** PNG bytes of `lines` drawn black on white, one per row, on a canvas of width x height, in the given page. */
-export async function renderTextPage(page: Page, lines: readonly string[] = PAGE_LINES, width = 900, height = 260): Promise<Uint8Array<ArrayBuffer>> {
-  const base64 = await page.evaluate(async ({ lines, width, height }) => {
+export async function renderTextPage(page: Page, { lines = PAGE_LINES, width = 900, height = 260, angleDegrees = 0 }: TextPage = {}): Promise<Uint8Array<ArrayBuffer>> {
+  const base64 = await page.evaluate(async ({ lines, width, height, angleDegrees }) => {
     const canvas = new OffscreenCanvas(width, height);
     const ctx = canvas.getContext('2d');
     if (!ctx) throw new Error('no 2d context');
@@ -16,22 +24,25 @@ export async function renderTextPage(page: Page, lines: readonly string[] = PAGE
     ctx.fillStyle = '#111';
     ctx.font = '36px sans-serif';
     ctx.textBaseline = 'middle';
+    ctx.translate(30, 0);
+    ctx.rotate((angleDegrees * Math.PI) / 180);
+    ctx.translate(-30, 0);
     lines.forEach((line, i) => ctx.fillText(line, 30, (height / lines.length) * (i + 0.5)));
     const bytes = new Uint8Array(await (await canvas.convertToBlob({ type: 'image/png' })).arrayBuffer());
     let binary = '';
     for (const b of bytes) binary += String.fromCharCode(b);
     return btoa(binary);
-  }, { lines, width, height });
+  }, { lines, width, height, angleDegrees });
   return Uint8Array.from(Buffer.from(base64, 'base64'));
 }
 
 /** The same, from a Chromium started for the purpose (tests that run outside Playwright's runner). */
-export async function renderTextPageHeadless(lines: readonly string[] = PAGE_LINES, width = 900, height = 260): Promise<Uint8Array<ArrayBuffer>> {
+export async function renderTextPageHeadless(options: TextPage = {}): Promise<Uint8Array<ArrayBuffer>> {
   const browser = await chromium.launch({ executablePath: chromiumPath(), args: ['--disable-gpu'] });
   try {
     const page = await browser.newPage();
     await page.goto('about:blank');
-    return await renderTextPage(page, lines, width, height);
+    return await renderTextPage(page, options);
   } finally {
     await browser.close();
   }

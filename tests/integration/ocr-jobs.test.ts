@@ -38,9 +38,10 @@ function declareOnly(url: string, length: number): Promise<{ status: number; cod
 describe('OCR jobs', () => {
   let stack: TestStack;
   let png: Uint8Array<ArrayBuffer>;
+  let turned: Uint8Array<ArrayBuffer>;
   const miners: ScriptedMiner[] = [];
   beforeAll(async () => {
-    [stack, png] = await Promise.all([startStack(), renderTextPageHeadless()]);
+    [stack, png, turned] = await Promise.all([startStack(), renderTextPageHeadless(), renderTextPageHeadless({ height: 420, angleDegrees: 10 })]);
   }, 120_000);
   afterAll(async () => {
     for (const miner of miners) miner.close();
@@ -149,6 +150,21 @@ describe('OCR jobs', () => {
     // None of these left a job behind.
     expect(((await (await api(stack.url, 'jobs')).json()) as { jobs: unknown[] }).jobs).toEqual([]);
   });
+
+  it('reads text turned 10 degrees, with boxes turned as much', async () => {
+    const submitted = await submit(turned);
+    expect(submitted.status).toBe(201);
+    await mineUntilDone(submitted.json.id);
+    const result = (await (await api(stack.url, `jobs/${submitted.json.id}/result`)).json()) as OcrResult;
+    expect(result.lines).toHaveLength(PAGE_LINES.length);
+    result.lines.forEach((line, i) => {
+      const want = PAGE_LINES[i].replace(/\s+/g, '');
+      expect(editDistance(line.text.replace(/\s+/g, ''), want), `line ${i}: ${line.text}`).toBeLessThanOrEqual(Math.floor(0.2 * want.length));
+      const [tl, tr] = line.box;
+      expect(Math.atan2(tr[1] - tl[1], tr[0] - tl[0]) * (180 / Math.PI)).toBeCloseTo(10, -0.5);
+    });
+    expect((await api(stack.url, `jobs/${submitted.json.id}`, { method: 'DELETE' })).status).toBe(204);
+  }, 240_000);
 
   it('`ergon ocr PAGE.png` prints the page\'s lines', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ergon-ocr-'));

@@ -1,6 +1,7 @@
 // Text detection's pre- and post-processing for PaddleOCR's DB model: the page resized so that its longer side is at
 // most 960 and both sides are multiples of 32, and the probability map turned into text boxes in the page's pixels
-// (threshold, connected components, mean probability, unclip, scale back). Pure.
+// (threshold, connected components, mean probability, least-area rectangle, unclip, scale back). Pure.
+import { minAreaRect, rectCorners, type Point } from './min-area-rect.ts';
 
 /** A quadrilateral in the page's pixels: top-left, top-right, bottom-right, bottom-left. */
 export type Quad = [[number, number], [number, number], [number, number], [number, number]];
@@ -40,7 +41,7 @@ export interface DetectedBox {
 /**
  * Text boxes from DB's probability map (mapWidth x mapHeight, row-major), in the page's pixels (pageWidth x
  * pageHeight): 8-connected components of pixels above the threshold, each kept when its mean probability is high
- * enough, its bounding box unclipped and scaled back. Axis-aligned: rotated text gets its bounding rectangle.
+ * enough, its least-area rectangle (at any angle: rotated text gets a rotated box) unclipped and scaled back.
  */
 export function dbBoxes(
   prob: Float32Array, mapWidth: number, mapHeight: number, pageWidth: number, pageHeight: number, options: DbOptions = DB_DEFAULTS,
@@ -55,12 +56,18 @@ export function dbBoxes(
     if (seen[start] || !(prob[start] > options.threshold)) continue;
     seen[start] = 1;
     stack.push(start);
-    let minX = mapWidth, minY = mapHeight, maxX = -1, maxY = -1, sum = 0, count = 0;
+    // Each row's leftmost and rightmost pixel: their corners bound the component's hull.
+    const rows = new Map<number, [number, number]>();
+    let sum = 0, count = 0;
     while (stack.length > 0) {
       const at = stack.pop() as number;
       const x = at % mapWidth;
       const y = (at - x) / mapWidth;
-      minX = Math.min(minX, x); maxX = Math.max(maxX, x); minY = Math.min(minY, y); maxY = Math.max(maxY, y);
+      const row = rows.get(y);
+      if (row) {
+        row[0] = Math.min(row[0], x);
+        row[1] = Math.max(row[1], x);
+      } else rows.set(y, [x, x]);
       sum += prob[at];
       count++;
       for (let dy = -1; dy <= 1; dy++) {
@@ -76,18 +83,18 @@ export function dbBoxes(
         }
       }
     }
-    const width = maxX - minX + 1;
-    const height = maxY - minY + 1;
-    if (Math.min(width, height) < options.minSize) continue;
+    const corners: Point[] = [];
+    for (const [y, [left, right]] of rows) corners.push([left, y], [left, y + 1], [right + 1, y], [right + 1, y + 1]);
+    const rect = minAreaRect(corners);
+    if (Math.min(rect.width, rect.height) < options.minSize) continue;
     const score = sum / count;
     if (score < options.boxThreshold) continue;
-    const grow = (width * height * options.unclipRatio) / (2 * (width + height));
-    const left = clamp(Math.round((minX - grow) * sx), 0, pageWidth);
-    const right = clamp(Math.round((maxX + 1 + grow) * sx), 0, pageWidth);
-    const top = clamp(Math.round((minY - grow) * sy), 0, pageHeight);
-    const bottom = clamp(Math.round((maxY + 1 + grow) * sy), 0, pageHeight);
-    if (right <= left || bottom <= top) continue;
-    boxes.push({ box: [[left, top], [right, top], [right, bottom], [left, bottom]], score });
+    // DB's unclip: the polygon offset by area * ratio / perimeter (a rectangle's corners, squared off).
+    const grow = (rect.width * rect.height * options.unclipRatio) / (2 * (rect.width + rect.height));
+    const box = rectCorners(rect, grow).map(([x, y]) => [clamp(Math.round(x * sx), 0, pageWidth), clamp(Math.round(y * sy), 0, pageHeight)]) as Quad;
+    const [tl, tr, , bl] = box;
+    if (Math.hypot(tr[0] - tl[0], tr[1] - tl[1]) < 1 || Math.hypot(bl[0] - tl[0], bl[1] - tl[1]) < 1) continue;
+    boxes.push({ box, score });
   }
   return boxes;
 }

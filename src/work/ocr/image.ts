@@ -1,4 +1,4 @@
-// A page as RGBA pixels, and the few geometric operations OCR needs on it: bilinear resize, crop, and the planar
+// A page as RGBA pixels, and the few geometric operations OCR needs on it: bilinear resize, a (rotated) crop, and the planar
 // BGR bytes PaddleOCR's models take (alpha composited over white). Pure: the coordinator decodes the image first.
 
 export interface RgbaImage {
@@ -38,16 +38,32 @@ export function resizeBilinear(src: RgbaImage, width: number, height: number): R
   return { width, height, data: out };
 }
 
-/** The pixels of [x0, x1) x [y0, y1), clipped to the image (at least one pixel). */
-export function crop(src: RgbaImage, x0: number, y0: number, x1: number, y1: number): RgbaImage {
-  const left = Math.min(Math.max(Math.floor(x0), 0), src.width - 1);
-  const top = Math.min(Math.max(Math.floor(y0), 0), src.height - 1);
-  const right = Math.max(Math.min(Math.ceil(x1), src.width), left + 1);
-  const bottom = Math.max(Math.min(Math.ceil(y1), src.height), top + 1);
-  const width = right - left;
-  const height = bottom - top;
+/**
+ * The quadrilateral's pixels (top-left, top-right, bottom-right, bottom-left; a rotated rectangle, or any
+ * parallelogram) sampled bilinearly into a width x height image whose rows run from its top-left towards its top-right.
+ */
+export function sampleQuad(src: RgbaImage, quad: readonly (readonly [number, number])[], width: number, height: number): RgbaImage {
+  const [tl, tr, , bl] = quad;
   const out = new Uint8Array(width * height * 4);
-  for (let y = 0; y < height; y++) out.set(src.data.subarray(((top + y) * src.width + left) * 4, ((top + y) * src.width + right) * 4), y * width * 4);
+  const ux = (tr[0] - tl[0]) / width, uy = (tr[1] - tl[1]) / width;
+  const vx = (bl[0] - tl[0]) / height, vy = (bl[1] - tl[1]) / height;
+  for (let j = 0; j < height; j++) {
+    for (let i = 0; i < width; i++) {
+      // Pixel centres: (i + 0.5, j + 0.5) in the output is that point of the quad, less half a source pixel.
+      const fx = Math.min(Math.max(tl[0] + (i + 0.5) * ux + (j + 0.5) * vx - 0.5, 0), src.width - 1);
+      const fy = Math.min(Math.max(tl[1] + (i + 0.5) * uy + (j + 0.5) * vy - 0.5, 0), src.height - 1);
+      const x0 = Math.floor(fx), y0 = Math.floor(fy);
+      const x1 = Math.min(x0 + 1, src.width - 1), y1 = Math.min(y0 + 1, src.height - 1);
+      const wx = fx - x0, wy = fy - y0;
+      const a = (y0 * src.width + x0) * 4, b = (y0 * src.width + x1) * 4, c = (y1 * src.width + x0) * 4, d = (y1 * src.width + x1) * 4;
+      const o = (j * width + i) * 4;
+      for (let k = 0; k < 4; k++) {
+        const top = src.data[a + k] * (1 - wx) + src.data[b + k] * wx;
+        const bottom = src.data[c + k] * (1 - wx) + src.data[d + k] * wx;
+        out[o + k] = Math.round(top * (1 - wy) + bottom * wy);
+      }
+    }
+  }
   return { width, height, data: out };
 }
 

@@ -3,7 +3,7 @@
 // the stages' outputs into lines; the coordinator decodes the image and runs the stages as jobs. Pure.
 import type { Normalize } from '../onnx/normalize.ts';
 import { dbBoxes, detInputSize, type DetectedBox, type Quad } from './detect.ts';
-import { crop, resizeBilinear, writeBgrPlanes, type RgbaImage } from './image.ts';
+import { resizeBilinear, sampleQuad, writeBgrPlanes, type RgbaImage } from './image.ts';
 import { readingOrder } from './reading-order.ts';
 import { ctcDecode, recWidth, REC_HEIGHT, type DecodedLine } from './recognize.ts';
 
@@ -53,13 +53,23 @@ export interface RecognitionBatch extends StageInput {
   lines: number[];
 }
 
+/** A crop this much taller than wide is vertical text: turned a quarter counter-clockwise, as PaddleOCR does. */
+const VERTICAL_ASPECT = 1.5;
+
+/** The box's pixels, straightened, at height 48: rotated boxes are sampled along their own axes. */
+export function lineCrop(page: RgbaImage, box: Quad): RgbaImage {
+  const [tl, tr, br, bl] = box;
+  const width = Math.hypot(tr[0] - tl[0], tr[1] - tl[1]);
+  const height = Math.hypot(bl[0] - tl[0], bl[1] - tl[1]);
+  const upright = height >= VERTICAL_ASPECT * width;
+  const quad = upright ? [tr, br, bl, tl] : box;
+  const [w, h] = upright ? [height, width] : [width, height];
+  return sampleQuad(page, quad, recWidth(w, h), REC_HEIGHT);
+}
+
 /** The boxes' crops at height 48, grouped by width into batches, each padded to its widest (rounded up). */
 export function recognitionBatches(page: RgbaImage, boxes: readonly Quad[]): RecognitionBatch[] {
-  const crops = boxes.map((box, line) => {
-    const cut = crop(page, box[0][0], box[0][1], box[2][0], box[2][1]);
-    const resized = resizeBilinear(cut, recWidth(cut.width, cut.height), REC_HEIGHT);
-    return { line, image: resized };
-  });
+  const crops = boxes.map((box, line) => ({ line, image: lineCrop(page, box) }));
   crops.sort((a, b) => a.image.width - b.image.width);
   const batches: RecognitionBatch[] = [];
   for (let at = 0; at < crops.length; at += REC_BATCH) {

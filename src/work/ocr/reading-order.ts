@@ -1,9 +1,9 @@
 // Reading order for a page's lines: top to bottom, and left to right among boxes on the same row. Pure.
 import type { Quad } from './detect.ts';
 
-const top = (q: Quad) => Math.min(q[0][1], q[1][1]);
-const bottom = (q: Quad) => Math.max(q[2][1], q[3][1]);
-const left = (q: Quad) => Math.min(q[0][0], q[3][0]);
+const top = (q: Quad) => Math.min(...q.map((p) => p[1]));
+const bottom = (q: Quad) => Math.max(...q.map((p) => p[1]));
+const left = (q: Quad) => Math.min(...q.map((p) => p[0]));
 
 /**
  * The items sorted by reading order. A row starts at the topmost box left; a box whose vertical centre lies within

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { dbBoxes, detInputSize } from '../../../../src/work/ocr/detect.ts';
 import { ctcDecode, parseDictionary, recWidth } from '../../../../src/work/ocr/recognize.ts';
+import { minAreaRect, rectCorners, type Point } from '../../../../src/work/ocr/min-area-rect.ts';
 import { readingOrder } from '../../../../src/work/ocr/reading-order.ts';
 import { normalizeU8 } from '../../../../src/work/onnx/normalize.ts';
 import { DET_NORMALIZE } from '../../../../src/work/ocr/ocr.ts';
@@ -44,10 +45,68 @@ describe('DB post-processing', () => {
     expect(boxes[0].score).toBeCloseTo(0.7, 6);
   });
 
+  it('boxes a rotated line with a rotated box', () => {
+    // A 60 x 8 band turned 20 degrees, rasterised by pixel centres: its box's top edge rises at about 20 degrees.
+    const [w, h, angle] = [100, 60, (20 * Math.PI) / 180];
+    const prob = new Float32Array(w * h);
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        const [dx, dy] = [x + 0.5 - 50, y + 0.5 - 30];
+        const u = dx * Math.cos(angle) + dy * Math.sin(angle);
+        const n = -dx * Math.sin(angle) + dy * Math.cos(angle);
+        if (Math.abs(u) <= 30 && Math.abs(n) <= 4) prob[y * w + x] = 0.9;
+      }
+    }
+    const [found] = dbBoxes(prob, w, h, w, h);
+    const [tl, tr, , bl] = found.box;
+    expect(Math.atan2(tr[1] - tl[1], tr[0] - tl[0]) * (180 / Math.PI)).toBeCloseTo(20, -0.5);
+    // The pixels' squares add cos 20 + sin 20 = 1.28 to each side: about 61.3 x 9.3, grown by
+    // 61.3 * 9.3 * 1.5 / (2 * 70.6) = 6.1 a side: about 73.4 x 21.4.
+    expect(Math.hypot(tr[0] - tl[0], tr[1] - tl[1])).toBeGreaterThan(71);
+    expect(Math.hypot(tr[0] - tl[0], tr[1] - tl[1])).toBeLessThan(76);
+    expect(Math.hypot(bl[0] - tl[0], bl[1] - tl[1])).toBeGreaterThan(19);
+    expect(Math.hypot(bl[0] - tl[0], bl[1] - tl[1])).toBeLessThan(24);
+  });
+
   it('sizes the detection input: longer side at most 960, sides multiples of 32, never scaled up', () => {
     expect(detInputSize(1920, 1080)).toEqual({ width: 960, height: 544 });
     expect(detInputSize(900, 260)).toEqual({ width: 896, height: 256 });
     expect(detInputSize(10, 10)).toEqual({ width: 32, height: 32 });
+  });
+});
+
+describe('least-area rectangles', () => {
+  it('finds a square turned 45 degrees, half the area of its level bounding box', () => {
+    const rect = minAreaRect([[0, 1], [1, 0], [2, 1], [1, 2], [1, 1]]);
+    expect(rect.width).toBeCloseTo(Math.SQRT2, 9);
+    expect(rect.height).toBeCloseTo(Math.SQRT2, 9);
+    expect(rect.centre[0]).toBeCloseTo(1, 9);
+    expect(rect.centre[1]).toBeCloseTo(1, 9);
+  });
+
+  it('recovers a 40 x 10 rectangle turned 30 degrees, its axis the one nearer level, corners clockwise from top-left', () => {
+    const c = Math.cos(Math.PI / 6);
+    const s = Math.sin(Math.PI / 6);
+    const corner = (u: number, n: number): Point => [50 + u * c - n * s, 50 + u * s + n * c];
+    const rect = minAreaRect([corner(-20, -5), corner(20, -5), corner(20, 5), corner(-20, 5), corner(3, 1)]);
+    expect(rect.width).toBeCloseTo(40, 9);
+    expect(rect.height).toBeCloseTo(10, 9);
+    expect(rect.axis[0]).toBeCloseTo(c, 9);
+    expect(rect.axis[1]).toBeCloseTo(s, 9);
+    const [tl, tr, br, bl] = rectCorners(rect, 1);
+    // grown by 1 on every side: 42 x 12
+    expect(tl[0]).toBeCloseTo(corner(-21, -6)[0], 9);
+    expect(tr[1]).toBeCloseTo(corner(21, -6)[1], 9);
+    expect(br[0]).toBeCloseTo(corner(21, 6)[0], 9);
+    expect(bl[1]).toBeCloseTo(corner(-21, 6)[1], 9);
+  });
+
+  it('keeps a ragged level line level: a tilt that saves a few percent is edge noise', () => {
+    // 100 x 10 with one pixel missing at a corner: tilting saves under 10%.
+    const points: Point[] = [[0, 0], [100, 0], [100, 10], [1, 10], [0, 9]];
+    const rect = minAreaRect(points);
+    expect(rect.axis).toEqual([1, 0]);
+    expect([rect.width, rect.height]).toEqual([100, 10]);
   });
 });
 
