@@ -6,7 +6,7 @@ import { sendWithRanges } from './byte-range.ts';
 import { HttpError } from './http-error.ts';
 import type { OcrService } from './ocr-service.ts';
 import { MAX_PAGE_BYTES, pageType } from './page-image.ts';
-import { requester } from './http.ts';
+import { jobView, requester } from './http.ts';
 import type { Uploads } from './upload.ts';
 
 /** Checks the request's key and rate; answers the key's id. */
@@ -47,6 +47,19 @@ export function mountOcrApi(api: express.Router, ocr: OcrService, uploads: Uploa
     const body = await uploads.receive(req, length);
     const record = await ocr.submit(owner, body, type, Date.now());
     res.status(201).json(await ocr.view(record));
+  }));
+
+  /** The key's jobs, as the generic route lists them, with each OCR job in place of its stage jobs. */
+  api.get('/jobs', asyncRoute(async (req, res) => {
+    const owner = authorize(req, res);
+    const { queue } = ocr;
+    const own = [];
+    for (const id of await queue.jobIds()) {
+      const state = await queue.job(id);
+      if (state?.owner === owner && !ocr.isStage(id)) own.push(await jobView(queue, state));
+    }
+    for (const record of ocr.owned(owner)) own.push(await ocr.view(record));
+    res.json({ jobs: own });
   }));
 
   api.get('/jobs/:id', asyncRoute(async (req, res, next) => {

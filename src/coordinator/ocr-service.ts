@@ -60,6 +60,10 @@ const OcrRecord = v.object({
   recJobs: v.optional(v.array(v.object({ job: v.string(), lines: v.array(v.number()) }))),
   lines: v.optional(v.array(v.object({ text: v.string(), box: v.tuple([Point, Point, Point, Point]), confidence: v.number() }))),
   error: v.optional(v.object({ code: v.string(), message: v.string() })),
+  /** Units of stage jobs already done and deleted (detection's, once recognition is queued): progress never goes back. */
+  unitsFinished: v.optional(v.number(), 0),
+  /** Wallet keys of the miners whose results those units are. */
+  minersFinished: v.optional(v.array(v.string()), []),
 });
 type OcrRecord = v.InferOutput<typeof OcrRecord>;
 
@@ -93,6 +97,11 @@ export class OcrService {
     return service;
   }
 
+  /** The queue the stage jobs live in. */
+  get queue(): Jobs['queue'] {
+    return this.jobs.queue;
+  }
+
   close(): void {
     clearInterval(this.timer);
   }
@@ -102,7 +111,7 @@ export class OcrService {
     const page = decodePage(bytes, type);
     const detJob = await this.submitStage(owner, this.models.det, detectionInput(page), DET_NORMALIZE);
     const record: OcrRecord = {
-      id: randomUUID(), owner, createdAtMs: nowMs, finishedAtMs: null, page: { width: page.width, height: page.height, type }, stage: 'detect', detJob,
+      id: randomUUID(), owner, createdAtMs: nowMs, finishedAtMs: null, page: { width: page.width, height: page.height, type }, stage: 'detect', detJob, unitsFinished: 0, minersFinished: [],
     };
     // The page is kept until its lines are cropped: a restart between detection and recognition crops it again.
     await writeFile(join(this.dir, `${record.id}.page`), bytes, { mode: 0o600 });
@@ -119,10 +128,10 @@ export class OcrService {
 
   /** The job as the API shows it: the fields every job has, its stage, and the units of its stage jobs. */
   async view(record: OcrRecord): Promise<object> {
-    let unitsTotal = 0;
-    let unitsDone = 0;
+    let unitsTotal = record.unitsFinished;
+    let unitsDone = record.unitsFinished;
     let started = false;
-    const miners = new Set<string>();
+    const miners = new Set<string>(record.minersFinished);
     for (const id of this.stageJobs(record)) {
       const state = await this.jobs.queue.job(id);
       if (!state) continue;
@@ -131,8 +140,6 @@ export class OcrService {
       for (const miner of state.doneBy.values()) miners.add(miner);
       if ((await this.jobs.queue.status(state)) !== 'queued') started = true;
     }
-    const open = record.stage === 'detect' || record.stage === 'recognize';
-    if (record.stage === 'done') unitsDone = unitsTotal = Math.max(unitsTotal, 1);
     const status = record.stage === 'done' ? 'done' : record.stage === 'failed' ? 'failed' : started || record.stage === 'recognize' ? 'running' : 'queued';
     return {
       id: record.id,
@@ -142,13 +149,24 @@ export class OcrService {
       width: record.page.width,
       height: record.page.height,
       unitsTotal,
-      unitsDone: open ? Math.min(unitsDone, unitsTotal) : unitsDone,
+      unitsDone: record.stage === 'done' ? unitsTotal : Math.min(unitsDone, unitsTotal),
       miners: miners.size,
       ...(record.lines ? { lines: record.lines.length } : {}),
       ...(record.error ? { error: record.error } : {}),
       createdAtMs: record.createdAtMs,
       finishedAtMs: record.finishedAtMs,
     };
+  }
+
+  /** This owner's OCR jobs, oldest first. */
+  owned(owner: string): OcrRecord[] {
+    return [...this.records.values()].filter((r) => r.owner === owner).sort((a, b) => a.createdAtMs - b.createdAtMs);
+  }
+
+  /** Whether a job is a stage of an OCR job (listed as part of it, not on its own). */
+  isStage(jobId: string): boolean {
+    for (const record of this.records.values()) if (this.stageJobs(record).includes(jobId)) return true;
+    return false;
   }
 
   /** The result's JSON bytes, once done. */
@@ -204,7 +222,7 @@ export class OcrService {
         await this.removeStageJobs(recJobs.map((r) => r.job));
         throw err;
       }
-      const next: OcrRecord = { ...record, stage: 'recognize', boxes, recJobs };
+      const next: OcrRecord = { ...record, stage: 'recognize', boxes, recJobs, ...(await this.finishedWork(record, [record.detJob])) };
       await this.save(next);
       await rm(pagePath, { force: true });
       await this.removeStageJobs([record.detJob]);
@@ -221,7 +239,8 @@ export class OcrService {
         decoded[lines[i]] = line;
       });
     }
-    await this.finish({ ...record, stage: 'done', lines: ocrLines(boxes as Quad[], decoded) }, Date.now());
+    const work = await this.finishedWork(record, (record.recJobs ?? []).map((r) => r.job));
+    await this.finish({ ...record, stage: 'done', lines: ocrLines(boxes as Quad[], decoded), ...work }, Date.now());
     await this.removeStageJobs((record.recJobs ?? []).map((r) => r.job));
   }
 
@@ -261,6 +280,19 @@ export class OcrService {
     } finally {
       hold.release();
     }
+  }
+
+  /** The record's finished units and miners, with those of these stage jobs (done, about to be deleted) added. */
+  private async finishedWork(record: OcrRecord, jobIds: readonly string[]): Promise<Pick<OcrRecord, 'unitsFinished' | 'minersFinished'>> {
+    let units = record.unitsFinished;
+    const miners = new Set(record.minersFinished);
+    for (const id of jobIds) {
+      const state = await this.jobs.queue.job(id);
+      if (!state) continue;
+      units += state.units.size;
+      for (const miner of state.doneBy.values()) miners.add(miner);
+    }
+    return { unitsFinished: units, minersFinished: [...miners] };
   }
 
   private stageJobs(record: OcrRecord): string[] {

@@ -81,8 +81,13 @@ describe('OCR jobs', () => {
   it('reads a rendered page back: its lines in reading order, boxes in the page\'s pixels, pixels sent as uint8', async () => {
     const submitted = await submit(png);
     expect(submitted.status).toBe(201);
-    expect(submitted.json).toMatchObject({ kind: 'ocr', status: 'queued', stage: 'detect', width: 900, height: 260 });
-    const { leases } = await mineUntilDone(submitted.json.id);
+    expect(submitted.json).toMatchObject({ kind: 'ocr', status: 'queued', stage: 'detect', width: 900, height: 260, unitsTotal: 1, unitsDone: 0 });
+    // The key's jobs list the OCR job, not its stages.
+    const listed = (await (await api(stack.url, 'jobs')).json()) as { jobs: { id: string; kind: string }[] };
+    expect(listed.jobs.map((j) => [j.id, j.kind])).toEqual([[submitted.json.id, 'ocr']]);
+    const { leases, view } = await mineUntilDone(submitted.json.id);
+    // Every unit mined counts once in its progress: detection's and recognition's.
+    expect(view).toMatchObject({ status: 'done', stage: 'done', unitsTotal: leases.length, unitsDone: leases.length, miners: 1, lines: 3 });
 
     // Detection: one unit for the page, its pixels as uint8 planes (a byte each, not four) at the model's input size.
     const det = leases[0];
@@ -117,8 +122,8 @@ describe('OCR jobs', () => {
     });
 
     // The stage jobs are gone once the OCR job is done; deleting it forgets it.
-    const jobs = (await (await api(stack.url, 'jobs')).json()) as { jobs: unknown[] };
-    expect(jobs.jobs).toEqual([]);
+    const jobs = (await (await api(stack.url, 'jobs')).json()) as { jobs: { id: string }[] };
+    expect(jobs.jobs.map((j) => j.id)).toEqual([submitted.json.id]);
     expect((await api(stack.url, `jobs/${submitted.json.id}`, { method: 'DELETE' })).status).toBe(204);
     expect((await api(stack.url, `jobs/${submitted.json.id}`)).status).toBe(404);
   }, 240_000);
