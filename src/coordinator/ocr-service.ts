@@ -132,7 +132,9 @@ export class OcrService {
     let unitsDone = record.unitsFinished;
     let started = false;
     const miners = new Set<string>(record.minersFinished);
-    for (const id of this.stageJobs(record)) {
+    // Only the current stage's jobs: those of finished stages are counted in the record, even before they are deleted.
+    const live = record.stage === 'detect' ? [record.detJob] : record.stage === 'recognize' ? (record.recJobs ?? []).map((r) => r.job) : [];
+    for (const id of live) {
       const state = await this.jobs.queue.job(id);
       if (!state) continue;
       unitsTotal += state.units.size;

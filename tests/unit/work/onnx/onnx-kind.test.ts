@@ -65,6 +65,15 @@ describe('the onnx kind', () => {
     expect(kind.footprint({ model: SHA, bodyBytes: 2 ** 30 })).toMatchObject({ ok: false, error: { code: 'job-too-large' } });
   });
 
+  it('charges a stored job its exact output, not the bound charged before its inputs are read', () => {
+    const j = job(8);
+    const before = kind.footprint({ model: SHA, bodyBytes: j.bodyBytes });
+    const stored = kind.footprint(kind.params(j));
+    // 8 samples of 2 + 3 float32 outputs
+    expect(stored).toMatchObject({ ok: true, value: { outputBytes: 8 * 5 * 4, heldBytes: 2 * j.bodyBytes + 160 } });
+    expect(before.ok && before.value.outputBytes).toBeGreaterThan(160);
+  });
+
   it('assembles the outputs in batch order, one array per output', () => {
     const j = job(5);
     const results = new Map(kind.split(j).map((u) => {
