@@ -108,7 +108,7 @@ export class OcrService {
 
   /** Decodes the page and queues its detection; a 4xx for an image that cannot be a page. */
   async submit(owner: string, bytes: Uint8Array, type: PageType, nowMs: number): Promise<OcrRecord> {
-    const page = decodePage(bytes, type);
+    const page = await decodePage(bytes, type);
     const detJob = await this.submitStage(owner, this.models.det, detectionInput(page), DET_NORMALIZE);
     const record: OcrRecord = {
       id: randomUUID(), owner, createdAtMs: nowMs, finishedAtMs: null, page: { width: page.width, height: page.height, type }, stage: 'detect', detJob, unitsFinished: 0, minersFinished: [],
@@ -214,7 +214,7 @@ export class OcrService {
       if (!output) return;
       const boxes = detectedBoxes(output.data, output.shape, record.page).map((b) => b.box);
       const pagePath = join(this.dir, `${record.id}.page`);
-      const page = decodePage(await readFile(pagePath), record.page.type);
+      const page = await decodePage(await readFile(pagePath), record.page.type);
       const recJobs: { job: string; lines: number[] }[] = [];
       try {
         for (const batch of recognitionBatches(page, boxes)) {

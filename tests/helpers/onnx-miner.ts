@@ -18,9 +18,11 @@ export class OnnxRunnerForTests {
 
   constructor(private readonly baseUrl: string) {}
 
-  /** The lease's outputs, in the model's order, each flattened. */
-  async outputs(lease: Lease): Promise<Float32Array[]> {
-    const sha = String(lease.params.model);
+  /**
+   * The model's session, fetched and made on first use. Making one blocks the event loop for a moment (onnxruntime
+   * loads the graph on the main thread): a test whose coordinator shares its process may make them before miners connect.
+   */
+  session(sha: string): Promise<OrtNode.InferenceSession> {
     let session = this.sessions.get(sha);
     if (!session) {
       session = (async () => {
@@ -33,6 +35,12 @@ export class OnnxRunnerForTests {
       })();
       this.sessions.set(sha, session);
     }
+    return session;
+  }
+
+  /** The lease's outputs, in the model's order, each flattened. */
+  async outputs(lease: Lease): Promise<Float32Array[]> {
+    const session = this.session(String(lease.params.model));
     const inputNames = JSON.parse(String(lease.params.inputNames)) as string[];
     const outputNames = JSON.parse(String(lease.params.outputNames)) as string[];
     const feeds: Record<string, OrtNode.Tensor> = {};

@@ -1,12 +1,14 @@
 // OCR through the real stack: a page rendered by Chromium is POSTed to /api/jobs/ocr; its detection and recognition
 // run as onnx units (uint8 pixels on the wire) leased to scripted miners running onnxruntime-node over real WebRTC,
 // audited by the coordinator's own re-run; the result has the text that was drawn. Bad images get a 4xx.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/client/cli.ts';
+import { ocrAsset, SHIPPED_MODELS } from '../../src/coordinator/model-store.ts';
 import { packResult } from '../../src/work/onnx/onnx.ts';
 import { OnnxRunnerForTests } from '../helpers/onnx-miner.ts';
 import { ScriptedMiner } from '../helpers/scripted-miner.ts';
@@ -43,10 +45,14 @@ describe('OCR jobs', () => {
   /** 30 lines: four recognition jobs of the requester's at once, and a detection map with a Sigmoid's 1.0000001 in it. */
   const LONG_LINES = Array.from({ length: 30 }, (_, i) => `Line ${i + 1} of the long page`);
   const miners: ScriptedMiner[] = [];
+  /** One runner for every miner here: each model's session is made once, before any miner connects. */
+  let runner: OnnxRunnerForTests;
   beforeAll(async () => {
     [stack, png, turned, long] = await Promise.all([
       startStack(), renderTextPageHeadless(), renderTextPageHeadless({ height: 420, angleDegrees: 10 }), renderTextPageHeadless({ lines: LONG_LINES, height: 1800 }),
     ]);
+    runner = new OnnxRunnerForTests(stack.url);
+    for (const file of Object.values(SHIPPED_MODELS)) await runner.session(createHash('sha256').update(readFileSync(ocrAsset(file))).digest('hex'));
   }, 120_000);
   afterAll(async () => {
     for (const miner of miners) miner.close();
@@ -64,7 +70,6 @@ describe('OCR jobs', () => {
     const miner = await ScriptedMiner.connect(stack.url);
     miners.push(miner);
     await miner.hello(undefined, undefined, ['onnx']);
-    const runner = new OnnxRunnerForTests(stack.url);
     const leases: Awaited<ReturnType<ScriptedMiner['lease']>>[] = [];
     for (;;) {
       const view = await (await api(stack.url, `jobs/${jobId}`)).json();
@@ -190,7 +195,6 @@ describe('OCR jobs', () => {
     const miner = await ScriptedMiner.connect(stack.url);
     miners.push(miner);
     await miner.hello(undefined, undefined, ['onnx']);
-    const runner = new OnnxRunnerForTests(stack.url);
     while (!done) {
       miner.send({ type: 'work-request' });
       const reply = await miner.next('lease', 'no-work');
@@ -209,7 +213,6 @@ describe('OCR jobs', () => {
   it('refuses a stage result computed without the normalisation, or zeros, and pays nothing for it', async () => {
     const submitted = await submit(png);
     expect(submitted.status).toBe(201);
-    const runner = new OnnxRunnerForTests(stack.url);
     const cheat = async (outputs: (lease: Awaited<ReturnType<ScriptedMiner['lease']>>) => Promise<Float32Array[]>) => {
       const miner = await ScriptedMiner.connect(stack.url);
       miners.push(miner);
