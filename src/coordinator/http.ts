@@ -31,6 +31,8 @@ export interface ApiContext {
   /** What a miner page needs to reach this coordinator. */
   config: () => object;
   minersConnected: () => number;
+  /** Services' routes (OCR), mounted before the generic job routes, with the key and rate check every route uses. */
+  services?: (api: express.Router, authorize: (req: express.Request, res: Response) => string) => void;
 }
 
 /** The HTTP status for each code a kind's parsing can answer; every other refusal of a job is a 400. */
@@ -130,6 +132,8 @@ export function mountApi(app: Express, ctx: ApiContext): void {
     }
     return owner;
   };
+
+  ctx.services?.(api, authorize);
 
   api.get('/config', (_req, res) => {
     res.json(ctx.config());

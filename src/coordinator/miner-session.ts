@@ -48,6 +48,8 @@ export class MinerSession {
   /** What the miner said it is in its hello (for the operator's view); null until then. */
   declared: { adapter: AdapterInfo; backend: string; kinds: readonly string[]; connectedAtMs: number } | null = null;
   private readonly openedAtMs = Date.now();
+  /** The challenge must be the first message: no ping goes out before it (its signing is asynchronous). */
+  private challenged = false;
   /** Called once the miner has proved its key: the transport may then accept larger messages. */
   onWelcome: () => void = () => undefined;
   unitsAccepted = 0;
@@ -74,6 +76,7 @@ export class MinerSession {
     const body = { coordinatorKey: this.ctx.signingKey.publicKey, nonce: this.nonce, heartbeatMs: HEARTBEAT_MS };
     const signature = await signChallenge(this.ctx.signingKey.privateKey, body, dtlsFingerprint);
     this.send({ type: 'challenge', ...body, signature });
+    this.challenged = true;
   }
 
   /** Any frame counts as a sign of life: a large result takes many frames to arrive. */
@@ -92,7 +95,7 @@ export class MinerSession {
       this.closeConnection(`silent for ${silentMs} ms`);
       return;
     }
-    this.send({ type: 'ping', nonce: nowMs });
+    if (this.challenged) this.send({ type: 'ping', nonce: nowMs });
   }
 
   /** A message or frame that could not be read: an error reply; many of them close the session as abuse. */

@@ -19,6 +19,8 @@ import { defaultKinds, kindRegistry, modelKinds, type KindRegistry } from '../wo
 import { ONNX_RUNTIME } from '../work/onnx/model.ts';
 import { ModelStore } from './model-store.ts';
 import { mountModelsApi } from './models-api.ts';
+import { mountOcrApi } from './ocr-api.ts';
+import { OcrService, shippedOcrModels } from './ocr-service.ts';
 import type { RateLimit } from './rate-limit.ts';
 import type { Ledger } from './ledger/ledger.ts';
 import { log } from './log.ts';
@@ -113,6 +115,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const verify = { random: cryptoRandomBytes, runtimes: { [ONNX_RUNTIME]: models.runner, ...options.runtimes } };
   // A fleet's queue is the database: nothing to restore, and the shared operand folder is not this coordinator's to sweep.
   if (!fleet) await jobs.restore(Date.now());
+  const ocr = await OcrService.open(options.dataDir, jobs, await shippedOcrModels(models), options.quotas);
   const sessions = new Map<string, MinerSession>();
   const metrics = new CoordinatorMetrics(kindNames, {
     minersConnected: () => minersConnected(sessions),
@@ -156,6 +159,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     quota: options.quotas,
     uploads,
     minersConnected: () => sessions.size,
+    services: (api, authorize) => mountOcrApi(api, ocr, uploads, apiKeys, authorize),
     config: () => ({
       protocolVersion: PROTOCOL_VERSION,
       coordinatorPeerId: peerId,
@@ -269,6 +273,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     metrics,
     async close() {
       clearInterval(heartbeat);
+      ocr.close();
       operatorView.close();
       peer.close();
       peerServer.close();

@@ -11,10 +11,13 @@ export const Bytes = v.custom<Uint8Array>((x) => x instanceof Uint8Array, 'expec
 
 const Dim = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(MAX_TENSOR_DIM));
 
-/** f32, or f16 as IEEE halves (the operands of f16 work; results are always f32). */
-export const Dtype = v.picklist(['f32', 'f16']);
+/**
+ * f32; f16 as IEEE halves (the operands of f16 work); u8 for compact inputs such as pixels, which the kind turns into
+ * f32 on the miner (e.g. an onnx input's per-channel normalisation). Results are always f32.
+ */
+export const Dtype = v.picklist(['f32', 'f16', 'u8']);
 export type Dtype = v.InferOutput<typeof Dtype>;
-const BYTES_PER_ELEMENT: Record<Dtype, number> = { f32: 4, f16: 2 };
+const BYTES_PER_ELEMENT: Record<Dtype, number> = { f32: 4, f16: 2, u8: 1 };
 
 export const Tensor = v.pipe(
   v.object({
@@ -47,6 +50,14 @@ export function f16Tensor(shape: number[], halves: Uint16Array): Tensor {
     throw new RangeError(`f16Tensor: ${halves.length} values for shape ${shape.join('x')}`);
   }
   return { dtype: 'f16', shape, data: new Uint8Array(halves.buffer, halves.byteOffset, halves.byteLength) };
+}
+
+/** Wraps u8 values as a wire tensor without copying. */
+export function u8Tensor(shape: number[], values: Uint8Array): Tensor {
+  if (values.length !== elementCount(shape)) {
+    throw new RangeError(`u8Tensor: ${values.length} values for shape ${shape.join('x')}`);
+  }
+  return { dtype: 'u8', shape, data: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) };
 }
 
 /**

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type * as OrtNode from 'onnxruntime-node';
 import { f32Values } from '../../src/protocol/tensor.ts';
+import { normalizeU8, parseNormalize } from '../../src/work/onnx/normalize.ts';
 import { packResult } from '../../src/work/onnx/onnx.ts';
 import type { MessageOf } from '../../src/miner/coordinator-link.ts';
 import type { ScriptedMiner } from './scripted-miner.ts';
@@ -17,9 +18,11 @@ export class OnnxRunnerForTests {
 
   constructor(private readonly baseUrl: string) {}
 
-  /** The lease's outputs, in the model's order, each flattened. */
-  async outputs(lease: Lease): Promise<Float32Array[]> {
-    const sha = String(lease.params.model);
+  /**
+   * The model's session, fetched and made on first use. Making one blocks the event loop for a moment (onnxruntime
+   * loads the graph on the main thread): a test whose coordinator shares its process may make them before miners connect.
+   */
+  session(sha: string): Promise<OrtNode.InferenceSession> {
     let session = this.sessions.get(sha);
     if (!session) {
       session = (async () => {
@@ -32,12 +35,24 @@ export class OnnxRunnerForTests {
       })();
       this.sessions.set(sha, session);
     }
+    return session;
+  }
+
+  /** The lease's outputs, in the model's order, each flattened. */
+  async outputs(lease: Lease): Promise<Float32Array[]> {
+    const session = this.session(String(lease.params.model));
     const inputNames = JSON.parse(String(lease.params.inputNames)) as string[];
     const outputNames = JSON.parse(String(lease.params.outputNames)) as string[];
     const feeds: Record<string, OrtNode.Tensor> = {};
     inputNames.forEach((name, i) => {
       const tensor = lease.operands[`i${i}`];
       if (!tensor) throw new Error(`lease has no operand i${i}`);
+      if (tensor.dtype === 'u8') {
+        const normalize = parseNormalize(lease.params.normalize);
+        if (!normalize.ok) throw new Error(`lease's u8 operand i${i}: ${normalize.error.message}`);
+        feeds[name] = new ort.Tensor('float32', normalizeU8(tensor.data, tensor.shape, normalize.value), tensor.shape);
+        return;
+      }
       feeds[name] = new ort.Tensor('float32', Float32Array.from(f32Values(tensor)), tensor.shape);
     });
     const result = await (await session).run(feeds);

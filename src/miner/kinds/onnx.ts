@@ -3,6 +3,7 @@
 import type * as Ort from 'onnxruntime-web';
 import * as v from 'valibot';
 import { CodedError } from '../../protocol/errors.ts';
+import { parseNormalize, normalizeU8 } from '../../work/onnx/normalize.ts';
 import { packResult } from '../../work/onnx/onnx.ts';
 import { UnitCancelledError } from '../cancelled.ts';
 import { sessionFor } from '../onnx/sessions.ts';
@@ -22,7 +23,15 @@ export const onnxMinerKind: MinerKind = {
     const feeds: Record<string, Ort.Tensor> = {};
     inputNames.output.forEach((name, i) => {
       const tensor = payload.operands[`i${i}`];
-      if (!tensor || tensor.dtype !== 'f32') throw new CodedError('shape-mismatch', `an onnx lease lacks its f32 operand i${i} (${name})`);
+      if (tensor?.dtype === 'u8') {
+        // Compact input (pixels): normalised here, exactly as the coordinator's re-run does.
+        const normalize = parseNormalize(payload.params.normalize);
+        if (!normalize.ok) throw new CodedError('bad-params', `a uint8 operand i${i} (${name}) comes without a usable normalisation: ${normalize.error.message}`);
+        if (normalize.value.scale.length !== tensor.shape[1]) throw new CodedError('shape-mismatch', `operand i${i} (${name}) has ${tensor.shape[1]} channels, its normalisation ${normalize.value.scale.length}`);
+        feeds[name] = new ort.Tensor('float32', normalizeU8(new Uint8Array(tensor.data), tensor.shape, normalize.value), tensor.shape);
+        return;
+      }
+      if (!tensor || tensor.dtype !== 'f32') throw new CodedError('shape-mismatch', `an onnx lease lacks its f32 or u8 operand i${i} (${name})`);
       feeds[name] = new ort.Tensor('float32', new Float32Array(tensor.data), tensor.shape);
     });
     const started = performance.now();

@@ -3,10 +3,11 @@
 // (onnxruntime-node) within the model's tolerance, assembled into an .npz of the outputs.
 import * as v from 'valibot';
 import { fail, type Parsed } from '../../protocol/errors.ts';
-import { elementCount, f32Tensor, f32Values } from '../../protocol/tensor.ts';
+import { elementCount, f32Tensor, f32Values, u8Tensor } from '../../protocol/tensor.ts';
 import type { VerifyContext, WorkKind, Verdict } from '../kind.ts';
 import { ONNX_RUNTIME, type ModelCatalog, type ModelInfo, type OnnxRunner, type ShapeProfile } from './model.ts';
-import { readNpz, writeNpz, type NpyArray } from './npz.ts';
+import { Normalize, normalizeU8, parseNormalize } from './normalize.ts';
+import { readInputNpz, writeNpz, type NpyArray } from './npz.ts';
 
 const MiB = 1024 * 1024;
 /** The largest .npz a job may send. */
@@ -27,6 +28,10 @@ export const MICRO_CREDITS_PER_GIGA_OP = 1_000_000n;
 export interface OnnxParams {
   model: string;
   bodyBytes: number;
+  /** How uint8 inputs become the model's float32 (normalize.ts); needed when any input is uint8. */
+  normalize?: Normalize;
+  /** The assembled output's exact size, once the inputs are read: a stored job is charged that, not the bound. */
+  outputBytes?: number;
   /** Persisted with the job, so that a restarted coordinator resumes it without measuring the model again. */
   profile?: { opsPerSample: string; outputShapes: number[][] };
 }
@@ -35,8 +40,9 @@ export interface OnnxJob {
   id: string;
   model: ModelInfo;
   batch: number;
-  /** each model input, in the model's order, [batch, ...sample] */
-  inputs: { name: string; shape: number[]; data: Float32Array }[];
+  /** each model input, in the model's order, [batch, ...sample]: float32, or uint8 to be normalised */
+  inputs: { name: string; shape: number[]; data: Float32Array | Uint8Array }[];
+  normalize?: Normalize;
   profile: ShapeProfile;
   unitBatch: number;
   bodyBytes: number;
@@ -60,6 +66,8 @@ const Sha256 = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/));
 const StoredParams = v.object({
   model: Sha256,
   bodyBytes: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  normalize: v.optional(Normalize),
+  outputBytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
   profile: v.optional(v.object({
     opsPerSample: v.pipe(v.string(), v.regex(/^[0-9]{1,30}$/)),
     outputShapes: v.array(v.array(v.pipe(v.number(), v.integer(), v.minValue(1)))),
@@ -77,7 +85,7 @@ export function onnxKind(catalog: ModelCatalog): WorkKind<OnnxParams, OnnxJob, O
 
   const kind = {
     name: 'onnx',
-    usage: 'POST /api/models (body: .onnx) answers its SHA256; then POST /api/jobs/onnx?model=SHA256 (body: numpy .npz, one float32 array per input, the first axis the batch)',
+    usage: 'POST /api/models (body: .onnx) answers its SHA256; then POST /api/jobs/onnx?model=SHA256 (body: numpy .npz, one float32 array per input, the first axis the batch; uint8 arrays with &normalize={"scale":[...],"offset":[...]} per channel)',
 
     parseParams(query: Readonly<Record<string, unknown>>): Parsed<OnnxParams> {
       const sha = query.model;
@@ -86,14 +94,17 @@ export function onnxKind(catalog: ModelCatalog): WorkKind<OnnxParams, OnnxJob, O
       if (!model.ok) return model;
       const length = Number(query['content-length']);
       if (!Number.isSafeInteger(length) || length < 1) return fail('bad-body-length', 'send the .npz with a Content-Length header');
-      return { ok: true, value: { model: sha, bodyBytes: length } };
+      if (query.normalize === undefined) return { ok: true, value: { model: sha, bodyBytes: length } };
+      const normalize = parseNormalize(query.normalize);
+      if (!normalize.ok) return normalize;
+      return { ok: true, value: { model: sha, bodyBytes: length, normalize: normalize.value } };
     },
 
-    footprint({ model, bodyBytes }: OnnxParams) {
+    footprint({ model, bodyBytes, outputBytes: exact }: OnnxParams) {
       if (bodyBytes > MAX_ONNX_BODY_BYTES) return fail('job-too-large', `an .npz of ${bodyBytes} bytes exceeds the limit of ${MAX_ONNX_BODY_BYTES}`);
       // The output's size is known only once the inputs are read: charged at the bound until then.
       const info = catalog.model(model);
-      const outputBytes = info ? outputBound(info, bodyBytes) : MAX_ONNX_OUTPUT_BYTES;
+      const outputBytes = exact ?? (info ? outputBound(info, bodyBytes) : MAX_ONNX_OUTPUT_BYTES);
       return { ok: true as const, value: { bodyBytes, outputBytes, heldBytes: 2 * bodyBytes + outputBytes } };
     },
 
@@ -119,7 +130,7 @@ export function onnxKind(catalog: ModelCatalog): WorkKind<OnnxParams, OnnxJob, O
       if (!profile) return fail('bad-input', 'these input shapes were not measured on the model');
       const outputBytes = 4 * batch * profile.outputShapes.reduce((n, s) => n + elementCount(s), 0);
       if (outputBytes > MAX_ONNX_OUTPUT_BYTES) return fail('product-too-large', `the outputs would be ${outputBytes} bytes, over the limit of ${MAX_ONNX_OUTPUT_BYTES}; send fewer samples`);
-      const job: OnnxJob = { id, model, batch, inputs, profile, unitBatch: unitBatchFor(inputs, profile), bodyBytes: params.bodyBytes, body };
+      const job: OnnxJob = { id, model, batch, inputs, normalize: params.normalize, profile, unitBatch: unitBatchFor(inputs, profile), bodyBytes: params.bodyBytes, body };
       return { ok: true as const, value: { job, operands: [body] } };
     },
 
@@ -133,12 +144,14 @@ export function onnxKind(catalog: ModelCatalog): WorkKind<OnnxParams, OnnxJob, O
       const saved = params.profile ? { opsPerSample: BigInt(params.profile.opsPerSample), outputShapes: params.profile.outputShapes } : undefined;
       const profile = catalog.profile(model.sha256, inputs.map((i) => i.shape.slice(1))) ?? saved;
       if (!profile) throw new Error(`onnx job ${id}: its input shapes are not measured on model ${model.sha256}`);
-      return { id, model, batch, inputs, profile, unitBatch: unitBatchFor(inputs, profile), bodyBytes: params.bodyBytes, body };
+      return { id, model, batch, inputs, normalize: params.normalize, profile, unitBatch: unitBatchFor(inputs, profile), bodyBytes: params.bodyBytes, body };
     },
 
     params: (job: OnnxJob): OnnxParams => ({
       model: job.model.sha256,
       bodyBytes: job.bodyBytes,
+      ...(job.normalize ? { normalize: job.normalize } : {}),
+      outputBytes: 4 * job.batch * job.profile.outputShapes.reduce((n, s) => n + elementCount(s), 0),
       profile: { opsPerSample: job.profile.opsPerSample.toString(), outputShapes: job.profile.outputShapes },
     }),
     describe: (job: OnnxJob) => ({ model: job.model.sha256, batch: job.batch, opsPerSample: job.profile.opsPerSample.toString() }),
@@ -156,13 +169,18 @@ export function onnxKind(catalog: ModelCatalog): WorkKind<OnnxParams, OnnxJob, O
     requirements: () => ({ precision: 'f32', features: [] }),
 
     leasePayload(job: OnnxJob, unit: OnnxUnit) {
-      const operands = Object.fromEntries(job.inputs.map((input, i) => [`i${i}`, f32Tensor([unit.count, ...input.shape.slice(1)], sampleSlice(input, unit))]));
+      const operands = Object.fromEntries(job.inputs.map((input, i) => {
+        const shape = [unit.count, ...input.shape.slice(1)];
+        const slice = sampleSlice(input, unit);
+        return [`i${i}`, slice instanceof Uint8Array ? u8Tensor(shape, slice) : f32Tensor(shape, slice)];
+      }));
       return {
         operands,
         params: {
           model: job.model.sha256,
           inputNames: JSON.stringify(job.inputs.map((i) => i.name)),
           outputNames: JSON.stringify(job.model.outputs.map((o) => o.name)),
+          ...(job.normalize ? { normalize: JSON.stringify(job.normalize) } : {}),
         },
       };
     },
@@ -216,7 +234,7 @@ export function onnxKind(catalog: ModelCatalog): WorkKind<OnnxParams, OnnxJob, O
   function parseInputs(params: OnnxParams, body: Uint8Array): Parsed<{ model: ModelInfo; batch: number; inputs: OnnxJob['inputs'] }> {
     const model = modelOf(params.model);
     if (!model.ok) return model;
-    const arrays = readNpz(body, MAX_ONNX_BODY_BYTES / 4);
+    const arrays = readInputNpz(body, MAX_ONNX_BODY_BYTES);
     if (!arrays.ok) return arrays;
     const inputs: OnnxJob['inputs'] = [];
     let batch = -1;
@@ -231,7 +249,12 @@ export function onnxKind(catalog: ModelCatalog): WorkKind<OnnxParams, OnnxJob, O
       }
       if (batch >= 0 && array.shape[0] !== batch) return fail('bad-shape', `input ${spec.name} has a batch of ${array.shape[0]}, another input ${batch}`);
       batch = array.shape[0];
-      if (!array.data.every(Number.isFinite)) return fail('non-finite', `input ${spec.name} contains NaN or Infinity`);
+      if (array.data instanceof Uint8Array) {
+        if (!params.normalize) return fail('bad-dtype', `input ${spec.name} is uint8: say how it becomes the model's float32 with normalize={"scale":[...],"offset":[...]}`);
+        if (array.shape.length < 2 || array.shape[1] !== params.normalize.scale.length) {
+          return fail('bad-shape', `normalize names ${params.normalize.scale.length} channels, input ${spec.name} has ${array.shape[1] ?? 1} along axis 1`);
+        }
+      } else if (!array.data.every(Number.isFinite)) return fail('non-finite', `input ${spec.name} contains NaN or Infinity`);
       inputs.push({ name: spec.name, shape: array.shape, data: array.data });
     }
     for (const name of arrays.value.keys()) {
@@ -239,7 +262,7 @@ export function onnxKind(catalog: ModelCatalog): WorkKind<OnnxParams, OnnxJob, O
     }
     if (batch < 1 || batch > MAX_BATCH) return fail('bad-shape', `the batch must be 1 to ${MAX_BATCH} samples, got ${batch}`);
     for (const input of inputs) {
-      if (4 * elementCount(input.shape.slice(1)) > MAX_UNIT_TENSOR_BYTES) return fail('bad-shape', `one sample of ${input.name} is over ${MAX_UNIT_TENSOR_BYTES} bytes`);
+      if (input.data.BYTES_PER_ELEMENT * elementCount(input.shape.slice(1)) > MAX_UNIT_TENSOR_BYTES) return fail('bad-shape', `one sample of ${input.name} is over ${MAX_UNIT_TENSOR_BYTES} bytes`);
     }
     return { ok: true, value: { model: model.value, batch, inputs } };
   }
@@ -248,7 +271,7 @@ export function onnxKind(catalog: ModelCatalog): WorkKind<OnnxParams, OnnxJob, O
 /** Samples per unit: about UNIT_TARGET_OPS, within what one message carries. */
 function unitBatchFor(inputs: OnnxJob['inputs'], profile: ShapeProfile): number {
   const byOps = profile.opsPerSample > 0n ? Number(UNIT_TARGET_OPS / profile.opsPerSample) : MAX_BATCH;
-  const inBytes = 4 * inputs.reduce((n, i) => Math.max(n, elementCount(i.shape.slice(1))), 1);
+  const inBytes = inputs.reduce((n, i) => Math.max(n, i.data.BYTES_PER_ELEMENT * elementCount(i.shape.slice(1))), 1);
   const outBytes = 4 * profile.outputShapes.reduce((n, s) => n + elementCount(s), 0);
   return Math.max(1, Math.min(byOps, Math.floor(MAX_UNIT_TENSOR_BYTES / inBytes), Math.floor(MAX_UNIT_TENSOR_BYTES / Math.max(4, outBytes))));
 }
@@ -257,14 +280,24 @@ function unitBatchFor(inputs: OnnxJob['inputs'], profile: ShapeProfile): number 
 function outputBound(model: ModelInfo, bodyBytes: number): number {
   const fixed = (s: (number | string)[]) => s.slice(1).every((d) => typeof d === 'number');
   if (!model.inputs.every((i) => fixed(i.shape)) || !model.outputs.every((o) => fixed(o.shape))) return MAX_ONNX_OUTPUT_BYTES;
-  const perSampleIn = 4 * model.inputs.reduce((n, i) => n + elementCount(i.shape.slice(1) as number[]), 0);
+  // Inputs may be uint8: a byte per value bounds the samples a body holds from above.
+  const perSampleIn = model.inputs.reduce((n, i) => n + elementCount(i.shape.slice(1) as number[]), 0);
   const perSampleOut = 4 * model.outputs.reduce((n, o) => n + elementCount(o.shape.slice(1) as number[]), 0);
   return Math.min(MAX_ONNX_OUTPUT_BYTES, Math.ceil(bodyBytes / Math.max(1, perSampleIn)) * perSampleOut);
 }
 
-function sampleSlice(input: OnnxJob['inputs'][number], unit: OnnxUnit): Float32Array {
+function sampleSlice(input: OnnxJob['inputs'][number], unit: OnnxUnit): Float32Array | Uint8Array {
   const per = elementCount(input.shape.slice(1));
   return input.data.subarray(unit.start * per, (unit.start + unit.count) * per);
+}
+
+/** The unit's samples of an input as the model takes them: float32, uint8 normalised as the miner does. */
+function modelInput(job: OnnxJob, input: OnnxJob['inputs'][number], unit: OnnxUnit): { shape: number[]; data: Float32Array } {
+  const shape = [unit.count, ...input.shape.slice(1)];
+  const slice = sampleSlice(input, unit);
+  if (!(slice instanceof Uint8Array)) return { shape, data: slice };
+  if (!job.normalize) throw new Error(`onnx job ${job.id}: uint8 input ${input.name} without a normalisation`);
+  return { shape, data: normalizeU8(slice, shape, job.normalize) };
 }
 
 function unitOutputElements(job: OnnxJob, unit: OnnxUnit): number {
@@ -279,9 +312,12 @@ function cheapChecks(job: OnnxJob, unit: OnnxUnit, result: OnnxResult): Verdict 
     const values = result.subarray(at, at + size);
     at += size;
     const range = job.model.outputRanges[out.name];
+    // Within the model's tolerance of its range: onnxruntime's Sigmoid gives 1.0000001 for large inputs (seen on
+    // PaddleOCR det over a page of 30 lines).
+    const slack = job.model.tolerance.abs;
     for (const x of values) {
       if (!Number.isFinite(x)) return { ok: false, error: { code: 'non-finite', message: `output ${out.name} contains NaN or Infinity` } };
-      if (range && (x < range[0] || x > range[1])) {
+      if (range && (x < range[0] - slack || x > range[1] + slack)) {
         return { ok: false, error: { code: 'verification-failed', message: `output ${out.name} has ${x}, outside [${range[0]}, ${range[1]}]` } };
       }
     }
@@ -291,7 +327,7 @@ function cheapChecks(job: OnnxJob, unit: OnnxUnit, result: OnnxResult): Verdict 
 
 /** Re-runs the unit on the coordinator and compares every output element within the model's tolerance. */
 async function audit(runner: OnnxRunner, job: OnnxJob, unit: OnnxUnit, result: OnnxResult): Promise<Verdict> {
-  const inputs = new Map(job.inputs.map((input) => [input.name, { shape: [unit.count, ...input.shape.slice(1)], data: sampleSlice(input, unit) }]));
+  const inputs = new Map(job.inputs.map((input) => [input.name, modelInput(job, input, unit)]));
   const reference = await runner.run(job.model.sha256, inputs);
   const { abs, rel } = job.model.tolerance;
   let at = 0;

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { ndarray } from '../../../../src/protocol/npy.ts';
+import { encodeNpz } from '../../../../src/protocol/npz.ts';
 import { f32Tensor } from '../../../../src/protocol/tensor.ts';
+import { ONNX_RUNTIME, type OnnxRunner } from '../../../../src/work/onnx/model.ts';
 import type { ModelCatalog, ModelInfo, ShapeProfile } from '../../../../src/work/onnx/model.ts';
 import { writeNpz } from '../../../../src/work/onnx/npz.ts';
 import { onnxKind, packResult, RESULT_COLUMNS, UNIT_TARGET_OPS } from '../../../../src/work/onnx/onnx.ts';
@@ -62,6 +65,15 @@ describe('the onnx kind', () => {
     expect(kind.footprint({ model: SHA, bodyBytes: 2 ** 30 })).toMatchObject({ ok: false, error: { code: 'job-too-large' } });
   });
 
+  it('charges a stored job its exact output, not the bound charged before its inputs are read', () => {
+    const j = job(8);
+    const before = kind.footprint({ model: SHA, bodyBytes: j.bodyBytes });
+    const stored = kind.footprint(kind.params(j));
+    // 8 samples of 2 + 3 float32 outputs
+    expect(stored).toMatchObject({ ok: true, value: { outputBytes: 8 * 5 * 4, heldBytes: 2 * j.bodyBytes + 160 } });
+    expect(before.ok && before.value.outputBytes).toBeGreaterThan(160);
+  });
+
   it('assembles the outputs in batch order, one array per output', () => {
     const j = job(5);
     const results = new Map(kind.split(j).map((u) => {
@@ -72,5 +84,51 @@ describe('the onnx kind', () => {
     const out = kind.assemble(j, results);
     expect(out.get('p')).toEqual({ shape: [5, 2], data: Float32Array.from({ length: 10 }, (_, i) => i) });
     expect(out.get('q')).toEqual({ shape: [5, 3], data: Float32Array.from({ length: 15 }, (_, i) => 100 + i) });
+  });
+
+  describe('uint8 inputs', () => {
+    const normalize = { scale: [2, 1, 0.5, 0.25], offset: [-1, 0, 1, 2] };
+    const u8Body = (batch: number, channels = 4) => {
+      const zip = encodeNpz(new Map([['x', ndarray('u1', [batch, channels], Uint8Array.from({ length: batch * channels }, (_, i) => i))]]));
+      return new Uint8Array(zip.buffer as ArrayBuffer, zip.byteOffset, zip.byteLength);
+    };
+    const create = (body: Uint8Array<ArrayBuffer>, extra: Record<string, unknown>) => {
+      const params = kind.parseParams({ model: SHA, 'content-length': String(body.byteLength), ...extra });
+      if (!params.ok) return params;
+      return kind.createJob('u', params.value, body);
+    };
+
+    it('leases the bytes with their normalisation, and the audit re-runs on the normalised floats', async () => {
+      const created = create(u8Body(8), { normalize: JSON.stringify(normalize) });
+      if (!created.ok) throw new Error(created.error.message);
+      const j = created.value.job;
+      const unit = kind.split(j)[1];
+      const payload = kind.leasePayload(j, unit);
+      expect(payload.operands.i0).toMatchObject({ dtype: 'u8', shape: [3, 4] });
+      expect([...(payload.operands.i0?.data ?? [])]).toEqual([12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23]);
+      expect(JSON.parse(String(payload.params.normalize))).toEqual(normalize);
+      // What the coordinator's re-run is fed: x * scale[c] + offset[c].
+      let fed: number[] = [];
+      const runner: OnnxRunner = {
+        run: async (_sha, inputs) => {
+          fed = [...(inputs.get('x')?.data ?? [])];
+          return new Map([['p', { shape: [3, 2], data: new Float32Array(6) }], ['q', { shape: [3, 3], data: new Float32Array(9) }]]);
+        },
+      };
+      const verdict = await kind.verify({ random: () => {}, runtimes: { [ONNX_RUNTIME]: runner } }, j, unit, new Float32Array(15));
+      expect(verdict).toEqual({ ok: true });
+      expect(fed.slice(0, 4)).toEqual([12 * 2 - 1, 13, 14 * 0.5 + 1, 15 * 0.25 + 2]);
+      // Stored and restored with its normalisation.
+      const restored = kind.restoreJob('u', JSON.parse(JSON.stringify(kind.params(j))), [created.value.operands[0]]);
+      expect(restored.normalize).toEqual(normalize);
+    });
+
+    it('refuses uint8 without a normalisation, one of another channel count, and a malformed one', () => {
+      expect(create(u8Body(2), {})).toMatchObject({ ok: false, error: { code: 'bad-dtype' } });
+      expect(create(u8Body(2), { normalize: JSON.stringify({ scale: [1, 1], offset: [0, 0] }) })).toMatchObject({ ok: false, error: { code: 'bad-shape' } });
+      expect(create(u8Body(2), { normalize: '{"scale":[1]}' })).toMatchObject({ ok: false, error: { code: 'bad-params' } });
+      expect(create(u8Body(2), { normalize: 'not json' })).toMatchObject({ ok: false, error: { code: 'bad-params' } });
+      expect(create(u8Body(2), { normalize: JSON.stringify({ scale: [1, 2], offset: [0] }) })).toMatchObject({ ok: false, error: { code: 'bad-params' } });
+    });
   });
 });
