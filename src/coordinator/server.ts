@@ -14,7 +14,7 @@ import { ApiKeys } from './api-keys.ts';
 import { servedHosts, servedHostsOnly } from './hosts.ts';
 import { mountApi } from './http.ts';
 import { Jobs } from './jobs.ts';
-import { cryptoRandomBytes } from '../work/kind.ts';
+import { cryptoRandomBytes, type RandomBytes } from '../work/kind.ts';
 import { defaultKinds, kindRegistry, modelKinds, type KindRegistry } from '../work/registry.ts';
 import { ONNX_RUNTIME } from '../work/onnx/model.ts';
 import { ModelStore } from './model-store.ts';
@@ -22,6 +22,7 @@ import { mountModelsApi } from './models-api.ts';
 import type { RateLimit } from './rate-limit.ts';
 import type { Ledger } from './ledger/ledger.ts';
 import { log } from './log.ts';
+import type { MinerNotice } from './audits.ts';
 import { MinerSession } from './miner-session.ts';
 import { CoordinatorMetrics } from './metrics.ts';
 import { minersConnected, mountOperator, OperatorView, queueDepth } from './operator.ts';
@@ -79,6 +80,8 @@ export interface CoordinatorOptions {
   maxModelBytes?: number;
   /** Runtimes handed to the kinds' verifiers by name (e.g. onnxruntime-node for kinds that re-run work). */
   runtimes?: Readonly<Record<string, unknown>>;
+  /** The random source of verifiers and of audit draws: crypto's by default; tests inject one they steer. */
+  random?: RandomBytes;
   /** Opens /metrics and the operator page (src/coordinator/operator-key.ts); left out, they stay shut to everyone. */
   operatorKey?: string;
   /** The fleet's PostgreSQL (DATABASE_URL); unset: the embedded SQLite ledger in dataDir. */
@@ -110,7 +113,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const jobs = new Jobs(queue, kinds, ledger, operandStore);
   const kindNames = [...jobs.kinds.keys()];
   const uploads = new Uploads(operandStore, options.uploadLimits);
-  const verify = { random: cryptoRandomBytes, runtimes: { [ONNX_RUNTIME]: models.runner, ...options.runtimes } };
+  const verify = { random: options.random ?? cryptoRandomBytes, runtimes: { [ONNX_RUNTIME]: models.runner, ...options.runtimes } };
   // A fleet's queue is the database: nothing to restore, and the shared operand folder is not this coordinator's to sweep.
   if (!fleet) await jobs.restore(Date.now());
   const sessions = new Map<string, MinerSession>();
@@ -122,6 +125,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const operatorKey = new OperatorKey(options.operatorKey ?? newOperatorKey());
   const operatorView = new OperatorView({ key: operatorKey, metrics, ledger, queue, kinds: kindNames, sessions });
   const sessionsOf = (minerKey: string) => [...sessions.values()].filter((s) => s.minerKey === minerKey).map((s) => s.id);
+  /** An audit's verdict for a miner that did not wait for it goes to one of its live sessions; it is in the ledger either way. */
+  const tell = (minerKey: string, notice: MinerNotice) => [...sessions.values()].find((s) => s.minerKey === minerKey)?.tell(notice);
   const channels = new Map<string, FramedChannel>();
   const peerKey = options.peerKey ?? 'ergon';
   const peerId = `ergon-coordinator-${toHex(signingKey.publicKey).slice(0, 16)}`;
@@ -196,7 +201,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       );
       const session = new MinerSession(
         sessionId,
-        { jobs, queue, ledger, signingKey, verify, metrics, rateLimit: options.rateLimits?.minerMessages, sessionsOf },
+        { jobs, queue, ledger, signingKey, verify, metrics, rateLimit: options.rateLimits?.minerMessages, sessionsOf, tell },
         (bytes) => void channel.send(bytes),
         (reason) => {
           log('session-closing', { session: sessionId, miner: session.minerKey, reason });
