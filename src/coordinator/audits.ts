@@ -63,16 +63,16 @@ export async function auditMiner(
     log('audit-passed', { miner: minerKey, unit: unit.id, job: unit.jobId, kind: kind.name, settled: settled.length, microCredits });
     return { passed: true, receipts };
   }
-  const forfeited = await ctx.jobs.forfeitPending(minerKey, verdict.error.message, nowMs);
-  const microCredits = forfeited.reduce((sum, c) => sum + c.microCredits, 0n);
+  const forfeited = await forfeitAll(ctx, minerKey, verdict.error);
   const reputation = await ctx.ledger.updateReputation(minerKey, (current) => nextReputation(current, 'rejected', nowMs));
-  log('audit-failed', { miner: minerKey, unit: unit.id, job: unit.jobId, kind: kind.name, forfeited: forfeited.length, microCredits, message: verdict.error.message });
-  return {
-    passed: false,
-    error: verdict.error,
-    forfeited: { unitIds: forfeited.map((c) => c.unitId), microCredits },
-    banned: isBanned(reputation, nowMs) ? reputation : undefined,
-  };
+  log('audit-failed', { miner: minerKey, unit: unit.id, job: unit.jobId, kind: kind.name, forfeited: forfeited.unitIds.length, microCredits: forfeited.microCredits, message: verdict.error.message });
+  return { passed: false, error: verdict.error, forfeited, banned: isBanned(reputation, nowMs) ? reputation : undefined };
+}
+
+/** Forfeits every pending credit of a miner proven to have returned a wrong result; their units are queued again. */
+export async function forfeitAll(ctx: SettlementContext, minerKey: string, error: ProtocolError): Promise<{ unitIds: string[]; microCredits: bigint }> {
+  const forfeited = await ctx.jobs.forfeitPending(minerKey, `${error.code}: ${error.message}`.slice(0, 256), Date.now());
+  return { unitIds: forfeited.map((c) => c.unitId), microCredits: forfeited.reduce((sum, c) => sum + c.microCredits, 0n) };
 }
 
 /** A settled credit's receipt, signed now: what the miner's wallet counts. */

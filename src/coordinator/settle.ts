@@ -9,7 +9,7 @@ import { microCreditsFor, type VerifyContext } from '../work/kind.ts';
 import { checkGpuSeconds } from './claims.ts';
 import { checkEnergy } from './energy-claims.ts';
 import type { UnitEnergy } from '../protocol/energy.ts';
-import { auditMiner, auditProbability, auditStalledSoon, drawAudit, type MinerNotice } from './audits.ts';
+import { auditMiner, auditProbability, auditStalledSoon, drawAudit, forfeitAll, type MinerNotice } from './audits.ts';
 import type { Jobs } from './jobs.ts';
 import { LedgerError, type CreditEntry, type Ledger, type Reputation } from './ledger/ledger.ts';
 import { log } from './log.ts';
@@ -108,7 +108,12 @@ async function settleClaim(ctx: SettlementContext, miner: Claimant, claim: Resul
   const verifyStartedMs = performance.now();
   const verdict = await kind.verify(ctx.verify, job, unit, decoded.value);
   seen.verifySeconds = (performance.now() - verifyStartedMs) / 1000;
-  if (!verdict.ok) return refuse(verdict.error);
+  if (!verdict.ok) {
+    // For a kind that audits, a result its cheap checks prove wrong is a failed audit that cost nothing: the miner's
+    // pending credits, its bond, are forfeited as when a re-run disagrees.
+    if (kind.audit) return forfeitOnCheapCheck(ctx, miner, lease, verdict.error);
+    return refuse(verdict.error);
+  }
 
   const microCredits = microCreditsFor(ops, kind.microCreditsPerGigaOp(job));
   const nowMs = Date.now();
@@ -176,6 +181,13 @@ async function holdForAudit(ctx: SettlementContext, miner: Claimant, lease: Leas
   return { type: 'settled', receipts: outcome.receipts };
 }
 
+async function forfeitOnCheapCheck(ctx: SettlementContext, miner: Claimant, lease: Lease, error: ProtocolError): Promise<Settlement> {
+  await ctx.queue.release(lease);
+  const forfeited = await forfeitAll(ctx, miner.minerKey, error);
+  const rejected = await reject(ctx, miner, lease.unit.id, error);
+  return { ...rejected, forfeited };
+}
+
 /**
  * A result for a lease this miner does not hold. A lease that ran out or was given back is an honest miner's
  * bad luck; a lease already paid (a replay), another miner's lease, or one never issued is an offence.
@@ -192,7 +204,7 @@ async function resultForNoLease(ctx: SettlementContext, miner: Claimant, claim: 
 }
 
 /** Refuses a result without credit and lowers the miner's reputation. */
-async function reject(ctx: SettlementContext, miner: Claimant, unitId: string, error: ProtocolError): Promise<Settlement> {
+async function reject(ctx: SettlementContext, miner: Claimant, unitId: string, error: ProtocolError): Promise<Extract<Settlement, { type: 'rejected' }>> {
   log('result-rejected', { session: miner.sessionId, miner: miner.minerKey, unit: unitId, code: error.code, message: error.message });
   const reputation = await recordOutcome(ctx.ledger, miner.minerKey, 'rejected');
   return { type: 'rejected', error, offence: true, banned: isBanned(reputation, Date.now()) ? reputation : undefined };
