@@ -22,7 +22,8 @@ import { mountModelsApi } from './models-api.ts';
 import type { RateLimit } from './rate-limit.ts';
 import type { Ledger } from './ledger/ledger.ts';
 import { log } from './log.ts';
-import type { MinerNotice } from './audits.ts';
+import { auditStalledSoon, type MinerNotice } from './audits.ts';
+import type { SettlementContext } from './settle.ts';
 import { MinerSession } from './miner-session.ts';
 import { CoordinatorMetrics } from './metrics.ts';
 import { minersConnected, mountOperator, OperatorView, queueDepth } from './operator.ts';
@@ -127,6 +128,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const sessionsOf = (minerKey: string) => [...sessions.values()].filter((s) => s.minerKey === minerKey).map((s) => s.id);
   /** An audit's verdict for a miner that did not wait for it goes to one of its live sessions; it is in the ledger either way. */
   const tell = (minerKey: string, notice: MinerNotice) => [...sessions.values()].find((s) => s.minerKey === minerKey)?.tell(notice);
+  const settlement: SettlementContext = { jobs, queue, ledger, signingKey, verify, metrics, tell };
   const channels = new Map<string, FramedChannel>();
   const peerKey = options.peerKey ?? 'ergon';
   const peerId = `ergon-coordinator-${toHex(signingKey.publicKey).slice(0, 16)}`;
@@ -201,7 +203,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       );
       const session = new MinerSession(
         sessionId,
-        { jobs, queue, ledger, signingKey, verify, metrics, rateLimit: options.rateLimits?.minerMessages, sessionsOf, tell },
+        { ...settlement, rateLimit: options.rateLimits?.minerMessages, sessionsOf },
         (bytes) => void channel.send(bytes),
         (reason) => {
           log('session-closing', { session: sessionId, miner: session.minerKey, reason });
@@ -263,6 +265,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     await refreshFleetOrigins();
   }
   log('coordinator-started', { url, peerId, dataDir: options.dataDir, fleet: fleet?.member.instance });
+  // A crash between holding a job's last result and its audit leaves the job with only held units: audit them now.
+  if (!fleet) for (const id of await queue.jobIds()) auditStalledSoon(settlement, id);
   return {
     url,
     port,

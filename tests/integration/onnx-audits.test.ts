@@ -189,4 +189,35 @@ describe('onnx audits', () => {
     expect(await stack.ledger.balance(key)).toBe(3n * unitCredits(UNIT_SAMPLES));
     expect(await stack.ledger.auditsPassed(key)).toBe(3);
   }, 300_000);
+
+  it('keeps a held unit held across a restart, neither lost nor leased again, and pays it at its miner\'s next passed audit', async () => {
+    const BATCH = 3 * UNIT_SAMPLES + 50;
+    const job = await submit(BATCH, 24);
+    const keys = await generateSigningKeys();
+    const key = toHex(await exportPublicKey(keys.publicKey));
+    const before = await connect(keys);
+    for (let i = 0; i < 2; i++) {
+      const lease = await before.lease();
+      expect((await send(before, lease, await honestOutputs(lease))).type).toBe('receipt');
+    }
+    const heldLease = await before.lease();
+    const lastLease = await before.lease();
+    expect((await send(before, heldLease, await honestOutputs(heldLease))).type).toBe('pending');
+    for (const miner of miners.splice(0)) miner.close();
+    await stack.close();
+    stack = await startStack({ dataDir: stack.dataDir, maxModelBytes: 8 * 1024 * 1024, random: (into) => into.fill(auditEveryResult ? 0 : 255) });
+    runner.current = new OnnxRunnerForTests(stack.url);
+
+    const after = await connect(keys);
+    const lease = await after.lease();
+    expect(lease.unitId).toBe(lastLease.unitId);
+    // Held too: the job's every unit left is held, so the coordinator audits one of them, and the audit settles both.
+    expect(await send(after, lease, await honestOutputs(lease))).toMatchObject({ type: 'pending', unitId: lease.unitId });
+    const receipts = [await after.next('receipt'), await after.next('receipt')];
+    expect(receipts.map((r) => r.receipt.unitId).sort()).toEqual([heldLease.unitId, lastLease.unitId].sort());
+    for (const { receipt } of receipts) expect(await verifyReceipt(receipt)).toBe(true);
+    await waitForJob(stack.url, job.id);
+    await expectCorrectOutput(job.id, job.x, BATCH);
+    expect(await stack.ledger.balance(key)).toBe(3n * unitCredits(UNIT_SAMPLES) + unitCredits(50));
+  }, 300_000);
 });
