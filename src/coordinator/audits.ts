@@ -53,18 +53,26 @@ export async function auditMiner(
   ctx: SettlementContext, kind: AnyWorkKind, job: unknown, unit: UnitBase, result: unknown, minerKey: string,
 ): Promise<AuditOutcome> {
   if (!kind.audit) throw new Error(`kind ${kind.name} has no audit`);
+  const startedMs = performance.now();
   const verdict: Verdict = await kind.audit(ctx.verify, job, unit, result);
+  const auditSeconds = (performance.now() - startedMs) / 1000;
   const nowMs = Date.now();
   if (verdict.ok) {
     const settled = await ctx.jobs.settlePending(minerKey, nowMs);
     await ctx.ledger.updateReputation(minerKey, (current) => settled.reduce((r) => nextReputation(r, 'accepted', nowMs), current));
     const receipts = await Promise.all(settled.map((credit) => receiptFor(ctx, credit, kind, nowMs)));
     const microCredits = settled.reduce((sum, c) => sum + c.microCredits, 0n);
+    for (const [i, c] of settled.entries()) {
+      const { joules, joulesSource } = receipts[i];
+      ctx.metrics?.verified({ kind: kind.name, minerKey, ops: c.ops, microCredits: c.microCredits, verifySeconds: c.unitId === unit.id ? auditSeconds : 0, joules, joulesSource });
+    }
+    ctx.metrics?.audited({ kind: kind.name, minerKey, outcome: 'passed', releasedMicroCredits: microCredits, forfeitedMicroCredits: 0n });
     log('audit-passed', { miner: minerKey, unit: unit.id, job: unit.jobId, kind: kind.name, settled: settled.length, microCredits });
     return { passed: true, receipts };
   }
   const forfeited = await forfeitAll(ctx, minerKey, verdict.error);
   const reputation = await ctx.ledger.updateReputation(minerKey, (current) => nextReputation(current, 'rejected', nowMs));
+  ctx.metrics?.audited({ kind: kind.name, minerKey, outcome: 'failed', reason: verdict.error.code, releasedMicroCredits: 0n, forfeitedMicroCredits: forfeited.microCredits });
   log('audit-failed', { miner: minerKey, unit: unit.id, job: unit.jobId, kind: kind.name, forfeited: forfeited.unitIds.length, microCredits: forfeited.microCredits, message: verdict.error.message });
   return { passed: false, error: verdict.error, forfeited, banned: isBanned(reputation, nowMs) ? reputation : undefined };
 }

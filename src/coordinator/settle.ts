@@ -74,8 +74,9 @@ export async function settle(ctx: SettlementContext, miner: Claimant, claim: Res
   const seen: Seen = { kind: 'unknown' };
   const settlement = await settleClaim(ctx, miner, claim, seen);
   const metrics = ctx.metrics ?? noMetrics;
-  const receipts = settlement.type === 'receipt' ? [settlement.receipt] : settlement.type === 'settled' ? settlement.receipts : [];
-  for (const { ops, microCredits, joules, joulesSource } of receipts) {
+  // Credits settled by an audit are counted where they are settled (audits.ts), whoever waited for them.
+  if (settlement.type === 'receipt') {
+    const { ops, microCredits, joules, joulesSource } = settlement.receipt;
     metrics.verified({ kind: seen.kind, minerKey: miner.minerKey, ops, microCredits, verifySeconds: seen.verifySeconds ?? 0, joules, joulesSource });
   }
   if (settlement.type === 'rejected') {
@@ -163,6 +164,7 @@ async function holdForAudit(ctx: SettlementContext, miner: Claimant, lease: Leas
     return { type: 'rejected', error: { code: 'internal', message: err.message }, offence: false };
   }
   if (!held) return { type: 'rejected', error: { code: 'replayed-result', message: `unit ${unit.id} was already credited or is pending` }, offence: false };
+  ctx.metrics?.held({ kind: kind.name, minerKey: miner.minerKey, microCredits: entry.microCredits });
   const probability = auditProbability(await ctx.ledger.auditsPassed(miner.minerKey));
   if (!drawAudit(ctx.verify.random, probability)) {
     log('credit-pending', { session: miner.sessionId, miner: miner.minerKey, unit: unit.id, job: unit.jobId, kind: kind.name, ops: entry.ops, microCredits: entry.microCredits, auditProbability: probability });
@@ -184,6 +186,8 @@ async function holdForAudit(ctx: SettlementContext, miner: Claimant, lease: Leas
 async function forfeitOnCheapCheck(ctx: SettlementContext, miner: Claimant, lease: Lease, error: ProtocolError): Promise<Settlement> {
   await ctx.queue.release(lease);
   const forfeited = await forfeitAll(ctx, miner.minerKey, error);
+  const kind = (await ctx.queue.job(lease.unit.jobId))?.kind.name ?? 'unknown';
+  ctx.metrics?.audited({ kind, minerKey: miner.minerKey, outcome: 'failed', reason: error.code, releasedMicroCredits: 0n, forfeitedMicroCredits: forfeited.microCredits });
   const rejected = await reject(ctx, miner, lease.unit.id, error);
   return { ...rejected, forfeited };
 }
