@@ -14,7 +14,7 @@ import { microCreditsFor } from '../../src/work/kind.ts';
 import { mlpModel, seeded } from '../helpers/onnx-builder.ts';
 import { OnnxRunnerForTests } from '../helpers/onnx-miner.ts';
 import { ScriptedMiner } from '../helpers/scripted-miner.ts';
-import { api, startStack, waitForJob, type TestStack } from '../helpers/stack.ts';
+import { api, startStack, TEST_OPERATOR_KEY, waitForJob, type TestStack } from '../helpers/stack.ts';
 
 const ort = createRequire(import.meta.url)('onnxruntime-node') as typeof OrtNode;
 
@@ -157,6 +157,11 @@ describe('onnx audits', () => {
     // Paid: exactly each unit once, at ops x rate; the forfeited credits never.
     expect(paid).toBe(10n * unitCredits(UNIT_SAMPLES));
     expect(await stack.ledger.totals()).toEqual({ units: 10, ops: OPS_PER_SAMPLE * BigInt(BATCH), microCredits: paid });
+    // The operator sees the same: four failed audits (one by the cheap checks), seven units' credits forfeited.
+    const metrics = await (await fetch(new URL('metrics', stack.url), { headers: { authorization: `Bearer ${TEST_OPERATOR_KEY}` } })).text();
+    expect(metrics).toContain('ergon_audits_total{kind="onnx",outcome="failed"} 4');
+    expect(metrics).toContain(`ergon_credits_forfeited_microcredits_total{kind="onnx"} ${7n * unitCredits(UNIT_SAMPLES)}`);
+    expect(metrics).toContain(`ergon_credits_issued_microcredits_total{kind="onnx"} ${paid}`);
   }, 300_000);
 
   it('finishes a job whose last unit is held for a miner that went away: the coordinator audits it without the miner', async () => {
