@@ -97,6 +97,26 @@ async function receiptFor(ctx: SettlementContext, credit: PendingCredit, audited
   });
 }
 
+/** Each miner's turn, per coordinator: the tail of the chain of its results being held and audited. */
+const minerTurns = new WeakMap<object, Map<string, Promise<unknown>>>();
+
+/**
+ * Runs fn when this miner's earlier results have been held and audited, so that an audit that passes never settles a
+ * result whose own audit is still running (and would fail), and a failed audit forfeits every credit held before it.
+ */
+export function inMinersTurn<T>(ctx: SettlementContext, minerKey: string, fn: () => Promise<T>): Promise<T> {
+  const turns = minerTurns.get(ctx.ledger) ?? new Map<string, Promise<unknown>>();
+  minerTurns.set(ctx.ledger, turns);
+  const before = turns.get(minerKey) ?? Promise.resolve();
+  const mine = before.then(fn, fn);
+  const tail = mine.catch(() => undefined);
+  turns.set(minerKey, tail);
+  void tail.then(() => {
+    if (turns.get(minerKey) === tail) turns.delete(minerKey);
+  });
+  return mine;
+}
+
 /** Jobs whose stalled units are being audited now, per coordinator: one such round per job at a time. */
 const auditingStalled = new WeakMap<object, Set<string>>();
 
@@ -120,8 +140,14 @@ export async function auditStalled(ctx: SettlementContext, jobId: string): Promi
     for (const [minerKey, credit] of firstOfEach) {
       const unit = state.units.get(credit.unitId);
       if (!unit) continue;
-      log('audit-stalled', { job: jobId, miner: minerKey, unit: unit.id });
-      const outcome = await auditMiner(ctx, state.kind, state.job, unit, state.kind.decodeStoredResult(unit, credit.result), minerKey);
+      const job = state.job;
+      const outcome = await inMinersTurn(ctx, minerKey, async () => {
+        // Settled or forfeited meanwhile by an audit of another of its results: nothing left to audit here.
+        if (!(await ctx.ledger.pendingCredits({ minerKey })).some((c) => c.unitId === unit.id)) return undefined;
+        log('audit-stalled', { job: jobId, miner: minerKey, unit: unit.id });
+        return auditMiner(ctx, state.kind, job, unit, state.kind.decodeStoredResult(unit, credit.result), minerKey);
+      });
+      if (!outcome) continue;
       if (outcome.passed) for (const receipt of outcome.receipts) ctx.tell?.(minerKey, { type: 'receipt', receipt });
       else ctx.tell?.(minerKey, { type: 'forfeited', ...outcome.forfeited, reason: outcome.error.message });
     }

@@ -9,7 +9,7 @@ import { microCreditsFor, type VerifyContext } from '../work/kind.ts';
 import { checkGpuSeconds } from './claims.ts';
 import { checkEnergy } from './energy-claims.ts';
 import type { UnitEnergy } from '../protocol/energy.ts';
-import { auditMiner, auditProbability, auditStalledSoon, drawAudit, forfeitAll, type MinerNotice } from './audits.ts';
+import { auditMiner, auditProbability, auditStalledSoon, drawAudit, forfeitAll, inMinersTurn, type MinerNotice } from './audits.ts';
 import type { Jobs } from './jobs.ts';
 import { LedgerError, type CreditEntry, type Ledger, type Reputation } from './ledger/ledger.ts';
 import { log } from './log.ts';
@@ -112,7 +112,7 @@ async function settleClaim(ctx: SettlementContext, miner: Claimant, claim: Resul
   if (!verdict.ok) {
     // For a kind that audits, a result its cheap checks prove wrong is a failed audit that cost nothing: the miner's
     // pending credits, its bond, are forfeited as when a re-run disagrees.
-    if (kind.audit) return forfeitOnCheapCheck(ctx, miner, lease, verdict.error);
+    if (kind.audit) return inMinersTurn(ctx, miner.minerKey, () => forfeitOnCheapCheck(ctx, miner, lease, verdict.error));
     return refuse(verdict.error);
   }
 
@@ -124,7 +124,7 @@ async function settleClaim(ctx: SettlementContext, miner: Claimant, claim: Resul
   const entry = {
     unitId: unit.id, jobId: unit.jobId, minerKey: miner.minerKey, ops, microCredits, gpuSeconds: claim.gpuSeconds, createdAtMs: nowMs, energy, wallSeconds, adapter: miner.adapter,
   };
-  if (kind.audit) return holdForAudit(ctx, miner, lease, entry, decoded.value, seen);
+  if (kind.audit) return inMinersTurn(ctx, miner.minerKey, () => holdForAudit(ctx, miner, lease, entry, decoded.value, seen));
   let credited: boolean;
   try {
     credited = await ctx.jobs.complete(lease, kind, entry, decoded.value, nowMs);
