@@ -67,6 +67,8 @@ export async function auditMiner(
       ctx.metrics?.verified({ kind: kind.name, minerKey, ops: c.ops, microCredits: c.microCredits, verifySeconds: c.unitId === unit.id ? auditSeconds : 0, joules, joulesSource });
     }
     ctx.metrics?.audited({ kind: kind.name, minerKey, outcome: 'passed', releasedMicroCredits: microCredits, forfeitedMicroCredits: 0n });
+    // A job of one of these units may now have only other miners' held units left: they are audited without waiting.
+    for (const jobId of new Set(settled.map((c) => c.jobId))) if (jobId !== unit.jobId) auditStalledSoon(ctx, jobId);
     log('audit-passed', { miner: minerKey, unit: unit.id, job: unit.jobId, kind: kind.name, settled: settled.length, microCredits });
     return { passed: true, receipts };
   }
@@ -117,8 +119,11 @@ export function inMinersTurn<T>(ctx: SettlementContext, minerKey: string, fn: ()
   return mine;
 }
 
-/** Jobs whose stalled units are being audited now, per coordinator: one such round per job at a time. */
-const auditingStalled = new WeakMap<object, Set<string>>();
+/**
+ * Jobs whose stalled units are being audited now, per coordinator: one round per job at a time, and `true` when the
+ * job changed during the round (a result held, units queued again), so that it is looked at once more after it.
+ */
+const auditingStalled = new WeakMap<object, Map<string, boolean>>();
 
 /**
  * Progress without the miner: when every unit of a job left is held (none waiting, none leased), audits one held
@@ -126,33 +131,44 @@ const auditingStalled = new WeakMap<object, Set<string>>();
  * the miners if they are connected (ctx.tell), and are in the ledger either way.
  */
 export async function auditStalled(ctx: SettlementContext, jobId: string): Promise<void> {
-  const running = auditingStalled.get(ctx.ledger) ?? new Set<string>();
+  const running = auditingStalled.get(ctx.ledger) ?? new Map<string, boolean>();
   auditingStalled.set(ctx.ledger, running);
-  if (running.has(jobId)) return;
-  running.add(jobId);
+  if (running.has(jobId)) {
+    running.set(jobId, true);
+    return;
+  }
+  running.set(jobId, false);
   try {
-    const counts = await ctx.queue.unitCounts(jobId);
-    if (counts.waiting > 0 || counts.leased > 0 || counts.held === 0) return;
-    const state = await ctx.queue.job(jobId);
-    if (!state || state.job === null) return;
-    const firstOfEach = new Map<string, PendingCredit>();
-    for (const credit of await ctx.ledger.pendingCredits({ jobId })) if (!firstOfEach.has(credit.minerKey)) firstOfEach.set(credit.minerKey, credit);
-    for (const [minerKey, credit] of firstOfEach) {
-      const unit = state.units.get(credit.unitId);
-      if (!unit) continue;
-      const job = state.job;
-      const outcome = await inMinersTurn(ctx, minerKey, async () => {
-        // Settled or forfeited meanwhile by an audit of another of its results: nothing left to audit here.
-        if (!(await ctx.ledger.pendingCredits({ minerKey })).some((c) => c.unitId === unit.id)) return undefined;
-        log('audit-stalled', { job: jobId, miner: minerKey, unit: unit.id });
-        return auditMiner(ctx, state.kind, job, unit, state.kind.decodeStoredResult(unit, credit.result), minerKey);
-      });
-      if (!outcome) continue;
-      if (outcome.passed) for (const receipt of outcome.receipts) ctx.tell?.(minerKey, { type: 'receipt', receipt });
-      else ctx.tell?.(minerKey, { type: 'forfeited', ...outcome.forfeited, reason: outcome.error.message });
-    }
+    do {
+      running.set(jobId, false);
+      await auditStalledRound(ctx, jobId);
+    } while (running.get(jobId));
   } finally {
     running.delete(jobId);
+  }
+}
+
+async function auditStalledRound(ctx: SettlementContext, jobId: string): Promise<void> {
+  const counts = await ctx.queue.unitCounts(jobId);
+  if (counts.waiting > 0 || counts.leased > 0 || counts.held === 0) return;
+  const state = await ctx.queue.job(jobId);
+  if (!state) return;
+  const firstOfEach = new Map<string, PendingCredit>();
+  for (const credit of await ctx.ledger.pendingCredits({ jobId })) if (!firstOfEach.has(credit.minerKey)) firstOfEach.set(credit.minerKey, credit);
+  for (const [minerKey, credit] of firstOfEach) {
+    const unit = state.units.get(credit.unitId);
+    // The job finished with the previous miner's settlement (its job is then dropped): nothing is left held.
+    const job = state.job;
+    if (!unit || job === null) continue;
+    const outcome = await inMinersTurn(ctx, minerKey, async () => {
+      // Settled or forfeited meanwhile by an audit of another of its results: nothing left to audit here.
+      if (!(await ctx.ledger.pendingCredits({ minerKey })).some((c) => c.unitId === unit.id)) return undefined;
+      log('audit-stalled', { job: jobId, miner: minerKey, unit: unit.id });
+      return auditMiner(ctx, state.kind, job, unit, state.kind.decodeStoredResult(unit, credit.result), minerKey);
+    });
+    if (!outcome) continue;
+    if (outcome.passed) for (const receipt of outcome.receipts) ctx.tell?.(minerKey, { type: 'receipt', receipt });
+    else ctx.tell?.(minerKey, { type: 'forfeited', ...outcome.forfeited, reason: outcome.error.message });
   }
 }
 
