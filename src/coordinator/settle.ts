@@ -151,6 +151,10 @@ async function settleClaim(ctx: SettlementContext, miner: Claimant, claim: Resul
  */
 async function holdForAudit(ctx: SettlementContext, miner: Claimant, lease: Lease, entry: CreditEntry, result: unknown, seen: Seen): Promise<Settlement> {
   const { unit } = lease;
+  // The lease may have run out while this miner's earlier results were audited: the unit is someone else's now.
+  if (!(await ctx.queue.leaseFor(lease.id, miner.sessionId))) {
+    return { type: 'rejected', error: { code: 'lease-expired', message: `lease ${lease.id} ended before its result's turn came` }, offence: false };
+  }
   const state = await ctx.queue.job(unit.jobId);
   if (!state || state.job === null) throw new Error(`lease ${lease.id} names job ${unit.jobId}, which is not open`);
   const { kind, job } = state;
