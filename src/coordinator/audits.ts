@@ -58,9 +58,11 @@ export async function auditMiner(
   const auditSeconds = (performance.now() - startedMs) / 1000;
   const nowMs = Date.now();
   if (verdict.ok) {
+    // Named while their jobs are open: a job that finishes with this settlement drops its kind's job.
+    const receiptKinds = await receiptKindsOf(ctx, await ctx.ledger.pendingCredits({ minerKey }));
     const settled = await ctx.jobs.settlePending(minerKey, nowMs);
     await ctx.ledger.updateReputation(minerKey, (current) => settled.reduce((r) => nextReputation(r, 'accepted', nowMs), current));
-    const receipts = await Promise.all(settled.map((credit) => receiptFor(ctx, credit, kind, nowMs)));
+    const receipts = await Promise.all(settled.map((credit) => receiptFor(ctx, credit, receiptKinds.get(credit.jobId) ?? kind.receiptKind(job), nowMs)));
     const microCredits = settled.reduce((sum, c) => sum + c.microCredits, 0n);
     for (const [i, c] of settled.entries()) {
       const { joules, joulesSource } = receipts[i];
@@ -85,11 +87,18 @@ export async function forfeitAll(ctx: SettlementContext, minerKey: string, error
   return { unitIds: forfeited.map((c) => c.unitId), microCredits: forfeited.reduce((sum, c) => sum + c.microCredits, 0n) };
 }
 
+/** The receipt kind of each open job of these credits. */
+async function receiptKindsOf(ctx: SettlementContext, credits: readonly PendingCredit[]): Promise<Map<string, string>> {
+  const kinds = new Map<string, string>();
+  for (const jobId of new Set(credits.map((c) => c.jobId))) {
+    const state = await ctx.queue.job(jobId);
+    if (state && state.job !== null) kinds.set(jobId, state.kind.receiptKind(state.job));
+  }
+  return kinds;
+}
+
 /** A settled credit's receipt, signed now: what the miner's wallet counts. */
-async function receiptFor(ctx: SettlementContext, credit: PendingCredit, auditedKind: AnyWorkKind, nowMs: number): Promise<Receipt> {
-  const state = await ctx.queue.job(credit.jobId);
-  // A job that finished with this very settlement has dropped its kind's job; the kind names the receipt the same.
-  const receiptKind = state && state.job !== null ? state.kind.receiptKind(state.job) : (state?.kind ?? auditedKind).name;
+async function receiptFor(ctx: SettlementContext, credit: PendingCredit, receiptKind: string, nowMs: number): Promise<Receipt> {
   const energy = credit.energy;
   // Stored as it was signed-to-be when held: one of the protocol's sources, or none.
   const joulesSource = energy && v.is(JoulesSource, energy.joulesSource) ? energy.joulesSource : 'none';
