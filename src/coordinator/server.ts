@@ -126,8 +126,13 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const operatorKey = new OperatorKey(options.operatorKey ?? newOperatorKey());
   const operatorView = new OperatorView({ key: operatorKey, metrics, ledger, queue, kinds: kindNames, sessions });
   const sessionsOf = (minerKey: string) => [...sessions.values()].filter((s) => s.minerKey === minerKey).map((s) => s.id);
-  /** An audit's verdict for a miner that did not wait for it goes to one of its live sessions; it is in the ledger either way. */
-  const tell = (minerKey: string, notice: MinerNotice) => [...sessions.values()].find((s) => s.minerKey === minerKey)?.tell(notice);
+  /**
+   * An audit's verdict for a miner that did not wait for it goes to every live session of its key (one may be a
+   * closing tab's; the wallet keeps a receipt once, by unit); it is in the ledger either way.
+   */
+  const tell = (minerKey: string, notice: MinerNotice) => {
+    for (const session of sessions.values()) if (session.minerKey === minerKey) session.tell(notice);
+  };
   const settlement: SettlementContext = { jobs, queue, ledger, signingKey, verify, metrics, tell };
   const channels = new Map<string, FramedChannel>();
   const peerKey = options.peerKey ?? 'ergon';
