@@ -1,8 +1,9 @@
-// The wallet as the views see it: key, balance, receipts by day and their verdicts, the coordinator keys it trusts,
+// The wallet as the views see it: key, balance, credits pending an audit, receipts by day and their verdicts, the coordinator keys it trusts,
 // export and import.
 import type { Receipt } from '../protocol/messages.ts';
 import { toHex } from '../protocol/receipt.ts';
 import { earningsByDay, type DayEarnings } from '../wallet/history.ts';
+import type { PendingTotal } from '../wallet/pending.ts';
 import { balanceOf, fetchCoordinatorKey, fetchFleet, type Balance, type CheckedReceipt, type TrustedCoordinator } from '../wallet/trust.ts';
 import { Wallet, type ImportOutcome } from '../wallet/wallet.ts';
 import { MAX_WALLET_FILE_BYTES, parseWalletFile } from '../wallet/wallet-file.ts';
@@ -11,6 +12,8 @@ import { settings } from './settings.svelte.ts';
 class EarningsState {
   walletKey = $state('');
   balance = $state<Balance | null>(null);
+  /** Credits held pending an audit: shown apart, never in the balance. */
+  pending = $state<PendingTotal>({ units: 0, microCredits: 0n });
   /** Receipts counted in the balance, oldest first. */
   receipts = $state<Receipt[]>([]);
   checks = $state<CheckedReceipt[] | null>(null);
@@ -81,6 +84,7 @@ class EarningsState {
     this.trusted = await wallet.trustedCoordinators();
     this.receipts = checks.flatMap((c) => (c.status === 'counted' && c.receipt ? [c.receipt] : []));
     this.balance = balanceOf(checks);
+    this.pending = await wallet.pending();
     if (this.checks) this.checks = checks;
     // A receipt under a key no pin vouches for may come from one of the person's coordinators whose key is not pinned
     // yet (it was unreachable at load, or has a new key): ask them once per such key, not on every refresh.

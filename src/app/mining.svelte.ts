@@ -151,6 +151,10 @@ class MiningState {
       receipt: async () => {
         await earnings.refresh();
       },
+      pending: async (forfeitedReason) => {
+        if (forfeitedReason !== undefined) this.lastRejection = `pending credits forfeited: ${forfeitedReason}`;
+        await earnings.refresh();
+      },
     }, (timing) => meter.unitEnergy(timing));
     this.loop = loop;
     this.holdLock();

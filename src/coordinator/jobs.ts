@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import type { KindRegistry } from '../work/registry.ts';
 import type { AnyWorkKind } from '../work/kind.ts';
-import type { CreditEntry, Ledger } from './ledger/ledger.ts';
+import type { CreditEntry, Ledger, PendingCredit } from './ledger/ledger.ts';
 import { log } from './log.ts';
 import type { OperandStore } from './operand-store.ts';
 import type { JobState, Lease, WorkQueue } from './queue.ts';
@@ -67,12 +67,45 @@ export class Jobs {
   async complete(lease: Lease, kind: AnyWorkKind, entry: CreditEntry, result: unknown, nowMs: number): Promise<boolean> {
     const credited = await this.ledger.credit(entry, kind.encodeResult(result));
     const finished = await this.queue.complete(lease, result, nowMs, entry.minerKey);
-    if (finished) {
-      await this.ledger.finishJob(finished.id, nowMs);
-      await this.freeOperands(finished);
-      log('job-done', { job: finished.id, kind: kind.name, ms: nowMs - finished.createdAtMs });
-    }
+    if (finished) await this.finished(finished, nowMs);
     return credited;
+  }
+
+  /**
+   * Holds a result that passed its kind's cheap checks, its credit pending until an audit of its miner: in the
+   * ledger (with the result), then the queue. False when the unit was already credited or pending.
+   */
+  async hold(lease: Lease, kind: AnyWorkKind, entry: CreditEntry, result: unknown, nowMs: number): Promise<boolean> {
+    const held = await this.ledger.hold(entry, kind.encodeResult(result));
+    if (held) await this.queue.hold(lease, nowMs);
+    return held;
+  }
+
+  /** An audit of this miner passed: all its pending credits are paid and their units done (jobs finish). */
+  async settlePending(minerKey: string, nowMs: number): Promise<PendingCredit[]> {
+    const settled = await this.ledger.settlePending(minerKey);
+    for (const credit of settled) {
+      const state = await this.queue.job(credit.jobId);
+      const unit = state?.units.get(credit.unitId);
+      // A job removed meanwhile: the work was done and is paid, but there is nothing left to assemble.
+      if (!state || !unit || state.job === null) continue;
+      const finished = await this.queue.settle(unit, state.kind.decodeStoredResult(unit, credit.result), nowMs, minerKey);
+      if (finished) await this.finished(finished, nowMs);
+    }
+    return settled;
+  }
+
+  /** An audit of this miner failed: all its pending credits are forfeited, their results dropped, their units queued again. */
+  async forfeitPending(minerKey: string, reason: string, nowMs: number): Promise<PendingCredit[]> {
+    const forfeited = await this.ledger.forfeitPending(minerKey, reason, nowMs);
+    await this.queue.requeue(forfeited.map((credit) => ({ id: credit.unitId, jobId: credit.jobId })));
+    return forfeited;
+  }
+
+  private async finished(state: JobState, nowMs: number): Promise<void> {
+    await this.ledger.finishJob(state.id, nowMs);
+    await this.freeOperands(state);
+    log('job-done', { job: state.id, kind: state.kind.name, ms: nowMs - state.createdAtMs });
   }
 
   async remove(state: JobState): Promise<void> {
@@ -118,10 +151,13 @@ export class Jobs {
       }
       unitsDone += done.size;
       if (stored.finishedAtMs === null) for (const hash of stored.operands) referenced.add(hash);
+      // Units whose credit is pending stay held: an audit of their miner settles or forfeits them.
+      const held = new Set((await this.ledger.pendingCredits({ jobId: stored.id })).map((credit) => credit.unitId));
       const state = await this.queue.submit(
         { id: stored.id, kind, job, owner: stored.owner, operands: stored.operands, heldBytes: heldBytes(kind, kind.params(job)), createdAtMs: stored.createdAtMs },
         done,
         stored.finishedAtMs ?? nowMs,
+        held,
       );
       if (state.output && stored.finishedAtMs === null) {
         // Every unit was credited but the crash came before the job was marked done.

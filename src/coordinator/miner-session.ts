@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { encodeMessage, parseMinerMessage } from '../protocol/codec.ts';
 import type { ProtocolError } from '../protocol/errors.ts';
-import type { AdapterInfo, CoordinatorMessageInput, MinerMessage } from '../protocol/messages.ts';
+import { MAX_FORFEITED_UNITS, type AdapterInfo, type CoordinatorMessageInput, type MinerMessage } from '../protocol/messages.ts';
 import { helloChallengeBytes, signChallenge, toHex, verifySignature } from '../protocol/receipt.ts';
 import { HEARTBEAT_MS, SilenceClock } from '../protocol/heartbeat.ts';
 import { PROTOCOL_VERSION } from '../protocol/version.ts';
@@ -12,6 +12,7 @@ import { log } from './log.ts';
 import { MINER_MESSAGES, TokenBucket, type RateLimit } from './rate-limit.ts';
 import { isBanned, leaseAllowance } from './reputation.ts';
 import { adapterModel } from './rankings.ts';
+import type { MinerNotice } from './audits.ts';
 import { settle, type SettlementContext } from './settle.ts';
 
 /** A miner asking for work when there is none is told to ask again after this long. */
@@ -240,13 +241,34 @@ export class MinerSession {
       { sessionId: this.id, minerKey: this.minerKey, minerKeyBytes, adapter: this.adapter },
       { leaseId: message.leaseId, unitId: message.unitId, gpuSeconds: message.gpuSeconds, output: message.output, energy: message.energy, leaseSentAtMs },
     );
-    if (settlement.type === 'receipt') {
-      this.unitsAccepted++;
-      return this.send({ type: 'receipt', receipt: settlement.receipt });
+    switch (settlement.type) {
+      case 'receipt':
+        this.unitsAccepted++;
+        return this.send({ type: 'receipt', receipt: settlement.receipt });
+      case 'pending':
+        return this.send(settlement);
+      case 'settled':
+        this.unitsAccepted += settlement.receipts.length;
+        for (const receipt of settlement.receipts) this.send({ type: 'receipt', receipt });
+        return;
     }
     if (settlement.offence) this.unitsRejected++;
     this.send({ type: 'rejected', unitId: message.unitId, code: settlement.error.code, message: settlement.error.message });
+    if (settlement.forfeited) this.tell({ type: 'forfeited', ...settlement.forfeited, reason: settlement.error.message });
     if (settlement.banned) this.refuseBanned(settlement.banned);
+  }
+
+  /** A verdict that is not the answer to a result just sent: receipts or a forfeiture from an audit run without this miner. */
+  tell(notice: MinerNotice): void {
+    if (notice.type === 'receipt') {
+      this.unitsAccepted++;
+      return this.send(notice);
+    }
+    // A miner holding more pending units than one notice names is told in several.
+    for (let at = 0; at === 0 || at < notice.unitIds.length; at += MAX_FORFEITED_UNITS) {
+      const unitIds = notice.unitIds.slice(at, at + MAX_FORFEITED_UNITS);
+      this.send({ type: 'forfeited', unitIds, microCredits: at === 0 ? notice.microCredits : 0n, reason: notice.reason.slice(0, 256) });
+    }
   }
 
   private refuseBanned(reputation: Reputation): void {

@@ -234,7 +234,7 @@ export class PgQueue implements WorkQueue {
   async status(state: JobState): Promise<JobStatus> {
     if (state.output) return 'done';
     const { rows } = await this.guard((db) => db.query<{ started: boolean | null }>(
-      'SELECT bool_or(done OR lease_id IS NOT NULL) AS started FROM queue_units WHERE job_id = $1', [state.id],
+      'SELECT bool_or(done OR held OR lease_id IS NOT NULL) AS started FROM queue_units WHERE job_id = $1', [state.id],
     ));
     return rows[0]?.started ? 'running' : 'queued';
   }
@@ -302,7 +302,7 @@ export class PgQueue implements WorkQueue {
     const leaseId = randomUUID();
     const leased = await this.transaction(async (client) => {
       const { rows } = await client.query<{ unit_id: string; job_id: string }>(
-        `SELECT unit_id, job_id FROM queue_units WHERE lease_id IS NULL AND NOT done AND job_id = ANY($1)
+        `SELECT unit_id, job_id FROM queue_units WHERE lease_id IS NULL AND NOT done AND NOT held AND job_id = ANY($1)
          ORDER BY rank LIMIT 1 FOR UPDATE SKIP LOCKED`,
         [eligible.map((e) => e.state.id)],
       );
@@ -378,6 +378,49 @@ export class PgQueue implements WorkQueue {
       if (locked.rows.length === 0) return undefined;
       return this.finishIfDone(lease.unit.jobId, nowMs, client);
     });
+  }
+
+  async hold(lease: Lease, nowMs: number): Promise<void> {
+    await this.transaction(async (client) => {
+      await client.query(
+        `INSERT INTO ended_leases (lease_id, session_id, unit_id, end_reason, ended_at_ms) VALUES ($1, $2, $3, 'completed', $4)
+         ON CONFLICT (lease_id) DO UPDATE SET end_reason = 'completed'`,
+        [lease.id, lease.sessionId, lease.unit.id, nowMs],
+      );
+      await client.query(
+        `UPDATE queue_units SET held = true, lease_id = NULL, session_id = NULL, coordinator = NULL, leased_at_ms = NULL, deadline_at_ms = NULL
+         WHERE unit_id = $1 AND lease_id = $2 AND NOT done`,
+        [lease.unit.id, lease.id],
+      );
+    });
+  }
+
+  async settle(unit: UnitBase, _result: unknown, nowMs: number): Promise<JobState | undefined> {
+    // The result is already in the ledger (settled just before): the queue records that the unit is done.
+    return this.transaction(async (client) => {
+      const locked = await client.query('SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE', [unit.jobId]);
+      const updated = await client.query('UPDATE queue_units SET done = true, held = false WHERE unit_id = $1 AND held', [unit.id]);
+      if (locked.rows.length === 0 || updated.rowCount !== 1) return undefined;
+      return this.finishIfDone(unit.jobId, nowMs, client);
+    });
+  }
+
+  async requeue(units: readonly UnitBase[]): Promise<void> {
+    await this.guard((db) => db.query(
+      `UPDATE queue_units SET held = false, rank = -nextval('queue_rank') WHERE unit_id = ANY($1) AND held AND NOT done`,
+      [units.map((u) => u.id)],
+    ));
+  }
+
+  async unitCounts(jobId: string): Promise<{ waiting: number; leased: number; held: number }> {
+    const { rows } = await this.guard((db) => db.query<{ waiting: number; leased: number; held: number }>(
+      `SELECT count(*) FILTER (WHERE lease_id IS NULL AND NOT done AND NOT held)::int AS waiting,
+              count(*) FILTER (WHERE lease_id IS NOT NULL)::int AS leased,
+              count(*) FILTER (WHERE held)::int AS held
+       FROM queue_units WHERE job_id = $1`,
+      [jobId],
+    ));
+    return rows[0];
   }
 
   /** Puts the units of the live leases matching `where` back at the front of the queue; returns the leases. */
@@ -460,7 +503,7 @@ export class PgQueue implements WorkQueue {
   async counts(): Promise<QueueCounts> {
     const { rows } = await this.guard((db) => db.query<{ jobs: number; open: number; pending: number; leased: number }>(
       `SELECT (SELECT count(*)::int FROM jobs) AS jobs, (SELECT count(*)::int FROM jobs WHERE finished_at_ms IS NULL) AS open,
-              (SELECT count(*)::int FROM queue_units WHERE lease_id IS NULL AND NOT done) AS pending,
+              (SELECT count(*)::int FROM queue_units WHERE lease_id IS NULL AND NOT done AND NOT held) AS pending,
               (SELECT count(*)::int FROM queue_units WHERE lease_id IS NOT NULL) AS leased`,
     ));
     const r = rows[0];

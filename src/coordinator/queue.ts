@@ -63,10 +63,11 @@ export interface QueueCounts {
 
 export interface WorkQueue {
   /**
-   * Queues a job's units, except those already verified (after a restart: unit id -> result and miner). A job whose
-   * every unit is done is assembled at once (its operands may then be empty).
+   * Queues a job's units, except those already verified (after a restart: unit id -> result and miner) and those
+   * whose results are held pending an audit. A job whose every unit is done is assembled at once (its operands may
+   * then be empty).
    */
-  submit(job: NewJob, done: ReadonlyMap<string, { result: unknown; minerKey: string }>, nowMs: number): Promise<JobState>;
+  submit(job: NewJob, done: ReadonlyMap<string, { result: unknown; minerKey: string }>, nowMs: number, held?: ReadonlySet<string>): Promise<JobState>;
   job(id: string): Promise<JobState | undefined>;
   jobIds(): Promise<string[]>;
   status(state: JobState): Promise<JobStatus>;
@@ -80,6 +81,20 @@ export interface WorkQueue {
   endedLease(leaseId: string): Promise<EndedLease | undefined>;
   /** Records a verified result; assembles the job's output when it was the last unit, and then returns the job. */
   complete(lease: Lease, result: unknown, nowMs: number, minerKey: string): Promise<JobState | undefined>;
+  /**
+   * Holds a result that passed the cheap checks of a kind that audits (src/coordinator/audits.ts): its lease ends as
+   * completed, and the unit is neither waiting nor done until settle() or requeue() says which.
+   */
+  hold(lease: Lease, nowMs: number): Promise<void>;
+  /**
+   * A held unit's credit settled: the unit is done with this result; assembles the job's output when it was the last
+   * unit, and then returns the job. Nothing for a unit that is not held (its job removed meanwhile).
+   */
+  settle(unit: UnitBase, result: unknown, nowMs: number, minerKey: string): Promise<JobState | undefined>;
+  /** Held units whose credit was forfeited: their results are discarded and they go back to the front of the queue. */
+  requeue(units: readonly UnitBase[]): Promise<void>;
+  /** How many of an open job's units wait for a miner, are leased, or are held. */
+  unitCounts(jobId: string): Promise<{ waiting: number; leased: number; held: number }>;
   /** Puts a lease's unit back at the front of the queue: its miner failed, left or ran out of time. */
   release(lease: Lease, end?: LeaseEnd): Promise<void>;
   releaseSession(sessionId: string): Promise<Lease[]>;

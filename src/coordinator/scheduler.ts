@@ -32,8 +32,10 @@ export class Scheduler implements WorkQueue {
   /** unit id -> lease id, so that a unit has at most one live lease */
   private readonly leaseOfUnit = new Map<string, string>();
   private readonly ended = new Map<string, EndedLease>();
+  /** Units whose results are held until an audit settles or forfeits their credit: neither waiting nor done. */
+  private readonly held = new Map<string, UnitBase>();
 
-  async submit(job: NewJob, done: ReadonlyMap<string, { result: unknown; minerKey: string }>, nowMs: number): Promise<JobState> {
+  async submit(job: NewJob, done: ReadonlyMap<string, { result: unknown; minerKey: string }>, nowMs: number, held: ReadonlySet<string> = new Set()): Promise<JobState> {
     const { kind } = job;
     const units = kind.split(job.job);
     const state: JobState = {
@@ -58,7 +60,13 @@ export class Scheduler implements WorkQueue {
     }
     this.jobs.set(job.id, { state, needs: kind.requirements(job.job) });
     if (state.results.size === state.units.size) this.finish(state, nowMs);
-    else this.pending.push(...units.filter((u) => !state.results.has(u.id)));
+    else {
+      for (const unit of units) {
+        if (state.results.has(unit.id)) continue;
+        if (held.has(unit.id)) this.held.set(unit.id, unit);
+        else this.pending.push(unit);
+      }
+    }
     return state;
   }
 
@@ -72,7 +80,7 @@ export class Scheduler implements WorkQueue {
 
   async status(state: JobState): Promise<JobStatus> {
     if (state.output) return 'done';
-    const started = state.results.size > 0 || [...state.units.keys()].some((u) => this.leaseOfUnit.has(u));
+    const started = state.results.size > 0 || [...state.units.keys()].some((u) => this.leaseOfUnit.has(u) || this.held.has(u));
     return started ? 'running' : 'queued';
   }
 
@@ -108,13 +116,40 @@ export class Scheduler implements WorkQueue {
 
   async complete(lease: Lease, result: unknown, nowMs: number, minerKey: string): Promise<JobState | undefined> {
     this.endLease(lease, 'completed');
-    const state = this.jobs.get(lease.unit.jobId)?.state;
-    if (!state || state.output || state.results.has(lease.unit.id)) return undefined;
-    state.results.set(lease.unit.id, result);
-    state.doneBy.set(lease.unit.id, minerKey);
+    return this.done(lease.unit, result, nowMs, minerKey);
+  }
+
+  private done(unit: UnitBase, result: unknown, nowMs: number, minerKey: string): JobState | undefined {
+    const state = this.jobs.get(unit.jobId)?.state;
+    if (!state || state.output || state.results.has(unit.id)) return undefined;
+    state.results.set(unit.id, result);
+    state.doneBy.set(unit.id, minerKey);
     if (state.results.size < state.units.size) return undefined;
     this.finish(state, nowMs);
     return state;
+  }
+
+  async hold(lease: Lease): Promise<void> {
+    this.endLease(lease, 'completed');
+    if (this.jobs.has(lease.unit.jobId)) this.held.set(lease.unit.id, lease.unit);
+  }
+
+  async settle(unit: UnitBase, result: unknown, nowMs: number, minerKey: string): Promise<JobState | undefined> {
+    if (!this.held.delete(unit.id)) return undefined;
+    return this.done(unit, result, nowMs, minerKey);
+  }
+
+  async requeue(units: readonly UnitBase[]): Promise<void> {
+    for (const unit of units) {
+      const known = this.held.get(unit.id);
+      if (!known || !this.held.delete(unit.id)) continue;
+      this.pending.unshift(known);
+    }
+  }
+
+  async unitCounts(jobId: string): Promise<{ waiting: number; leased: number; held: number }> {
+    const count = (units: Iterable<UnitBase>) => [...units].filter((u) => u.jobId === jobId).length;
+    return { waiting: count(this.pending), leased: count([...this.leases.values()].map((l) => l.unit)), held: count(this.held.values()) };
   }
 
   private finish(state: JobState, nowMs: number): void {
@@ -146,6 +181,7 @@ export class Scheduler implements WorkQueue {
   async remove(jobId: string): Promise<boolean> {
     if (!this.jobs.delete(jobId)) return false;
     for (let i = this.pending.length - 1; i >= 0; i--) if (this.pending[i].jobId === jobId) this.pending.splice(i, 1);
+    for (const [unitId, unit] of this.held) if (unit.jobId === jobId) this.held.delete(unitId);
     for (const lease of [...this.leases.values()]) if (lease.unit.jobId === jobId) this.endLease(lease, 'removed');
     return true;
   }

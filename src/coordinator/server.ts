@@ -14,7 +14,7 @@ import { ApiKeys } from './api-keys.ts';
 import { servedHosts, servedHostsOnly } from './hosts.ts';
 import { mountApi } from './http.ts';
 import { Jobs } from './jobs.ts';
-import { cryptoRandomBytes } from '../work/kind.ts';
+import { cryptoRandomBytes, type RandomBytes } from '../work/kind.ts';
 import { defaultKinds, kindRegistry, modelKinds, type KindRegistry } from '../work/registry.ts';
 import { ONNX_RUNTIME } from '../work/onnx/model.ts';
 import { ModelStore } from './model-store.ts';
@@ -24,6 +24,8 @@ import { OcrService, shippedOcrModels } from './ocr-service.ts';
 import type { RateLimit } from './rate-limit.ts';
 import type { Ledger } from './ledger/ledger.ts';
 import { log } from './log.ts';
+import { auditStalledSoon, type MinerNotice } from './audits.ts';
+import type { SettlementContext } from './settle.ts';
 import { MinerSession } from './miner-session.ts';
 import { CoordinatorMetrics } from './metrics.ts';
 import { minersConnected, mountOperator, OperatorView, queueDepth } from './operator.ts';
@@ -81,6 +83,8 @@ export interface CoordinatorOptions {
   maxModelBytes?: number;
   /** Runtimes handed to the kinds' verifiers by name (e.g. onnxruntime-node for kinds that re-run work). */
   runtimes?: Readonly<Record<string, unknown>>;
+  /** The random source of verifiers and of audit draws: crypto's by default; tests inject one they steer. */
+  random?: RandomBytes;
   /** Opens /metrics and the operator page (src/coordinator/operator-key.ts); left out, they stay shut to everyone. */
   operatorKey?: string;
   /** The fleet's PostgreSQL (DATABASE_URL); unset: the embedded SQLite ledger in dataDir. */
@@ -112,7 +116,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const jobs = new Jobs(queue, kinds, ledger, operandStore);
   const kindNames = [...jobs.kinds.keys()];
   const uploads = new Uploads(operandStore, options.uploadLimits);
-  const verify = { random: cryptoRandomBytes, runtimes: { [ONNX_RUNTIME]: models.runner, ...options.runtimes } };
+  const verify = { random: options.random ?? cryptoRandomBytes, runtimes: { [ONNX_RUNTIME]: models.runner, ...options.runtimes } };
   // A fleet's queue is the database: nothing to restore, and the shared operand folder is not this coordinator's to sweep.
   if (!fleet) await jobs.restore(Date.now());
   const ocr = await OcrService.open(options.dataDir, jobs, await shippedOcrModels(models), options.quotas);
@@ -125,6 +129,14 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const operatorKey = new OperatorKey(options.operatorKey ?? newOperatorKey());
   const operatorView = new OperatorView({ key: operatorKey, metrics, ledger, queue, kinds: kindNames, sessions });
   const sessionsOf = (minerKey: string) => [...sessions.values()].filter((s) => s.minerKey === minerKey).map((s) => s.id);
+  /**
+   * An audit's verdict for a miner that did not wait for it goes to every live session of its key (one may be a
+   * closing tab's; the wallet keeps a receipt once, by unit); it is in the ledger either way.
+   */
+  const tell = (minerKey: string, notice: MinerNotice) => {
+    for (const session of sessions.values()) if (session.minerKey === minerKey) session.tell(notice);
+  };
+  const settlement: SettlementContext = { jobs, queue, ledger, signingKey, verify, metrics, tell };
   const channels = new Map<string, FramedChannel>();
   const peerKey = options.peerKey ?? 'ergon';
   const peerId = `ergon-coordinator-${toHex(signingKey.publicKey).slice(0, 16)}`;
@@ -200,7 +212,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       );
       const session = new MinerSession(
         sessionId,
-        { jobs, queue, ledger, signingKey, verify, metrics, rateLimit: options.rateLimits?.minerMessages, sessionsOf },
+        { ...settlement, rateLimit: options.rateLimits?.minerMessages, sessionsOf },
         (bytes) => void channel.send(bytes),
         (reason) => {
           log('session-closing', { session: sessionId, miner: session.minerKey, reason });
@@ -262,6 +274,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     await refreshFleetOrigins();
   }
   log('coordinator-started', { url, peerId, dataDir: options.dataDir, fleet: fleet?.member.instance });
+  // A crash between holding a job's last result and its audit leaves the job with only held units: audit them now.
+  if (!fleet) for (const id of await queue.jobIds()) auditStalledSoon(settlement, id);
   return {
     url,
     port,

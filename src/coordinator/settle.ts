@@ -9,11 +9,12 @@ import { microCreditsFor, type VerifyContext } from '../work/kind.ts';
 import { checkGpuSeconds } from './claims.ts';
 import { checkEnergy } from './energy-claims.ts';
 import type { UnitEnergy } from '../protocol/energy.ts';
+import { auditMiner, auditProbability, auditStalledSoon, drawAudit, forfeitAll, inMinersTurn, type MinerNotice } from './audits.ts';
 import type { Jobs } from './jobs.ts';
-import { LedgerError, type Ledger, type Reputation } from './ledger/ledger.ts';
+import { LedgerError, type CreditEntry, type Ledger, type Reputation } from './ledger/ledger.ts';
 import { log } from './log.ts';
 import { noMetrics, type MetricsRecorder } from './metrics.ts';
-import type { WorkQueue } from './queue.ts';
+import type { Lease, WorkQueue } from './queue.ts';
 import { isBanned, nextReputation, type Outcome } from './reputation.ts';
 import type { SigningKey } from './signing-key.ts';
 
@@ -25,6 +26,8 @@ export interface SettlementContext {
   verify: VerifyContext;
   /** Told every verdict (src/coordinator/metrics.ts); none when left out. */
   metrics?: MetricsRecorder;
+  /** Delivers a notice to a miner's live session, if any: verdicts of audits it did not wait for (src/coordinator/audits.ts). */
+  tell?: (minerKey: string, notice: MinerNotice) => void;
 }
 
 /** The miner a result came from, as its transport authenticated it. */
@@ -51,11 +54,15 @@ export interface ResultClaim {
 
 /**
  * What to answer: a receipt, or a rejection with its code. `offence`: the rejection lowered the miner's reputation
- * (a bad result, not bad luck); `banned` is its record when that reputation now bans it.
+ * (a bad result, not bad luck); `banned` is its record when that reputation now bans it. For a kind that audits a
+ * sample: `pending` (credit held), `settled` (this result was audited and passed: receipts for all of the miner's
+ * pending credits, this one's included), or a rejection that `forfeited` all of them.
  */
 export type Settlement =
   | { type: 'receipt'; receipt: Receipt }
-  | { type: 'rejected'; error: ProtocolError; offence: boolean; banned?: Reputation };
+  | { type: 'pending'; unitId: string; jobId: string; kind: string; ops: bigint; microCredits: bigint }
+  | { type: 'settled'; receipts: Receipt[] }
+  | { type: 'rejected'; error: ProtocolError; offence: boolean; banned?: Reputation; forfeited?: { unitIds: string[]; microCredits: bigint } };
 
 /** What settlement learnt on its way to a verdict, for the metrics. */
 interface Seen {
@@ -67,10 +74,12 @@ export async function settle(ctx: SettlementContext, miner: Claimant, claim: Res
   const seen: Seen = { kind: 'unknown' };
   const settlement = await settleClaim(ctx, miner, claim, seen);
   const metrics = ctx.metrics ?? noMetrics;
+  // Credits settled by an audit are counted where they are settled (audits.ts), whoever waited for them.
   if (settlement.type === 'receipt') {
     const { ops, microCredits, joules, joulesSource } = settlement.receipt;
     metrics.verified({ kind: seen.kind, minerKey: miner.minerKey, ops, microCredits, verifySeconds: seen.verifySeconds ?? 0, joules, joulesSource });
-  } else {
+  }
+  if (settlement.type === 'rejected') {
     const { code, message } = settlement.error;
     metrics.rejected({ kind: seen.kind, minerKey: miner.minerKey, reason: code, message, verifySeconds: seen.verifySeconds });
   }
@@ -100,7 +109,12 @@ async function settleClaim(ctx: SettlementContext, miner: Claimant, claim: Resul
   const verifyStartedMs = performance.now();
   const verdict = await kind.verify(ctx.verify, job, unit, decoded.value);
   seen.verifySeconds = (performance.now() - verifyStartedMs) / 1000;
-  if (!verdict.ok) return refuse(verdict.error);
+  if (!verdict.ok) {
+    // For a kind that audits, a result its cheap checks prove wrong is a failed audit that cost nothing: the miner's
+    // pending credits, its bond, are forfeited as when a re-run disagrees.
+    if (kind.audit) return inMinersTurn(ctx, miner.minerKey, () => forfeitOnCheapCheck(ctx, miner, lease, verdict.error));
+    return refuse(verdict.error);
+  }
 
   const microCredits = microCreditsFor(ops, kind.microCreditsPerGigaOp(job));
   const nowMs = Date.now();
@@ -110,6 +124,7 @@ async function settleClaim(ctx: SettlementContext, miner: Claimant, claim: Resul
   const entry = {
     unitId: unit.id, jobId: unit.jobId, minerKey: miner.minerKey, ops, microCredits, gpuSeconds: claim.gpuSeconds, createdAtMs: nowMs, energy, wallSeconds, adapter: miner.adapter,
   };
+  if (kind.audit) return inMinersTurn(ctx, miner.minerKey, () => holdForAudit(ctx, miner, lease, entry, decoded.value, seen));
   let credited: boolean;
   try {
     credited = await ctx.jobs.complete(lease, kind, entry, decoded.value, nowMs);
@@ -131,6 +146,57 @@ async function settleClaim(ctx: SettlementContext, miner: Claimant, claim: Resul
 }
 
 /**
+ * A result that passed its kind's cheap checks, for a kind that audits a sample: its credit is held as pending, and
+ * with the probability its miner's record sets (audits.ts) it is audited now, settling or forfeiting all of them.
+ */
+async function holdForAudit(ctx: SettlementContext, miner: Claimant, lease: Lease, entry: CreditEntry, result: unknown, seen: Seen): Promise<Settlement> {
+  const { unit } = lease;
+  // The lease may have run out while this miner's earlier results were audited: the unit is someone else's now.
+  if (!(await ctx.queue.leaseFor(lease.id, miner.sessionId))) {
+    return { type: 'rejected', error: { code: 'lease-expired', message: `lease ${lease.id} ended before its result's turn came` }, offence: false };
+  }
+  const state = await ctx.queue.job(unit.jobId);
+  if (!state || state.job === null) throw new Error(`lease ${lease.id} names job ${unit.jobId}, which is not open`);
+  const { kind, job } = state;
+  let held: boolean;
+  try {
+    held = await ctx.jobs.hold(lease, kind, entry, result, entry.createdAtMs);
+  } catch (err) {
+    if (!(err instanceof LedgerError)) throw err;
+    await ctx.queue.release(lease);
+    log('storage-error', { session: miner.sessionId, miner: miner.minerKey, unit: unit.id, code: err.code, message: err.message });
+    return { type: 'rejected', error: { code: 'internal', message: err.message }, offence: false };
+  }
+  if (!held) return { type: 'rejected', error: { code: 'replayed-result', message: `unit ${unit.id} was already credited or is pending` }, offence: false };
+  ctx.metrics?.held({ kind: kind.name, minerKey: miner.minerKey, microCredits: entry.microCredits });
+  const probability = auditProbability(await ctx.ledger.auditsPassed(miner.minerKey));
+  if (!drawAudit(ctx.verify.random, probability)) {
+    log('credit-pending', { session: miner.sessionId, miner: miner.minerKey, unit: unit.id, job: unit.jobId, kind: kind.name, ops: entry.ops, microCredits: entry.microCredits, auditProbability: probability });
+    // This may have been the job's last unit to come back, with the others held too: they are audited without waiting for a miner.
+    auditStalledSoon(ctx, unit.jobId);
+    return { type: 'pending', unitId: unit.id, jobId: unit.jobId, kind: kind.receiptKind(job), ops: entry.ops, microCredits: entry.microCredits };
+  }
+  const auditStartedMs = performance.now();
+  const outcome = await auditMiner(ctx, kind, job, unit, result, miner.minerKey);
+  seen.verifySeconds = (seen.verifySeconds ?? 0) + (performance.now() - auditStartedMs) / 1000;
+  if (!outcome.passed) {
+    log('result-rejected', { session: miner.sessionId, miner: miner.minerKey, unit: unit.id, code: outcome.error.code, message: outcome.error.message });
+    return { type: 'rejected', error: outcome.error, offence: true, banned: outcome.banned, forfeited: outcome.forfeited };
+  }
+  auditStalledSoon(ctx, unit.jobId);
+  return { type: 'settled', receipts: outcome.receipts };
+}
+
+async function forfeitOnCheapCheck(ctx: SettlementContext, miner: Claimant, lease: Lease, error: ProtocolError): Promise<Settlement> {
+  await ctx.queue.release(lease);
+  const forfeited = await forfeitAll(ctx, miner.minerKey, error);
+  const kind = (await ctx.queue.job(lease.unit.jobId))?.kind.name ?? 'unknown';
+  ctx.metrics?.audited({ kind, minerKey: miner.minerKey, outcome: 'failed', reason: error.code, releasedMicroCredits: 0n, forfeitedMicroCredits: forfeited.microCredits });
+  const rejected = await reject(ctx, miner, lease.unit.id, error);
+  return { ...rejected, forfeited };
+}
+
+/**
  * A result for a lease this miner does not hold. A lease that ran out or was given back is an honest miner's
  * bad luck; a lease already paid (a replay), another miner's lease, or one never issued is an offence.
  */
@@ -146,7 +212,7 @@ async function resultForNoLease(ctx: SettlementContext, miner: Claimant, claim: 
 }
 
 /** Refuses a result without credit and lowers the miner's reputation. */
-async function reject(ctx: SettlementContext, miner: Claimant, unitId: string, error: ProtocolError): Promise<Settlement> {
+async function reject(ctx: SettlementContext, miner: Claimant, unitId: string, error: ProtocolError): Promise<Extract<Settlement, { type: 'rejected' }>> {
   log('result-rejected', { session: miner.sessionId, miner: miner.minerKey, unit: unitId, code: error.code, message: error.message });
   const reputation = await recordOutcome(ctx.ledger, miner.minerKey, 'rejected');
   return { type: 'rejected', error, offence: true, banned: isBanned(reputation, Date.now()) ? reputation : undefined };

@@ -39,6 +39,8 @@ export interface MinerEvents {
   computed(unit: ComputedUnit): void;
   unit(report: UnitReport): void;
   receipt(receipt: Receipt): void;
+  /** Credits pending an audit changed: one was held, or an audit forfeited some (with why). */
+  pending(forfeitedReason?: string): void;
   /** The coordinator now in use (or the one being tried). */
   coordinator(url: string): void;
 }
@@ -276,29 +278,44 @@ export class MiningLoop {
     return run.restMs;
   }
 
-  /** Stores each receipt (after the wallet verifies it) and reports each verdict, until the link closes. */
+  /**
+   * Stores each receipt (after the wallet verifies it) and each pending credit (apart), drops forfeited ones, and
+   * reports each verdict, until the link closes. A receipt for a unit that was pending settles it: its verdict was
+   * already reported when it was held.
+   */
   private async collectVerdicts(link: CoordinatorLink, awaiting: Map<string, { ops: bigint; gpuSeconds: number }>): Promise<void> {
     const coordinatorKey = toHex(link.challenge.coordinatorKey);
     while (!link.closed) {
-      let verdict: MessageOf<'receipt' | 'rejected'>;
+      let verdict: MessageOf<'receipt' | 'rejected' | 'pending' | 'forfeited'>;
       try {
-        verdict = await link.next(['receipt', 'rejected'], VERDICT_WAIT_MS);
+        verdict = await link.next(['receipt', 'rejected', 'pending', 'forfeited'], VERDICT_WAIT_MS);
       } catch (err) {
         if (err instanceof LinkClosedError) return;
         continue; // nothing came back for a while: keep listening
       }
+      if (verdict.type === 'forfeited') {
+        await this.wallet.forfeit(verdict.unitIds);
+        this.events.pending(verdict.reason);
+        continue;
+      }
       const unitId = verdict.type === 'receipt' ? verdict.receipt.unitId : verdict.unitId;
-      const sent = awaiting.get(unitId) ?? { ops: 0n, gpuSeconds: 0 };
+      const sent = awaiting.get(unitId);
       awaiting.delete(unitId);
-      const report = { unitId, ops: sent.ops, gpuSeconds: sent.gpuSeconds };
+      const report = { unitId, ops: sent?.ops ?? 0n, gpuSeconds: sent?.gpuSeconds ?? 0 };
       if (verdict.type === 'rejected') {
         this.events.unit({ ...report, accepted: false, reason: verdict.message });
         continue;
       }
       try {
+        if (verdict.type === 'pending') {
+          await this.wallet.addPending(verdict, coordinatorKey);
+          this.events.unit({ ...report, accepted: true });
+          this.events.pending();
+          continue;
+        }
         if (toHex(verdict.receipt.coordinatorKey) !== coordinatorKey) throw new Error('receipt refused: signed by another coordinator key');
         const receipt = await this.wallet.addReceipt(verdict.receipt);
-        this.events.unit({ ...report, accepted: true });
+        if (sent) this.events.unit({ ...report, accepted: true });
         this.events.receipt(receipt);
       } catch (err) {
         this.events.unit({ ...report, accepted: false, reason: (err as Error).message });

@@ -130,6 +130,34 @@ export const RejectedMessage = v.object({
   message: ShortText,
 });
 
+/**
+ * A result that passed the cheap checks of a kind that audits a sample: its credit is held, not paid, until an audit
+ * of this miner passes (then a receipt for each pending unit) or fails (then a forfeited notice).
+ */
+export const PendingMessage = v.object({
+  type: v.literal('pending'),
+  v: Version,
+  unitId: Id,
+  jobId: Id,
+  kind: ReceiptKind,
+  ops: U64,
+  /** what the unit pays once settled */
+  microCredits: U64,
+});
+
+/** The most unit ids one forfeited notice names; a miner holding more pending units gets several notices. */
+export const MAX_FORFEITED_UNITS = 1_000;
+
+/** An audit of this miner failed: these pending units' credits are forfeited, never paid. */
+export const ForfeitedMessage = v.object({
+  type: v.literal('forfeited'),
+  v: Version,
+  unitIds: v.pipe(v.array(Id), v.maxLength(MAX_FORFEITED_UNITS)),
+  /** the pending micro-credits these units would have paid */
+  microCredits: U64,
+  reason: ShortText,
+});
+
 // ---- either way ----
 
 export const ErrorMessage = v.object({ type: v.literal('error'), v: Version, code: ShortText, message: ShortText });
@@ -175,6 +203,8 @@ export const CoordinatorMessage = v.variant('type', [
   NoWorkMessage,
   ReceiptMessage,
   RejectedMessage,
+  PendingMessage,
+  ForfeitedMessage,
   ErrorMessage,
   PingMessage,
   PongMessage,

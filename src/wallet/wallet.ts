@@ -3,7 +3,9 @@
 import type { Receipt } from '../protocol/messages.ts';
 import { publicKeyProblem } from '../protocol/ed25519.ts';
 import { exportPublicKey, generateSigningKeys, helloChallengeBytes, sign, toHex, verifySignature } from '../protocol/receipt.ts';
+import * as v from 'valibot';
 import { openWalletDb, type StoredKeyPair, type WalletDb } from './db.ts';
+import { PendingCredit, pendingTotal, type PendingTotal } from './pending.ts';
 import { balanceOf, checkReceipt, type Balance, type CheckedReceipt, type TrustedCoordinator } from './trust.ts';
 import {
   fromBase64, fromHex, receiptFromJson, receiptToJson, toBase64, WALLET_FILE_FORMAT, WALLET_FILE_VERSION, type WalletFile,
@@ -64,7 +66,27 @@ export class Wallet {
     const checked = await checkReceipt(candidate, this.publicKeyHex, await this.trusted());
     if (checked.status === 'refused' || !checked.receipt) throw new Error(`receipt refused: ${checked.reason ?? 'it is not a receipt'}`);
     await this.db.put('receipts', checked.receipt, checked.receipt.unitId);
+    // Settled: no longer pending.
+    await this.db.delete('pending', checked.receipt.unitId);
     return { ...checked, receipt: checked.receipt };
+  }
+
+  /** Keeps a coordinator's notice that a unit's credit is pending an audit: shown apart, never in the balance. */
+  async addPending(notice: Omit<PendingCredit, 'receivedAtMs' | 'coordinatorKey'>, coordinatorKey: string): Promise<void> {
+    const record = v.parse(PendingCredit, { ...notice, coordinatorKey, receivedAtMs: Date.now() });
+    // A receipt that came first (an audit settled it at once) wins: the unit is no longer pending.
+    if (await this.db.get('receipts', record.unitId)) return;
+    await this.db.put('pending', record, record.unitId);
+  }
+
+  /** A failed audit forfeited these units' pending credits: they are forgotten. */
+  async forfeit(unitIds: readonly string[]): Promise<void> {
+    for (const unitId of unitIds) await this.db.delete('pending', unitId);
+  }
+
+  /** The credits pending an audit, as stored (re-validated by pendingTotal). */
+  async pending(): Promise<PendingTotal> {
+    return pendingTotal(await this.db.getAll('pending'));
   }
 
   /** Trusts a coordinator's receipt-signing key, learnt from the coordinator the person added at `url`. */

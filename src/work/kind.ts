@@ -109,8 +109,17 @@ export interface WorkKind<Params, Job, Unit extends UnitBase, Result, Output> {
   /** A verified result's bytes, kept so that a job resumes after a crash; and back. */
   encodeResult(result: Result): Uint8Array;
   decodeStoredResult(unit: Unit, bytes: Uint8Array): Result;
-  /** Checks a result before any credit; may be slow (a re-run), so it is asynchronous. */
+  /**
+   * Checks a result before any credit; asynchronous. For a kind without `audit` this is the whole verification
+   * (gemm: Freivalds checks every result); for one with `audit` it is the cheap check run on every result.
+   */
   verify(ctx: VerifyContext, job: Job, unit: Unit, result: Result): Promise<Verdict>;
+  /**
+   * Optional: the expensive check (a re-run) that the coordinator runs on a sample of results that passed `verify`.
+   * A kind that has it is paid through pending credits that settle only when an audit of its miner passes
+   * (src/coordinator/audits.ts); one without it is paid on `verify` alone.
+   */
+  audit?(ctx: VerifyContext, job: Job, unit: Unit, result: Result): Promise<Verdict>;
 
   // ---- pay and output ----
   /** Micro-credits per 10^9 verified ops of this job's units: integers, never floats. */

@@ -63,13 +63,27 @@ export class OnnxRunnerForTests {
     });
   }
 
-  /** Runs the lease honestly (or through `tamper`) and returns the coordinator's verdict. */
+  /**
+   * Runs the lease honestly (or through `tamper`) and returns the coordinator's verdict: a receipt or a rejection.
+   * A result held pending an audit waits here for its receipt, which comes only when an audit of this miner passes
+   * (a new key's first two results are always audited): a miner that mines on past that uses runHeld.
+   */
   async run(miner: ScriptedMiner, lease: Lease, tamper?: (outputs: Float32Array[]) => Float32Array[]): Promise<MessageOf<'receipt' | 'rejected'>> {
+    await this.send(miner, lease, tamper);
+    return miner.next('receipt', 'rejected');
+  }
+
+  /** Runs the lease and returns the first verdict on it, `pending` (credit held until an audit) included. */
+  async runHeld(miner: ScriptedMiner, lease: Lease, tamper?: (outputs: Float32Array[]) => Float32Array[]): Promise<MessageOf<'receipt' | 'rejected' | 'pending'>> {
+    await this.send(miner, lease, tamper);
+    return miner.next('receipt', 'rejected', 'pending');
+  }
+
+  private async send(miner: ScriptedMiner, lease: Lease, tamper?: (outputs: Float32Array[]) => Float32Array[]): Promise<void> {
     const started = performance.now();
     let outputs = await this.outputs(lease);
     if (tamper) outputs = tamper(outputs);
     const gpuSeconds = Math.max(0.001, (performance.now() - started) / 1000);
     miner.send({ type: 'result', leaseId: lease.leaseId, unitId: lease.unitId, gpuSeconds, output: packResult(outputs) });
-    return miner.next('receipt', 'rejected');
   }
 }

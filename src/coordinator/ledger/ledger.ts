@@ -76,6 +76,11 @@ export interface Reputation {
   bannedUntilMs: number;
 }
 
+/** A credit held until an audit of its miner passes, with the unit's result (src/coordinator/audits.ts). */
+export interface PendingCredit extends CreditEntry {
+  result: Uint8Array;
+}
+
 /** A row as either backend returns it: columns by name, numbers as numbers, bigints or decimal strings. */
 type ColumnRow = Readonly<Record<string, unknown>>;
 
@@ -100,6 +105,35 @@ export function efficiencyFromRow(r: ColumnRow): EfficiencyRow {
   };
 }
 
+/** A pending_credits row (either backend) as a PendingCredit. */
+export function pendingFromRow(r: ColumnRow): PendingCredit {
+  return {
+    unitId: String(r.unit_id),
+    jobId: String(r.job_id),
+    minerKey: String(r.miner_key),
+    ops: BigInt(r.ops as bigint | string),
+    microCredits: BigInt(r.micro_credits as bigint | string),
+    gpuSeconds: Number(r.gpu_seconds),
+    createdAtMs: Number(r.created_at_ms),
+    energy: {
+      joules: Number(r.joules),
+      joulesSource: String(r.joules_source),
+      uncertaintyJoules: Number(r.joules_uncertainty),
+      aboveIdleJoules: r.joules_above_idle === null ? null : Number(r.joules_above_idle),
+      refused: r.energy_refused === null ? null : String(r.energy_refused),
+    },
+    wallSeconds: r.wall_seconds === null ? undefined : Number(r.wall_seconds),
+    adapter: r.adapter === null ? undefined : String(r.adapter),
+    result: new Uint8Array(r.result as Uint8Array),
+  };
+}
+
+/** The energy written for a credit that has none: 0 J, 'none'. */
+export const NO_ENERGY: CreditEnergy = { joules: 0, joulesSource: 'none', uncertaintyJoules: 0, aboveIdleJoules: null, refused: null };
+
+/** Which pending credits: a miner's, or a job's. */
+export type PendingOf = { minerKey: string } | { jobId: string };
+
 export interface Ledger {
   /**
    * Records a credit and the unit's verified result in one transaction; false (and nothing written) when
@@ -118,6 +152,29 @@ export interface Ledger {
   jobs(): Promise<StoredJob[]>;
   /** unit id -> result bytes and miner of every credited unit of a job that still exists */
   unitResults(jobId: string): Promise<Map<string, { result: Uint8Array; minerKey: string }>>;
+
+  // ---- pending credits (kinds that audit a sample) ----
+  /**
+   * Holds a credit as pending, with its unit's result; false (and nothing written) when the unit is already credited
+   * or pending. Pending credits are not in balance() or totals(): they are not paid until settled.
+   */
+  hold(entry: CreditEntry, result: Uint8Array): Promise<boolean>;
+  /** A miner's or a job's pending credits, oldest first. */
+  pendingCredits(of: PendingOf): Promise<PendingCredit[]>;
+  /**
+   * An audit of this miner passed: in one transaction every pending credit of it becomes a credit (with its result,
+   * while its job exists), and its count of audits passed in a row grows by one. Returns what was settled.
+   */
+  settlePending(minerKey: string): Promise<PendingCredit[]>;
+  /**
+   * An audit of this miner failed: in one transaction every pending credit of it is recorded as forfeited (never
+   * paid, its result discarded), and its count of audits passed in a row goes back to 0. Returns what was forfeited.
+   */
+  forfeitPending(minerKey: string, reason: string, nowMs: number): Promise<PendingCredit[]>;
+  /** Micro-credits this miner forfeited, in all. */
+  forfeited(minerKey: string): Promise<bigint>;
+  /** Audits this miner passed since its last failed one (0 for a key never audited). */
+  auditsPassed(minerKey: string): Promise<number>;
 
   /** A fresh record (score 0) for a key never seen. */
   reputation(minerKey: string): Promise<Reputation>;

@@ -1,7 +1,10 @@
 // The fleet's ledger: PostgreSQL (node-postgres), shared by every coordinator of a fleet; a unique key on the unit id,
 // every write one transaction, migrations run once under an advisory lock by whichever coordinator starts first.
 import pg from 'pg';
-import { efficiencyFromRow, LedgerError, reputationFromRow, type CreditEntry, type EfficiencyRow, type Ledger, type LedgerTotals, type Reputation, type StoredJob } from './ledger.ts';
+import {
+  efficiencyFromRow, LedgerError, NO_ENERGY, pendingFromRow, reputationFromRow, type CreditEntry, type EfficiencyRow, type Ledger, type LedgerTotals, type PendingCredit,
+  type PendingOf, type Reputation, type StoredJob,
+} from './ledger.ts';
 import { loadMigrations } from './migrations.ts';
 
 const MIGRATIONS = loadMigrations('postgres');
@@ -141,20 +144,81 @@ export class PostgresLedger implements Ledger {
   }
 
   async credit(e: CreditEntry, result: Uint8Array): Promise<boolean> {
+    return this.transaction((client) => insertCredit(client, e, result));
+  }
+
+  async hold(e: CreditEntry, result: Uint8Array): Promise<boolean> {
     return this.transaction(async (client) => {
-      const energy = e.energy ?? { joules: 0, joulesSource: 'none', uncertaintyJoules: 0, aboveIdleJoules: null, refused: null };
+      // The unit's credit row, if any, is locked against a settlement crediting it at the same time.
+      const credited = await client.query('SELECT 1 FROM credits WHERE unit_id = $1 FOR SHARE', [e.unitId]);
+      if (credited.rows.length > 0) return false;
+      const energy = e.energy ?? NO_ENERGY;
       const inserted = await client.query(
-        `INSERT INTO credits (unit_id, job_id, miner_key, ops, micro_credits, gpu_seconds, created_at_ms,
-           joules, joules_source, joules_uncertainty, joules_above_idle, energy_refused, wall_seconds, adapter)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (unit_id) DO NOTHING`,
+        `INSERT INTO pending_credits (unit_id, job_id, miner_key, ops, micro_credits, gpu_seconds, created_at_ms,
+           joules, joules_source, joules_uncertainty, joules_above_idle, energy_refused, wall_seconds, adapter, result)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (unit_id) DO NOTHING`,
         [
           e.unitId, e.jobId, e.minerKey, e.ops.toString(), e.microCredits.toString(), e.gpuSeconds, e.createdAtMs,
           energy.joules, energy.joulesSource, energy.uncertaintyJoules, energy.aboveIdleJoules, energy.refused, e.wallSeconds ?? null, e.adapter ?? null,
+          Buffer.from(result),
         ],
       );
-      if (inserted.rowCount !== 1) return false;
-      await client.query('INSERT INTO unit_results (unit_id, job_id, result) VALUES ($1, $2, $3)', [e.unitId, e.jobId, Buffer.from(result)]);
-      return true;
+      return inserted.rowCount === 1;
+    });
+  }
+
+  async pendingCredits(of: PendingOf): Promise<PendingCredit[]> {
+    const [column, value] = 'minerKey' in of ? ['miner_key', of.minerKey] : ['job_id', of.jobId];
+    const { rows } = await this.guard((db) => db.query<Row>(`SELECT * FROM pending_credits WHERE ${column} = $1 ORDER BY created_at_ms, unit_id`, [value]));
+    return rows.map(pendingFromRow);
+  }
+
+  async settlePending(minerKey: string): Promise<PendingCredit[]> {
+    return this.transaction(async (client) => {
+      const pending = await takePending(client, minerKey);
+      for (const p of pending) {
+        const exists = await client.query('SELECT 1 FROM jobs WHERE id = $1', [p.jobId]);
+        await insertCredit(client, p, p.result, exists.rows.length > 0);
+      }
+      await client.query(
+        `INSERT INTO audit_records (miner_key, passed_in_a_row) VALUES ($1, 1)
+         ON CONFLICT (miner_key) DO UPDATE SET passed_in_a_row = audit_records.passed_in_a_row + 1`,
+        [minerKey],
+      );
+      return pending;
+    });
+  }
+
+  async forfeitPending(minerKey: string, reason: string, nowMs: number): Promise<PendingCredit[]> {
+    return this.transaction(async (client) => {
+      const pending = await takePending(client, minerKey);
+      for (const p of pending) {
+        await client.query(
+          `INSERT INTO forfeited_credits (unit_id, job_id, miner_key, ops, micro_credits, created_at_ms, forfeited_at_ms, reason)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+          [p.unitId, p.jobId, p.minerKey, p.ops.toString(), p.microCredits.toString(), p.createdAtMs, nowMs, reason],
+        );
+      }
+      await client.query(
+        `INSERT INTO audit_records (miner_key, passed_in_a_row) VALUES ($1, 0)
+         ON CONFLICT (miner_key) DO UPDATE SET passed_in_a_row = 0`,
+        [minerKey],
+      );
+      return pending;
+    });
+  }
+
+  async forfeited(minerKey: string): Promise<bigint> {
+    return this.guard(async (db) => {
+      const { rows } = await db.query<{ total: string }>('SELECT COALESCE(SUM(micro_credits), 0)::text AS total FROM forfeited_credits WHERE miner_key = $1', [minerKey]);
+      return BigInt(rows[0].total);
+    });
+  }
+
+  async auditsPassed(minerKey: string): Promise<number> {
+    return this.guard(async (db) => {
+      const { rows } = await db.query<{ n: number }>('SELECT passed_in_a_row AS n FROM audit_records WHERE miner_key = $1', [minerKey]);
+      return rows[0]?.n ?? 0;
     });
   }
 
@@ -240,6 +304,29 @@ export class PostgresLedger implements Ledger {
   async close(): Promise<void> {
     await this.pool.end();
   }
+}
+
+/** Inserts a credit (and its result, unless told not to), inside the caller's transaction; false when already credited. */
+async function insertCredit(client: Queryable, e: CreditEntry, result: Uint8Array, resultToo = true): Promise<boolean> {
+  const energy = e.energy ?? NO_ENERGY;
+  const inserted = await client.query(
+    `INSERT INTO credits (unit_id, job_id, miner_key, ops, micro_credits, gpu_seconds, created_at_ms,
+       joules, joules_source, joules_uncertainty, joules_above_idle, energy_refused, wall_seconds, adapter)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (unit_id) DO NOTHING`,
+    [
+      e.unitId, e.jobId, e.minerKey, e.ops.toString(), e.microCredits.toString(), e.gpuSeconds, e.createdAtMs,
+      energy.joules, energy.joulesSource, energy.uncertaintyJoules, energy.aboveIdleJoules, energy.refused, e.wallSeconds ?? null, e.adapter ?? null,
+    ],
+  );
+  if (inserted.rowCount !== 1) return false;
+  if (resultToo) await client.query('INSERT INTO unit_results (unit_id, job_id, result) VALUES ($1, $2, $3)', [e.unitId, e.jobId, Buffer.from(result)]);
+  return true;
+}
+
+/** Deletes and returns a miner's pending credits, oldest first, inside the caller's transaction. */
+async function takePending(client: Queryable, minerKey: string): Promise<PendingCredit[]> {
+  const { rows } = await client.query<Row>('DELETE FROM pending_credits WHERE miner_key = $1 RETURNING *', [minerKey]);
+  return rows.map(pendingFromRow).sort((a, b) => a.createdAtMs - b.createdAtMs || (a.unitId < b.unitId ? -1 : 1));
 }
 
 /** A jobs row as the ledger interface gives it. */

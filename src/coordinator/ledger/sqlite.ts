@@ -1,6 +1,9 @@
 // The embedded ledger: one SQLite file in the data folder, WAL mode, a unique key on the unit id.
 import Database from 'better-sqlite3';
-import { efficiencyFromRow, LedgerError, reputationFromRow, type CreditEntry, type EfficiencyRow, type Ledger, type LedgerTotals, type Reputation, type StoredJob } from './ledger.ts';
+import {
+  efficiencyFromRow, LedgerError, NO_ENERGY, pendingFromRow, reputationFromRow, type CreditEntry, type EfficiencyRow, type Ledger, type LedgerTotals, type PendingCredit,
+  type PendingOf, type Reputation, type StoredJob,
+} from './ledger.ts';
 import { loadMigrations } from './migrations.ts';
 
 const MIGRATIONS = loadMigrations('sqlite');
@@ -63,6 +66,26 @@ export class SqliteLedger implements Ledger {
       results: prepare(
         'SELECT r.unit_id, r.result, c.miner_key FROM unit_results r JOIN credits c ON c.unit_id = r.unit_id WHERE r.job_id = ?',
       ),
+      isCredited: prepare('SELECT 1 FROM credits WHERE unit_id = ?'),
+      insertPending: prepare(
+        `INSERT INTO pending_credits (unit_id, job_id, miner_key, ops, micro_credits, gpu_seconds, created_at_ms,
+           joules, joules_source, joules_uncertainty, joules_above_idle, energy_refused, wall_seconds, adapter, result)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (unit_id) DO NOTHING`,
+      ),
+      pendingOfMiner: prepare('SELECT * FROM pending_credits WHERE miner_key = ? ORDER BY created_at_ms, unit_id'),
+      pendingOfJob: prepare('SELECT * FROM pending_credits WHERE job_id = ? ORDER BY created_at_ms, unit_id'),
+      deletePendingOfMiner: prepare('DELETE FROM pending_credits WHERE miner_key = ?'),
+      jobExists: prepare('SELECT 1 FROM jobs WHERE id = ?'),
+      insertForfeit: prepare(
+        `INSERT INTO forfeited_credits (unit_id, job_id, miner_key, ops, micro_credits, created_at_ms, forfeited_at_ms, reason)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      forfeitedOf: prepare('SELECT COALESCE(SUM(micro_credits), 0) AS total FROM forfeited_credits WHERE miner_key = ?'),
+      auditsPassed: prepare('SELECT passed_in_a_row FROM audit_records WHERE miner_key = ?'),
+      saveAudits: prepare(
+        `INSERT INTO audit_records (miner_key, passed_in_a_row) VALUES (?, ?)
+         ON CONFLICT (miner_key) DO UPDATE SET passed_in_a_row = excluded.passed_in_a_row`,
+      ),
       reputation: prepare('SELECT * FROM reputation WHERE miner_key = ?'),
       saveReputation: prepare(
         `INSERT INTO reputation (miner_key, score, accepted, rejected, banned_until_ms) VALUES (?, ?, ?, ?, ?)
@@ -92,19 +115,79 @@ export class SqliteLedger implements Ledger {
   }
 
   async credit(e: CreditEntry, result: Uint8Array): Promise<boolean> {
-    const { insertCredit, insertResult } = this.statements;
+    return this.guard(() => this.db.transaction(() => this.insertCredit(e, result)).immediate());
+  }
+
+  /** Inserts a credit and its result, inside the caller's transaction; false when the unit is already credited. */
+  private insertCredit(e: CreditEntry, result: Uint8Array, resultToo = true): boolean {
+    const energy = e.energy ?? NO_ENERGY;
+    const info = this.statements.insertCredit.run(
+      e.unitId, e.jobId, e.minerKey, e.ops, e.microCredits, e.gpuSeconds, BigInt(e.createdAtMs),
+      energy.joules, energy.joulesSource, energy.uncertaintyJoules, energy.aboveIdleJoules, energy.refused, e.wallSeconds ?? null, e.adapter ?? null,
+    );
+    if (info.changes !== 1) return false;
+    if (resultToo) this.statements.insertResult.run(e.unitId, e.jobId, result);
+    return true;
+  }
+
+  async hold(e: CreditEntry, result: Uint8Array): Promise<boolean> {
+    const { isCredited, insertPending } = this.statements;
     return this.guard(() =>
       this.db.transaction(() => {
-        const energy = e.energy ?? { joules: 0, joulesSource: 'none', uncertaintyJoules: 0, aboveIdleJoules: null, refused: null };
-        const info = insertCredit.run(
+        if (isCredited.get(e.unitId)) return false;
+        const energy = e.energy ?? NO_ENERGY;
+        const info = insertPending.run(
           e.unitId, e.jobId, e.minerKey, e.ops, e.microCredits, e.gpuSeconds, BigInt(e.createdAtMs),
-          energy.joules, energy.joulesSource, energy.uncertaintyJoules, energy.aboveIdleJoules, energy.refused, e.wallSeconds ?? null, e.adapter ?? null,
+          energy.joules, energy.joulesSource, energy.uncertaintyJoules, energy.aboveIdleJoules, energy.refused, e.wallSeconds ?? null, e.adapter ?? null, result,
         );
-        if (info.changes !== 1) return false;
-        insertResult.run(e.unitId, e.jobId, result);
-        return true;
+        return info.changes === 1;
       }).immediate(),
     );
+  }
+
+  async pendingCredits(of: PendingOf): Promise<PendingCredit[]> {
+    const rows = this.guard(() => ('minerKey' in of ? this.statements.pendingOfMiner.all(of.minerKey) : this.statements.pendingOfJob.all(of.jobId)) as Row[]);
+    return rows.map(pendingFromRow);
+  }
+
+  async settlePending(minerKey: string): Promise<PendingCredit[]> {
+    const { pendingOfMiner, deletePendingOfMiner, jobExists } = this.statements;
+    return this.guard(() =>
+      this.db.transaction(() => {
+        const pending = (pendingOfMiner.all(minerKey) as Row[]).map(pendingFromRow);
+        // hold() refuses a unit already credited, so each of these is credited here, once.
+        for (const p of pending) this.insertCredit(p, p.result, jobExists.get(p.jobId) !== undefined);
+        deletePendingOfMiner.run(minerKey);
+        this.statements.saveAudits.run(minerKey, BigInt(this.readAuditsPassed(minerKey) + 1));
+        return pending;
+      }).immediate(),
+    );
+  }
+
+  async forfeitPending(minerKey: string, reason: string, nowMs: number): Promise<PendingCredit[]> {
+    const { pendingOfMiner, deletePendingOfMiner, insertForfeit, saveAudits } = this.statements;
+    return this.guard(() =>
+      this.db.transaction(() => {
+        const pending = (pendingOfMiner.all(minerKey) as Row[]).map(pendingFromRow);
+        for (const p of pending) insertForfeit.run(p.unitId, p.jobId, p.minerKey, p.ops, p.microCredits, BigInt(p.createdAtMs), BigInt(nowMs), reason);
+        deletePendingOfMiner.run(minerKey);
+        saveAudits.run(minerKey, 0n);
+        return pending;
+      }).immediate(),
+    );
+  }
+
+  async forfeited(minerKey: string): Promise<bigint> {
+    return this.guard(() => (this.statements.forfeitedOf.get(minerKey) as { total: bigint }).total);
+  }
+
+  async auditsPassed(minerKey: string): Promise<number> {
+    return this.guard(() => this.readAuditsPassed(minerKey));
+  }
+
+  private readAuditsPassed(minerKey: string): number {
+    const row = this.statements.auditsPassed.get(minerKey) as { passed_in_a_row: bigint } | undefined;
+    return row ? Number(row.passed_in_a_row) : 0;
   }
 
   async balance(minerKey: string): Promise<bigint> {

@@ -1,6 +1,6 @@
 // The onnx kind: a batch of inputs (numpy .npz, one array per model input, the first axis the batch) run through a
-// model named by its sha256; split along the batch, checked cheaply on every result and re-run on the coordinator
-// (onnxruntime-node) within the model's tolerance, assembled into an .npz of the outputs.
+// model named by its sha256; split along the batch, checked cheaply on every result, a sample audited by a re-run on
+// the coordinator (onnxruntime-node) within the model's tolerance, assembled into an .npz of the outputs.
 import * as v from 'valibot';
 import { fail, type Parsed } from '../../protocol/errors.ts';
 import { elementCount, f32Tensor, f32Values, u8Tensor } from '../../protocol/tensor.ts';
@@ -199,12 +199,15 @@ export function onnxKind(catalog: ModelCatalog): WorkKind<OnnxParams, OnnxJob, O
     encodeResult: (result: OnnxResult) => new Uint8Array(result.buffer, result.byteOffset, result.byteLength),
     decodeStoredResult: (_unit: OnnxUnit, bytes: Uint8Array) => new Float32Array(Uint8Array.from(bytes).buffer),
 
-    async verify(ctx: VerifyContext, job: OnnxJob, unit: OnnxUnit, result: OnnxResult): Promise<Verdict> {
-      const cheap = cheapChecks(job, unit, result);
-      if (!cheap.ok) return cheap;
+    /** The cheap checks, on every result: the re-run is `audit`, on the sample the coordinator draws. */
+    async verify(_ctx: VerifyContext, job: OnnxJob, unit: OnnxUnit, result: OnnxResult): Promise<Verdict> {
+      return cheapChecks(job, unit, result);
+    },
+
+    async audit(ctx: VerifyContext, job: OnnxJob, unit: OnnxUnit, result: OnnxResult): Promise<Verdict> {
       const runner = ctx.runtimes[ONNX_RUNTIME] as OnnxRunner | undefined;
       if (!runner) throw new Error('onnx: no onnx runtime injected to re-run units');
-      return audit(runner, job, unit, result);
+      return reRun(runner, job, unit, result);
     },
 
     microCreditsPerGigaOp: () => MICRO_CREDITS_PER_GIGA_OP,
@@ -326,7 +329,7 @@ function cheapChecks(job: OnnxJob, unit: OnnxUnit, result: OnnxResult): Verdict 
 }
 
 /** Re-runs the unit on the coordinator and compares every output element within the model's tolerance. */
-async function audit(runner: OnnxRunner, job: OnnxJob, unit: OnnxUnit, result: OnnxResult): Promise<Verdict> {
+async function reRun(runner: OnnxRunner, job: OnnxJob, unit: OnnxUnit, result: OnnxResult): Promise<Verdict> {
   const inputs = new Map(job.inputs.map((input) => [input.name, modelInput(job, input, unit)]));
   const reference = await runner.run(job.model.sha256, inputs);
   const { abs, rel } = job.model.tolerance;

@@ -103,5 +103,83 @@ export function ledgerConformance(backend: string, fresh: () => Promise<{ open: 
       expect(rows).toHaveLength(4);
       await second.close();
     }));
+
+    it('holds credits as pending, unpaid, until an audit settles them all: then paid once, results kept, across a restart', () => withStore(async (open) => {
+      const job: StoredJob = { id: 'job', owner: 'key-1', kind: 'some-kind', params: {}, operands: [], createdAtMs: 1, finishedAtMs: null };
+      const first = await open();
+      await first.saveJob(job);
+      const rapl = { joules: 3, joulesSource: 'rapl', uncertaintyJoules: 0.1, aboveIdleJoules: 2, refused: null };
+      expect(await first.hold({ ...creditEntry('p1', 'aa'), energy: rapl, wallSeconds: 1.5, adapter: 'gpu' }, new Uint8Array([1]))).toBe(true);
+      expect(await first.hold(creditEntry('p1', 'aa'), new Uint8Array([9]))).toBe(false);
+      expect(await first.hold(creditEntry('p1', 'bb'), new Uint8Array([9]))).toBe(false);
+      expect(await first.hold({ ...creditEntry('p2', 'aa'), createdAtMs: 1_700_000_000_001 }, new Uint8Array([2]))).toBe(true);
+      expect(await first.hold(creditEntry('q1', 'bb'), new Uint8Array([3]))).toBe(true);
+      // A unit already credited cannot be held as well.
+      await first.credit(creditEntry('c1', 'aa'), RESULT);
+      expect(await first.hold(creditEntry('c1', 'aa'), RESULT)).toBe(false);
+      expect(await first.balance('aa')).toBe(2_000_000n);
+      expect((await first.totals()).units).toBe(1);
+      await first.close();
+
+      const second = await open();
+      const pending = await second.pendingCredits({ minerKey: 'aa' });
+      expect(pending.map((p) => p.unitId)).toEqual(['p1', 'p2']);
+      expect(pending[0]).toMatchObject({ jobId: 'job', ops: 2_000_000_000n, microCredits: 2_000_000n, energy: rapl, wallSeconds: 1.5, adapter: 'gpu', result: new Uint8Array([1]) });
+      expect((await second.pendingCredits({ jobId: 'job' })).map((p) => p.unitId).sort()).toEqual(['p1', 'p2', 'q1']);
+      expect(await second.auditsPassed('aa')).toBe(0);
+
+      const settled = await second.settlePending('aa');
+      expect(settled.map((p) => p.unitId)).toEqual(['p1', 'p2']);
+      expect(await second.auditsPassed('aa')).toBe(1);
+      expect(await second.pendingCredits({ minerKey: 'aa' })).toEqual([]);
+      expect(await second.balance('aa')).toBe(6_000_000n);
+      expect(await second.totals()).toEqual({ units: 3, ops: 6_000_000_000n, microCredits: 6_000_000n });
+      expect((await second.unitResults('job')).get('p2')).toEqual({ result: new Uint8Array([2]), minerKey: 'aa' });
+      expect((await second.efficiency()).find((r) => r.minerKey === 'aa' && r.joulesSource === 'rapl')).toMatchObject({ units: 1, joules: 3, adapter: 'gpu' });
+      // Settled is credited: never held, settled or paid again.
+      expect(await second.hold(creditEntry('p1', 'aa'), RESULT)).toBe(false);
+      expect(await second.settlePending('aa')).toEqual([]);
+      expect(await second.auditsPassed('aa')).toBe(2);
+      expect(await second.balance('bb')).toBe(0n);
+      await second.close();
+    }));
+
+    it('forfeits all of a miner\'s pending credits on a failed audit: recorded, never paid, the unit free to be done again', () => withStore(async (open) => {
+      const ledger = await open();
+      await ledger.settlePending('aa');
+      await ledger.settlePending('aa');
+      expect(await ledger.auditsPassed('aa')).toBe(2);
+      await ledger.hold(creditEntry('f1', 'aa'), RESULT);
+      await ledger.hold(creditEntry('f2', 'aa', 3_000_000_000n), RESULT);
+      await ledger.hold(creditEntry('g1', 'bb'), RESULT);
+      const forfeited = await ledger.forfeitPending('aa', 'audit: output y[3] is 0, the re-run gives 1', 5);
+      expect(forfeited.map((p) => p.unitId)).toEqual(['f1', 'f2']);
+      expect(await ledger.forfeited('aa')).toBe(5_000_000n);
+      expect(await ledger.auditsPassed('aa')).toBe(0);
+      expect(await ledger.pendingCredits({ minerKey: 'aa' })).toEqual([]);
+      expect(await ledger.balance('aa')).toBe(0n);
+      expect(await ledger.totals()).toEqual({ units: 0, ops: 0n, microCredits: 0n });
+      // Another miner's pending credits are untouched; a forfeited unit done again by someone else is paid to them.
+      expect((await ledger.pendingCredits({ minerKey: 'bb' })).map((p) => p.unitId)).toEqual(['g1']);
+      expect(await ledger.hold(creditEntry('f1', 'cc'), RESULT)).toBe(true);
+      await ledger.settlePending('cc');
+      expect(await ledger.balance('cc')).toBe(2_000_000n);
+      expect(await ledger.forfeited('cc')).toBe(0n);
+      // Forfeited twice over (a unit forfeited, done again by the same cheat and forfeited again): both recorded.
+      await ledger.hold(creditEntry('f2', 'aa', 3_000_000_000n), RESULT);
+      await ledger.forfeitPending('aa', 'again', 6);
+      expect(await ledger.forfeited('aa')).toBe(8_000_000n);
+      await ledger.close();
+    }));
+
+    it('settles each pending credit once when audits of one miner pass at once', () => withStore(async (open) => {
+      const ledger = await open();
+      for (let i = 0; i < 10; i++) await ledger.hold(creditEntry(`s${i}`, 'aa'), RESULT);
+      const rounds = await Promise.all(Array.from({ length: 5 }, () => ledger.settlePending('aa')));
+      expect(rounds.flat().map((p) => p.unitId).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `s${i}`).sort());
+      expect(await ledger.balance('aa')).toBe(20_000_000n);
+      expect(await ledger.auditsPassed('aa')).toBe(5);
+      await ledger.close();
+    }));
   });
 }

@@ -121,6 +121,56 @@ export function queueConformance(backend: string, fresh: () => Promise<QueueStor
       expect(await store.ledger.totals()).toMatchObject({ units: 3 });
     }));
 
+    it('holds a unit pending an audit: neither leased nor done until settled (the job then assembled) or queued again, first in line', () => withStore(async (store) => {
+      const queue = await store.open();
+      const job = makeJob('h', 3 * DOTS_PER_UNIT);
+      const state = await submitJob(store, queue, job);
+      const hold = async (lease: Lease, minerKey: string) => {
+        const unit = lease.unit as DotUnit;
+        const result = dots(job.x.subarray(unit.first * job.dim), job.y.subarray(unit.first * job.dim), unit.rows, unit.dim);
+        const ops = dotKind.ops(unit);
+        await store.ledger.hold({ unitId: unit.id, jobId: job.id, minerKey, ops, microCredits: microCreditsFor(ops, 3_000_000n), gpuSeconds: 0.1, createdAtMs: T0 }, bytes(result));
+        await queue.hold(lease, T0);
+        return result;
+      };
+      const leases: Lease[] = [];
+      for (let i = 0; i < 3; i++) {
+        const lease = await queue.lease('m', T0, DOT_MINER);
+        if (!lease) throw new Error('expected a lease');
+        leases.push(lease);
+      }
+      const results = [await hold(leases[0], 'cheat'), await hold(leases[1], 'honest')];
+      expect(await queue.unitCounts('h')).toEqual({ waiting: 0, leased: 1, held: 2 });
+      expect(await queue.endedLease(leases[0].id)).toMatchObject({ end: 'completed' });
+      expect(await queue.leaseFor(leases[0].id, 'm')).toBeUndefined();
+      expect(await queue.lease('other', T0, DOT_MINER)).toBeUndefined();
+      expect(await queue.counts()).toMatchObject({ unitsPending: 0, unitsLeased: 1 });
+      expect(await queue.status(state)).toBe('running');
+
+      // The cheat's audit failed: its unit goes back, first in line, and is done by someone else.
+      const forfeited = await store.ledger.forfeitPending('cheat', 'audit failed', T0);
+      await queue.requeue(forfeited.map((p) => ({ id: p.unitId, jobId: p.jobId })));
+      expect(await queue.unitCounts('h')).toEqual({ waiting: 1, leased: 1, held: 1 });
+      await submitJob(store, queue, makeJob('later', DOTS_PER_UNIT), T0 + 1);
+      const again = await queue.lease('m2', T0, DOT_MINER);
+      expect(again?.unit.id).toBe(leases[0].unit.id);
+      if (!again) throw new Error('expected a lease');
+      await completeLease(store, queue, job, again, 'aa');
+      await completeLease(store, queue, job, leases[2], 'aa');
+      // Only the honest miner's held unit is left: the job waits for its audit.
+      expect(await queue.unitCounts('h')).toEqual({ waiting: 0, leased: 0, held: 1 });
+      expect((await queue.job('h'))?.output).toBeNull();
+
+      await store.ledger.settlePending('honest');
+      const unit = leases[1].unit;
+      const finished = await queue.settle(unit, results[1], T0, 'honest');
+      expect(finished?.output).toBeTruthy();
+      const done = await queue.job('h');
+      expect(JSON.parse(new TextDecoder().decode(done?.output?.body))).toEqual({ dots: [...dots(job.x, job.y, job.count, job.dim)] });
+      // Settling a unit that is no longer held does nothing.
+      expect(await queue.settle(unit, results[1], T0, 'honest')).toBeUndefined();
+    }));
+
     it('forgets a removed job: its units leave the queue and its leases end', () => withStore(async (store) => {
       const queue = await store.open();
       await submitJob(store, queue, makeJob('j', 2 * DOTS_PER_UNIT));

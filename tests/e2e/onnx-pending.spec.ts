@@ -1,0 +1,82 @@
+// A miner's page shows credits pending an audit apart from its balance: a result held pending appears as pending,
+// not in the balance; when the coordinator's audit settles it, its receipt is counted and the pending line empties.
+import { expect, test, type Page } from '@playwright/test';
+import { writeNpz } from '../../src/work/onnx/npz.ts';
+import { UNIT_TARGET_OPS } from '../../src/work/onnx/onnx.ts';
+import { GPU_START_TIMEOUT_MS } from '../helpers/chromium.ts';
+import { mlpModel, seeded } from '../helpers/onnx-builder.ts';
+import { OnnxRunnerForTests } from '../helpers/onnx-miner.ts';
+import { ScriptedMiner } from '../helpers/scripted-miner.ts';
+import { api, startStack, waitForJob, type TestStack } from '../helpers/stack.ts';
+
+process.env.ERGON_LOG ??= 'silent';
+
+// 8 -> 4096 -> 8: heavy per sample, light to send, so that a 4 GFLOP unit is under 1 MB of inputs.
+const [IN, HIDDEN, OUT] = [8, 4096, 8];
+
+let stack: TestStack;
+test.beforeAll(async () => {
+  // Every draw is the largest: only a rate of 1 (a miner with fewer than two passed audits) audits.
+  stack = await startStack({ serveApp: true, random: (into) => into.fill(255) });
+});
+test.afterAll(async () => {
+  await stack?.stop();
+});
+
+async function startMining(page: Page): Promise<void> {
+  await page.getByRole('button', { name: 'Start' }).click();
+  await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', /waiting-for-work|mining/, { timeout: GPU_START_TIMEOUT_MS });
+}
+
+async function submit(sha: string, batch: number, seed: number): Promise<{ id: string; opsPerSample: string }> {
+  const body = writeNpz(new Map([['x', { shape: [batch, IN], data: Float32Array.from(seeded(batch * IN, seed)) }]]));
+  const res = await api(stack.url, `jobs/onnx?model=${sha}`, { method: 'POST', body });
+  expect(res.status).toBe(201);
+  return (await res.json()) as { id: string; opsPerSample: string };
+}
+
+test('the page shows a result\'s credit as pending until an audit settles it, then counts its receipt', async ({ page }) => {
+  page.on('pageerror', (err) => console.error('page error:', err.message));
+  const posted = await api(stack.url, 'models', { method: 'POST', body: mlpModel(IN, HIDDEN, OUT, 7) });
+  const sha = ((await posted.json()) as { id: string }).id;
+
+  await page.goto(stack.url);
+  await expect(page.getByTestId('wallet-key')).not.toHaveText('…');
+  await startMining(page);
+  // A new key is audited on every unit: its first two results are paid at once.
+  const first = await submit(sha, 16, 1);
+  await waitForJob(stack.url, first.id, 240_000);
+  await waitForJob(stack.url, (await submit(sha, 16, 2)).id, 240_000);
+  await expect(page.getByTestId('receipts')).toHaveText('2');
+  await expect(page.getByTestId('pending-units')).toHaveText('0');
+  const settledCredits = await page.getByTestId('credits').textContent();
+  await page.getByRole('button', { name: 'Stop' }).click();
+  await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', 'idle');
+
+  // A two-unit job: another miner takes the first unit and keeps it a while; the page gets the second, one sample.
+  const samplesPerUnit = Number(UNIT_TARGET_OPS / BigInt(first.opsPerSample));
+  const job = await submit(sha, samplesPerUnit + 1, 3);
+  const other = await ScriptedMiner.connect(stack.url);
+  try {
+    await other.hello(undefined, undefined, ['onnx']);
+    const lease = await other.lease();
+    expect(lease.unitId).toBe(`${job.id}.0`);
+    await startMining(page);
+    // Two audits passed: the rate is 2/3 and this draw does not audit; the credit is pending, not in the balance.
+    await expect(page.getByTestId('pending-units')).toHaveText('1', { timeout: 120_000 });
+    await expect(page.getByTestId('pending-credits')).not.toHaveText('0.000000');
+    await expect(page.getByTestId('receipts')).toHaveText('2');
+    await expect(page.getByTestId('credits')).toHaveText(settledCredits ?? '');
+
+    // The other miner returns its unit: the job has only the page's held unit left, which the coordinator audits;
+    // the audit passes, and its receipt reaches the page.
+    const verdict = await new OnnxRunnerForTests(stack.url).run(other, lease);
+    expect(verdict.type).toBe('receipt');
+    await waitForJob(stack.url, job.id, 120_000);
+    await expect(page.getByTestId('receipts')).toHaveText('3');
+    await expect(page.getByTestId('pending-units')).toHaveText('0');
+    await expect(page.getByTestId('credits')).not.toHaveText(settledCredits ?? '');
+  } finally {
+    other.close();
+  }
+});
