@@ -69,10 +69,10 @@ export class MinerSession {
     this.bucket = new TokenBucket(ctx.rateLimit ?? MINER_MESSAGES, Date.now());
   }
 
-  /** Sends the challenge, signed over the fingerprint of the DTLS certificate this end of the channel presents. */
-  async start(dtlsFingerprint: Uint8Array): Promise<void> {
+  /** Sends the challenge, signed over what binds it to this channel (miner-connections.ts: IncomingConnection.channelBinding). */
+  async start(channelBinding: Uint8Array): Promise<void> {
     const body = { coordinatorKey: this.ctx.signingKey.publicKey, nonce: this.nonce, heartbeatMs: HEARTBEAT_MS };
-    const signature = await signChallenge(this.ctx.signingKey.privateKey, body, dtlsFingerprint);
+    const signature = await signChallenge(this.ctx.signingKey.privateKey, body, channelBinding);
     this.send({ type: 'challenge', ...body, signature });
   }
 
