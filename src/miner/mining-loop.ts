@@ -6,7 +6,7 @@ import type { UnitEnergy } from '../protocol/energy.ts';
 import type { Tensor } from '../protocol/tensor.ts';
 import { toHex } from '../protocol/receipt.ts';
 import type { Wallet } from '../wallet/wallet.ts';
-import { CoordinatorLink, LinkClosedError, type MessageOf } from './coordinator-link.ts';
+import { CoordinatorLink, LinkClosedError, type MessageOf, type Transport } from './coordinator-link.ts';
 import { UnitCancelledError } from './cancelled.ts';
 import type { GpuClient, GpuRun } from './gpu-client.ts';
 import type { GpuDescription, UnitTiming, WorkerTensor } from './worker-messages.ts';
@@ -41,6 +41,8 @@ export interface MinerEvents {
   receipt(receipt: Receipt): void;
   /** The coordinator now in use (or the one being tried). */
   coordinator(url: string): void;
+  /** What carries the link to it once connected, and why the data channel was given up when it was. */
+  transport(transport: Transport, fallbackReason: string): void;
 }
 
 /**
@@ -125,7 +127,9 @@ export class MiningLoop {
       try {
         this.events.coordinator(url);
         this.events.phase('connecting', url);
-        this.link = await CoordinatorLink.open(url, Peer);
+        // The data channel first; the coordinator's WebSocket when WebRTC cannot connect (blocked UDP, WebRTC off).
+        this.link = await CoordinatorLink.open(url, Peer, { transport: 'auto' });
+        this.events.transport(this.link.transport, this.link.fallbackReason);
         await this.hello(this.link);
         backoffMs = RECONNECT_FIRST_MS;
         failuresThisRound = 0;
