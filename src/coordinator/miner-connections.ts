@@ -4,7 +4,7 @@ import { FramedChannel, type BytePipe } from '../protocol/channel.ts';
 import { MAX_MESSAGE_BYTES } from '../protocol/framing.ts';
 import { log } from './log.ts';
 import { MinerSession, type SessionContext } from './miner-session.ts';
-import type { WorkQueue } from './queue.ts';
+import type { LeaseGrace } from './lease-grace.ts';
 
 export type MinerTransport = 'webrtc' | 'websocket';
 
@@ -36,14 +36,15 @@ export const PRE_HELLO_MAX_MESSAGE_BYTES = 64 * 1024;
 export interface MinerConnections {
   sessions: Map<string, MinerSession>;
   channels: Map<string, FramedChannel>;
-  queue: WorkQueue;
+  /** Where a dropped session's leases wait for its wallet key. */
+  grace: LeaseGrace;
   context: SessionContext;
   maxSessions: number;
 }
 
 /** Opens a session on a new connection (or closes it when the coordinator holds as many as it takes). */
 export function acceptMiner(connection: IncomingConnection, miners: MinerConnections): void {
-  const { sessions, channels, queue } = miners;
+  const { sessions, channels, grace } = miners;
   if (sessions.size >= miners.maxSessions) {
     log('miner-refused', { connection: connection.id, transport: connection.transport, reason: `${sessions.size} connections already` });
     connection.close();
@@ -79,10 +80,8 @@ export function acceptMiner(connection: IncomingConnection, miners: MinerConnect
     if (!sessions.delete(sessionId)) return;
     channels.delete(sessionId);
     channel.close();
-    queue.releaseSession(sessionId).then(
-      (released) => log('miner-left', { session: sessionId, miner: session.minerKey, released: released.length }),
-      (err: unknown) => log('queue-error', { event: 'release-session', session: sessionId, error: String(err) }),
-    );
+    // Results finished while the link was down may still come, from the same wallet key on a new connection.
+    grace.hold(sessionId, session.minerKey);
   };
   sessions.set(sessionId, session);
   channels.set(sessionId, channel);

@@ -232,9 +232,10 @@ export class MinerSession {
     if (!this.minerKey || !minerKeyBytes) return this.sendError('not-authenticated', 'say hello before sending results');
     const leaseSentAtMs = this.leaseSentAtMs.get(message.leaseId);
     this.leaseSentAtMs.delete(message.leaseId);
+    const holder = leaseSentAtMs === undefined ? await this.leaseHolder(message.leaseId, this.minerKey) : this.id;
     const settlement = await settle(
       this.ctx,
-      { sessionId: this.id, minerKey: this.minerKey, minerKeyBytes, adapter: this.adapter },
+      { sessionId: holder, minerKey: this.minerKey, minerKeyBytes, adapter: this.adapter },
       { leaseId: message.leaseId, unitId: message.unitId, gpuSeconds: message.gpuSeconds, output: message.output, energy: message.energy, leaseSentAtMs },
     );
     if (settlement.type === 'receipt') {
@@ -244,6 +245,22 @@ export class MinerSession {
     if (settlement.offence) this.unitsRejected++;
     this.send({ type: 'rejected', unitId: message.unitId, code: settlement.error.code, message: settlement.error.message });
     if (settlement.banned) this.refuseBanned(settlement.banned);
+  }
+
+  /**
+   * The session a result's lease was sent on: this one, or another of the same wallet key (one that dropped, whose
+   * leases are held a while for it, or one still open), so that a result finished while the link was down is
+   * settled once it comes back on a new connection. Only the key that proved itself here can name those sessions.
+   * A lease that ended (a replay of a paid result) names its session too, so the replay is refused as such.
+   */
+  private async leaseHolder(leaseId: string, minerKey: string): Promise<string> {
+    const others = (this.ctx.sessionsOf?.(minerKey) ?? []).filter((id) => id !== this.id);
+    if (others.length === 0 || (await this.ctx.queue.leaseFor(leaseId, this.id))) return this.id;
+    for (const id of others) {
+      if (await this.ctx.queue.leaseFor(leaseId, id)) return id;
+    }
+    const ended = await this.ctx.queue.endedLease(leaseId);
+    return ended && others.includes(ended.sessionId) ? ended.sessionId : this.id;
   }
 
   private refuseBanned(reputation: Reputation): void {

@@ -22,6 +22,7 @@ import type { Ledger } from './ledger/ledger.ts';
 import { log } from './log.ts';
 import type { MinerSession } from './miner-session.ts';
 import { acceptMiner, type MinerConnections } from './miner-connections.ts';
+import { LeaseGrace } from './lease-grace.ts';
 import { MINER_SOCKET_PATH, mountMinerSocket } from './miner-socket.ts';
 import { CoordinatorMetrics } from './metrics.ts';
 import { minersConnected, mountOperator, OperatorView, queueDepth } from './operator.ts';
@@ -65,6 +66,8 @@ export interface CoordinatorOptions {
   uploadLimits?: Partial<UploadLimits>;
   /** Overrides of the bounds on WebRTC connections being set up (signalling.ts). */
   handshakeLimits?: Partial<HandshakeLimits>;
+  /** How long a dropped miner's leases wait for its wallet key to come back with results (default LEASE_GRACE_MS). */
+  leaseGraceMs?: number;
   /** Connections at once (default MAX_SESSIONS). */
   maxSessions?: number;
   /** The kinds of work served; by default every built-in kind (src/work/registry.ts). */
@@ -115,7 +118,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   });
   const operatorKey = new OperatorKey(options.operatorKey ?? newOperatorKey());
   const operatorView = new OperatorView({ key: operatorKey, metrics, ledger, queue, kinds: kindNames, sessions });
-  const sessionsOf = (minerKey: string) => [...sessions.values()].filter((s) => s.minerKey === minerKey).map((s) => s.id);
+  const grace = new LeaseGrace(queue, options.leaseGraceMs);
+  // A key's sessions include those dropped a moment ago whose leases are held for it (lease-grace.ts).
+  const sessionsOf = (minerKey: string) => [...[...sessions.values()].filter((s) => s.minerKey === minerKey).map((s) => s.id), ...grace.of(minerKey)];
   const channels = new Map<string, FramedChannel>();
   const peerKey = options.peerKey ?? 'ergon';
   const peerId = `ergon-coordinator-${toHex(signingKey.publicKey).slice(0, 16)}`;
@@ -132,7 +137,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const miners: MinerConnections = {
     sessions,
     channels,
-    queue,
+    grace,
     context: { jobs, queue, ledger, signingKey, verify, metrics, rateLimit: options.rateLimits?.minerMessages, sessionsOf },
     maxSessions: options.maxSessions ?? MAX_SESSIONS,
   };
@@ -223,6 +228,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     metrics,
     async close() {
       clearInterval(heartbeat);
+      grace.close();
       operatorView.close();
       peer.close();
       peerServer.close();
