@@ -1,10 +1,15 @@
 // The miners' WebSocket: the same protocol and session as the data channel, paid alike, and bounded alike.
+import { createServer } from 'node:http';
 import { encode } from '@msgpack/msgpack';
+import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WebSocket } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
+import { loadPeerJs } from '../../src/coordinator/peers.ts';
+import { CoordinatorLink, type WebSocketClass } from '../../src/miner/coordinator-link.ts';
 import { HELLO_TIMEOUT_MS } from '../../src/coordinator/miner-session.ts';
 import { MAX_SOCKET_MESSAGE_BYTES, MINER_SOCKET_PATH } from '../../src/coordinator/miner-socket.ts';
-import { frames } from '../../src/protocol/framing.ts';
+import { frames, Reassembler } from '../../src/protocol/framing.ts';
+import { parseCoordinatorMessage } from '../../src/protocol/codec.ts';
 import { toHex } from '../../src/protocol/receipt.ts';
 import { PROTOCOL_VERSION } from '../../src/protocol/version.ts';
 import { matmulF64, randomMatrix } from '../helpers/random.ts';
@@ -76,8 +81,6 @@ describe("the miners' WebSocket", () => {
   it('answers garbage and unauthenticated requests with errors, refuses an oversized frame and a large message before hello', async () => {
     const { ws, closed } = await rawSocket(stack.url);
     const replies: { type: string; code?: string }[] = [];
-    const { Reassembler } = await import('../../src/protocol/framing.ts');
-    const { parseCoordinatorMessage } = await import('../../src/protocol/codec.ts');
     const reassembler = new Reassembler();
     ws.on('message', (data: Buffer) => {
       const whole = reassembler.push(new Uint8Array(data), Date.now());
@@ -123,5 +126,39 @@ describe("the miners' WebSocket", () => {
     for (let i = 0; i < 250; i++) flooder.sendBytes(new Uint8Array([0xc1, i & 0xff]));
     expect(await closed).toMatch(/^the WebSocket closed \(1000/);
     expect((await flooder.next('error')).code).toBe('malformed-message');
+  });
+
+  it("is refused by a miner when someone else's host relays the coordinator's genuine challenge", async () => {
+    // A relay at another address: it opens its own socket to the coordinator and passes the challenge on, frame for
+    // frame. The challenge is the coordinator's, under its key, but signed over the host the relay dialled.
+    const app = express();
+    const config = await (await fetch(new URL('api/config', stack.url))).json();
+    app.get('/api/config', (_req, res) => res.json(config));
+    const server = createServer(app);
+    const relay = new WebSocketServer({ server, path: MINER_SOCKET_PATH });
+    relay.on('connection', (victim) => {
+      const upstream = new WebSocket(new URL(MINER_SOCKET_PATH, stack.url.replace('http', 'ws')));
+      upstream.on('message', (data: Buffer) => victim.send(data));
+      victim.on('message', (data: Buffer) => upstream.send(data));
+      victim.on('close', () => upstream.close());
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = server.address();
+    const relayUrl = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/`;
+    try {
+      const outcome = await CoordinatorLink.open(relayUrl, await loadPeerJs(), { transport: 'websocket', WebSocket: WebSocket as unknown as WebSocketClass }).then(
+        (link) => {
+          link.close();
+          return 'accepted';
+        },
+        (err: unknown) => (err as Error).message,
+      );
+      expect(outcome).toBe(`refused a challenge whose signature is not the coordinator's over the host of this socket (${new URL(relayUrl).host}): the channel ends at someone else`);
+    } finally {
+      for (const client of relay.clients) client.terminate();
+      relay.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });
