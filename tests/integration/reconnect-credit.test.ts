@@ -58,6 +58,43 @@ describe('a result finished while disconnected', () => {
   }
 });
 
+describe('a result that comes back after its grace', () => {
+  let stack: TestStack;
+  beforeAll(async () => {
+    stack = await startStack({ leaseGraceMs: 200 });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('finds its unit re-queued and done by another miner, and is told its lease ended, without blame or credit', async () => {
+    const job = await submitGemm(stack.url, 256, 256, 64, randomMatrix(256 * 64, 9), randomMatrix(64 * 256, 10));
+    expect(job.unitsTotal).toBe(1);
+    const keys = await generateSigningKeys();
+    const first = await ScriptedMiner.connect(stack.url, 5, 'websocket');
+    await first.hello(keys);
+    const lease = await first.lease();
+    first.close();
+
+    // After the grace the unit goes back in the queue: another miner gets it (lease() asks until it does).
+    const other = await ScriptedMiner.connect(stack.url, 5, 'websocket');
+    await other.hello();
+    const again = await other.lease();
+    expect(again.unitId).toBe(lease.unitId);
+    expect((await other.verdict(again, ScriptedMiner.compute(again))).type).toBe('receipt');
+
+    const late = await ScriptedMiner.connect(stack.url, 5, 'websocket');
+    await late.hello(keys);
+    const verdict = await late.verdict(lease, ScriptedMiner.compute(lease));
+    expect(verdict.type === 'rejected' && verdict.code).toBe('lease-expired');
+    expect(await stack.ledger.balance(toHex(late.minerKey))).toBe(0n);
+    expect(await stack.ledger.reputation(toHex(late.minerKey))).toMatchObject({ rejected: 0 });
+    expect((await stack.ledger.totals()).units).toBe(1);
+    other.close();
+    late.close();
+  });
+});
+
 async function waitUntil(condition: () => boolean): Promise<void> {
   for (let i = 0; i < 600 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 50));
   if (!condition()) throw new Error('condition not met within 30 s');
