@@ -233,6 +233,13 @@ export class MinerSession {
     const leaseSentAtMs = this.leaseSentAtMs.get(message.leaseId);
     this.leaseSentAtMs.delete(message.leaseId);
     const holder = leaseSentAtMs === undefined ? await this.leaseHolder(message.leaseId, this.minerKey) : this.id;
+    if (holder !== this.id && (await this.ctx.queue.endedLease(message.leaseId))?.end === 'completed') {
+      // Sent again after a reconnection: the result was credited, and its receipt went out on the link that dropped.
+      // Refused without credit, and without blame: an honest miner cannot know which of its results arrived.
+      const reason = `unit ${message.unitId} was already credited to this wallet key; its receipt went out on the connection that dropped`;
+      log('result-rejected', { session: this.id, miner: this.minerKey, unit: message.unitId, code: 'replayed-result', message: reason });
+      return this.send({ type: 'rejected', unitId: message.unitId, code: 'replayed-result', message: reason });
+    }
     const settlement = await settle(
       this.ctx,
       { sessionId: holder, minerKey: this.minerKey, minerKeyBytes, adapter: this.adapter },

@@ -53,6 +53,8 @@ describe('a result finished while disconnected', () => {
       expect(after.units - before.units).toBe(1);
       expect(await stack.ledger.balance(toHex(back.minerKey))).toBe(verdict.receipt.microCredits);
       expect(await stack.ledger.balance(toHex(thief.minerKey))).toBe(0n);
+      // The second delivery is no offence: an honest page resends what it got no verdict for.
+      expect(await stack.ledger.reputation(toHex(back.minerKey))).toMatchObject({ accepted: 1, rejected: 0 });
       back.close();
     });
   }
