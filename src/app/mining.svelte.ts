@@ -2,6 +2,7 @@
 // and the rules that turn settings and the device's condition into a pause or a throttle.
 import { GpuClient } from '../miner/gpu-client.ts';
 import { MiningLoop, type ComputedUnit, type MinerPhase } from '../miner/mining-loop.ts';
+import type { Transport } from '../miner/coordinator-link.ts';
 import { EnergyMeter } from '../miner/energy/energy-meter.ts';
 import { energy } from './energy.svelte.ts';
 import type { Backend, GpuDescription, Throttle } from '../miner/worker-messages.ts';
@@ -33,6 +34,9 @@ class MiningState {
   deviceLosses = $state(0);
   deviceRecoveries = $state(0);
   coordinatorUrl = $state('');
+  /** What carries the link to the coordinator in use, and why the data channel was given up when it was. */
+  transport = $state<Transport | null>(null);
+  fallbackReason = $state('');
   /** Why this browser cannot mine with WebGPU, when it cannot. */
   noWebGpu = $state('');
   /** What the last Start chose to compute with. */
@@ -134,6 +138,11 @@ class MiningState {
       },
       coordinator: (url) => {
         this.coordinatorUrl = url;
+        this.transport = null;
+      },
+      transport: (transport, fallbackReason) => {
+        this.transport = transport;
+        this.fallbackReason = fallbackReason;
       },
       computed: (unit) => {
         this.unitsComputed++;

@@ -72,10 +72,10 @@ export class MinerSession {
     this.bucket = new TokenBucket(ctx.rateLimit ?? MINER_MESSAGES, Date.now());
   }
 
-  /** Sends the challenge, signed over the fingerprint of the DTLS certificate this end of the channel presents. */
-  async start(dtlsFingerprint: Uint8Array): Promise<void> {
+  /** Sends the challenge, signed over what binds it to this channel (miner-connections.ts: IncomingConnection.channelBinding). */
+  async start(channelBinding: Uint8Array): Promise<void> {
     const body = { coordinatorKey: this.ctx.signingKey.publicKey, nonce: this.nonce, heartbeatMs: HEARTBEAT_MS };
-    const signature = await signChallenge(this.ctx.signingKey.privateKey, body, dtlsFingerprint);
+    const signature = await signChallenge(this.ctx.signingKey.privateKey, body, channelBinding);
     this.send({ type: 'challenge', ...body, signature });
     this.challenged = true;
   }
@@ -236,9 +236,17 @@ export class MinerSession {
     if (!this.minerKey || !minerKeyBytes) return this.sendError('not-authenticated', 'say hello before sending results');
     const leaseSentAtMs = this.leaseSentAtMs.get(message.leaseId);
     this.leaseSentAtMs.delete(message.leaseId);
+    const holder = leaseSentAtMs === undefined ? await this.leaseHolder(message.leaseId, this.minerKey) : this.id;
+    if (holder !== this.id && (await this.ctx.queue.endedLease(message.leaseId))?.end === 'completed') {
+      // Sent again after a reconnection: the result was credited, and its receipt went out on the link that dropped.
+      // Refused without credit, and without blame: an honest miner cannot know which of its results arrived.
+      const reason = `unit ${message.unitId} was already credited to this wallet key; its receipt went out on the connection that dropped`;
+      log('result-rejected', { session: this.id, miner: this.minerKey, unit: message.unitId, code: 'replayed-result', message: reason });
+      return this.send({ type: 'rejected', unitId: message.unitId, code: 'replayed-result', message: reason });
+    }
     const settlement = await settle(
       this.ctx,
-      { sessionId: this.id, minerKey: this.minerKey, minerKeyBytes, adapter: this.adapter },
+      { sessionId: holder, minerKey: this.minerKey, minerKeyBytes, adapter: this.adapter },
       { leaseId: message.leaseId, unitId: message.unitId, gpuSeconds: message.gpuSeconds, output: message.output, energy: message.energy, leaseSentAtMs },
     );
     switch (settlement.type) {
@@ -269,6 +277,22 @@ export class MinerSession {
       const unitIds = notice.unitIds.slice(at, at + MAX_FORFEITED_UNITS);
       this.send({ type: 'forfeited', unitIds, microCredits: at === 0 ? notice.microCredits : 0n, reason: notice.reason.slice(0, 256) });
     }
+  }
+
+  /**
+   * The session a result's lease was sent on: this one, or another of the same wallet key (one that dropped, whose
+   * leases are held a while for it, or one still open), so that a result finished while the link was down is
+   * settled once it comes back on a new connection. Only the key that proved itself here can name those sessions.
+   * A lease that ended (a replay of a paid result) names its session too, so the replay is refused as such.
+   */
+  private async leaseHolder(leaseId: string, minerKey: string): Promise<string> {
+    const others = (this.ctx.sessionsOf?.(minerKey) ?? []).filter((id) => id !== this.id);
+    if (others.length === 0 || (await this.ctx.queue.leaseFor(leaseId, this.id))) return this.id;
+    for (const id of others) {
+      if (await this.ctx.queue.leaseFor(leaseId, id)) return id;
+    }
+    const ended = await this.ctx.queue.endedLease(leaseId);
+    return ended && others.includes(ended.sessionId) ? ended.sessionId : this.id;
   }
 
   private refuseBanned(reputation: Reputation): void {

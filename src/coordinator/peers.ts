@@ -5,10 +5,13 @@ import type { Express } from 'express';
 import { ExpressPeerServer } from 'peer';
 import type { DataConnection, Peer as PeerType } from 'peerjs';
 import { WebSocketServer } from 'ws';
-import type { BytePipe } from '../protocol/channel.ts';
 import { sdpFingerprint } from '../protocol/dtls-fingerprint.ts';
 import { log } from './log.ts';
+import type { IncomingConnection } from './miner-connections.ts';
 import { guardSignalling, Handshakes } from './signalling.ts';
+import { UpgradeRoutes } from './upgrades.ts';
+
+export type { IncomingConnection } from './miner-connections.ts';
 
 export const PEER_PATH = '/peerjs';
 /** Signalling messages are JSON of an SDP (about 1 KB) or a candidate; anything near this is not signalling. */
@@ -22,16 +25,6 @@ export interface PeerEndpoint {
   close(): void;
 }
 
-/** A data connection as a byte pipe, with what the session needs to manage it. */
-export interface IncomingConnection {
-  id: string;
-  /** The sha-256 fingerprint of the DTLS certificate this end presents, from its local description. */
-  dtlsFingerprint: Uint8Array;
-  pipe: BytePipe;
-  onData(listener: (data: ArrayBuffer | Uint8Array) => void): void;
-  onClose(listener: () => void): void;
-  close(): void;
-}
 
 /** What mounting the PeerServer gives the coordinator's own peer. */
 export interface MountedPeerServer {
@@ -60,9 +53,13 @@ export function mountPeerServer(app: Express, httpServer: Server, peerKey: strin
     alive_timeout: 20_000,
     // The PeerServer's typed option (IConfig.createWebSocketServer) for making its WebSocket server: here the
     // reservation is checked before the upgrade, and frames are capped.
-    createWebSocketServer: (options) =>
-      (sockets = new WebSocketServer({
-        ...options,
+    createWebSocketServer: (options) => {
+      // Detached from the HTTP server and reached through its upgrade router (upgrades.ts), so that the miners'
+      // socket can share the server.
+      const { server: _server, path, ...rest } = options;
+      const signalling = new WebSocketServer({
+        ...rest,
+        noServer: true,
         maxPayload: MAX_SIGNAL_BYTES,
         verifyClient: ({ req }, done) => {
           const verdict = checkRegistration(req, coordinatorPeerId, token);
@@ -71,7 +68,12 @@ export function mountPeerServer(app: Express, httpServer: Server, peerKey: strin
           if (verdict[0] && id && req.socket.remoteAddress && !addresses.has(id)) addresses.set(id, req.socket.remoteAddress);
           done(...verdict);
         },
-      })),
+      });
+      UpgradeRoutes.of(httpServer).route(path ?? PEER_PATH, (req, socket, head) =>
+        signalling.handleUpgrade(req, socket, head, (ws) => signalling.emit('connection', ws, req)));
+      sockets = signalling;
+      return signalling;
+    },
   });
   peerServer.on('disconnect', (client) => addresses.delete(client.getId()));
   app.use(PEER_PATH, peerServer);
@@ -190,7 +192,8 @@ export async function startCoordinatorPeer(
 function wrap(conn: DataConnection, dtlsFingerprint: Uint8Array): IncomingConnection {
   return {
     id: conn.connectionId,
-    dtlsFingerprint,
+    transport: 'webrtc',
+    channelBinding: dtlsFingerprint,
     pipe: {
       send: (frame) => void conn.send(frame),
       // PeerJS keeps its own queue (in messages) above the channel's buffer.

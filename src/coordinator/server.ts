@@ -2,11 +2,9 @@
 import { createServer, type Server } from 'node:http';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import express from 'express';
-import { FramedChannel } from '../protocol/channel.ts';
-import { MAX_MESSAGE_BYTES } from '../protocol/framing.ts';
+import type { FramedChannel } from '../protocol/channel.ts';
 import { HEARTBEAT_MS } from '../protocol/heartbeat.ts';
 import { toHex } from '../protocol/receipt.ts';
 import { PROTOCOL_VERSION } from '../protocol/version.ts';
@@ -26,7 +24,10 @@ import type { Ledger } from './ledger/ledger.ts';
 import { log } from './log.ts';
 import { auditStalledSoon, type MinerNotice } from './audits.ts';
 import type { SettlementContext } from './settle.ts';
-import { MinerSession } from './miner-session.ts';
+import type { MinerSession } from './miner-session.ts';
+import { acceptMiner, type MinerConnections } from './miner-connections.ts';
+import { LeaseGrace } from './lease-grace.ts';
+import { MINER_SOCKET_PATH, mountMinerSocket } from './miner-socket.ts';
 import { CoordinatorMetrics } from './metrics.ts';
 import { minersConnected, mountOperator, OperatorView, queueDepth } from './operator.ts';
 import { newOperatorKey, OperatorKey } from './operator-key.ts';
@@ -41,12 +42,6 @@ import { Uploads, type UploadLimits } from './upload.ts';
 
 /** Connections at once; beyond it a new one is closed at once. Each costs a WebRTC peer connection and a session. */
 export const MAX_SESSIONS = 1_000;
-/**
- * The largest message from a connection that has not proved a wallet key: a hello is under 1 KiB. A message's
- * buffer is made whole on its first frame, so without this, every unauthenticated connection could make the
- * coordinator hold one of the largest messages (96 MiB).
- */
-export const PRE_HELLO_MAX_MESSAGE_BYTES = 64 * 1024;
 
 /** The fleet's members are looked up every this many heartbeats (2 s): a new coordinator's pages are served soon. */
 const FLEET_ORIGINS_EVERY_TICKS = 4;
@@ -75,6 +70,8 @@ export interface CoordinatorOptions {
   uploadLimits?: Partial<UploadLimits>;
   /** Overrides of the bounds on WebRTC connections being set up (signalling.ts). */
   handshakeLimits?: Partial<HandshakeLimits>;
+  /** How long a dropped miner's leases wait for its wallet key to come back with results (default LEASE_GRACE_MS). */
+  leaseGraceMs?: number;
   /** Connections at once (default MAX_SESSIONS). */
   maxSessions?: number;
   /** The kinds of work served; by default every built-in kind (src/work/registry.ts). */
@@ -128,7 +125,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   });
   const operatorKey = new OperatorKey(options.operatorKey ?? newOperatorKey());
   const operatorView = new OperatorView({ key: operatorKey, metrics, ledger, queue, kinds: kindNames, sessions });
-  const sessionsOf = (minerKey: string) => [...sessions.values()].filter((s) => s.minerKey === minerKey).map((s) => s.id);
+  const grace = new LeaseGrace(queue, options.leaseGraceMs);
+  // A key's sessions include those dropped a moment ago whose leases are held for it (lease-grace.ts).
+  const sessionsOf = (minerKey: string) => [...[...sessions.values()].filter((s) => s.minerKey === minerKey).map((s) => s.id), ...grace.of(minerKey)];
   /**
    * An audit's verdict for a miner that did not wait for it goes to every live session of its key (one may be a
    * closing tab's; the wallet keeps a receipt once, by unit); it is in the ledger either way.
@@ -150,6 +149,18 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   // the socket is closed (a stalled one is closed sooner, by the upload's idle timeout).
   httpServer.requestTimeout = HTTP_REQUEST_TIMEOUT_MS;
   const peerServer = mountPeerServer(app, httpServer, peerKey, peerId);
+  const miners: MinerConnections = {
+    sessions,
+    channels,
+    grace,
+    context: { ...settlement, rateLimit: options.rateLimits?.minerMessages, sessionsOf },
+    maxSessions: options.maxSessions ?? MAX_SESSIONS,
+  };
+  const minerSocket = mountMinerSocket(httpServer, {
+    allowedOrigins: options.allowedOrigins ?? [],
+    handshakeLimits: options.handshakeLimits,
+    onConnection: (connection) => acceptMiner(connection, miners),
+  });
   mountOperator(app, operatorView, { key: operatorKey, metrics });
   mountModelsApi(app, { models, apiKeys });
   // A fleet's key lives in the shared folder beside its operands: every coordinator of the fleet signs the same list.
@@ -177,6 +188,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       coordinatorPeerId: peerId,
       coordinatorKey: toHex(signingKey.publicKey),
       peer: { path: PEER_PATH, key: peerKey },
+      minerSocket: { path: MINER_SOCKET_PATH },
     }),
   });
   if (options.staticDir && existsSync(options.staticDir)) {
@@ -193,60 +205,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     peerId,
     peerKey,
     peerServer.token,
-    (connection) => {
-      if (sessions.size >= (options.maxSessions ?? MAX_SESSIONS)) {
-        log('miner-refused', { connection: connection.id, reason: `${sessions.size} connections already` });
-        connection.close();
-        return;
-      }
-      const sessionId = randomUUID();
-      const channel: FramedChannel = new FramedChannel(
-        connection.pipe,
-        (bytes) => {
-          session.receive(bytes).catch((err: unknown) => {
-            log('session-error', { session: sessionId, error: String(err) });
-            session.frameError({ code: 'internal', message: 'the coordinator failed to handle that message' });
-          });
-        },
-        (error) => session.frameError(error),
-      );
-      const session = new MinerSession(
-        sessionId,
-        { ...settlement, rateLimit: options.rateLimits?.minerMessages, sessionsOf },
-        (bytes) => void channel.send(bytes),
-        (reason) => {
-          log('session-closing', { session: sessionId, miner: session.minerKey, reason });
-          connection.close();
-          drop();
-        },
-      );
-      channel.maxMessageBytes = PRE_HELLO_MAX_MESSAGE_BYTES;
-      session.onWelcome = () => {
-        channel.maxMessageBytes = MAX_MESSAGE_BYTES;
-      };
-      const drop = () => {
-        if (!sessions.delete(sessionId)) return;
-        channels.delete(sessionId);
-        channel.close();
-        queue.releaseSession(sessionId).then(
-          (released) => log('miner-left', { session: sessionId, miner: session.minerKey, released: released.length }),
-          (err: unknown) => log('queue-error', { event: 'release-session', session: sessionId, error: String(err) }),
-        );
-      };
-      sessions.set(sessionId, session);
-      channels.set(sessionId, channel);
-      connection.onData((data) => {
-        session.heard();
-        channel.receive(data);
-      });
-      connection.onClose(drop);
-      log('miner-connected', { session: sessionId, connection: connection.id });
-      session.start(connection.dtlsFingerprint).catch((err: unknown) => {
-        log('session-error', { session: sessionId, error: `signing the challenge: ${String(err)}` });
-        connection.close();
-        drop();
-      });
-    },
+    (connection) => acceptMiner(connection, miners),
     (reason) => log('peer-warning', { reason }),
     peerServer.addressOf,
     new Handshakes({ ...DEFAULT_HANDSHAKE_LIMITS, ...options.handshakeLimits }),
@@ -288,9 +247,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     async close() {
       clearInterval(heartbeat);
       ocr.close();
+      grace.close();
       operatorView.close();
       peer.close();
       peerServer.close();
+      minerSocket.close();
       httpServer.closeAllConnections();
       await new Promise<void>((resolve) => httpServer.close(() => resolve()));
       await fleet?.leave().catch((err: unknown) => log('storage-error', { event: 'leave-fleet', error: String(err) }));

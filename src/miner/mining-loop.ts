@@ -6,7 +6,7 @@ import type { UnitEnergy } from '../protocol/energy.ts';
 import type { Tensor } from '../protocol/tensor.ts';
 import { toHex } from '../protocol/receipt.ts';
 import type { Wallet } from '../wallet/wallet.ts';
-import { CoordinatorLink, LinkClosedError, type MessageOf } from './coordinator-link.ts';
+import { CoordinatorLink, LinkClosedError, type MessageOf, type MinerOutgoing, type Transport } from './coordinator-link.ts';
 import { UnitCancelledError } from './cancelled.ts';
 import type { GpuClient, GpuRun } from './gpu-client.ts';
 import type { GpuDescription, UnitTiming, WorkerTensor } from './worker-messages.ts';
@@ -43,6 +43,8 @@ export interface MinerEvents {
   pending(forfeitedReason?: string): void;
   /** The coordinator now in use (or the one being tried). */
   coordinator(url: string): void;
+  /** What carries the link to it once connected, and why the data channel was given up when it was. */
+  transport(transport: Transport, fallbackReason: string): void;
 }
 
 /**
@@ -55,6 +57,16 @@ const RECONNECT_MAX_MS = 30_000;
 /** How long a stopping miner waits for the verdicts of results it already sent. */
 const VERDICT_WAIT_MS = 30_000;
 
+/** A result kept until its verdict arrives, with where it goes and until when its lease lasts. */
+interface UnsettledResult {
+  url: string;
+  coordinatorKey: string;
+  deadlineAtMs: number;
+  ops: bigint;
+  gpuSeconds: number;
+  message: Extract<MinerOutgoing, { type: 'result' }>;
+}
+
 export class MiningLoop {
   private running = false;
   private link: CoordinatorLink | undefined;
@@ -65,6 +77,11 @@ export class MiningLoop {
   /** Set while a connection winds down: units in hand not yet computing are given up, not run again. */
   private draining = false;
   private coordinatorIndex = 0;
+  /**
+   * Results sent without a verdict yet, by unit id: when the link drops before the verdict comes, the result is sent
+   * again once the same coordinator (the same receipt key) is back, while its lease may still be held for this wallet.
+   */
+  private readonly unsettled = new Map<string, UnsettledResult>();
 
   /** `coordinators` is read at each connection attempt, so edits to the list apply on the next reconnect. */
   constructor(
@@ -127,7 +144,9 @@ export class MiningLoop {
       try {
         this.events.coordinator(url);
         this.events.phase('connecting', url);
-        this.link = await CoordinatorLink.open(url, Peer);
+        // The data channel first; the coordinator's WebSocket when WebRTC cannot connect (blocked UDP, WebRTC off).
+        this.link = await CoordinatorLink.open(url, Peer, { transport: 'auto' });
+        this.events.transport(this.link.transport, this.link.fallbackReason);
         await this.hello(this.link);
         backoffMs = RECONNECT_FIRST_MS;
         failuresThisRound = 0;
@@ -189,6 +208,7 @@ export class MiningLoop {
     this.draining = false;
     const awaiting = new Map<string, { ops: bigint; gpuSeconds: number }>();
     const verdicts = this.collectVerdicts(link, awaiting);
+    this.redeliver(link, url, awaiting);
     /** Units handed to the worker, oldest first; each settles with the rest the throttle wants after it. */
     const inHand: Promise<number>[] = [];
     let requested = 0;
@@ -270,10 +290,13 @@ export class MiningLoop {
       this.events.phase('mining', `energy not measured for this unit: ${(err as Error).message}`);
       return undefined;
     });
-    link.send({
+    const result: UnsettledResult['message'] = {
       type: 'result', leaseId: offer.leaseId, unitId: offer.unitId, gpuSeconds: run.gpuSeconds, output: { ...output, data: new Uint8Array(output.data) },
       ...(energy ? { energy } : {}),
-    });
+    };
+    // Kept until its verdict: a link that dropped meanwhile (the send is then dropped too) gets it on reconnection.
+    this.unsettled.set(offer.unitId, { url, coordinatorKey: toHex(link.challenge.coordinatorKey), deadlineAtMs, ops, gpuSeconds: run.gpuSeconds, message: result });
+    link.send(result);
     this.events.computed({ ...timing, unitId: offer.unitId, ops, coordinatorUrl: url, ...(energy ? { energy } : {}) });
     return run.restMs;
   }
@@ -301,6 +324,7 @@ export class MiningLoop {
       const unitId = verdict.type === 'receipt' ? verdict.receipt.unitId : verdict.unitId;
       const sent = awaiting.get(unitId);
       awaiting.delete(unitId);
+      this.unsettled.delete(unitId);
       const report = { unitId, ops: sent?.ops ?? 0n, gpuSeconds: sent?.gpuSeconds ?? 0 };
       if (verdict.type === 'rejected') {
         this.events.unit({ ...report, accepted: false, reason: verdict.message });
@@ -320,6 +344,24 @@ export class MiningLoop {
       } catch (err) {
         this.events.unit({ ...report, accepted: false, reason: (err as Error).message });
       }
+    }
+  }
+
+  /**
+   * Sends again the results this coordinator's last link dropped before their verdicts; the coordinator credits each
+   * once if its lease is still held for this wallet, and refuses the rest. Results whose leases have run out are let go.
+   */
+  private redeliver(link: CoordinatorLink, url: string, awaiting: Map<string, { ops: bigint; gpuSeconds: number }>): void {
+    const coordinatorKey = toHex(link.challenge.coordinatorKey);
+    const nowMs = Date.now();
+    for (const [unitId, kept] of this.unsettled) {
+      if (nowMs >= kept.deadlineAtMs) {
+        this.unsettled.delete(unitId);
+        continue;
+      }
+      if (kept.url !== url || kept.coordinatorKey !== coordinatorKey) continue;
+      awaiting.set(unitId, { ops: kept.ops, gpuSeconds: kept.gpuSeconds });
+      link.send(kept.message);
     }
   }
 

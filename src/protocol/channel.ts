@@ -23,6 +23,8 @@ export class FramedChannel {
     private readonly pipe: BytePipe,
     private readonly onMessage: (bytes: Uint8Array) => void,
     private readonly onFrameError: (error: ProtocolError) => void,
+    /** Sending pauses while more than this is queued (bench:transport compares values). */
+    private readonly highWaterBytes = HIGH_WATER_BYTES,
   ) {}
 
   /** Queues a whole message; messages go out one after another, each in frames. */
@@ -30,7 +32,7 @@ export class FramedChannel {
     const messageId = this.nextMessageId++;
     this.sending = this.sending.then(async () => {
       for (const frame of frames(messageId, message)) {
-        while (!this.closed && this.pipe.bufferedBytes() > HIGH_WATER_BYTES) {
+        while (!this.closed && this.pipe.bufferedBytes() > this.highWaterBytes) {
           await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
         }
         if (this.closed) return;

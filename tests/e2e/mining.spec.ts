@@ -23,6 +23,8 @@ async function startMining(page: Page): Promise<void> {
   await expect(page.getByTestId('wallet-key')).not.toHaveText('…');
   await page.getByRole('button', { name: 'Start' }).click();
   await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', /waiting-for-work|mining/, { timeout: GPU_START_TIMEOUT_MS });
+  // A browser with WebRTC mines over the data channel, not the WebSocket fallback (websocket-fallback.spec.ts).
+  await expect(page.getByTestId('transport')).toHaveAttribute('data-transport', 'webrtc');
 }
 
 async function storedReceipts(page: Page): Promise<number> {

@@ -1,5 +1,7 @@
-// A miner scripted in Node that speaks the real protocol over a real PeerJS data channel: honest or not, as a test says.
-import { CoordinatorLink, type MessageOf, type MinerOutgoing } from '../../src/miner/coordinator-link.ts';
+// A miner scripted in Node that speaks the real protocol over a real PeerJS data channel (or the coordinator's
+// WebSocket): honest or not, as a test says.
+import { WebSocket } from 'ws';
+import { CoordinatorLink, type MessageOf, type MinerOutgoing, type TransportChoice, type WebSocketClass } from '../../src/miner/coordinator-link.ts';
 import { exportPublicKey, generateSigningKeys, helloChallengeBytes, sign } from '../../src/protocol/receipt.ts';
 import type { Precision } from '../../src/protocol/messages.ts';
 import { f16Halves, f32Tensor, f32Values, type Tensor } from '../../src/protocol/tensor.ts';
@@ -21,10 +23,12 @@ export class ScriptedMiner {
    * the answer and reports a 'webrtc' error, which CoordinatorLink.open treats as fatal (seen about once in 30 connects,
    * and once in a CI run three times in a row within 0.3 s: hence more tries, a little apart).
    */
-  static async connect(baseUrl: string, attempts = 5): Promise<ScriptedMiner> {
+  static async connect(baseUrl: string, attempts = 5, transport: TransportChoice = 'webrtc'): Promise<ScriptedMiner> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return new ScriptedMiner(await CoordinatorLink.open(baseUrl, await loadPeerJs()));
+        // ws's WebSocket speaks the browser's API (binaryType, addEventListener, bufferedAmount) that the link uses.
+        const options = { transport, WebSocket: WebSocket as unknown as WebSocketClass };
+        return new ScriptedMiner(await CoordinatorLink.open(baseUrl, await loadPeerJs(), options));
       } catch (err) {
         // A handshake that never completes (seen once on a CI machine busy with other tests) is tried again too, as
         // the page's mining loop does.

@@ -1,4 +1,5 @@
-// Random and mutated messages thrown at the coordinator while an honest miner keeps being served and paid.
+// Random and mutated messages thrown at the coordinator, over the data channel and the WebSocket, while an honest
+// miner keeps being served and paid.
 import { encode } from '@msgpack/msgpack';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_PROTOCOL_ERRORS } from '../../src/coordinator/miner-session.ts';
@@ -78,7 +79,8 @@ describe('fuzzing the coordinator', () => {
     let sent = 0;
     let fuzzers = 0;
     while (sent < FUZZ_MESSAGES) {
-      const fuzzer = await ScriptedMiner.connect(stack.url);
+      // Every other fuzzer comes over the WebSocket: both transports lead to the same session and its bounds.
+      const fuzzer = await ScriptedMiner.connect(stack.url, 5, fuzzers % 2 === 0 ? 'webrtc' : 'websocket');
       fuzzers++;
       const batch = Math.min(PER_FUZZER, FUZZ_MESSAGES - sent);
       for (let i = 0; i < batch; i++) {
@@ -107,12 +109,14 @@ describe('fuzzing the coordinator', () => {
     for (const code of codes.keys()) expect(KNOWN_CODES.has(code) || ['welcome', 'no-work', 'lease', 'rejected', 'unknown-lease'].includes(code), code).toBe(true);
     expect(codes.get('malformed-message') ?? 0).toBeGreaterThan(FUZZ_MESSAGES / 3);
 
-    // A flood of garbage without pause: the session is rate limited, then closed as abuse.
-    const flooder = await ScriptedMiner.connect(stack.url);
-    const closed = new Promise<string>((resolve) => flooder.link.onClose(resolve));
-    for (let i = 0; i < MAX_PROTOCOL_ERRORS + 50; i++) flooder.sendBytes(new Uint8Array([0xc1, i & 0xff]));
-    expect(await Promise.race([closed, timeout(15_000)])).toBe('the data channel closed');
-    expect((await flooder.next('error')).code).toBe('malformed-message');
+    // A flood of garbage without pause, over either transport: the session is rate limited, then closed as abuse.
+    for (const [transport, closing] of [['webrtc', /^the data channel closed$/], ['websocket', /^the WebSocket closed \(1000\)$/]] as const) {
+      const flooder = await ScriptedMiner.connect(stack.url, 5, transport);
+      const closed = new Promise<string>((resolve) => flooder.link.onClose(resolve));
+      for (let i = 0; i < MAX_PROTOCOL_ERRORS + 50; i++) flooder.sendBytes(new Uint8Array([0xc1, i & 0xff]));
+      expect(await Promise.race([closed, timeout(15_000)])).toMatch(closing);
+      expect((await flooder.next('error')).code).toBe('malformed-message');
+    }
 
     // The same honest session, still connected after all that, is served a job submitted now.
     await waitForJob(stack.url, job.id);
