@@ -23,6 +23,8 @@ import type { RateLimit } from './rate-limit.ts';
 import type { Ledger } from './ledger/ledger.ts';
 import { log } from './log.ts';
 import { MinerSession } from './miner-session.ts';
+import { OperandBlobs } from './operand-blobs.ts';
+import { mountOperandsApi } from './operands-api.ts';
 import { CoordinatorMetrics } from './metrics.ts';
 import { minersConnected, mountOperator, OperatorView, queueDepth } from './operator.ts';
 import { newOperatorKey, OperatorKey } from './operator-key.ts';
@@ -96,6 +98,8 @@ export interface RunningCoordinator {
   uploads: Uploads;
   sessions: ReadonlyMap<string, MinerSession>;
   metrics: CoordinatorMetrics;
+  /** The operand blocks served to miners by hash, and the bytes sent to each session. */
+  operandBlobs: OperandBlobs;
   close(): Promise<void>;
 }
 
@@ -137,6 +141,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const peerServer = mountPeerServer(app, httpServer, peerKey, peerId);
   mountOperator(app, operatorView, { key: operatorKey, metrics });
   mountModelsApi(app, { models, apiKeys });
+  const operandBlobs = new OperandBlobs(queue);
+  mountOperandsApi(app, operandBlobs);
   // A fleet's key lives in the shared folder beside its operands: every coordinator of the fleet signs the same list.
   /** Origins of the fleet's live coordinators, refreshed every few heartbeats: their pages may read FLEET_READS here. */
   let fleetOrigins: ReadonlySet<string> = new Set();
@@ -196,7 +202,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       );
       const session = new MinerSession(
         sessionId,
-        { jobs, queue, ledger, signingKey, verify, metrics, rateLimit: options.rateLimits?.minerMessages, sessionsOf },
+        { jobs, queue, ledger, signingKey, verify, metrics, rateLimit: options.rateLimits?.minerMessages, sessionsOf, operandBlobs },
         (bytes) => void channel.send(bytes),
         (reason) => {
           log('session-closing', { session: sessionId, miner: session.minerKey, reason });
@@ -211,6 +217,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
       const drop = () => {
         if (!sessions.delete(sessionId)) return;
         channels.delete(sessionId);
+        operandBlobs.dropSession(sessionId);
         channel.close();
         queue.releaseSession(sessionId).then(
           (released) => log('miner-left', { session: sessionId, miner: session.minerKey, released: released.length }),
@@ -267,6 +274,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     uploads,
     sessions,
     metrics,
+    operandBlobs,
     async close() {
       clearInterval(heartbeat);
       operatorView.close();
