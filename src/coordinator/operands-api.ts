@@ -9,14 +9,32 @@ import type { OperandBlobs } from './operand-blobs.ts';
 /** The header a miner sends its session's operand token in (from its welcome). */
 export const OPERAND_TOKEN_HEADER = 'x-ergon-operand-token';
 
-export function mountOperandsApi(app: Express, blobs: OperandBlobs): void {
+/** Which other origins' pages may fetch operands: those the operator allowed, and the pages of the fleet's coordinators. */
+export interface OperandOrigins {
+  allowedOrigins?: readonly string[];
+  isFleetOrigin?: (origin: string) => boolean;
+}
+
+export function mountOperandsApi(app: Express, blobs: OperandBlobs, origins: OperandOrigins = {}): void {
   const router = express.Router();
 
-  // As the rest of /api: a browser may read from the coordinator's own origin (the page it serves) only.
-  router.use((req, _res, next) => {
+  // As the rest of /api: a browser reads from the coordinator's own origin (the page it serves) or one the operator
+  // allowed; and, like the fleet's config reads, from the page of another coordinator of its fleet, which mines here
+  // when it fails over. The token in the header, not the origin, is what authorises a read.
+  router.use((req, res, next) => {
     const origin = req.headers.origin;
-    if (origin !== undefined && origin !== `${req.protocol}://${req.headers.host}`) {
+    if (origin === undefined || origin === `${req.protocol}://${req.headers.host}`) return next();
+    if (!(origins.allowedOrigins ?? []).includes(origin) && !(origins.isFleetOrigin?.(origin) ?? false)) {
       return next(new HttpError(403, 'origin-not-allowed', `requests from ${origin} are not allowed; use the coordinator's own page`));
+    }
+    res.setHeader('access-control-allow-origin', origin);
+    res.setHeader('vary', 'Origin');
+    if (req.method === 'OPTIONS') {
+      res.setHeader('access-control-allow-methods', 'GET');
+      res.setHeader('access-control-allow-headers', `${OPERAND_TOKEN_HEADER}, range, if-range`);
+      res.setHeader('access-control-max-age', '600');
+      res.status(204).end();
+      return;
     }
     next();
   });

@@ -142,7 +142,6 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   mountOperator(app, operatorView, { key: operatorKey, metrics });
   mountModelsApi(app, { models, apiKeys });
   const operandBlobs = new OperandBlobs(queue);
-  mountOperandsApi(app, operandBlobs);
   // A fleet's key lives in the shared folder beside its operands: every coordinator of the fleet signs the same list.
   /** Origins of the fleet's live coordinators, refreshed every few heartbeats: their pages may read FLEET_READS here. */
   let fleetOrigins: ReadonlySet<string> = new Set();
@@ -151,6 +150,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     if (!fleet) return;
     fleetOrigins = new Set((await fleet.liveMembers(Date.now())).map((member) => new URL(member.url).origin));
   };
+  mountOperandsApi(app, operandBlobs, { allowedOrigins: options.allowedOrigins, isFleetOrigin });
   if (fleet && options.sharedDir) mountFleetApi(app, fleet, await loadOrCreateSigningKey(await fleetKeyDir(options.sharedDir)), isFleetOrigin);
   mountApi(app, {
     jobs,

@@ -90,6 +90,11 @@ describe('operands by hash', () => {
     expect(otherLease.unitId.startsWith(second.id)).toBe(true);
     expect((await other.fetchOperand(otherLease.refs.a.sha256)).status).toBe(200);
     expect((await other.fetchOperand(hash)).status).toBe(403);
+    // A page of a stranger origin is refused, even with the token; the coordinator's own page is served.
+    const stranger = await holder.fetchOperand(hash, { origin: 'http://evil.example' });
+    expect(stranger.status).toBe(403);
+    expect((await stranger.json()).error.code).toBe('origin-not-allowed');
+    expect((await holder.fetchOperand(hash, { origin: new URL(stack.url).origin })).status).toBe(200);
     // A made-up name is refused alike, and one that is not a hash is not found.
     expect((await holder.fetchOperand('0'.repeat(64))).status).toBe(403);
     expect((await holder.fetchOperand('../secret')).status).toBe(404);
@@ -104,3 +109,29 @@ async function withOperands(miner: ScriptedMiner, lease: Awaited<ReturnType<Scri
   }
   return lease;
 }
+
+describe('operands by hash across origins', () => {
+  it('an origin the operator allowed gets CORS headers and a preflight that lets the token through', async () => {
+    const origin = 'http://miner.example';
+    const stack = await startStack({ allowedOrigins: [origin] });
+    const miner = await ScriptedMiner.connect(stack.url);
+    try {
+      await miner.hello();
+      await submitGemm(stack.url, 64, 64, 64, randomMatrix(64 * 64, 7), randomMatrix(64 * 64, 8));
+      const lease = await miner.lease();
+      const preflight = await fetch(new URL(`api/operands/${lease.refs.b.sha256}`, stack.url), {
+        method: 'OPTIONS',
+        headers: { origin, 'access-control-request-method': 'GET', 'access-control-request-headers': 'x-ergon-operand-token' },
+      });
+      expect(preflight.status).toBe(204);
+      expect(preflight.headers.get('access-control-allow-origin')).toBe(origin);
+      expect(preflight.headers.get('access-control-allow-headers')).toContain('x-ergon-operand-token');
+      const read = await miner.fetchOperand(lease.refs.b.sha256, { origin });
+      expect(read.status).toBe(200);
+      expect(read.headers.get('access-control-allow-origin')).toBe(origin);
+    } finally {
+      miner.close();
+      await stack.stop();
+    }
+  });
+});
