@@ -37,8 +37,9 @@ export class OperandBlobs {
   private readonly leasesOf = new Map<string, Set<string>>();
   private readonly sessionOfToken = new Map<string, string>();
   private readonly tokenOfSession = new Map<string, string>();
-  /** Bytes sent per session (whole bodies and ranges), for the operator and the feed benchmark. */
+  /** Bytes sent per live session (whole bodies and ranges), and in all since the start: the feed benchmark's figure. */
   readonly bytesServed = new Map<string, number>();
+  bytesServedTotal = 0;
 
   constructor(
     private readonly queue: WorkQueue,
@@ -61,6 +62,7 @@ export class OperandBlobs {
     const token = this.tokenOfSession.get(sessionId);
     if (token) this.sessionOfToken.delete(token);
     this.tokenOfSession.delete(sessionId);
+    this.bytesServed.delete(sessionId);
     for (const [leaseId, grant] of this.grants) if (grant.sessionId === sessionId) this.revoke(leaseId);
   }
 
@@ -126,6 +128,7 @@ export class OperandBlobs {
   served(token: string | undefined, bytes: number): void {
     const sessionId = token === undefined ? undefined : this.sessionOfToken.get(token);
     if (sessionId) this.bytesServed.set(sessionId, (this.bytesServed.get(sessionId) ?? 0) + bytes);
+    this.bytesServedTotal += bytes;
   }
 
   /** Whether one of the session's live leases names this hash; ended leases found on the way are revoked. */

@@ -22,7 +22,7 @@ async function startMining(page: Page): Promise<void> {
   await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', /waiting-for-work|mining/, { timeout: GPU_START_TIMEOUT_MS });
 }
 
-const servedTotal = () => [...stack.operandBlobs.bytesServed.values()].reduce((sum, bytes) => sum + bytes, 0);
+const servedTotal = () => stack.operandBlobs.bytesServedTotal;
 
 // 1024x256x256: four units down one column of C, each with its own A row block (256 KiB) and the same B (256 KiB).
 const [m, n, k] = [1024, 256, 256];
