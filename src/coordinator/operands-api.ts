@@ -1,13 +1,11 @@
 // GET /api/operands/SHA256: the operand blocks leases name, for the miners holding those leases. Immutable (named by
 // their hash), with Range requests; only a session whose live lease names the hash may read it.
 import express, { type Express, type Response } from 'express';
+import { OPERAND_TOKEN_HEADER } from '../protocol/messages.ts';
 import { sendWithRanges } from './byte-range.ts';
 import { HttpError } from './http-error.ts';
 import { log } from './log.ts';
 import type { OperandBlobs } from './operand-blobs.ts';
-
-/** The header a miner sends its session's operand token in (from its welcome). */
-export const OPERAND_TOKEN_HEADER = 'x-ergon-operand-token';
 
 /** Which other origins' pages may fetch operands: those the operator allowed, and the pages of the fleet's coordinators. */
 export interface OperandOrigins {

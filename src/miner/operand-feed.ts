@@ -2,15 +2,9 @@
 // HTTP from the coordinator's origin with the session's token, checked against the hash (WebCrypto) before any use.
 // A blob whose bytes do not hash to its name is refused, never computed on.
 import { CodedError } from '../protocol/errors.ts';
-import type { Dtype } from '../protocol/tensor.ts';
+import { OPERAND_TOKEN_HEADER, type OperandRef } from '../protocol/messages.ts';
 
-/** An operand named by hash, as a lease gives it. */
-export interface OperandRef {
-  sha256: string;
-  bytes: number;
-  dtype: Dtype;
-  shape: number[];
-}
+export type { OperandRef };
 
 /** Where a lease's operands come from: the coordinator's address and the token its welcome gave this session. */
 export interface OperandSource {
@@ -23,8 +17,6 @@ export interface OperandStore {
   get(sha256: string): Promise<ArrayBuffer | undefined>;
   put(sha256: string, bytes: ArrayBuffer): Promise<void>;
 }
-
-export const OPERAND_TOKEN_HEADER = 'x-ergon-operand-token';
 
 export async function sha256Hex(bytes: ArrayBuffer): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));

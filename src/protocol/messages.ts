@@ -89,7 +89,10 @@ export type ChallengeMessage = v.InferOutput<typeof ChallengeMessage>;
 /** A sha256 in lower-case hex: how operands are named. */
 export const Sha256Hex = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/, 'expected a sha256 in lower-case hex'));
 
-/** The secret a session sends as `x-ergon-operand-token` to fetch the operands its leases name. */
+/** The header a miner sends its session's operand token in, to fetch the operands its leases name. */
+export const OPERAND_TOKEN_HEADER = 'x-ergon-operand-token';
+
+/** The secret a session sends as OPERAND_TOKEN_HEADER to fetch the operands its leases name. */
 export const OperandToken = v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{22,128}$/, 'operand tokens are 22-128 characters of [A-Za-z0-9_-]'));
 
 export const WelcomeMessage = v.object({
