@@ -9,6 +9,7 @@ import type { Backend, GpuDescription, Throttle } from '../miner/worker-messages
 import { earnings } from './earnings.svelte.ts';
 import { politeness } from './politeness.svelte.ts';
 import { settings } from './settings.svelte.ts';
+import { clearOperandCache, mibToBytes } from '../miner/operand-cache.ts';
 
 /** Live speed is a moving window over the last few units. */
 const SPEED_WINDOW_UNITS = 8;
@@ -116,6 +117,7 @@ class MiningState {
     }, backend);
     this.client = gpu;
     gpu.setThrottle($state.snapshot(this.throttle));
+    gpu.setOperandCache(mibToBytes(settings.value.operandCacheMiB));
     const meter = new EnergyMeter(() => energy.config(), () => this.gpu?.adapter, (problem, method) => energy.probeReport(problem, method));
     meter.start();
     // The person's coordinators first, then those their fleets vouch for (learnt when the wallet pinned their keys).
@@ -175,6 +177,12 @@ class MiningState {
     await this.loop?.stop();
   }
 
+  /** Empties the kept operands: Cache Storage here, and the worker's copies in memory. */
+  async clearOperands(): Promise<void> {
+    this.client?.clearOperands();
+    await clearOperandCache();
+  }
+
   private holdLock(): void {
     if (this.releaseLock || !('locks' in navigator)) return;
     navigator.locks
@@ -206,6 +214,10 @@ class MiningState {
         last = key;
         this.client?.setThrottle(throttle);
         this.loop?.throttleChanged();
+      });
+      $effect(() => {
+        const budgetBytes = mibToBytes(settings.value.operandCacheMiB);
+        this.client?.setOperandCache(budgetBytes);
       });
     });
   }

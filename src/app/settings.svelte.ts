@@ -1,10 +1,13 @@
 // The person's settings: throttle, GPU-time cap, background and battery behaviour, coordinators; kept in
 // localStorage and validated field by field on every read, so a bad or old value falls back to its default.
 import * as v from 'valibot';
+import { DEFAULT_OPERAND_CACHE_MIB } from '../miner/operand-cache.ts';
 
 const STORAGE_KEY = 'ergon-settings';
 export const MIN_DUTY_PERCENT = 10;
 export const MAX_COORDINATORS = 8;
+/** The most MiB of operands a person may let the page keep. */
+export const MAX_OPERAND_CACHE_MIB = 16_384;
 
 function defaultCoordinators(): string[] {
   return [new URL('/', location.href).href];
@@ -22,6 +25,8 @@ const SettingsSchema = v.object({
   gpuSecondsPerMinute: v.fallback(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(60)), 60),
   keepMiningInBackground: v.fallback(v.boolean(), false),
   pauseOnBattery: v.fallback(v.boolean(), true),
+  /** Operands kept (GPU, memory, and across visits in Cache Storage), MiB; 0 fetches every unit's operands. */
+  operandCacheMiB: v.fallback(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(MAX_OPERAND_CACHE_MIB)), DEFAULT_OPERAND_CACHE_MIB),
   coordinators: v.fallback(v.pipe(v.array(CoordinatorUrl), v.minLength(1), v.maxLength(MAX_COORDINATORS)), defaultCoordinators),
 });
 export type Settings = v.InferOutput<typeof SettingsSchema>;

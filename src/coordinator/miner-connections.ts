@@ -79,6 +79,8 @@ export function acceptMiner(connection: IncomingConnection, miners: MinerConnect
   const drop = () => {
     if (!sessions.delete(sessionId)) return;
     channels.delete(sessionId);
+    // Its operand token dies with it: a reconnection gets a new one, and only finished results come back on it.
+    miners.context.operandBlobs?.dropSession(sessionId);
     channel.close();
     // Results finished while the link was down may still come, from the same wallet key on a new connection.
     grace.hold(sessionId, session.minerKey);

@@ -6,9 +6,12 @@ import { MAX_FORFEITED_UNITS, type AdapterInfo, type CoordinatorMessageInput, ty
 import { helloChallengeBytes, signChallenge, toHex, verifySignature } from '../protocol/receipt.ts';
 import { HEARTBEAT_MS, SilenceClock } from '../protocol/heartbeat.ts';
 import { PROTOCOL_VERSION } from '../protocol/version.ts';
-import type { MinerCapabilities } from '../work/kind.ts';
+import type { Tensor } from '../protocol/tensor.ts';
+import type { MinerCapabilities, OperandBlock, UnitBase } from '../work/kind.ts';
 import { LedgerError, type Reputation } from './ledger/ledger.ts';
 import { log } from './log.ts';
+import type { OperandBlobs } from './operand-blobs.ts';
+import type { JobState } from './queue.ts';
 import { MINER_MESSAGES, TokenBucket, type RateLimit } from './rate-limit.ts';
 import { isBanned, leaseAllowance } from './reputation.ts';
 import { adapterModel } from './rankings.ts';
@@ -33,6 +36,8 @@ export interface SessionContext extends SettlementContext {
   rateLimit?: RateLimit;
   /** Every live session of this wallet key (this one included): a key's leases are bounded over all of them. */
   sessionsOf?: (minerKey: string) => readonly string[];
+  /** Serves the blocks leases name by hash; without it, blocks are carried in the lease. */
+  operandBlobs?: OperandBlobs;
 }
 
 export class MinerSession {
@@ -169,7 +174,8 @@ export class MinerSession {
       session: this.id, miner: this.minerKey, score: reputation.score, backend: message.backend, kinds: message.kinds.join(','),
       precisions: message.precisions.join(','), features: message.features.join(','), vendor: message.adapter.vendor, architecture: message.adapter.architecture,
     });
-    this.send({ type: 'welcome' });
+    const blobs = this.ctx.operandBlobs;
+    this.send({ type: 'welcome', ...(blobs ? { operandToken: blobs.tokenFor(this.id) } : {}) });
   }
 
   /**
@@ -219,6 +225,7 @@ export class MinerSession {
     log('lease', { session: this.id, miner: this.minerKey, unit: unit.id, lease: lease.id, kind: kind.name, precision: needs.precision, features: needs.features.join(',') });
     this.leaseSentAtMs.set(lease.id, Date.now());
     this.ctx.metrics?.leased(kind.name);
+    const { blocks, ...payload } = kind.leasePayload(job, unit);
     this.send({
       type: 'lease',
       leaseId: lease.id,
@@ -226,9 +233,20 @@ export class MinerSession {
       kind: kind.name,
       ops: kind.ops(unit),
       deadlineMs: lease.deadlineAtMs - Date.now(),
-      ...kind.leasePayload(job, unit),
+      ...payload,
+      ...this.blockPayload(lease.id, state, unit, payload.operands, blocks),
     });
     return true;
+  }
+
+  /** A lease's blocks: named by hash where the coordinator serves operands, else carried like its other operands. */
+  private blockPayload(leaseId: string, state: JobState, unit: UnitBase, operands: Record<string, Tensor>, blocks: Record<string, OperandBlock> | undefined) {
+    if (!blocks) return {};
+    const blobs = this.ctx.operandBlobs;
+    if (blobs) return { refs: blobs.grant(leaseId, this.id, state, unit, blocks) };
+    const carried = { ...operands };
+    for (const [name, { dtype, shape, bytes }] of Object.entries(blocks)) carried[name] = { dtype, shape, data: bytes() };
+    return { operands: carried };
   }
 
   private async result(message: Extract<MinerMessage, { type: 'result' }>): Promise<void> {
@@ -236,6 +254,7 @@ export class MinerSession {
     if (!this.minerKey || !minerKeyBytes) return this.sendError('not-authenticated', 'say hello before sending results');
     const leaseSentAtMs = this.leaseSentAtMs.get(message.leaseId);
     this.leaseSentAtMs.delete(message.leaseId);
+    this.ctx.operandBlobs?.revoke(message.leaseId);
     const holder = leaseSentAtMs === undefined ? await this.leaseHolder(message.leaseId, this.minerKey) : this.id;
     if (holder !== this.id && (await this.ctx.queue.endedLease(message.leaseId))?.end === 'completed') {
       // Sent again after a reconnection: the result was credited, and its receipt went out on the link that dropped.

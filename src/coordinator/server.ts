@@ -28,6 +28,8 @@ import type { MinerSession } from './miner-session.ts';
 import { acceptMiner, type MinerConnections } from './miner-connections.ts';
 import { LeaseGrace } from './lease-grace.ts';
 import { MINER_SOCKET_PATH, mountMinerSocket } from './miner-socket.ts';
+import { OperandBlobs } from './operand-blobs.ts';
+import { mountOperandsApi } from './operands-api.ts';
 import { CoordinatorMetrics } from './metrics.ts';
 import { minersConnected, mountOperator, OperatorView, queueDepth } from './operator.ts';
 import { newOperatorKey, OperatorKey } from './operator-key.ts';
@@ -99,6 +101,8 @@ export interface RunningCoordinator {
   uploads: Uploads;
   sessions: ReadonlyMap<string, MinerSession>;
   metrics: CoordinatorMetrics;
+  /** The operand blocks served to miners by hash, and the bytes sent to each session. */
+  operandBlobs: OperandBlobs;
   close(): Promise<void>;
 }
 
@@ -149,11 +153,12 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   // the socket is closed (a stalled one is closed sooner, by the upload's idle timeout).
   httpServer.requestTimeout = HTTP_REQUEST_TIMEOUT_MS;
   const peerServer = mountPeerServer(app, httpServer, peerKey, peerId);
+  const operandBlobs = new OperandBlobs(queue);
   const miners: MinerConnections = {
     sessions,
     channels,
     grace,
-    context: { ...settlement, rateLimit: options.rateLimits?.minerMessages, sessionsOf },
+    context: { ...settlement, rateLimit: options.rateLimits?.minerMessages, sessionsOf, operandBlobs },
     maxSessions: options.maxSessions ?? MAX_SESSIONS,
   };
   const minerSocket = mountMinerSocket(httpServer, {
@@ -171,6 +176,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     if (!fleet) return;
     fleetOrigins = new Set((await fleet.liveMembers(Date.now())).map((member) => new URL(member.url).origin));
   };
+  mountOperandsApi(app, operandBlobs, { allowedOrigins: options.allowedOrigins, isFleetOrigin });
   if (fleet && options.sharedDir) mountFleetApi(app, fleet, await loadOrCreateSigningKey(await fleetKeyDir(options.sharedDir)), isFleetOrigin);
   mountApi(app, {
     jobs,
@@ -244,6 +250,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     uploads,
     sessions,
     metrics,
+    operandBlobs,
     async close() {
       clearInterval(heartbeat);
       ocr.close();

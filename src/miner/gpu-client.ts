@@ -1,7 +1,7 @@
 // The page's handle on the GPU worker: promises in, typed messages across; kind-agnostic, errors keep their codes.
 import { CodedError } from '../protocol/errors.ts';
 import { UnitCancelledError } from './cancelled.ts';
-import type { UnitPayload } from './kinds/kind.ts';
+import type { LeasedPayload } from './kinds/kind.ts';
 import { unthrottled } from './throttle.ts';
 import type { Backend, FromWorker, GpuDescription, Throttle, ToWorker, UnitTiming, WorkerTensor } from './worker-messages.ts';
 
@@ -77,13 +77,24 @@ export class GpuClient {
    * not copied: they are detached here once this returns. Rejects with UnitCancelledError when cancelQueued()
    * dropped it, else with a CodedError.
    */
-  run(kind: string, payload: UnitPayload): Promise<GpuRun> {
+  run(kind: string, payload: LeasedPayload): Promise<GpuRun> {
     const id = this.nextId++;
     const operands = { ...payload.operands };
+    const named = payload.refs && payload.source ? { refs: { ...payload.refs }, source: { ...payload.source } } : {};
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.post({ type: 'unit', id, kind, operands, params: { ...payload.params } }, [...new Set(Object.values(operands).map((t) => t.data))]);
+      this.post({ type: 'unit', id, kind, operands, params: { ...payload.params }, ...named }, [...new Set(Object.values(operands).map((t) => t.data))]);
     });
+  }
+
+  /** How many bytes of operands the worker may keep (GPU, memory, Cache Storage); 0: none, every unit fetches. */
+  setOperandCache(budgetBytes: number): void {
+    this.post({ type: 'operand-cache', budgetBytes });
+  }
+
+  /** Forgets the operands the worker holds in memory (the page clears Cache Storage itself). */
+  clearOperands(): void {
+    this.post({ type: 'clear-operands' });
   }
 
   terminate(): void {

@@ -4,6 +4,7 @@ import { Peer } from 'peerjs';
 import type { Receipt } from '../protocol/messages.ts';
 import type { UnitEnergy } from '../protocol/energy.ts';
 import type { Tensor } from '../protocol/tensor.ts';
+import { CodedError } from '../protocol/errors.ts';
 import { toHex } from '../protocol/receipt.ts';
 import type { Wallet } from '../wallet/wallet.ts';
 import { CoordinatorLink, LinkClosedError, type MessageOf, type MinerOutgoing, type Transport } from './coordinator-link.ts';
@@ -52,6 +53,8 @@ export interface MinerEvents {
  * keeps in flight (UNITS_IN_FLIGHT of the GPU kernels in src/miner/gpu; not imported, since that module needs WebGPU to load).
  */
 const UNITS_IN_HAND = 2;
+/** A lease whose operands could not be had, or failed their hash: given up, not computed, and mining goes on. */
+const OPERAND_FAILURES: ReadonlySet<string> = new Set(['operand-hash-mismatch', 'operand-unavailable']);
 const RECONNECT_FIRST_MS = 1_000;
 const RECONNECT_MAX_MS = 30_000;
 /** How long a stopping miner waits for the verdicts of results it already sent. */
@@ -82,6 +85,8 @@ export class MiningLoop {
    * again once the same coordinator (the same receipt key) is back, while its lease may still be held for this wallet.
    */
   private readonly unsettled = new Map<string, UnsettledResult>();
+  /** This session's key to the operands its leases name by hash (from the welcome). */
+  private operandToken: string | undefined;
 
   /** `coordinators` is read at each connection attempt, so edits to the list apply on the next reconnect. */
   constructor(
@@ -188,6 +193,7 @@ export class MiningLoop {
     });
     const reply = await link.next(['welcome', 'error'], 30_000);
     if (reply.type === 'error') throw new Error(`the coordinator refused this wallet: ${reply.message}`);
+    this.operandToken = reply.operandToken;
   }
 
   /** Waits while paused (the link stays open and answers heartbeats), unless stopped or the link closes. */
@@ -277,8 +283,16 @@ export class MiningLoop {
       if (!this.running || this.draining || link.closed || Date.now() >= deadlineAtMs) return 0;
       try {
         // Each try moves fresh copies to the worker: a unit dropped by a pause runs again from its lease.
-        run = await this.gpu.run(offer.kind, { operands: workerTensors(offer.operands), params: offer.params });
+        const source = this.operandToken ? { baseUrl: url, token: this.operandToken } : undefined;
+        run = await this.gpu.run(offer.kind, { operands: workerTensors(offer.operands), params: offer.params, refs: offer.refs, source });
       } catch (err) {
+        if (err instanceof CodedError && OPERAND_FAILURES.has(err.code)) {
+          // Not computed: a blob that fails its hash is never worked on. The coordinator is told; the lease lapses
+          // and its unit goes to another miner.
+          link.send({ type: 'error', code: err.code, message: `lease ${offer.leaseId}: ${err.message}`.slice(0, 256) });
+          this.events.unit({ unitId: offer.unitId, ops: offer.ops, gpuSeconds: 0, accepted: false, reason: err.message });
+          return 0;
+        }
         if (!(err instanceof UnitCancelledError)) throw err; // dropped before it ran: by a pause, or by stopping
       }
     }

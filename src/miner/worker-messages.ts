@@ -2,6 +2,7 @@
 import type { ProtocolError } from '../protocol/errors.ts';
 import type { AdapterInfo, Precision } from '../protocol/messages.ts';
 import type { Dtype } from '../protocol/tensor.ts';
+import type { OperandRef, OperandSource } from './operand-feed.ts';
 
 /** How much of the GPU the person lends: the worker enforces both limits before each unit. */
 export interface Throttle {
@@ -22,13 +23,28 @@ export interface WorkerTensor {
   dtype: Dtype;
   shape: number[];
   data: ArrayBuffer;
+  /** The sha256 of `data` where the lease named the operand by hash: the GPU may keep it resident under that name. */
+  sha256?: string;
 }
 
 export type ToWorker =
   | { type: 'init'; backend: Backend }
   | { type: 'throttle'; throttle: Throttle }
-  /** A leased unit of a kind the description lists, with its lease's operands and parameters. */
-  | { type: 'unit'; id: number; kind: string; operands: Record<string, WorkerTensor>; params: Record<string, string | number | boolean> }
+  /**
+   * A leased unit of a kind the description lists, with its lease's operands and parameters; the operands it names
+   * by hash (`refs`) the worker fetches from `source` unless it holds them.
+   */
+  | {
+    type: 'unit'; id: number; kind: string; operands: Record<string, WorkerTensor>; params: Record<string, string | number | boolean>;
+    refs?: Record<string, OperandRef>; source?: OperandSource;
+  }
+  /**
+   * How many bytes of operands to keep: on the GPU and in memory while units use them, and across visits in Cache
+   * Storage. 0 keeps nothing: every unit fetches its operands (caching off).
+   */
+  | { type: 'operand-cache'; budgetBytes: number }
+  /** The person cleared the kept operands: forget the copies in memory too. */
+  | { type: 'clear-operands' }
   /**
    * Diagnostics (and the recovery test): calls `device.destroy()` on the worker's live device, a real device loss.
    * The worker then recovers exactly as from a driver reset: a fresh adapter and device, and the unit in hand rerun.

@@ -12,7 +12,9 @@ import { configName } from './gpu/kernel-config.ts';
 import { MINER_KINDS } from './kinds/index.ts';
 import type { Engines, GpuEngine } from './kinds/kind.ts';
 import { pruneRuns, restMs, unthrottled, type RunRecord } from './throttle.ts';
-import type { Backend, FromWorker, GpuDescription, Throttle, ToWorker } from './worker-messages.ts';
+import { cachedOperand, keepOperand } from './operand-cache.ts';
+import { OperandFeed } from './operand-feed.ts';
+import type { Backend, FromWorker, GpuDescription, Throttle, ToWorker, WorkerTensor } from './worker-messages.ts';
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
 
@@ -55,6 +57,11 @@ class Engine<T> {
   }
 }
 
+/** GPU-resident operands and the in-memory copies are each allowed this share of the person's operand budget. */
+const RESIDENT_SHARE = 0.5;
+let operandBudgetBytes = 0;
+const feed = new OperandFeed(0, undefined);
+
 const gpu = new Engine(startGpu);
 const cpu = new Engine(startCpu);
 let backend: Backend = 'webgpu';
@@ -92,6 +99,7 @@ async function startGpu(): Promise<Gpu> {
   const stored = await storedTuning(key, acquired.device);
   const record = stored ?? (await tune(acquired.device, key));
   const gemm = await GemmKernel.create(acquired.device, record.config);
+  gemm.resident.budgetBytes = operandBudgetBytes * RESIDENT_SHARE;
   const description: GpuDescription = {
     backend: 'webgpu',
     adapter: acquired.adapter,
@@ -165,15 +173,42 @@ function unitError(err: unknown) {
   return toProtocolError(err, 'engine-failed');
 }
 
+/** A unit's operands: those it carries, and those its lease names by hash, fetched (or found) and checked. */
+async function fetchOperands(message: Extract<ToWorker, { type: 'unit' }>): Promise<Record<string, WorkerTensor>> {
+  const operands = { ...message.operands };
+  const { refs, source } = message;
+  if (!refs) return operands;
+  if (!source) throw new CodedError('operand-unavailable', 'the lease names operands by hash, and no coordinator to fetch them from was given');
+  await Promise.all(Object.entries(refs).map(async ([name, ref]) => {
+    operands[name] = { dtype: ref.dtype, shape: ref.shape, data: await feed.get(ref, source), sha256: ref.sha256 };
+  }));
+  return operands;
+}
+
+/** Applies the person's operand budget: half on the GPU, half in memory, all of it in Cache Storage. */
+function setOperandBudget(budgetBytes: number): void {
+  operandBudgetBytes = budgetBytes;
+  feed.memoryBudgetBytes = budgetBytes * RESIDENT_SHARE;
+  feed.store = budgetBytes > 0 ? { get: cachedOperand, put: (sha256, bytes) => keepOperand(sha256, bytes, budgetBytes) } : undefined;
+  if (budgetBytes === 0) feed.clear();
+  void gpu.current?.then((current) => {
+    current.gemm.resident.budgetBytes = budgetBytes * RESIDENT_SHARE;
+  }, () => undefined);
+}
+
 async function runMessage(message: Extract<ToWorker, { type: 'unit' }>): Promise<void> {
   const control = new AbortController();
   live.add(control);
   try {
     const kind = MINER_KINDS.get(message.kind);
     if (!kind) throw new CodedError('unknown-kind', `this miner does not run ${message.kind} units`);
+    // Operands named by hash are fetched while the unit before this one computes.
+    const fetching = fetchOperands(message);
+    fetching.catch(() => undefined); // observed below, after admission
     const waitedMs = await admit(control.signal);
+    const operands = await fetching;
     const startedAtMs = Date.now();
-    const run = await kind.execute({ operands: message.operands, params: message.params }, engines, control.signal);
+    const run = await kind.execute({ operands, params: message.params }, engines, control.signal);
     const finishedAtMs = Date.now();
     runs.push({ startedAtMs, finishedAtMs, gpuSeconds: run.gpuSeconds });
     pruneRuns(runs, finishedAtMs);
@@ -209,6 +244,12 @@ scope.onmessage = (event: MessageEvent<ToWorker>) => {
       return;
     case 'unit':
       newestUnit = runMessage(message);
+      return;
+    case 'operand-cache':
+      setOperandBudget(message.budgetBytes);
+      return;
+    case 'clear-operands':
+      feed.clear();
       return;
   }
 };

@@ -41,6 +41,9 @@ export type ErrorCode =
   | 'device-lost'
   | 'engine-failed'
   | 'cancelled'
+  // operands a lease names by hash, as the miner fetches them
+  | 'operand-hash-mismatch'
+  | 'operand-unavailable'
   // the coordinator's own failures: nothing was written
   | 'storage-busy'
   | 'storage-full'

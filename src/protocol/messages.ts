@@ -1,7 +1,7 @@
 // Every message between miner and coordinator: one schema each, the types inferred from them.
 import * as v from 'valibot';
 import { PROTOCOL_VERSION } from './version.ts';
-import { Bytes, Tensor } from './tensor.ts';
+import { BYTES_PER_ELEMENT, Bytes, Dtype, MAX_TENSOR_BYTES, Tensor, TensorShape, elementCount } from './tensor.ts';
 import { ENERGY_METHODS, UnitEnergy } from './energy.ts';
 
 const bytesOfLength = (n: number) => v.pipe(Bytes, v.length(n, `expected ${n} bytes`));
@@ -86,15 +86,48 @@ export const ChallengeMessage = v.object({
 });
 export type ChallengeMessage = v.InferOutput<typeof ChallengeMessage>;
 
-export const WelcomeMessage = v.object({ type: v.literal('welcome'), v: Version });
+/** A sha256 in lower-case hex: how operands are named. */
+export const Sha256Hex = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/, 'expected a sha256 in lower-case hex'));
+
+/** The header a miner sends its session's operand token in, to fetch the operands its leases name. */
+export const OPERAND_TOKEN_HEADER = 'x-ergon-operand-token';
+
+/** The secret a session sends as OPERAND_TOKEN_HEADER to fetch the operands its leases name. */
+export const OperandToken = v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{22,128}$/, 'operand tokens are 22-128 characters of [A-Za-z0-9_-]'));
+
+export const WelcomeMessage = v.object({
+  type: v.literal('welcome'),
+  v: Version,
+  /** Present where the coordinator serves operands by hash (GET /api/operands/SHA256): this session's key to them. */
+  operandToken: v.optional(OperandToken),
+});
 
 /** Names of a lease's operands and parameters: short identifiers, as a kind's payload schema uses them. */
 const FieldName = v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]{0,31}$/, 'field names are 1-32 characters of [A-Za-z0-9_]'));
 const ParamValue = v.union([v.pipe(v.number(), v.finite()), ShortText, v.boolean()]);
 
-/** What a unit needs besides its kind: operand tensors by name and scalar parameters; the kind's miner side reads them. */
+/**
+ * An operand named by the sha256 of its exact bytes instead of carried: the miner fetches it over HTTP from the
+ * coordinator's origin (GET /api/operands/SHA256) unless it holds it already, and checks the hash before use.
+ */
+export const OperandRef = v.pipe(
+  v.object({
+    sha256: Sha256Hex,
+    bytes: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(MAX_TENSOR_BYTES)),
+    dtype: Dtype,
+    shape: TensorShape,
+  }),
+  v.check((r) => r.bytes === elementCount(r.shape) * BYTES_PER_ELEMENT[r.dtype], 'operand size does not match its shape'),
+);
+export type OperandRef = v.InferOutput<typeof OperandRef>;
+
+/**
+ * What a unit needs besides its kind: operand tensors by name (carried, or named by hash in `refs`) and scalar
+ * parameters; the kind's miner side reads them.
+ */
 export const LeasePayload = v.object({
   operands: v.pipe(v.record(FieldName, Tensor), v.check((r) => Object.keys(r).length <= 16, 'at most 16 operands')),
+  refs: v.optional(v.pipe(v.record(FieldName, OperandRef), v.check((r) => Object.keys(r).length <= 16, 'at most 16 operand references')), {}),
   params: v.pipe(v.record(FieldName, ParamValue), v.check((r) => Object.keys(r).length <= 32, 'at most 32 parameters')),
 });
 export type LeasePayload = v.InferOutput<typeof LeasePayload>;

@@ -17,12 +17,14 @@ const Dim = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(MAX_TENSOR
  */
 export const Dtype = v.picklist(['f32', 'f16', 'u8']);
 export type Dtype = v.InferOutput<typeof Dtype>;
-const BYTES_PER_ELEMENT: Record<Dtype, number> = { f32: 4, f16: 2, u8: 1 };
+export const BYTES_PER_ELEMENT: Record<Dtype, number> = { f32: 4, f16: 2, u8: 1 };
+
+export const TensorShape = v.pipe(v.array(Dim), v.minLength(1), v.maxLength(4));
 
 export const Tensor = v.pipe(
   v.object({
     dtype: Dtype,
-    shape: v.pipe(v.array(Dim), v.minLength(1), v.maxLength(4)),
+    shape: TensorShape,
     data: v.pipe(Bytes, v.maxLength(MAX_TENSOR_BYTES)),
   }),
   v.check(

@@ -2,7 +2,7 @@
 // The coordinator drives jobs, leases, settlement and storage through it alone, and names no kind itself.
 import type { Parsed, ProtocolError } from '../protocol/errors.ts';
 import type { LeasePayload } from '../protocol/messages.ts';
-import type { Tensor } from '../protocol/tensor.ts';
+import type { Dtype, Tensor } from '../protocol/tensor.ts';
 
 export type Verdict = { ok: true } | { ok: false; error: ProtocolError };
 
@@ -40,6 +40,26 @@ export interface Requirements {
 export interface UnitBase {
   id: string;
   jobId: string;
+}
+
+/**
+ * An operand a lease names by the sha256 of its bytes instead of carrying it: the coordinator hashes it, serves it
+ * over HTTP to the miners whose leases name it, and may drop and recompute it, so `bytes` must be deterministic.
+ */
+export interface OperandBlock {
+  /** Names these bytes within their job, the same for every unit that shares them (e.g. `b:512:256`). */
+  key: string;
+  dtype: Dtype;
+  shape: number[];
+  /** The bytes exactly as the miner uses them, computed when asked. */
+  bytes(): Uint8Array;
+}
+
+/** What a kind puts in a lease: carried operands, operands named by hash (`blocks`), scalar parameters. */
+export interface KindLeasePayload {
+  operands: Record<string, Tensor>;
+  params: LeasePayload['params'];
+  blocks?: Record<string, OperandBlock>;
 }
 
 /** A job's cost in bytes: what its requester's quota is charged for it. */
@@ -100,8 +120,13 @@ export interface WorkKind<Params, Job, Unit extends UnitBase, Result, Output> {
   ops(unit: Unit): bigint;
   /** What a miner must have declared to be leased this job's units. */
   requirements(job: Job): Requirements;
-  /** What a unit's lease carries to the miner. */
-  leasePayload(job: Job, unit: Unit): LeasePayload;
+  /** What a unit's lease carries to the miner, or names for it to fetch. */
+  leasePayload(job: Job, unit: Unit): KindLeasePayload;
+  /**
+   * Optional: the keys of the blocks a unit's lease names (as its `blocks` give them), known without computing
+   * them, so that the scheduler can prefer a miner that already holds them.
+   */
+  operandKeys?(unit: Unit): readonly string[];
 
   // ---- results ----
   /** The miner's output as the kind's result, after its dtype and shape are checked against the unit. */

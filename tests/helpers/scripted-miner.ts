@@ -6,6 +6,7 @@ import { exportPublicKey, generateSigningKeys, helloChallengeBytes, sign } from 
 import type { Precision } from '../../src/protocol/messages.ts';
 import { f16Halves, f32Tensor, f32Values, type Tensor } from '../../src/protocol/tensor.ts';
 import { fromHalves } from '../../src/work/gemm/halves.ts';
+import { createHash } from 'node:crypto';
 import { loadPeerJs } from '../../src/coordinator/peers.ts';
 import { matmulF32 } from './random.ts';
 import { waitForJob } from './stack.ts';
@@ -15,8 +16,15 @@ type Receipt = MessageOf<'receipt'>;
 
 export class ScriptedMiner {
   minerKey = new Uint8Array(32);
+  /** The session's key to the operands its leases name, from the welcome. */
+  operandToken: string | undefined;
+  /** Operand bytes fetched over HTTP, as the coordinator's origin sent them. */
+  operandBytesFetched = 0;
 
-  private constructor(readonly link: CoordinatorLink) {}
+  private constructor(
+    readonly link: CoordinatorLink,
+    readonly baseUrl: string,
+  ) {}
 
   /**
    * Opens a link, trying again when WebRTC set-up fails: PeerJS in Node sometimes applies an ICE candidate before
@@ -28,7 +36,7 @@ export class ScriptedMiner {
       try {
         // ws's WebSocket speaks the browser's API (binaryType, addEventListener, bufferedAmount) that the link uses.
         const options = { transport, WebSocket: WebSocket as unknown as WebSocketClass };
-        return new ScriptedMiner(await CoordinatorLink.open(baseUrl, await loadPeerJs(), options));
+        return new ScriptedMiner(await CoordinatorLink.open(baseUrl, await loadPeerJs(), options), baseUrl);
       } catch (err) {
         // A handshake that never completes (seen once on a CI machine busy with other tests) is tried again too, as
         // the page's mining loop does.
@@ -43,8 +51,35 @@ export class ScriptedMiner {
     return this.link.challenge;
   }
 
-  next<T extends Parameters<CoordinatorLink['next']>[0][number]>(...types: T[]): Promise<MessageOf<T>> {
+  /** The next message of these types; a lease comes with the operands it names by hash fetched and checked, as a miner's would. */
+  async next<T extends Parameters<CoordinatorLink['next']>[0][number]>(...types: T[]): Promise<MessageOf<T>> {
+    const message = await this.link.next(types, 60_000);
+    const any = message as MessageOf<Parameters<CoordinatorLink['next']>[0][number]>;
+    if (any.type === 'welcome') this.operandToken = any.operandToken;
+    if (any.type === 'lease') await this.fetchOperands(any);
+    return message;
+  }
+
+  /** The raw next message, a lease as it came (operands named by hash left unfetched). */
+  nextRaw<T extends Parameters<CoordinatorLink['next']>[0][number]>(...types: T[]): Promise<MessageOf<T>> {
     return this.link.next(types, 60_000);
+  }
+
+  /** GET /api/operands/SHA256 with this session's token. */
+  fetchOperand(sha256: string, headers: Record<string, string> = {}): Promise<Response> {
+    return fetch(new URL(`api/operands/${sha256}`, this.baseUrl), { headers: { ...(this.operandToken ? { 'x-ergon-operand-token': this.operandToken } : {}), ...headers } });
+  }
+
+  /** Fetches each operand a lease names, checks its hash and puts it among the lease's operands. */
+  private async fetchOperands(lease: Lease): Promise<void> {
+    for (const [name, ref] of Object.entries(lease.refs)) {
+      const response = await this.fetchOperand(ref.sha256);
+      if (!response.ok) throw new Error(`operand ${name} of lease ${lease.leaseId}: ${response.status} ${await response.text()}`);
+      const data = new Uint8Array(await response.arrayBuffer());
+      this.operandBytesFetched += data.byteLength;
+      if (createHash('sha256').update(data).digest('hex') !== ref.sha256) throw new Error(`operand ${name} does not hash to ${ref.sha256}`);
+      lease.operands[name] = { dtype: ref.dtype, shape: ref.shape, data };
+    }
   }
 
   send(message: MinerOutgoing): void {

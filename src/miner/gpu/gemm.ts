@@ -5,6 +5,7 @@ import {
   CANDIDATES, configName, f16Config, kernelSource, SMALL_M_CONFIGS, tileCols, tileRows, variantFor,
   type KernelConfig, type KernelVariant, type Precision, type SmallMConfig,
 } from './kernel-config.ts';
+import { ResidentOperands, writeOperand } from './resident-operands.ts';
 
 /**
  * Longest a single command buffer should run: well under the ~2 s after which Windows resets a GPU, and short
@@ -66,9 +67,19 @@ const USAGE: Record<Role, number> = {
   readback: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
 };
 
-/** One unit's device buffers (A, B, C and C's read-back staging), each grown to fit, and the shape they hold. */
+/** Names an operand's bytes (their sha256) so that it may stay on the GPU across units (resident-operands.ts). */
+export interface OperandKeys {
+  a?: string;
+  b?: string;
+}
+
+/**
+ * One unit's device buffers (A, B, C and C's read-back staging), each grown to fit, and the shape they hold. A or B
+ * may instead be bound to a resident operand's buffer, held until unbind().
+ */
 class OperandSlot {
   private readonly buffers = new Map<Role, GPUBuffer>();
+  private readonly bound = new Map<'A' | 'B', { sha256: string; buffer: GPUBuffer }>();
   shape: Shape = { m: 0, k: 0, n: 0, precision: 'f32' };
 
   constructor(
@@ -77,21 +88,34 @@ class OperandSlot {
   ) {}
 
   /** Writes the operands into this slot's A and B, and sizes its C (f32 at either precision). The GPU copies them in queue order. */
-  upload(shape: Shape, a: Operand, b: Operand): void {
+  upload(shape: Shape, a: Operand, b: Operand, keys: OperandKeys = {}, resident?: ResidentOperands): void {
     const { m, k, n } = shape;
     if (a.length !== m * k || b.length !== k * n) throw new RangeError(`gemm: operands do not match ${m}x${k}x${n}`);
     this.shape = shape;
-    this.write('A', a);
-    this.write('B', b);
+    this.place('A', a, keys.a, resident);
+    this.place('B', b, keys.b, resident);
     this.buffer('C', m * n * 4);
   }
 
-  /** writeBuffer takes whole 4-byte words: an odd count of halves goes as its whole words, then its last half padded. */
-  private write(role: 'A' | 'B', data: Operand): void {
+  /** Binds a resident copy of a named operand (uploaded once), or writes it into this slot's own buffer. */
+  private place(role: 'A' | 'B', data: Operand, sha256: string | undefined, resident: ResidentOperands | undefined): void {
+    if (sha256 && resident && resident.budgetBytes > 0) {
+      this.bound.set(role, { sha256, buffer: resident.acquire(sha256, data) });
+      return;
+    }
     const whole = data.byteLength - (data.byteLength % 4);
-    const buffer = this.buffer(role, whole < data.byteLength ? whole + 4 : whole);
-    this.device.queue.writeBuffer(buffer, 0, data, 0, whole / data.BYTES_PER_ELEMENT);
-    if (whole < data.byteLength) this.device.queue.writeBuffer(buffer, whole, new Uint16Array([data[data.length - 1], 0]));
+    writeOperand(this.device, this.buffer(role, whole < data.byteLength ? whole + 4 : whole), data);
+  }
+
+  /** The buffer a role's operand is in: a resident one bound by upload(), else this slot's own. */
+  operand(role: 'A' | 'B'): GPUBuffer {
+    return this.bound.get(role)?.buffer ?? this.buffer(role, 0);
+  }
+
+  /** Lets go of the resident operands the last upload bound (they may then be evicted). */
+  unbind(resident: ResidentOperands | undefined): void {
+    for (const { sha256 } of this.bound.values()) resident?.release(sha256);
+    this.bound.clear();
   }
 
   /** The buffer for a role, grown to a power of two when `bytes` do not fit; 0 just returns it. */
@@ -155,7 +179,9 @@ class PassTimer {
 
 export class GemmKernel {
   /** What upload(), compute() and readBack() work on: operands kept resident across calls (tuning, benchmarks). */
-  private readonly resident: OperandSlot;
+  private readonly fixed: OperandSlot;
+  /** Named operands kept on the GPU across run() calls, within their budget (0 until the worker sets one). */
+  readonly resident: ResidentOperands;
   /** run()'s slots; a unit waits for a free one. */
   private readonly free: OperandSlot[];
   private readonly slotWaiters: ((slot: OperandSlot) => void)[] = [];
@@ -181,7 +207,8 @@ export class GemmKernel {
   ) {
     this.params = device.createBuffer({ label: 'gemm params', size: PARAMS_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
     this.timer = device.features.has('timestamp-query') ? new PassTimer(device) : null;
-    this.resident = new OperandSlot(device, 'resident');
+    this.fixed = new OperandSlot(device, 'resident');
+    this.resident = new ResidentOperands(device, 0);
     this.free = Array.from({ length: UNITS_IN_FLIGHT }, (_, i) => new OperandSlot(device, `unit ${i}`));
   }
 
@@ -244,14 +271,14 @@ export class GemmKernel {
    * computes and reads back while the one after it computes. A unit whose `signal` is aborted before its turn
    * comes is dropped with UnitCancelledError; once computing, it finishes.
    */
-  run(m: number, k: number, n: number, a: Float32Array<ArrayBuffer>, b: Float32Array<ArrayBuffer>, signal?: AbortSignal): Promise<GemmRun>;
-  run(m: number, k: number, n: number, a: Uint16Array<ArrayBuffer>, b: Uint16Array<ArrayBuffer>, signal?: AbortSignal): Promise<GemmRun>;
-  async run(m: number, k: number, n: number, a: Operand, b: Operand, signal?: AbortSignal): Promise<GemmRun> {
+  run(m: number, k: number, n: number, a: Float32Array<ArrayBuffer>, b: Float32Array<ArrayBuffer>, signal?: AbortSignal, keys?: OperandKeys): Promise<GemmRun>;
+  run(m: number, k: number, n: number, a: Uint16Array<ArrayBuffer>, b: Uint16Array<ArrayBuffer>, signal?: AbortSignal, keys?: OperandKeys): Promise<GemmRun>;
+  async run(m: number, k: number, n: number, a: Operand, b: Operand, signal?: AbortSignal, keys: OperandKeys = {}): Promise<GemmRun> {
     const precision = precisionOf(a, b);
     this.requirePrecision(precision);
     const slot = await this.acquire();
     try {
-      slot.upload({ m, k, n, precision }, a, b);
+      slot.upload({ m, k, n, precision }, a, b, keys, this.resident);
       this.shape = slot.shape;
       const turn = this.gpuTurn.then(async () => {
         if (signal?.aborted) throw new UnitCancelledError();
@@ -264,6 +291,7 @@ export class GemmKernel {
       const { mapped, ...timing } = await turn;
       return { c: await mapped, ...timing };
     } finally {
+      slot.unbind(this.resident);
       this.release(slot);
     }
   }
@@ -274,18 +302,18 @@ export class GemmKernel {
   upload(m: number, k: number, n: number, a: Operand, b: Operand): void {
     const precision = precisionOf(a, b);
     this.requirePrecision(precision);
-    this.resident.upload({ m, k, n, precision }, a, b);
-    this.shape = this.resident.shape;
+    this.fixed.upload({ m, k, n, precision }, a, b);
+    this.shape = this.fixed.shape;
   }
 
   /** Computes C from the resident operands. Not to be called while run() calls are in flight. */
   compute(): Promise<GemmTiming> {
-    return this.computeIn(this.resident);
+    return this.computeIn(this.fixed);
   }
 
   /** C of the last compute() on the resident operands. */
   readBack(): Promise<Float32Array<ArrayBuffer>> {
-    return this.startReadBack(this.resident);
+    return this.startReadBack(this.fixed);
   }
 
   /** Computes a slot's C from its operands, in dispatches of about dispatchBudgetMs each. */
@@ -296,7 +324,7 @@ export class GemmKernel {
     const pipeline = await this.pipeline(variant, config, precision);
     const bindGroup = this.device.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),
-      entries: [slot.buffer('A', 0), slot.buffer('B', 0), slot.buffer('C', 0), this.params].map((buffer, binding) => ({ binding, resource: { buffer } })),
+      entries: [slot.operand('A'), slot.operand('B'), slot.buffer('C', 0), this.params].map((buffer, binding) => ({ binding, resource: { buffer } })),
     });
     const speedKey = kernelKey(config, variant, precision);
     const rowTile = tileRows(config);
@@ -362,7 +390,8 @@ export class GemmKernel {
   }
 
   destroy(): void {
-    for (const slot of [this.resident, ...this.free]) slot.destroy();
+    for (const slot of [this.fixed, ...this.free]) slot.destroy();
+    this.resident.destroy();
     this.timer?.destroy();
     this.params.destroy();
   }

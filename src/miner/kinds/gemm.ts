@@ -4,7 +4,7 @@ import { CodedError } from '../../protocol/errors.ts';
 import { UnitCancelledError } from '../cancelled.ts';
 import type { GpuClient, GpuRun } from '../gpu-client.ts';
 import type { WorkerTensor } from '../worker-messages.ts';
-import type { Execution, MinerKind, UnitPayload } from './kind.ts';
+import type { Execution, MinerKind } from './kind.ts';
 
 const NAME = 'gemm';
 
@@ -24,9 +24,11 @@ export const gemmMinerKind: MinerKind = {
       const { c, computeSeconds } = await (await engines.cpu()).gemm.run(m, k, n, new Float32Array(a.data), new Float32Array(b.data));
       return { output: f32Output([m, n], c), gpuSeconds: computeSeconds, submitSeconds: computeSeconds, dispatches: 1 };
     }
+    // Operands named by hash may stay on the GPU for the next unit that names them (a column's B, a row's A).
+    const keys = { a: a.sha256, b: b.sha256 };
     const run = await engines.onGpu((gpu) => (a.dtype === 'f16'
-      ? gpu.gemm.run(m, k, n, new Uint16Array(a.data), new Uint16Array(b.data), signal)
-      : gpu.gemm.run(m, k, n, new Float32Array(a.data), new Float32Array(b.data), signal)));
+      ? gpu.gemm.run(m, k, n, new Uint16Array(a.data), new Uint16Array(b.data), signal, keys)
+      : gpu.gemm.run(m, k, n, new Float32Array(a.data), new Float32Array(b.data), signal, keys)));
     const { c, ...timing } = run;
     return { output: f32Output([m, n], c), ...timing };
   },

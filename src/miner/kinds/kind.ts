@@ -1,6 +1,7 @@
 // The miner side of a kind of work: what the GPU worker calls to run a leased unit on the engine at hand.
 import type { CpuGemm } from '../cpu/cpu-gemm.ts';
 import type { GemmKernel } from '../gpu/gemm.ts';
+import type { OperandRef, OperandSource } from '../operand-feed.ts';
 import type { Backend, WorkerTensor } from '../worker-messages.ts';
 
 /** The worker's GPU engine: its device and the kernels made for it. */
@@ -20,6 +21,12 @@ export interface Engines {
 export interface UnitPayload {
   operands: Readonly<Record<string, WorkerTensor>>;
   params: Readonly<Record<string, string | number | boolean>>;
+}
+
+/** A lease's payload as the page hands it over: some operands may be named by hash, for the worker to fetch. */
+export interface LeasedPayload extends UnitPayload {
+  refs?: Readonly<Record<string, OperandRef>>;
+  source?: OperandSource;
 }
 
 export interface Execution {

@@ -2,7 +2,7 @@
 // assembled row-major, paid per verified op at a rate per precision.
 import * as v from 'valibot';
 import { fail, type Parsed } from '../../protocol/errors.ts';
-import { allFinite, f16Tensor, f32Tensor, f32Values } from '../../protocol/tensor.ts';
+import { allFinite, f32Values } from '../../protocol/tensor.ts';
 import { cryptoRandomBytes, type RandomBytes, type WorkKind } from '../kind.ts';
 import { freivalds } from './freivalds.ts';
 import { allFiniteHalves, fromHalves, toHalves } from './halves.ts';
@@ -161,16 +161,22 @@ export const gemmKind: WorkKind<GemmParams, GemmJob, GemmUnit, GemmResult, Float
   },
 
   leasePayload(job, unit) {
-    // An f16 job's operands travel as the halves themselves: half the bytes of f32.
+    // Named by hash, not carried: units of one row share A's block and units of one column share B's, so a miner
+    // that holds a block fetches it once. An f16 job's blocks are the halves themselves: half the bytes of f32.
+    const [aKey, bKey] = gemmOperandKeys(unit);
     const aShape = [unit.rows, unit.depth];
     const bShape = [unit.depth, unit.cols];
-    if (job.precision === 'f16') {
-      const { a, b } = unitHalves(job, unit);
-      return { operands: { a: f16Tensor(aShape, a), b: f16Tensor(bShape, b) }, params: {} };
-    }
-    const { a, b } = unitOperands(job, unit);
-    return { operands: { a: f32Tensor(aShape, a), b: f32Tensor(bShape, b) }, params: {} };
+    const dtype = job.precision;
+    const block = (key: string, shape: number[], pick: 'a' | 'b') => ({
+      key,
+      dtype,
+      shape,
+      bytes: () => bytesOf(job.precision === 'f16' ? unitHalves(job, unit)[pick] : unitOperands(job, unit)[pick]),
+    });
+    return { operands: {}, params: {}, blocks: { a: block(aKey, aShape, 'a'), b: block(bKey, bShape, 'b') } };
   },
+
+  operandKeys: (unit) => gemmOperandKeys(unit),
 
   decodeResult(_job, unit, output) {
     const [rows, cols] = output.shape;
@@ -282,6 +288,11 @@ export function splitTiles(jobId: string, m: number, n: number, k: number, tile:
     }
   }
   return units;
+}
+
+/** A unit's A row block and B column block, named within the job: units of one row or one column share them. */
+export function gemmOperandKeys(unit: GemmUnit): [string, string] {
+  return [`a:${unit.row0}:${unit.rows}`, `b:${unit.col0}:${unit.cols}`];
 }
 
 /** The slices of A (rows x K) and B (K x cols) that a unit needs, as f32 values. A's rows are contiguous: no copy. */

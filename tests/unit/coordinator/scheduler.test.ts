@@ -107,4 +107,62 @@ describe('scheduler housekeeping', () => {
     expect(await s.evictFinished(1_001 + RESULT_RETENTION_MS)).toEqual(['j']);
     expect(await s.job('j')).toBeUndefined();
   });
+
+  describe('affinity', () => {
+    // A 1024x1024 job: 4x4 units of 256x256, leased row by row in queue order.
+    const cols = (l: { unit: unknown } | undefined) => (l?.unit as { col0: number } | undefined)?.col0;
+    const rows = (l: { unit: unknown } | undefined) => (l?.unit as { row0: number } | undefined)?.row0;
+
+    it('gives a miner holding a B column block the units of that column first', async () => {
+      const s = new Scheduler();
+      await submit(s, job('j', 1024, 1024, 8), 0);
+      const first = await lease(s, 'holder', 0);
+      expect([rows(first), cols(first)]).toEqual([0, 0]);
+      // Four other miners, holding nothing, take the next units in queue order: the rest of row 0 and (256, 0).
+      const others = [];
+      for (let i = 0; i < 4; i++) others.push(await lease(s, `other-${i}`, 0));
+      expect(others.map((l) => [rows(l), cols(l)])).toEqual([[0, 256], [0, 512], [0, 768], [256, 0]]);
+      // The queue's head is (256, 256), which shares nothing with the holder: it gets column 0's next unit instead.
+      const next = await lease(s, 'holder', 0);
+      expect([rows(next), cols(next)]).toEqual([512, 0]);
+      // A miner that holds nothing gets the head.
+      const fresh = await lease(s, 'fresh', 0);
+      expect([rows(fresh), cols(fresh)]).toEqual([256, 256]);
+    });
+
+    it('prefers a unit of both held blocks over units of one held block', async () => {
+      const s = new Scheduler();
+      await submit(s, job('j', 1024, 1024, 8), 0);
+      const l1 = await lease(s, 'holder', 0); // row 0, col 0: holds A0 and B0
+      const l2 = await lease(s, 'holder', 0); // row 0 again (A0 held): col 256, now holds B256 too
+      expect([cols(l1), cols(l2)]).toEqual([0, 256]);
+      // Unit (0, 0) given back: the holder, holding A0, B0 and B256, gets it back before (0, 512) (A0 only).
+      if (!l1) throw new Error('expected a lease');
+      await s.release(l1);
+      const again = await lease(s, 'holder', 0);
+      expect(again?.unit.id).toBe(l1.unit.id);
+    });
+
+    it('never passes over an older job for a newer one whose blocks the miner holds', async () => {
+      const s = new Scheduler();
+      await submit(s, job('old', 256, 256, 8), 0);
+      await submit(s, job('new', 512, 512, 8), 0);
+      const oldLease = await lease(s, 'other', 0);
+      expect(oldLease?.unit.jobId).toBe('old');
+      expect((await lease(s, 'holder', 0))?.unit.jobId).toBe('new');
+      // The old job's unit comes back (its miner failed): the holder gets it, though it holds the new job's blocks.
+      if (!oldLease) throw new Error('expected a lease');
+      await s.release(oldLease);
+      expect((await lease(s, 'holder', 0))?.unit.jobId).toBe('old');
+    });
+
+    it('forgets what a miner held when it leaves', async () => {
+      const s = new Scheduler();
+      await submit(s, job('j', 1024, 1024, 8), 0);
+      await lease(s, 'holder', 0);
+      await s.releaseSession('holder');
+      await lease(s, 'other', 0); // takes (0,0) back
+      expect(cols(await lease(s, 'holder', 0))).toBe(256);
+    });
+  });
 });
