@@ -47,7 +47,9 @@ it('keeps two jobs queued, and replaces a job a miner finished with a new one', 
     });
     mining = false;
     await work;
-    expect(later.map((j) => j.id)).toContain(first[1].id);
+    // Two open jobs again, at least one of them new. (Whether the second job is still among them depends on how fast
+    // the miner is against the demo's 2 s poll: a fast one finishes both in one poll, and both are replaced.)
+    expect(later.filter((j) => !first.some((f) => f.id === j.id)).length).toBeGreaterThanOrEqual(1);
   } finally {
     stop();
     mining = false;
