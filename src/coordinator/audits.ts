@@ -192,9 +192,10 @@ async function auditStalledRound(ctx: SettlementContext, jobId: string): Promise
   for (const credit of await ctx.ledger.pendingCredits({ jobId })) {
     const { minerKey } = credit;
     const unit = state.units.get(credit.unitId);
+    if (!unit) continue;
     // The job finished with an earlier settlement (its job is then dropped), or a failed audit queued units again.
     const job = state.job;
-    if (!unit || job === null || !(await stalled(ctx, jobId))) return;
+    if (job === null || !(await stalled(ctx, jobId))) return;
     const outcome = await inMinersTurn(ctx, minerKey, async () => {
       // Settled or forfeited meanwhile by an audit of another of its results: nothing left to audit here.
       if (!(await ctx.ledger.pendingCredits({ minerKey })).some((c) => c.unitId === unit.id)) return undefined;

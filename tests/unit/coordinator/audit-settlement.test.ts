@@ -121,8 +121,8 @@ describe.each(backends)('the standing bond ($name ledger)', ({ open }) => {
   let ctx: SettlementContext;
   /** Whether the coordinator's next draw audits: all-zero bytes are the smallest draw, all-ones the largest (never below p < 1). */
   let auditNext = false;
-  /** Every unit that was paid, once each: what the ledger's totals must equal, exactly. */
-  let paidUnits: DotUnit[];
+  /** Every unit receipted, once each: what the ledger's totals must equal, exactly. */
+  let paidUnits: string[];
 
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'ergon-bond-'));
@@ -154,7 +154,7 @@ describe.each(backends)('the standing bond ($name ledger)', ({ open }) => {
     auditNext = audit;
     const settlement = await settle(ctx, MINER, { leaseId: lease.id, unitId: unit.id, gpuSeconds: 0.01, output: f32Tensor([values.length], values), leaseSentAtMs: Date.now() - 100 });
     auditNext = false;
-    if (settlement.type === 'settled') for (const r of settlement.receipts) paidUnits.push({ id: r.unitId } as DotUnit);
+    if (settlement.type === 'settled') for (const r of settlement.receipts) paidUnits.push(r.unitId);
     return settlement;
   };
   const pending = async () => (await ledger.pendingCredits({ minerKey: MINER.minerKey })).length;
@@ -223,6 +223,7 @@ describe.each(backends)('the standing bond ($name ledger)', ({ open }) => {
     expect(await ledger.balance(MINER.minerKey)).toBe(balanceBefore);
     expect(await ledger.auditsPassed(MINER.minerKey)).toBe(0);
     // Paid exactly the units settled, once each, at ops x rate.
+    expect(new Set(paidUnits).size).toBe(paidUnits.length);
     expect(await ledger.totals()).toEqual({ units: paidUnits.length, ops: BigInt(paidUnits.length * 2 * DOTS_PER_UNIT * DIM), microCredits: BigInt(paidUnits.length) * UNIT_PAY });
     expect(await ledger.balance(MINER.minerKey)).toBe(BigInt(paidUnits.length) * UNIT_PAY);
   }, 120_000);
