@@ -1,7 +1,8 @@
 // Sampled audits, for kinds whose full check is a re-run (their WorkKind has `audit`): every result gets the kind's
 // cheap checks and its credit is held as pending; a result is audited with a probability that falls with its miner's
-// record; an audit that passes pays all the miner's pending credits, one that fails forfeits them all. The pending
-// credits are the bond a miner puts up by working: there is no stake anywhere.
+// record; an audit that passes pays the audited unit and the miner's older pending credits but keeps its newest ones
+// pending as a standing bond; one that fails forfeits them all. The pending credits are the bond a miner puts up by
+// working: there is no stake anywhere.
 import type { ProtocolError } from '../protocol/errors.ts';
 import * as v from 'valibot';
 import { JoulesSource, type Receipt } from '../protocol/messages.ts';
@@ -26,6 +27,23 @@ export function auditProbability(auditsPassedInARow: number): number {
   return Math.max(AUDIT_FLOOR, Math.min(1, AUDIT_EVERY_UNIT_UNTIL / (auditsPassedInARow + 1)));
 }
 
+/** What a cheat caught must lose in expectation, in units' pay: more than the one unit's compute it could save. */
+export const BOND_EXPECTED_LOSS_UNITS = 2;
+
+/**
+ * The standing bond: after an audit that passes, with n audits now passed in a row (p = auditProbability(n)), the
+ * miner's newest B = ceil(2 / p) pending credits other than the audited unit stay pending; the audited unit and the
+ * older ones are paid. A cheat is caught with probability p and then forfeits at least those B units, so its
+ * expected loss is p x B x one unit's pay >= 2 units' pay, against a gain under one unit's pay (the compute it
+ * saved). B is 2 for a new key (p = 1), n + 1 while p = 2 / (n + 1), and 40 at the 5% floor. Computed in integers:
+ * 2 / p is max(2, n + 1) below the floor and 2 x 20 at it, so no float rounding moves the ceiling.
+ */
+export function bondUnits(auditsPassedInARow: number): number {
+  const floorOneIn = Math.round(1 / AUDIT_FLOOR);
+  const belowFloor = Math.ceil((BOND_EXPECTED_LOSS_UNITS * (auditsPassedInARow + 1)) / AUDIT_EVERY_UNIT_UNTIL);
+  return Math.min(BOND_EXPECTED_LOSS_UNITS * floorOneIn, Math.max(BOND_EXPECTED_LOSS_UNITS, belowFloor));
+}
+
 /** Whether to audit, drawn from the injected random source: a uniform 32-bit number below p * 2^32. */
 export function drawAudit(random: RandomBytes, probability: number): boolean {
   if (probability >= 1) return true;
@@ -46,8 +64,9 @@ export type MinerNotice =
   | { type: 'forfeited'; unitIds: string[]; microCredits: bigint; reason: string };
 
 /**
- * Runs the kind's audit of one held result of this miner and settles or forfeits all of its pending credits. The
- * kind's audit runs its re-run off the event loop (onnxruntime-node's own threads).
+ * Runs the kind's audit of one held result of this miner: if it passes, settles that unit and the miner's pending
+ * credits older than its bond (bondUnits); if it fails, forfeits all of them, bond included. The kind's audit runs
+ * its re-run off the event loop (onnxruntime-node's own threads).
  */
 export async function auditMiner(
   ctx: SettlementContext, kind: AnyWorkKind, job: unknown, unit: UnitBase, result: unknown, minerKey: string,
@@ -60,7 +79,7 @@ export async function auditMiner(
   if (verdict.ok) {
     // Named while their jobs are open: a job that finishes with this settlement drops its kind's job.
     const receiptKinds = await receiptKindsOf(ctx, await ctx.ledger.pendingCredits({ minerKey }));
-    const settled = await ctx.jobs.settlePending(minerKey, nowMs);
+    const settled = await ctx.jobs.settlePending(minerKey, unit.id, bondUnits, nowMs);
     await ctx.ledger.updateReputation(minerKey, (current) => settled.reduce((r) => nextReputation(r, 'accepted', nowMs), current));
     const receipts = await Promise.all(settled.map((credit) => receiptFor(ctx, credit, receiptKinds.get(credit.jobId) ?? kind.receiptKind(job), nowMs)));
     const microCredits = settled.reduce((sum, c) => sum + c.microCredits, 0n);
@@ -135,9 +154,12 @@ export function inMinersTurn<T>(ctx: SettlementContext, minerKey: string, fn: ()
 const auditingStalled = new WeakMap<object, Map<string, boolean>>();
 
 /**
- * Progress without the miner: when every unit of a job left is held (none waiting, none leased), audits one held
- * unit of each miner holding them, so that a job whose miners went away still finishes. Their verdicts are told to
- * the miners if they are connected (ctx.tell), and are in the ledger either way.
+ * Progress without the miner: when every unit of a job left is held (none waiting, none leased), audits each held
+ * unit of it, oldest first, so that a job whose miners went away, or whose tail sits in its miners' bonds, still
+ * finishes: units never settle by time alone, which would let a cheat wait its bond out. Each audit that passes
+ * settles its unit (and what the rule releases); one that fails forfeits its miner's pending credits, whose units are
+ * queued again, and the job is no longer stalled. Verdicts are told to the miners if they are connected (ctx.tell),
+ * and are in the ledger either way.
  */
 export async function auditStalled(ctx: SettlementContext, jobId: string): Promise<void> {
   const running = auditingStalled.get(ctx.ledger) ?? new Map<string, boolean>();
@@ -157,18 +179,23 @@ export async function auditStalled(ctx: SettlementContext, jobId: string): Promi
   }
 }
 
-async function auditStalledRound(ctx: SettlementContext, jobId: string): Promise<void> {
+/** Whether every unit a job has left is held: nothing waits for a miner or is leased, so only an audit moves it. */
+async function stalled(ctx: SettlementContext, jobId: string): Promise<boolean> {
   const counts = await ctx.queue.unitCounts(jobId);
-  if (counts.waiting > 0 || counts.leased > 0 || counts.held === 0) return;
+  return counts.waiting === 0 && counts.leased === 0 && counts.held > 0;
+}
+
+async function auditStalledRound(ctx: SettlementContext, jobId: string): Promise<void> {
+  if (!(await stalled(ctx, jobId))) return;
   const state = await ctx.queue.job(jobId);
   if (!state) return;
-  const firstOfEach = new Map<string, PendingCredit>();
-  for (const credit of await ctx.ledger.pendingCredits({ jobId })) if (!firstOfEach.has(credit.minerKey)) firstOfEach.set(credit.minerKey, credit);
-  for (const [minerKey, credit] of firstOfEach) {
+  for (const credit of await ctx.ledger.pendingCredits({ jobId })) {
+    const { minerKey } = credit;
     const unit = state.units.get(credit.unitId);
-    // The job finished with the previous miner's settlement (its job is then dropped): nothing is left held.
+    if (!unit) continue;
+    // The job finished with an earlier settlement (its job is then dropped), or a failed audit queued units again.
     const job = state.job;
-    if (!unit || job === null) continue;
+    if (job === null || !(await stalled(ctx, jobId))) return;
     const outcome = await inMinersTurn(ctx, minerKey, async () => {
       // Settled or forfeited meanwhile by an audit of another of its results: nothing left to audit here.
       if (!(await ctx.ledger.pendingCredits({ minerKey })).some((c) => c.unitId === unit.id)) return undefined;

@@ -81,9 +81,12 @@ export class Jobs {
     return held;
   }
 
-  /** An audit of this miner passed: all its pending credits are paid and their units done (jobs finish). */
-  async settlePending(minerKey: string, nowMs: number): Promise<PendingCredit[]> {
-    const settled = await this.ledger.settlePending(minerKey);
+  /**
+   * An audit of this miner's unit `audited` passed: that credit and those older than its bond are paid and their units
+   * done (jobs finish); its newest bondUnits(n) others stay pending (src/coordinator/audits.ts).
+   */
+  async settlePending(minerKey: string, audited: string, bondUnits: (auditsPassed: number) => number, nowMs: number): Promise<PendingCredit[]> {
+    const settled = await this.ledger.settlePending(minerKey, audited, bondUnits);
     for (const credit of settled) {
       const state = await this.queue.job(credit.jobId);
       const unit = state?.units.get(credit.unitId);

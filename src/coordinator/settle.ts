@@ -55,8 +55,8 @@ export interface ResultClaim {
 /**
  * What to answer: a receipt, or a rejection with its code. `offence`: the rejection lowered the miner's reputation
  * (a bad result, not bad luck); `banned` is its record when that reputation now bans it. For a kind that audits a
- * sample: `pending` (credit held), `settled` (this result was audited and passed: receipts for all of the miner's
- * pending credits, this one's included), or a rejection that `forfeited` all of them.
+ * sample: `pending` (credit held), `settled` (this result was audited and passed: receipts for it and for the miner's
+ * pending credits older than its bond), or a rejection that `forfeited` all of them.
  */
 export type Settlement =
   | { type: 'receipt'; receipt: Receipt }
@@ -147,7 +147,8 @@ async function settleClaim(ctx: SettlementContext, miner: Claimant, claim: Resul
 
 /**
  * A result that passed its kind's cheap checks, for a kind that audits a sample: its credit is held as pending, and
- * with the probability its miner's record sets (audits.ts) it is audited now, settling or forfeiting all of them.
+ * with the probability its miner's record sets (audits.ts) it is audited now: settling it and the miner's credits
+ * older than its bond, or forfeiting all of them.
  */
 async function holdForAudit(ctx: SettlementContext, miner: Claimant, lease: Lease, entry: CreditEntry, result: unknown, seen: Seen): Promise<Settlement> {
   const { unit } = lease;

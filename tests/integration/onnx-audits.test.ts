@@ -1,7 +1,8 @@
 // Sampled audits of onnx results through the real stack (scripted miners running onnxruntime-node over real WebRTC,
 // a real SQLite ledger): credits pending until an audit passes, a cheat that built up pending credit forfeits all of
-// it, and a job whose last units are held by a miner that left still finishes. The coordinator's random source is
-// steered by the test: each draw either audits (p = 1 always does) or not, so that which result is audited is known.
+// it, and a job whose last units are held by a miner that left (or in its bond) still finishes. The coordinator's
+// random source is steered by the test: each draw either audits (p = 1 always does) or not, so that which result is
+// audited is known.
 import { createRequire } from 'node:module';
 import type * as OrtNode from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -216,7 +217,8 @@ describe('onnx audits', () => {
     const after = await connect(keys);
     const lease = await after.lease();
     expect(lease.unitId).toBe(lastLease.unitId);
-    // Held too: the job's every unit left is held, so the coordinator audits one of them, and the audit settles both.
+    // Held too: the job's every unit left is held, so the coordinator audits each of them (the first audit to pass
+    // keeps the other in the miner's bond), and both are settled.
     expect(await send(after, lease, await honestOutputs(lease))).toMatchObject({ type: 'pending', unitId: lease.unitId });
     const receipts = [await after.next('receipt'), await after.next('receipt')];
     expect(receipts.map((r) => r.receipt.unitId).sort()).toEqual([heldLease.unitId, lastLease.unitId].sort());

@@ -131,6 +131,16 @@ export function pendingFromRow(r: ColumnRow): PendingCredit {
 /** The energy written for a credit that has none: 0 J, 'none'. */
 export const NO_ENERGY: CreditEnergy = { joules: 0, joulesSource: 'none', uncertaintyJoules: 0, aboveIdleJoules: null, refused: null };
 
+/**
+ * Which of a miner's pending credits (oldest first) an audit of `audited` that passed settles: that unit, and the
+ * others older than the newest `bondUnits` of them. The same rule for every backend, inside its transaction.
+ */
+export function settledByAudit(pending: readonly PendingCredit[], audited: string, bondUnits: number): PendingCredit[] {
+  const others = pending.filter((p) => p.unitId !== audited);
+  const released = new Set(others.slice(0, Math.max(0, others.length - bondUnits)));
+  return pending.filter((p) => p.unitId === audited || released.has(p));
+}
+
 /** Which pending credits: a miner's, or a job's. */
 export type PendingOf = { minerKey: string } | { jobId: string };
 
@@ -162,10 +172,12 @@ export interface Ledger {
   /** A miner's or a job's pending credits, oldest first. */
   pendingCredits(of: PendingOf): Promise<PendingCredit[]>;
   /**
-   * An audit of this miner passed: in one transaction every pending credit of it becomes a credit (with its result,
-   * while its job exists), and its count of audits passed in a row grows by one. Returns what was settled.
+   * An audit of this miner's unit `audited` passed: in one transaction its count of audits passed in a row grows by
+   * one (to n), and the audited unit and every other pending credit of the miner but its newest bondUnits(n) become
+   * credits (with their results, while their jobs exist); those newest stay pending as its bond (audits.ts states the
+   * rule). Returns what was settled, oldest first.
    */
-  settlePending(minerKey: string): Promise<PendingCredit[]>;
+  settlePending(minerKey: string, audited: string, bondUnits: (auditsPassed: number) => number): Promise<PendingCredit[]>;
   /**
    * An audit of this miner failed: in one transaction every pending credit of it is recorded as forfeited (never
    * paid, its result discarded), and its count of audits passed in a row goes back to 0. Returns what was forfeited.

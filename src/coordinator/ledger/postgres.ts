@@ -2,7 +2,7 @@
 // every write one transaction, migrations run once under an advisory lock by whichever coordinator starts first.
 import pg from 'pg';
 import {
-  efficiencyFromRow, LedgerError, NO_ENERGY, pendingFromRow, reputationFromRow, type CreditEntry, type EfficiencyRow, type Ledger, type LedgerTotals, type PendingCredit,
+  efficiencyFromRow, LedgerError, NO_ENERGY, pendingFromRow, reputationFromRow, settledByAudit, type CreditEntry, type EfficiencyRow, type Ledger, type LedgerTotals, type PendingCredit,
   type PendingOf, type Reputation, type StoredJob,
 } from './ledger.ts';
 import { loadMigrations } from './migrations.ts';
@@ -173,24 +173,32 @@ export class PostgresLedger implements Ledger {
     return rows.map(pendingFromRow);
   }
 
-  async settlePending(minerKey: string): Promise<PendingCredit[]> {
+  async settlePending(minerKey: string, audited: string, bondUnits: (auditsPassed: number) => number): Promise<PendingCredit[]> {
     return this.transaction(async (client) => {
-      const pending = await takePending(client, minerKey);
-      for (const p of pending) {
+      // The miner's audit record is locked first, by settlements and forfeits alike: one at a time per miner, in one order.
+      const { rows } = await client.query<{ n: number }>(
+        `INSERT INTO audit_records (miner_key, passed_in_a_row) VALUES ($1, 1)
+         ON CONFLICT (miner_key) DO UPDATE SET passed_in_a_row = audit_records.passed_in_a_row + 1 RETURNING passed_in_a_row AS n`,
+        [minerKey],
+      );
+      const pending = await client.query<Row>('SELECT * FROM pending_credits WHERE miner_key = $1 ORDER BY created_at_ms, unit_id FOR UPDATE', [minerKey]);
+      const settled = settledByAudit(pending.rows.map(pendingFromRow), audited, bondUnits(Number(rows[0].n)));
+      for (const p of settled) {
+        await client.query('DELETE FROM pending_credits WHERE unit_id = $1', [p.unitId]);
         const exists = await client.query('SELECT 1 FROM jobs WHERE id = $1', [p.jobId]);
         await insertCredit(client, p, p.result, exists.rows.length > 0);
       }
-      await client.query(
-        `INSERT INTO audit_records (miner_key, passed_in_a_row) VALUES ($1, 1)
-         ON CONFLICT (miner_key) DO UPDATE SET passed_in_a_row = audit_records.passed_in_a_row + 1`,
-        [minerKey],
-      );
-      return pending;
+      return settled;
     });
   }
 
   async forfeitPending(minerKey: string, reason: string, nowMs: number): Promise<PendingCredit[]> {
     return this.transaction(async (client) => {
+      await client.query(
+        `INSERT INTO audit_records (miner_key, passed_in_a_row) VALUES ($1, 0)
+         ON CONFLICT (miner_key) DO UPDATE SET passed_in_a_row = 0`,
+        [minerKey],
+      );
       const pending = await takePending(client, minerKey);
       for (const p of pending) {
         await client.query(
@@ -199,11 +207,6 @@ export class PostgresLedger implements Ledger {
           [p.unitId, p.jobId, p.minerKey, p.ops.toString(), p.microCredits.toString(), p.createdAtMs, nowMs, reason],
         );
       }
-      await client.query(
-        `INSERT INTO audit_records (miner_key, passed_in_a_row) VALUES ($1, 0)
-         ON CONFLICT (miner_key) DO UPDATE SET passed_in_a_row = 0`,
-        [minerKey],
-      );
       return pending;
     });
   }

@@ -1,7 +1,7 @@
 // The embedded ledger: one SQLite file in the data folder, WAL mode, a unique key on the unit id.
 import Database from 'better-sqlite3';
 import {
-  efficiencyFromRow, LedgerError, NO_ENERGY, pendingFromRow, reputationFromRow, type CreditEntry, type EfficiencyRow, type Ledger, type LedgerTotals, type PendingCredit,
+  efficiencyFromRow, LedgerError, NO_ENERGY, pendingFromRow, reputationFromRow, settledByAudit, type CreditEntry, type EfficiencyRow, type Ledger, type LedgerTotals, type PendingCredit,
   type PendingOf, type Reputation, type StoredJob,
 } from './ledger.ts';
 import { loadMigrations } from './migrations.ts';
@@ -75,6 +75,7 @@ export class SqliteLedger implements Ledger {
       pendingOfMiner: prepare('SELECT * FROM pending_credits WHERE miner_key = ? ORDER BY created_at_ms, unit_id'),
       pendingOfJob: prepare('SELECT * FROM pending_credits WHERE job_id = ? ORDER BY created_at_ms, unit_id'),
       deletePendingOfMiner: prepare('DELETE FROM pending_credits WHERE miner_key = ?'),
+      deletePending: prepare('DELETE FROM pending_credits WHERE unit_id = ?'),
       jobExists: prepare('SELECT 1 FROM jobs WHERE id = ?'),
       insertForfeit: prepare(
         `INSERT INTO forfeited_credits (unit_id, job_id, miner_key, ops, micro_credits, created_at_ms, forfeited_at_ms, reason)
@@ -150,16 +151,19 @@ export class SqliteLedger implements Ledger {
     return rows.map(pendingFromRow);
   }
 
-  async settlePending(minerKey: string): Promise<PendingCredit[]> {
-    const { pendingOfMiner, deletePendingOfMiner, jobExists } = this.statements;
+  async settlePending(minerKey: string, audited: string, bondUnits: (auditsPassed: number) => number): Promise<PendingCredit[]> {
+    const { pendingOfMiner, deletePending, jobExists, saveAudits } = this.statements;
     return this.guard(() =>
       this.db.transaction(() => {
-        const pending = (pendingOfMiner.all(minerKey) as Row[]).map(pendingFromRow);
+        const passed = this.readAuditsPassed(minerKey) + 1;
+        saveAudits.run(minerKey, BigInt(passed));
+        const settled = settledByAudit((pendingOfMiner.all(minerKey) as Row[]).map(pendingFromRow), audited, bondUnits(passed));
         // hold() refuses a unit already credited, so each of these is credited here, once.
-        for (const p of pending) this.insertCredit(p, p.result, jobExists.get(p.jobId) !== undefined);
-        deletePendingOfMiner.run(minerKey);
-        this.statements.saveAudits.run(minerKey, BigInt(this.readAuditsPassed(minerKey) + 1));
-        return pending;
+        for (const p of settled) {
+          this.insertCredit(p, p.result, jobExists.get(p.jobId) !== undefined);
+          deletePending.run(p.unitId);
+        }
+        return settled;
       }).immediate(),
     );
   }

@@ -1,7 +1,7 @@
 // The audit rule, pure: every unit for a new miner, a rate that falls with audits passed in a row, never below the
-// floor; and draws from the injected random source that audit at that rate.
+// floor; draws from the injected random source that audit at that rate; and the bond kept through a passed audit.
 import { describe, expect, it } from 'vitest';
-import { AUDIT_FLOOR, auditProbability, drawAudit } from '../../../src/coordinator/audits.ts';
+import { AUDIT_FLOOR, auditProbability, bondUnits, drawAudit } from '../../../src/coordinator/audits.ts';
 import { seededBytes } from '../../helpers/random.ts';
 
 describe('audit rule', () => {
@@ -38,5 +38,18 @@ describe('audit rule', () => {
     expect(drawAudit(ones, 0.999)).toBe(false);
     expect(drawAudit(ones, 1)).toBe(true);
     expect(drawAudit((into) => into.fill(0), AUDIT_FLOOR)).toBe(true);
+  });
+
+  it('keeps a bond of B = ceil(2/p) units, the smallest whose expected forfeit p x B is at least 2 units\' pay', () => {
+    expect([0, 1, 2, 3, 9, 19, 38, 39, 40, 1_000_000].map(bondUnits)).toEqual([2, 2, 3, 4, 10, 20, 39, 40, 40, 40]);
+    for (let n = 0; n < 500; n++) {
+      const p = auditProbability(n);
+      const b = bondUnits(n);
+      expect(Number.isInteger(b)).toBe(true);
+      // Up to float rounding in p itself (p x B is exactly 2 wherever 2/p is a whole number).
+      expect(p * b, `n = ${n}`).toBeGreaterThanOrEqual(2 - 1e-12);
+      expect(p * (b - 1), `n = ${n}`).toBeLessThan(2);
+      if (n > 0) expect(b).toBeGreaterThanOrEqual(bondUnits(n - 1));
+    }
   });
 });

@@ -12,6 +12,8 @@ export const creditEntry = (unitId: string, minerKey = 'aa', ops = 2_000_000_000
 });
 
 const RESULT = new Uint8Array([1, 2, 3, 4]);
+/** A bond of none: an audit that passes settles every pending credit. */
+const NO_BOND = () => 0;
 
 export function ledgerConformance(backend: string, fresh: () => Promise<{ open: () => Promise<Ledger>; cleanUp: () => Promise<void> }>): void {
   describe(`${backend} ledger: conformance`, () => {
@@ -104,7 +106,7 @@ export function ledgerConformance(backend: string, fresh: () => Promise<{ open: 
       await second.close();
     }));
 
-    it('holds credits as pending, unpaid, until an audit settles them all: then paid once, results kept, across a restart', () => withStore(async (open) => {
+    it('holds credits as pending, unpaid, until an audit settles them: then paid once, results kept, across a restart', () => withStore(async (open) => {
       const job: StoredJob = { id: 'job', owner: 'key-1', kind: 'some-kind', params: {}, operands: [], createdAtMs: 1, finishedAtMs: null };
       const first = await open();
       await first.saveJob(job);
@@ -128,7 +130,7 @@ export function ledgerConformance(backend: string, fresh: () => Promise<{ open: 
       expect((await second.pendingCredits({ jobId: 'job' })).map((p) => p.unitId).sort()).toEqual(['p1', 'p2', 'q1']);
       expect(await second.auditsPassed('aa')).toBe(0);
 
-      const settled = await second.settlePending('aa');
+      const settled = await second.settlePending('aa', 'p2', NO_BOND);
       expect(settled.map((p) => p.unitId)).toEqual(['p1', 'p2']);
       expect(await second.auditsPassed('aa')).toBe(1);
       expect(await second.pendingCredits({ minerKey: 'aa' })).toEqual([]);
@@ -138,7 +140,7 @@ export function ledgerConformance(backend: string, fresh: () => Promise<{ open: 
       expect((await second.efficiency()).find((r) => r.minerKey === 'aa' && r.joulesSource === 'rapl')).toMatchObject({ units: 1, joules: 3, adapter: 'gpu' });
       // Settled is credited: never held, settled or paid again.
       expect(await second.hold(creditEntry('p1', 'aa'), RESULT)).toBe(false);
-      expect(await second.settlePending('aa')).toEqual([]);
+      expect(await second.settlePending('aa', 'p2', NO_BOND)).toEqual([]);
       expect(await second.auditsPassed('aa')).toBe(2);
       expect(await second.balance('bb')).toBe(0n);
       await second.close();
@@ -146,8 +148,8 @@ export function ledgerConformance(backend: string, fresh: () => Promise<{ open: 
 
     it('forfeits all of a miner\'s pending credits on a failed audit: recorded, never paid, the unit free to be done again', () => withStore(async (open) => {
       const ledger = await open();
-      await ledger.settlePending('aa');
-      await ledger.settlePending('aa');
+      await ledger.settlePending('aa', 'none', NO_BOND);
+      await ledger.settlePending('aa', 'none', NO_BOND);
       expect(await ledger.auditsPassed('aa')).toBe(2);
       await ledger.hold(creditEntry('f1', 'aa'), RESULT);
       await ledger.hold(creditEntry('f2', 'aa', 3_000_000_000n), RESULT);
@@ -162,7 +164,7 @@ export function ledgerConformance(backend: string, fresh: () => Promise<{ open: 
       // Another miner's pending credits are untouched; a forfeited unit done again by someone else is paid to them.
       expect((await ledger.pendingCredits({ minerKey: 'bb' })).map((p) => p.unitId)).toEqual(['g1']);
       expect(await ledger.hold(creditEntry('f1', 'cc'), RESULT)).toBe(true);
-      await ledger.settlePending('cc');
+      await ledger.settlePending('cc', 'f1', NO_BOND);
       expect(await ledger.balance('cc')).toBe(2_000_000n);
       expect(await ledger.forfeited('cc')).toBe(0n);
       // Forfeited twice over (a unit forfeited, done again by the same cheat and forfeited again): both recorded.
@@ -172,10 +174,39 @@ export function ledgerConformance(backend: string, fresh: () => Promise<{ open: 
       await ledger.close();
     }));
 
+    it('keeps a miner\'s newest pending credits as its bond when an audit passes: the audited unit and older ones are paid', () => withStore(async (open) => {
+      const first = await open();
+      await first.settlePending('aa', 'none', NO_BOND);
+      // b0 oldest ... b5 newest; b4 is audited and passes, with 2 audits now passed in a row and a bond of 3 for it.
+      for (let i = 0; i < 6; i++) await first.hold({ ...creditEntry(`b${i}`, 'aa'), createdAtMs: 1_700_000_000_000 + i }, RESULT);
+      await first.hold(creditEntry('x0', 'bb'), RESULT);
+      const seen: number[] = [];
+      const settled = await first.settlePending('aa', 'b4', (passed) => {
+        seen.push(passed);
+        return 3;
+      });
+      expect(seen).toEqual([2]);
+      expect(settled.map((p) => p.unitId)).toEqual(['b0', 'b1', 'b4']);
+      expect(await first.balance('aa')).toBe(6_000_000n);
+      await first.close();
+      // The bond stays pending, across a restart: the newest three but the audited one.
+      const second = await open();
+      expect((await second.pendingCredits({ minerKey: 'aa' })).map((p) => p.unitId)).toEqual(['b2', 'b3', 'b5']);
+      expect((await second.pendingCredits({ minerKey: 'bb' })).map((p) => p.unitId)).toEqual(['x0']);
+      expect(await second.auditsPassed('aa')).toBe(2);
+      // A bond larger than what is pending keeps all the others; the audited unit is paid however large the bond.
+      expect((await second.settlePending('aa', 'b5', () => 40)).map((p) => p.unitId)).toEqual(['b5']);
+      // A failed audit forfeits the bond too.
+      expect((await second.forfeitPending('aa', 'audit failed', 9)).map((p) => p.unitId)).toEqual(['b2', 'b3']);
+      expect(await second.forfeited('aa')).toBe(4_000_000n);
+      expect(await second.totals()).toEqual({ units: 4, ops: 8_000_000_000n, microCredits: 8_000_000n });
+      await second.close();
+    }));
+
     it('settles each pending credit once when audits of one miner pass at once', () => withStore(async (open) => {
       const ledger = await open();
       for (let i = 0; i < 10; i++) await ledger.hold(creditEntry(`s${i}`, 'aa'), RESULT);
-      const rounds = await Promise.all(Array.from({ length: 5 }, () => ledger.settlePending('aa')));
+      const rounds = await Promise.all(Array.from({ length: 5 }, (_, i) => ledger.settlePending('aa', `s${i}`, NO_BOND)));
       expect(rounds.flat().map((p) => p.unitId).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `s${i}`).sort());
       expect(await ledger.balance('aa')).toBe(20_000_000n);
       expect(await ledger.auditsPassed('aa')).toBe(5);

@@ -161,7 +161,7 @@ export function queueConformance(backend: string, fresh: () => Promise<QueueStor
       expect(await queue.unitCounts('h')).toEqual({ waiting: 0, leased: 0, held: 1 });
       expect((await queue.job('h'))?.output).toBeNull();
 
-      await store.ledger.settlePending('honest');
+      await store.ledger.settlePending('honest', leases[1].unit.id, () => 0);
       const unit = leases[1].unit;
       const finished = await queue.settle(unit, results[1], T0, 'honest');
       expect(finished?.output).toBeTruthy();
