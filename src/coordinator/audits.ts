@@ -8,7 +8,7 @@ import * as v from 'valibot';
 import { JoulesSource, type Receipt } from '../protocol/messages.ts';
 import { signReceipt } from '../protocol/receipt.ts';
 import type { AnyWorkKind, RandomBytes, UnitBase, Verdict } from '../work/kind.ts';
-import type { PendingCredit, Reputation } from './ledger/ledger.ts';
+import type { CreditEntry, PendingCredit, Reputation } from './ledger/ledger.ts';
 import { log } from './log.ts';
 import { isBanned, nextReputation } from './reputation.ts';
 import type { SettlementContext } from './settle.ts';
@@ -116,14 +116,14 @@ async function receiptKindsOf(ctx: SettlementContext, credits: readonly PendingC
   return kinds;
 }
 
-/** A settled credit's receipt, signed now: what the miner's wallet counts. */
-async function receiptFor(ctx: SettlementContext, credit: PendingCredit, receiptKind: string, nowMs: number): Promise<Receipt> {
+/** A credit's receipt, issued at issuedAtMs: what the miner's wallet counts. */
+export async function receiptFor(ctx: Pick<SettlementContext, 'signingKey'>, credit: CreditEntry, receiptKind: string, issuedAtMs: number): Promise<Receipt> {
   const energy = credit.energy;
   // Stored as it was signed-to-be when held: one of the protocol's sources, or none.
   const joulesSource = energy && v.is(JoulesSource, energy.joulesSource) ? energy.joulesSource : 'none';
   return signReceipt(ctx.signingKey.privateKey, {
     unitId: credit.unitId, jobId: credit.jobId, kind: receiptKind, minerKey: Uint8Array.from(Buffer.from(credit.minerKey, 'hex')), coordinatorKey: ctx.signingKey.publicKey,
-    ops: credit.ops, microCredits: credit.microCredits, gpuSeconds: credit.gpuSeconds, joules: joulesSource === 'none' ? 0 : (energy?.joules ?? 0), joulesSource, issuedAtMs: BigInt(nowMs),
+    ops: credit.ops, microCredits: credit.microCredits, gpuSeconds: credit.gpuSeconds, joules: joulesSource === 'none' ? 0 : (energy?.joules ?? 0), joulesSource, issuedAtMs: BigInt(issuedAtMs),
   });
 }
 

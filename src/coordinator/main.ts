@@ -28,8 +28,10 @@ const kinds = defaultKinds();
 const databaseUrl = process.env.DATABASE_URL || undefined;
 const sharedDir = process.env.ERGON_SHARED_DIR ? resolve(process.env.ERGON_SHARED_DIR) : undefined;
 const handshakeLimits = handshakesPerAddress === undefined ? {} : { perAddress: handshakesPerAddress };
+// For crash tests only: SIGKILL right after a credit is committed, before its receipt goes out (tests/integration/lost-receipt.test.ts).
+const crashPoints = process.env.ERGON_TEST_CRASH_AFTER_CREDIT === '1' ? { afterCredit: () => process.kill(process.pid, 'SIGKILL') } : undefined;
 const coordinator = await startCoordinator({
-  host, port, dataDir, staticDir: resolve('dist'), apiKeys: keys, allowedOrigins, publicHosts, kinds, handshakeLimits, operatorKey: operator.key, databaseUrl, sharedDir,
+  host, port, dataDir, staticDir: resolve('dist'), apiKeys: keys, allowedOrigins, publicHosts, kinds, handshakeLimits, operatorKey: operator.key, databaseUrl, sharedDir, crashPoints,
 });
 const stopDemo = demo ? startDemoRequester(coordinator.url, keys[0]) : () => {};
 

@@ -16,6 +16,7 @@ import { MINER_MESSAGES, TokenBucket, type RateLimit } from './rate-limit.ts';
 import { isBanned, leaseAllowance } from './reputation.ts';
 import { adapterModel } from './rankings.ts';
 import type { MinerNotice } from './audits.ts';
+import { lostReceipt } from './lost-receipts.ts';
 import { settle, type SettlementContext } from './settle.ts';
 
 /** A miner asking for work when there is none is told to ask again after this long. */
@@ -258,8 +259,11 @@ export class MinerSession {
     const holder = leaseSentAtMs === undefined ? await this.leaseHolder(message.leaseId, this.minerKey) : this.id;
     if (holder !== this.id && (await this.ctx.queue.endedLease(message.leaseId))?.end === 'completed') {
       // Sent again after a reconnection: the result was credited, and its receipt went out on the link that dropped.
-      // Refused without credit, and without blame: an honest miner cannot know which of its results arrived.
-      const reason = `unit ${message.unitId} was already credited to this wallet key; its receipt went out on the connection that dropped`;
+      // The receipt again, without credit; a unit held pending or forfeited meanwhile is refused, without blame: an
+      // honest miner cannot know which of its results arrived.
+      const receipt = await lostReceipt(this.ctx, this.id, this.minerKey, message.unitId);
+      if (receipt) return this.send({ type: 'receipt', receipt });
+      const reason = `unit ${message.unitId} was already settled for this wallet key; its verdict went out on the connection that dropped`;
       log('result-rejected', { session: this.id, miner: this.minerKey, unit: message.unitId, code: 'replayed-result', message: reason });
       return this.send({ type: 'rejected', unitId: message.unitId, code: 'replayed-result', message: reason });
     }
@@ -270,7 +274,7 @@ export class MinerSession {
     );
     switch (settlement.type) {
       case 'receipt':
-        this.unitsAccepted++;
+        if (!settlement.again) this.unitsAccepted++;
         return this.send({ type: 'receipt', receipt: settlement.receipt });
       case 'pending':
         return this.send(settlement);

@@ -90,6 +90,8 @@ export interface CoordinatorOptions {
   databaseUrl?: string;
   /** A folder every coordinator of the fleet reaches, for job operands (ERGON_SHARED_DIR); needed with databaseUrl. */
   sharedDir?: string;
+  /** Test hooks where a crash loses the most (settle.ts); never set in production. */
+  crashPoints?: SettlementContext['crashPoints'];
 }
 
 export interface RunningCoordinator {
@@ -139,7 +141,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const tell = (minerKey: string, notice: MinerNotice) => {
     for (const session of sessions.values()) if (session.minerKey === minerKey) session.tell(notice);
   };
-  const settlement: SettlementContext = { jobs, queue, ledger, signingKey, verify, metrics, tell };
+  const settlement: SettlementContext = { jobs, queue, ledger, signingKey, verify, metrics, tell, crashPoints: options.crashPoints };
   const channels = new Map<string, FramedChannel>();
   const peerKey = options.peerKey ?? 'ergon';
   const peerId = `ergon-coordinator-${toHex(signingKey.publicKey).slice(0, 16)}`;

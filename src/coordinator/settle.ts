@@ -3,13 +3,13 @@
 // any other transport calls settle() and sends what it answers.
 import type { ProtocolError } from '../protocol/errors.ts';
 import type { Receipt } from '../protocol/messages.ts';
-import { signReceipt } from '../protocol/receipt.ts';
 import type { Tensor } from '../protocol/tensor.ts';
 import { microCreditsFor, type VerifyContext } from '../work/kind.ts';
 import { checkGpuSeconds } from './claims.ts';
 import { checkEnergy } from './energy-claims.ts';
 import type { UnitEnergy } from '../protocol/energy.ts';
-import { auditMiner, auditProbability, auditStalledSoon, drawAudit, forfeitAll, inMinersTurn, type MinerNotice } from './audits.ts';
+import { auditMiner, auditProbability, auditStalledSoon, drawAudit, forfeitAll, inMinersTurn, receiptFor, type MinerNotice } from './audits.ts';
+import { lostReceipt } from './lost-receipts.ts';
 import type { Jobs } from './jobs.ts';
 import { LedgerError, type CreditEntry, type Ledger, type Reputation } from './ledger/ledger.ts';
 import { log } from './log.ts';
@@ -28,6 +28,8 @@ export interface SettlementContext {
   metrics?: MetricsRecorder;
   /** Delivers a notice to a miner's live session, if any: verdicts of audits it did not wait for (src/coordinator/audits.ts). */
   tell?: (minerKey: string, notice: MinerNotice) => void;
+  /** Test hooks at the points where a crash loses the most: afterCredit runs once a credit is committed, before its receipt is signed. */
+  crashPoints?: { afterCredit?: (unitId: string) => void };
 }
 
 /** The miner a result came from, as its transport authenticated it. */
@@ -59,7 +61,7 @@ export interface ResultClaim {
  * pending credits older than its bond), or a rejection that `forfeited` all of them.
  */
 export type Settlement =
-  | { type: 'receipt'; receipt: Receipt }
+  | { type: 'receipt'; receipt: Receipt; /** a receipt signed again for a credit made before (lost-receipts.ts) */ again?: true }
   | { type: 'pending'; unitId: string; jobId: string; kind: string; ops: bigint; microCredits: bigint }
   | { type: 'settled'; receipts: Receipt[] }
   | { type: 'rejected'; error: ProtocolError; offence: boolean; banned?: Reputation; forfeited?: { unitIds: string[]; microCredits: bigint } };
@@ -75,7 +77,7 @@ export async function settle(ctx: SettlementContext, miner: Claimant, claim: Res
   const settlement = await settleClaim(ctx, miner, claim, seen);
   const metrics = ctx.metrics ?? noMetrics;
   // Credits settled by an audit are counted where they are settled (audits.ts), whoever waited for them.
-  if (settlement.type === 'receipt') {
+  if (settlement.type === 'receipt' && !settlement.again) {
     const { ops, microCredits, joules, joulesSource } = settlement.receipt;
     metrics.verified({ kind: seen.kind, minerKey: miner.minerKey, ops, microCredits, verifySeconds: seen.verifySeconds ?? 0, joules, joulesSource });
   }
@@ -123,6 +125,7 @@ async function settleClaim(ctx: SettlementContext, miner: Claimant, claim: Resul
   if (energy.refused) log('energy-refused', { session: miner.sessionId, miner: miner.minerKey, unit: unit.id, method: claim.energy?.method, reason: energy.refused });
   const entry = {
     unitId: unit.id, jobId: unit.jobId, minerKey: miner.minerKey, ops, microCredits, gpuSeconds: claim.gpuSeconds, createdAtMs: nowMs, energy, wallSeconds, adapter: miner.adapter,
+    receiptKind: kind.receiptKind(job),
   };
   if (kind.audit) return inMinersTurn(ctx, miner.minerKey, () => holdForAudit(ctx, miner, lease, entry, decoded.value, seen));
   let credited: boolean;
@@ -136,11 +139,10 @@ async function settleClaim(ctx: SettlementContext, miner: Claimant, claim: Resul
     return { type: 'rejected', error: { code: 'internal', message: err.message }, offence: false };
   }
   if (!credited) return { type: 'rejected', error: { code: 'replayed-result', message: `unit ${unit.id} was already credited` }, offence: false };
+  ctx.crashPoints?.afterCredit?.(unit.id);
   await recordOutcome(ctx.ledger, miner.minerKey, 'accepted');
-  const receipt = await signReceipt(ctx.signingKey.privateKey, {
-    unitId: unit.id, jobId: unit.jobId, kind: kind.receiptKind(job), minerKey: miner.minerKeyBytes, coordinatorKey: ctx.signingKey.publicKey,
-    ops, microCredits, gpuSeconds: claim.gpuSeconds, joules: energy.joules, joulesSource: energy.joulesSource, issuedAtMs: BigInt(nowMs),
-  });
+  // Signed from the entry as stored, so that a receipt signed again from the ledger row (lost-receipts.ts) equals it.
+  const receipt = await receiptFor(ctx, entry, entry.receiptKind, nowMs);
   log('credit', { session: miner.sessionId, miner: miner.minerKey, unit: unit.id, job: unit.jobId, kind: kind.name, ops, microCredits, gpuSeconds: claim.gpuSeconds, joules: energy.joules, joulesSource: energy.joulesSource });
   return { type: 'receipt', receipt };
 }
@@ -202,6 +204,9 @@ async function forfeitOnCheapCheck(ctx: SettlementContext, miner: Claimant, leas
  * bad luck; a lease already paid (a replay), another miner's lease, or one never issued is an offence.
  */
 async function resultForNoLease(ctx: SettlementContext, miner: Claimant, claim: ResultClaim): Promise<Settlement> {
+  // Credited to this key already, its receipt lost with a link or a coordinator: the receipt again, no credit.
+  const receipt = await lostReceipt(ctx, miner.sessionId, miner.minerKey, claim.unitId);
+  if (receipt) return { type: 'receipt', receipt, again: true };
   const ended = await ctx.queue.endedLease(claim.leaseId);
   if (ended && ended.sessionId === miner.sessionId && ended.unitId === claim.unitId && ended.end !== 'completed') {
     return { type: 'rejected', error: { code: 'lease-expired', message: `lease ${claim.leaseId} ended (${ended.end}) before its result arrived` }, offence: false };

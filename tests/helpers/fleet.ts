@@ -10,8 +10,8 @@ import type { TestPostgres } from './postgres.ts';
 export interface TestFleet {
   databaseUrl: string;
   coordinators: CoordinatorProcess[];
-  /** Starts one more coordinator of the fleet. */
-  add(): Promise<CoordinatorProcess>;
+  /** Starts one more coordinator of the fleet, with these environment variables besides the fleet's. */
+  add(env?: Record<string, string>): Promise<CoordinatorProcess>;
   /** One query on the fleet's database. */
   query<R extends pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<R[]>;
   stop(): Promise<void>;
@@ -22,10 +22,10 @@ export async function startFleet(server: TestPostgres, size: number): Promise<Te
   const sharedDir = await mkdtemp(join(tmpdir(), 'ergon-fleet-shared-'));
   const dirs = [sharedDir];
   const coordinators: CoordinatorProcess[] = [];
-  const add = async () => {
+  const add = async (env: Record<string, string> = {}) => {
     const dataDir = await mkdtemp(join(tmpdir(), 'ergon-fleet-'));
     dirs.push(dataDir);
-    const coordinator = await startCoordinatorProcess(dataDir, await freePort(), 60_000, { DATABASE_URL: databaseUrl, ERGON_SHARED_DIR: sharedDir });
+    const coordinator = await startCoordinatorProcess(dataDir, await freePort(), 60_000, { ...env, DATABASE_URL: databaseUrl, ERGON_SHARED_DIR: sharedDir });
     coordinators.push(coordinator);
     return coordinator;
   };

@@ -65,7 +65,7 @@ describe('cheating miners', () => {
     await ScriptedMiner.mineJob(stack.url, job.id);
   });
 
-  it('refuses a replayed result, a result for a lease never issued and one for another miner\'s lease; the offender stays refused', async () => {
+  it('answers a replay with the receipt already given and no credit; refuses results for leases never issued or another miner\'s; the offender stays refused', async () => {
     const [m, n, k] = [512, 256, 16];
     const job = await submitGemm(stack.url, m, n, k, randomMatrix(m * k, 41), randomMatrix(k * n, 42));
     const keys = await generateSigningKeys();
@@ -77,10 +77,14 @@ describe('cheating miners', () => {
     expect(receipt.type).toBe('receipt');
     const paid = await stack.ledger.totals();
 
+    // A replay by the same key is answered with the receipt it was already given (its page may have lost it), and pays nothing.
+    for (let i = 0; i < 2; i++) expect(await replayer.verdict(own, tile)).toEqual(receipt);
+    expect(await stack.ledger.totals()).toEqual(paid);
     // Its one verified unit earned a point, so it takes a fourth offence to fall to the ban.
-    for (let i = 0; i < 2; i++) expect(await replayer.verdict(own, tile)).toMatchObject({ type: 'rejected', code: 'replayed-result' });
-    replayer.send({ type: 'result', leaseId: 'never-issued', unitId: `${job.id}.1.0`, gpuSeconds: 0.01, output: { dtype: 'f32', shape: [256, 256], data: new Uint8Array(256 * 256 * 4) } });
-    expect(await replayer.next('rejected')).toMatchObject({ code: 'unknown-lease' });
+    for (let i = 0; i < 3; i++) {
+      replayer.send({ type: 'result', leaseId: `never-issued-${i}`, unitId: `${job.id}.1.0`, gpuSeconds: 0.01, output: { dtype: 'f32', shape: [256, 256], data: new Uint8Array(256 * 256 * 4) } });
+      expect(await replayer.next('rejected')).toMatchObject({ code: 'unknown-lease' });
+    }
 
     const victim = await ScriptedMiner.connect(stack.url);
     await victim.hello();

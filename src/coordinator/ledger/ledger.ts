@@ -17,6 +17,8 @@ export interface CreditEntry {
   wallSeconds?: number;
   /** The adapter model the miner said it computes on (self-reported). */
   adapter?: string;
+  /** The kind its receipt is signed with (the work kind's receiptKind); absent on rows older than this field. */
+  receiptKind?: string;
 }
 
 /** A credited unit's energy: what its receipt signs, or none with the reason a claim was refused. */
@@ -105,8 +107,8 @@ export function efficiencyFromRow(r: ColumnRow): EfficiencyRow {
   };
 }
 
-/** A pending_credits row (either backend) as a PendingCredit. */
-export function pendingFromRow(r: ColumnRow): PendingCredit {
+/** A credits or pending_credits row (either backend) as a CreditEntry: both tables share these columns. */
+export function creditFromRow(r: ColumnRow): CreditEntry {
   return {
     unitId: String(r.unit_id),
     jobId: String(r.job_id),
@@ -124,8 +126,13 @@ export function pendingFromRow(r: ColumnRow): PendingCredit {
     },
     wallSeconds: r.wall_seconds === null ? undefined : Number(r.wall_seconds),
     adapter: r.adapter === null ? undefined : String(r.adapter),
-    result: new Uint8Array(r.result as Uint8Array),
+    receiptKind: r.receipt_kind === null ? undefined : String(r.receipt_kind),
   };
+}
+
+/** A pending_credits row (either backend) as a PendingCredit. */
+export function pendingFromRow(r: ColumnRow): PendingCredit {
+  return { ...creditFromRow(r), result: new Uint8Array(r.result as Uint8Array) };
 }
 
 /** The energy written for a credit that has none: 0 J, 'none'. */
@@ -150,6 +157,8 @@ export interface Ledger {
    * the unit was already credited. The result is what lets a job resume after a crash.
    */
   credit(entry: CreditEntry, result: Uint8Array): Promise<boolean>;
+  /** The credit of a unit, whoever earned it: what its receipt is signed again from when the first one was lost. */
+  creditOf(unitId: string): Promise<CreditEntry | undefined>;
   balance(minerKey: string): Promise<bigint>;
   /** Credited work grouped by miner and energy method: the efficiency table's rows. */
   efficiency(): Promise<EfficiencyRow[]>;

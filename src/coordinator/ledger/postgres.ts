@@ -2,7 +2,7 @@
 // every write one transaction, migrations run once under an advisory lock by whichever coordinator starts first.
 import pg from 'pg';
 import {
-  efficiencyFromRow, LedgerError, NO_ENERGY, pendingFromRow, reputationFromRow, settledByAudit, type CreditEntry, type EfficiencyRow, type Ledger, type LedgerTotals, type PendingCredit,
+  creditFromRow, efficiencyFromRow, LedgerError, NO_ENERGY, pendingFromRow, reputationFromRow, settledByAudit, type CreditEntry, type EfficiencyRow, type Ledger, type LedgerTotals, type PendingCredit,
   type PendingOf, type Reputation, type StoredJob,
 } from './ledger.ts';
 import { loadMigrations } from './migrations.ts';
@@ -147,6 +147,11 @@ export class PostgresLedger implements Ledger {
     return this.transaction((client) => insertCredit(client, e, result));
   }
 
+  async creditOf(unitId: string): Promise<CreditEntry | undefined> {
+    const { rows } = await this.guard((db) => db.query<Row>('SELECT * FROM credits WHERE unit_id = $1', [unitId]));
+    return rows.length > 0 ? creditFromRow(rows[0]) : undefined;
+  }
+
   async hold(e: CreditEntry, result: Uint8Array): Promise<boolean> {
     return this.transaction(async (client) => {
       // The unit's credit row, if any, is locked against a settlement crediting it at the same time.
@@ -155,12 +160,12 @@ export class PostgresLedger implements Ledger {
       const energy = e.energy ?? NO_ENERGY;
       const inserted = await client.query(
         `INSERT INTO pending_credits (unit_id, job_id, miner_key, ops, micro_credits, gpu_seconds, created_at_ms,
-           joules, joules_source, joules_uncertainty, joules_above_idle, energy_refused, wall_seconds, adapter, result)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (unit_id) DO NOTHING`,
+           joules, joules_source, joules_uncertainty, joules_above_idle, energy_refused, wall_seconds, adapter, receipt_kind, result)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (unit_id) DO NOTHING`,
         [
           e.unitId, e.jobId, e.minerKey, e.ops.toString(), e.microCredits.toString(), e.gpuSeconds, e.createdAtMs,
           energy.joules, energy.joulesSource, energy.uncertaintyJoules, energy.aboveIdleJoules, energy.refused, e.wallSeconds ?? null, e.adapter ?? null,
-          Buffer.from(result),
+          e.receiptKind ?? null, Buffer.from(result),
         ],
       );
       return inserted.rowCount === 1;
@@ -314,11 +319,12 @@ async function insertCredit(client: Queryable, e: CreditEntry, result: Uint8Arra
   const energy = e.energy ?? NO_ENERGY;
   const inserted = await client.query(
     `INSERT INTO credits (unit_id, job_id, miner_key, ops, micro_credits, gpu_seconds, created_at_ms,
-       joules, joules_source, joules_uncertainty, joules_above_idle, energy_refused, wall_seconds, adapter)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (unit_id) DO NOTHING`,
+       joules, joules_source, joules_uncertainty, joules_above_idle, energy_refused, wall_seconds, adapter, receipt_kind)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (unit_id) DO NOTHING`,
     [
       e.unitId, e.jobId, e.minerKey, e.ops.toString(), e.microCredits.toString(), e.gpuSeconds, e.createdAtMs,
       energy.joules, energy.joulesSource, energy.uncertaintyJoules, energy.aboveIdleJoules, energy.refused, e.wallSeconds ?? null, e.adapter ?? null,
+      e.receiptKind ?? null,
     ],
   );
   if (inserted.rowCount !== 1) return false;

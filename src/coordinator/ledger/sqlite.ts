@@ -1,7 +1,7 @@
 // The embedded ledger: one SQLite file in the data folder, WAL mode, a unique key on the unit id.
 import Database from 'better-sqlite3';
 import {
-  efficiencyFromRow, LedgerError, NO_ENERGY, pendingFromRow, reputationFromRow, settledByAudit, type CreditEntry, type EfficiencyRow, type Ledger, type LedgerTotals, type PendingCredit,
+  creditFromRow, efficiencyFromRow, LedgerError, NO_ENERGY, pendingFromRow, reputationFromRow, settledByAudit, type CreditEntry, type EfficiencyRow, type Ledger, type LedgerTotals, type PendingCredit,
   type PendingOf, type Reputation, type StoredJob,
 } from './ledger.ts';
 import { loadMigrations } from './migrations.ts';
@@ -44,8 +44,8 @@ export class SqliteLedger implements Ledger {
     this.statements = {
       insertCredit: prepare(
         `INSERT INTO credits (unit_id, job_id, miner_key, ops, micro_credits, gpu_seconds, created_at_ms,
-           joules, joules_source, joules_uncertainty, joules_above_idle, energy_refused, wall_seconds, adapter)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (unit_id) DO NOTHING`,
+           joules, joules_source, joules_uncertainty, joules_above_idle, energy_refused, wall_seconds, adapter, receipt_kind)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (unit_id) DO NOTHING`,
       ),
       efficiency: prepare(
         `SELECT miner_key, COALESCE(adapter, '') AS adapter, joules_source, COUNT(*) AS units, SUM(ops) AS ops, SUM(joules) AS joules,
@@ -67,10 +67,11 @@ export class SqliteLedger implements Ledger {
         'SELECT r.unit_id, r.result, c.miner_key FROM unit_results r JOIN credits c ON c.unit_id = r.unit_id WHERE r.job_id = ?',
       ),
       isCredited: prepare('SELECT 1 FROM credits WHERE unit_id = ?'),
+      creditOf: prepare('SELECT * FROM credits WHERE unit_id = ?'),
       insertPending: prepare(
         `INSERT INTO pending_credits (unit_id, job_id, miner_key, ops, micro_credits, gpu_seconds, created_at_ms,
-           joules, joules_source, joules_uncertainty, joules_above_idle, energy_refused, wall_seconds, adapter, result)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (unit_id) DO NOTHING`,
+           joules, joules_source, joules_uncertainty, joules_above_idle, energy_refused, wall_seconds, adapter, receipt_kind, result)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (unit_id) DO NOTHING`,
       ),
       pendingOfMiner: prepare('SELECT * FROM pending_credits WHERE miner_key = ? ORDER BY created_at_ms, unit_id'),
       pendingOfJob: prepare('SELECT * FROM pending_credits WHERE job_id = ? ORDER BY created_at_ms, unit_id'),
@@ -125,10 +126,16 @@ export class SqliteLedger implements Ledger {
     const info = this.statements.insertCredit.run(
       e.unitId, e.jobId, e.minerKey, e.ops, e.microCredits, e.gpuSeconds, BigInt(e.createdAtMs),
       energy.joules, energy.joulesSource, energy.uncertaintyJoules, energy.aboveIdleJoules, energy.refused, e.wallSeconds ?? null, e.adapter ?? null,
+      e.receiptKind ?? null,
     );
     if (info.changes !== 1) return false;
     if (resultToo) this.statements.insertResult.run(e.unitId, e.jobId, result);
     return true;
+  }
+
+  async creditOf(unitId: string): Promise<CreditEntry | undefined> {
+    const row = this.guard(() => this.statements.creditOf.get(unitId) as Row | undefined);
+    return row ? creditFromRow(row) : undefined;
   }
 
   async hold(e: CreditEntry, result: Uint8Array): Promise<boolean> {
@@ -139,7 +146,7 @@ export class SqliteLedger implements Ledger {
         const energy = e.energy ?? NO_ENERGY;
         const info = insertPending.run(
           e.unitId, e.jobId, e.minerKey, e.ops, e.microCredits, e.gpuSeconds, BigInt(e.createdAtMs),
-          energy.joules, energy.joulesSource, energy.uncertaintyJoules, energy.aboveIdleJoules, energy.refused, e.wallSeconds ?? null, e.adapter ?? null, result,
+          energy.joules, energy.joulesSource, energy.uncertaintyJoules, energy.aboveIdleJoules, energy.refused, e.wallSeconds ?? null, e.adapter ?? null, e.receiptKind ?? null, result,
         );
         return info.changes === 1;
       }).immediate(),

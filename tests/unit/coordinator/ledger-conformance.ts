@@ -55,6 +55,21 @@ export function ledgerConformance(backend: string, fresh: () => Promise<{ open: 
       await second.close();
     }));
 
+    it('gives back a credit as stored, receipt kind and energy included, across a restart, and settled credits too', () => withStore(async (open) => {
+      const first = await open();
+      const energy = { joules: 3.5, joulesSource: 'rapl', uncertaintyJoules: 0.25, aboveIdleJoules: 1.5, refused: null };
+      const stored = { ...creditEntry('k1', 'aa', 2n ** 60n), energy, receiptKind: 'gemm-f16' };
+      await first.credit(stored, RESULT);
+      await first.hold({ ...creditEntry('k2', 'bb'), receiptKind: 'onnx' }, RESULT);
+      await first.settlePending('bb', 'k2', NO_BOND);
+      await first.close();
+      const second = await open();
+      expect(await second.creditOf('k1')).toEqual(stored);
+      expect(await second.creditOf('k2')).toMatchObject({ minerKey: 'bb', receiptKind: 'onnx' });
+      expect(await second.creditOf('nothing')).toBeUndefined();
+      await second.close();
+    }));
+
     it('keeps jobs of any kind, their verified results and reputation across a restart; deleting a job keeps its credits', () => withStore(async (open) => {
       const job: StoredJob = {
         id: 'j1', owner: 'key-1', kind: 'some-kind', params: { m: 2, label: 'x', nested: { ok: true } }, operands: ['ab'.repeat(32), 'cd'.repeat(32)], createdAtMs: 5, finishedAtMs: null,

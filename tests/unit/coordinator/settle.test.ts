@@ -66,9 +66,21 @@ describe('settlement', () => {
     expect(await ledger.balance(MINER.minerKey)).toBe(settled.receipt.microCredits);
     expect((await ledger.reputation(MINER.minerKey)).accepted).toBe(1);
 
+    // Sent again (its receipt lost with the link): the same receipt, signed again from the ledger row, and no more credit.
     const replay = await settle(ctx, MINER, claim(lease.id, unit, honest));
-    expect(replay).toMatchObject({ type: 'rejected', error: { code: 'replayed-result' }, offence: true });
+    expect(replay).toEqual({ type: 'receipt', receipt: settled.receipt, again: true });
     expect(await ledger.balance(MINER.minerKey)).toBe(settled.receipt.microCredits);
+    expect(await ledger.reputation(MINER.minerKey)).toMatchObject({ accepted: 1, rejected: 0 });
+  });
+
+  it('refuses as an offence another wallet key that sends a result for a unit already credited', async () => {
+    const { lease, unit, honest } = await leaseOne();
+    expect((await settle(ctx, MINER, claim(lease.id, unit, honest))).type).toBe('receipt');
+    const other = { ...MINER, sessionId: 'session-2', minerKey: 'cd'.repeat(32), minerKeyBytes: new Uint8Array(32).fill(0xcd) };
+    const stolen = await settle(ctx, other, claim(lease.id, unit, honest));
+    expect(stolen).toMatchObject({ type: 'rejected', error: { code: 'unknown-lease' }, offence: true });
+    expect(await ledger.balance(other.minerKey)).toBe(0n);
+    expect((await ledger.totals()).units).toBe(1);
   });
 
   it('rejects a wrong, misshapen or implausibly timed result without credit, blames the miner and leases the unit again', async () => {
