@@ -12,11 +12,17 @@ import { log } from './log.ts';
 import type { OperandStore } from './operand-store.ts';
 import type { EndedLease, JobState, JobStatus, Lease, LeaseEnd, NewJob, QueueCounts, WorkQueue } from './queue.ts';
 import { leaseDurationMs, RESULT_RETENTION_MS } from './scheduler.ts';
+import { BlocksLeased, blocksOf, pickUnit } from './unit-ranking.ts';
 
 /** A coordinator not heard from this long is dead: its miners' leases go back in the queue. */
 export const COORDINATOR_SILENT_MS = 10_000;
 /** Ended leases are remembered this long, for the right answer to a late or replayed result. */
 const ENDED_LEASES_KEPT_MS = 60 * 60_000;
+/**
+ * How many of the oldest job's waiting units affinity looks at (and locks) per lease: enough to span a few block
+ * rows or columns of a large job, few enough that one lease never locks a whole job against the fleet.
+ */
+const AFFINITY_CANDIDATES = 256;
 
 /** Who this coordinator is, as the fleet's table of coordinators shows it. */
 export interface FleetMember {
@@ -50,6 +56,7 @@ export class PgQueue implements WorkQueue {
   /** Whether this coordinator is in the fleet's table yet: a lease by one that is not would be expired at once. */
   private beaten = false;
   private readonly where: string;
+  private readonly blocksLeased = new BlocksLeased();
 
   constructor(
     private readonly pool: pg.Pool,
@@ -306,10 +313,13 @@ export class PgQueue implements WorkQueue {
          ORDER BY rank LIMIT 1 FOR UPDATE SKIP LOCKED`,
         [eligible.map((e) => e.state.id)],
       );
-      const row = rows[0];
-      if (!row) return undefined;
-      const unit = this.cache.get(row.job_id)?.state.units.get(row.unit_id);
+      const head = rows[0];
+      if (!head) return undefined;
+      const row = await this.preferred(client, sessionId, head);
+      const state = this.cache.get(row.job_id)?.state;
+      const unit = state?.units.get(row.unit_id);
       if (!unit) throw new Error(`queue: unit ${row.unit_id} is not one of job ${row.job_id}'s units`);
+      this.blocksLeased.remember(sessionId, blocksOf(state?.kind, unit));
       const deadlineAtMs = nowMs + leaseDurationMs(this.cache.get(row.job_id)?.state.kind.ops(unit) ?? 0n);
       await client.query(
         `UPDATE queue_units SET lease_id = $2, session_id = $3, coordinator = $4, leased_at_ms = $5, deadline_at_ms = $6 WHERE unit_id = $1`,
@@ -318,6 +328,27 @@ export class PgQueue implements WorkQueue {
       return { id: leaseId, unit, sessionId, leasedAtMs: nowMs, deadlineAtMs } satisfies Lease;
     });
     return leased;
+  }
+
+  /**
+   * Among the waiting units of the head's job (the oldest this miner can run), the one unit-ranking.ts prefers for
+   * this session, as the in-memory scheduler picks; the head itself when affinity has nothing to go on. The
+   * candidates are locked (SKIP LOCKED: those another coordinator is leasing are passed over) until the lease commits.
+   */
+  private async preferred(client: pg.PoolClient, sessionId: string, head: { unit_id: string; job_id: string }): Promise<{ unit_id: string; job_id: string }> {
+    const state = this.cache.get(head.job_id)?.state;
+    if (!state?.kind.operandKeys || !this.blocksLeased.held(sessionId)) return head;
+    const { rows } = await client.query<{ unit_id: string }>(
+      `SELECT unit_id FROM queue_units WHERE job_id = $1 AND lease_id IS NULL AND NOT done AND NOT held
+       ORDER BY rank LIMIT $2 FOR UPDATE SKIP LOCKED`,
+      [head.job_id, AFFINITY_CANDIDATES],
+    );
+    const candidates = rows.flatMap((r) => {
+      const unit = state.units.get(r.unit_id);
+      return unit ? [this.blocksLeased.candidate(sessionId, state.kind, unit)] : [];
+    });
+    const best = pickUnit(candidates);
+    return best < 0 ? head : { unit_id: candidates[best].unit.id, job_id: head.job_id };
   }
 
   async leaseCount(sessionIds: readonly string[]): Promise<number> {
@@ -453,6 +484,7 @@ export class PgQueue implements WorkQueue {
   }
 
   async releaseSession(sessionId: string): Promise<Lease[]> {
+    this.blocksLeased.forget(sessionId);
     return this.releaseWhere('session_id = $1', [sessionId], 'released', Date.now());
   }
 

@@ -2,7 +2,7 @@
 // takes them back on expiry or failure. Kind-neutral: each job's kind splits, sizes and assembles its work.
 import { randomUUID } from 'node:crypto';
 import { canRun, type MinerCapabilities, type Requirements, type UnitBase } from '../work/kind.ts';
-import { pickUnit, type UnitCandidate } from './unit-ranking.ts';
+import { BlocksLeased, blocksOf, pickUnit, type UnitCandidate } from './unit-ranking.ts';
 import type { EndedLease, JobState, JobStatus, Lease, LeaseEnd, NewJob, QueueCounts, WorkQueue } from './queue.ts';
 
 /** Every lease gets this much time, plus time for its ops at a slow miner's speed. */
@@ -14,11 +14,6 @@ export const LEASE_MAX_MS = 600_000;
 export const RESULT_RETENTION_MS = 60 * 60_000;
 /** How many ended leases are remembered; older ones are simply unknown. */
 const ENDED_LEASES_KEPT = 20_000;
-/**
- * Operand blocks remembered per session as held, most recent kept: about what a miner's GPU keeps resident (a
- * 4096-deep f32 block is 4 MiB, so 128 MiB of them).
- */
-const BLOCKS_REMEMBERED = 32;
 
 /** How long a lease of a unit of this many ops lasts, whichever queue leases it. */
 export function leaseDurationMs(ops: bigint): number {
@@ -40,8 +35,7 @@ export class Scheduler implements WorkQueue {
   private readonly ended = new Map<string, EndedLease>();
   /** Units whose results are held until an audit settles or forfeits their credit: neither waiting nor done. */
   private readonly held = new Map<string, UnitBase>();
-  /** session id -> the operand blocks (job id / key) leased to it, least recent first: what affinity prefers. */
-  private readonly heldBy = new Map<string, Map<string, true>>();
+  private readonly blocksLeased = new BlocksLeased();
 
   async submit(job: NewJob, done: ReadonlyMap<string, { result: unknown; minerKey: string }>, nowMs: number, held: ReadonlySet<string> = new Set()): Promise<JobState> {
     const { kind } = job;
@@ -101,7 +95,7 @@ export class Scheduler implements WorkQueue {
     const lease: Lease = { id: randomUUID(), unit, sessionId, leasedAtMs: nowMs, deadlineAtMs: nowMs + durationMs };
     this.leases.set(lease.id, lease);
     this.leaseOfUnit.set(unit.id, lease.id);
-    this.remember(sessionId, this.blocksOf(unit));
+    this.blocksLeased.remember(sessionId, blocksOf(kind, unit));
     return lease;
   }
 
@@ -114,38 +108,19 @@ export class Scheduler implements WorkQueue {
       const queued = this.jobs.get(u.jobId);
       return queued !== undefined && canRun(miner, queued.state.kind.name, queued.needs);
     });
-    const held = this.heldBy.get(sessionId);
-    if (first < 0 || !held || !this.jobs.get(this.pending[first].jobId)?.state.kind.operandKeys) return first;
+    if (first < 0 || !this.blocksLeased.held(sessionId)) return first;
     const jobId = this.pending[first].jobId;
+    const kind = this.jobs.get(jobId)?.state.kind;
+    if (!kind?.operandKeys) return first;
     const positions: number[] = [];
     const candidates: UnitCandidate[] = [];
     for (let i = first; i < this.pending.length; i++) {
       const unit = this.pending[i];
       if (unit.jobId !== jobId) continue;
       positions.push(i);
-      candidates.push({ unit, operandsHeld: this.blocksOf(unit).filter((block) => held.has(block)).length });
+      candidates.push(this.blocksLeased.candidate(sessionId, kind, unit));
     }
     return positions[pickUnit(candidates)];
-  }
-
-  /** A unit's operand blocks, named across jobs (job id / the kind's key). */
-  private blocksOf(unit: UnitBase): string[] {
-    const keys = this.jobs.get(unit.jobId)?.state.kind.operandKeys?.(unit) ?? [];
-    return keys.map((key) => `${unit.jobId}/${key}`);
-  }
-
-  private remember(sessionId: string, blocks: readonly string[]): void {
-    if (blocks.length === 0) return;
-    let held = this.heldBy.get(sessionId);
-    if (!held) this.heldBy.set(sessionId, (held = new Map()));
-    for (const block of blocks) {
-      held.delete(block);
-      held.set(block, true);
-    }
-    for (const oldest of held.keys()) {
-      if (held.size <= BLOCKS_REMEMBERED) break;
-      held.delete(oldest);
-    }
   }
 
   async leaseCount(sessionIds: readonly string[]): Promise<number> {
@@ -216,7 +191,7 @@ export class Scheduler implements WorkQueue {
   }
 
   async releaseSession(sessionId: string): Promise<Lease[]> {
-    this.heldBy.delete(sessionId);
+    this.blocksLeased.forget(sessionId);
     const dropped = [...this.leases.values()].filter((l) => l.sessionId === sessionId);
     for (const lease of dropped) await this.release(lease);
     return dropped;

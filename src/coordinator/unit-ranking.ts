@@ -1,7 +1,13 @@
 // Which waiting unit a miner gets: the queue offers the units of its oldest job this miner can run (so no job starves
 // behind a newer one), and this ranking picks among them. Preferences are compared in order; the queue's own order
 // breaks ties. Add a preference by adding a line to PREFERENCES.
-import type { UnitBase } from '../work/kind.ts';
+import type { AnyWorkKind, UnitBase } from '../work/kind.ts';
+
+/**
+ * Operand blocks remembered per session as held, most recent kept: about what a miner's GPU keeps resident (a
+ * 4096-deep f32 block is 4 MiB, so 128 MiB of them).
+ */
+const BLOCKS_REMEMBERED = 32;
 
 /** A waiting unit as the ranking sees it, for one miner. */
 export interface UnitCandidate {
@@ -31,4 +37,46 @@ function compare(a: UnitCandidate, b: UnitCandidate): number {
     if (difference !== 0) return difference;
   }
   return 0;
+}
+
+/** A unit's operand blocks, named across jobs (job id / the kind's key); none for a kind without operand keys. */
+export function blocksOf(kind: AnyWorkKind | undefined, unit: UnitBase): string[] {
+  const keys = kind?.operandKeys?.(unit) ?? [];
+  return keys.map((key) => `${unit.jobId}/${key}`);
+}
+
+/**
+ * The operand blocks each session of this coordinator was leased, least recent first: what affinity prefers. Kept
+ * in memory by either queue, since a session lives on one coordinator; a miner that reconnects starts afresh.
+ */
+export class BlocksLeased {
+  private readonly bySession = new Map<string, Map<string, true>>();
+
+  held(sessionId: string): ReadonlyMap<string, true> | undefined {
+    return this.bySession.get(sessionId);
+  }
+
+  remember(sessionId: string, blocks: readonly string[]): void {
+    if (blocks.length === 0) return;
+    let held = this.bySession.get(sessionId);
+    if (!held) this.bySession.set(sessionId, (held = new Map()));
+    for (const block of blocks) {
+      held.delete(block);
+      held.set(block, true);
+    }
+    for (const oldest of held.keys()) {
+      if (held.size <= BLOCKS_REMEMBERED) break;
+      held.delete(oldest);
+    }
+  }
+
+  forget(sessionId: string): void {
+    this.bySession.delete(sessionId);
+  }
+
+  /** The candidate for ranking: how many of the unit's blocks this session holds. */
+  candidate(sessionId: string, kind: AnyWorkKind | undefined, unit: UnitBase): UnitCandidate {
+    const held = this.bySession.get(sessionId);
+    return { unit, operandsHeld: held ? blocksOf(kind, unit).filter((block) => held.has(block)).length : 0 };
+  }
 }

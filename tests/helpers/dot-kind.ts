@@ -115,3 +115,20 @@ export const dotKind: WorkKind<DotParams, DotJob, DotUnit, Float32Array, Float32
   },
   encodeOutput: (_job, out) => ({ contentType: 'application/json', headers: {}, body: new TextEncoder().encode(JSON.stringify({ dots: [...out] })) }),
 };
+
+/** Units per row of the grid that gridDotKind lays a job's units on. */
+export const GRID_COLUMNS = 4;
+
+/**
+ * The dot kind with operand blocks, for affinity: unit i reads block row(i / GRID_COLUMNS) and block col(i %
+ * GRID_COLUMNS), as a GEMM unit reads a row block of A and a column block of B.
+ */
+export const gridDotKind: typeof dotKind = {
+  ...dotKind,
+  name: 'dot-grid',
+  usage: 'POST /api/jobs/dot-grid?count=N&dim=D (as dot)',
+  operandKeys(unit) {
+    const i = unit.first / DOTS_PER_UNIT;
+    return [`row${Math.floor(i / GRID_COLUMNS)}`, `col${i % GRID_COLUMNS}`];
+  },
+};

@@ -7,7 +7,7 @@ import type { OperandStore } from '../../../src/coordinator/operand-store.ts';
 import type { Lease, WorkQueue } from '../../../src/coordinator/queue.ts';
 import { LEASE_BASE_MS } from '../../../src/coordinator/scheduler.ts';
 import { microCreditsFor, type AnyWorkKind, type MinerCapabilities } from '../../../src/work/kind.ts';
-import { dotKind, dots, DOTS_PER_UNIT, type DotJob, type DotUnit } from '../../helpers/dot-kind.ts';
+import { dotKind, dots, DOTS_PER_UNIT, GRID_COLUMNS, gridDotKind, type DotJob, type DotUnit } from '../../helpers/dot-kind.ts';
 
 export interface QueueStore {
   open(): Promise<WorkQueue>;
@@ -17,7 +17,7 @@ export interface QueueStore {
 }
 
 const kind = dotKind as unknown as AnyWorkKind;
-const DOT_MINER: MinerCapabilities = { kinds: ['dot'], precisions: ['f32'], features: [] };
+const DOT_MINER: MinerCapabilities = { kinds: ['dot', 'dot-grid'], precisions: ['f32'], features: [] };
 const T0 = 1_800_000_000_000;
 
 function makeJob(id: string, count: number, dim = 8): DotJob {
@@ -28,10 +28,10 @@ function makeJob(id: string, count: number, dim = 8): DotJob {
 
 const bytes = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
-export async function submitJob(store: QueueStore, queue: WorkQueue, job: DotJob, nowMs = T0) {
+export async function submitJob(store: QueueStore, queue: WorkQueue, job: DotJob, nowMs = T0, jobKind = kind) {
   const operands = [await store.operands.put(bytes(job.x)), await store.operands.put(bytes(job.y))];
-  await store.ledger.saveJob({ id: job.id, owner: 'owner', kind: 'dot', params: { count: job.count, dim: job.dim }, operands, createdAtMs: nowMs, finishedAtMs: null });
-  return queue.submit({ id: job.id, kind, job, owner: 'owner', operands, heldBytes: 0, createdAtMs: nowMs }, new Map(), nowMs);
+  await store.ledger.saveJob({ id: job.id, owner: 'owner', kind: jobKind.name, params: { count: job.count, dim: job.dim }, operands, createdAtMs: nowMs, finishedAtMs: null });
+  return queue.submit({ id: job.id, kind: jobKind, job, owner: 'owner', operands, heldBytes: 0, createdAtMs: nowMs }, new Map(), nowMs);
 }
 
 /** Settles a lease honestly: its credit, then the queue; the job when this finished it. */
@@ -71,6 +71,24 @@ export function queueConformance(backend: string, fresh: () => Promise<QueueStor
       expect(await queue.lease('m2', T0, DOT_MINER)).toBeUndefined();
       expect(await queue.leaseCount(['m1'])).toBe(2);
       expect(await queue.counts()).toMatchObject({ jobs: 2, jobsOpen: 2, unitsPending: 0, unitsLeased: 3 });
+    }));
+
+    it('leases a miner the units of the oldest job whose operand blocks it was leased before, others in queue order', () => withStore(async (store) => {
+      const queue = await store.open();
+      // 3 x 4 units on a grid: unit i reads block row(i / 4) and block col(i % 4).
+      await submitJob(store, queue, makeJob('grid', 3 * GRID_COLUMNS * DOTS_PER_UNIT), T0, gridDotKind as unknown as AnyWorkKind);
+      const index = (lease: Lease | undefined) => (lease ? (lease.unit as DotUnit).first / DOTS_PER_UNIT : -1);
+      expect(index(await queue.lease('holder', T0, DOT_MINER))).toBe(0);
+      // Miners that hold nothing take the queue's head: the rest of row 0, then unit 4 (row 1, col 0).
+      const others = [];
+      for (let i = 0; i < 4; i++) others.push(index(await queue.lease(`other-${i}`, T0, DOT_MINER)));
+      expect(others).toEqual([1, 2, 3, 4]);
+      // The head is unit 5 (row 1, col 1), which shares nothing with the holder: it gets col 0's next unit, 8.
+      expect(index(await queue.lease('holder', T0, DOT_MINER))).toBe(8);
+      expect(index(await queue.lease('fresh', T0, DOT_MINER))).toBe(5);
+      // Holding rows 0 and 2 and col 0 now, it gets unit 9 (row 2) before the head, 6 (nothing held).
+      expect(index(await queue.lease('holder', T0, DOT_MINER))).toBe(9);
+      expect(index(await queue.lease('fresh', T0, DOT_MINER))).toBe(6);
     }));
 
     it('re-leases a unit whose lease expired, first in line, and remembers why the old lease ended', () => withStore(async (store) => {
