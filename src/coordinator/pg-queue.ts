@@ -370,6 +370,16 @@ export class PgQueue implements WorkQueue {
     return { id: leaseId, unit, sessionId, leasedAtMs: Number(row.leased_at_ms), deadlineAtMs: Number(row.deadline_at_ms) };
   }
 
+  async leasedElsewhere(leaseId: string): Promise<boolean> {
+    // An ended lease is not marked with its coordinator; one this coordinator ended for its own session was settled
+    // by settle.ts before this is asked (completed or lease-expired), so what remains went out elsewhere.
+    const { rows } = await this.guard((db) => db.query(
+      `SELECT 1 FROM queue_units WHERE lease_id = $1 AND coordinator <> $2 UNION ALL SELECT 1 FROM ended_leases WHERE lease_id = $1`,
+      [leaseId, this.member.instance],
+    ));
+    return rows.length > 0;
+  }
+
   async endedLease(leaseId: string): Promise<EndedLease | undefined> {
     const { rows } = await this.guard((db) => db.query<{ session_id: string; unit_id: string; end_reason: LeaseEnd }>(
       'SELECT session_id, unit_id, end_reason FROM ended_leases WHERE lease_id = $1', [leaseId],

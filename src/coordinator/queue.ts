@@ -79,6 +79,11 @@ export interface WorkQueue {
   leaseFor(leaseId: string, sessionId: string): Promise<Lease | undefined>;
   /** How a lease that is no longer live ended, if it is still remembered. */
   endedLease(leaseId: string): Promise<EndedLease | undefined>;
+  /**
+   * A shared queue (a fleet's): whether this lease went out from another coordinator of the fleet, live or ended.
+   * A page whose coordinator died sends its results to another, which cannot tell whose they were: no blame.
+   */
+  leasedElsewhere?(leaseId: string): Promise<boolean>;
   /** Records a verified result; assembles the job's output when it was the last unit, and then returns the job. */
   complete(lease: Lease, result: unknown, nowMs: number, minerKey: string): Promise<JobState | undefined>;
   /**

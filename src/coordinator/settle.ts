@@ -200,8 +200,9 @@ async function forfeitOnCheapCheck(ctx: SettlementContext, miner: Claimant, leas
 }
 
 /**
- * A result for a lease this miner does not hold. A lease that ran out or was given back is an honest miner's
- * bad luck; a lease already paid (a replay), another miner's lease, or one never issued is an offence.
+ * A result for a lease this miner does not hold. A unit already credited to this key gets its receipt again. A lease
+ * that ran out or was given back, or one from another coordinator of a fleet, is an honest miner's bad luck; a lease
+ * already settled otherwise, another miner's lease, or one never issued is an offence.
  */
 async function resultForNoLease(ctx: SettlementContext, miner: Claimant, claim: ResultClaim): Promise<Settlement> {
   // Credited to this key already, its receipt lost with a link or a coordinator: the receipt again, no credit.
@@ -213,6 +214,13 @@ async function resultForNoLease(ctx: SettlementContext, miner: Claimant, claim: 
   }
   if (ended && ended.sessionId === miner.sessionId && ended.end === 'completed') {
     return reject(ctx, miner, claim.unitId, { code: 'replayed-result', message: `lease ${claim.leaseId} was already completed and paid` });
+  }
+  // A fleet's page whose coordinator died sends its result to another, which cannot tell whose lease it was: refused
+  // without blame, unless the unit is credited (to another key, this key's having been answered above).
+  if ((await ctx.queue.leasedElsewhere?.(claim.leaseId)) && !(await ctx.ledger.creditOf(claim.unitId))) {
+    const message = `lease ${claim.leaseId} for unit ${claim.unitId} went out from another coordinator of this fleet, and its result was not credited there`;
+    log('result-rejected', { session: miner.sessionId, miner: miner.minerKey, unit: claim.unitId, code: 'unknown-lease', message });
+    return { type: 'rejected', error: { code: 'unknown-lease', message }, offence: false };
   }
   return reject(ctx, miner, claim.unitId, { code: 'unknown-lease', message: `lease ${claim.leaseId} for unit ${claim.unitId} is not held by this miner` });
 }

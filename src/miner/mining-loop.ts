@@ -6,6 +6,7 @@ import type { UnitEnergy } from '../protocol/energy.ts';
 import type { Tensor } from '../protocol/tensor.ts';
 import { CodedError } from '../protocol/errors.ts';
 import { toHex } from '../protocol/receipt.ts';
+import { fetchFleet } from '../wallet/trust.ts';
 import type { Wallet } from '../wallet/wallet.ts';
 import { CoordinatorLink, LinkClosedError, type MessageOf, type MinerOutgoing, type Transport } from './coordinator-link.ts';
 import { UnitCancelledError } from './cancelled.ts';
@@ -62,7 +63,6 @@ const VERDICT_WAIT_MS = 30_000;
 
 /** A result kept until its verdict arrives, with where it goes and until when its lease lasts. */
 interface UnsettledResult {
-  url: string;
   coordinatorKey: string;
   deadlineAtMs: number;
   ops: bigint;
@@ -82,7 +82,7 @@ export class MiningLoop {
   private coordinatorIndex = 0;
   /**
    * Results sent without a verdict yet, by unit id: when the link drops before the verdict comes, the result is sent
-   * again once the same coordinator (the same receipt key) is back, while its lease may still be held for this wallet.
+   * again once the same coordinator (the same receipt key) or another of its fleet answers (redeliver).
    */
   private readonly unsettled = new Map<string, UnsettledResult>();
   /** This session's key to the operands its leases name by hash (from the welcome). */
@@ -214,7 +214,7 @@ export class MiningLoop {
     this.draining = false;
     const awaiting = new Map<string, { ops: bigint; gpuSeconds: number }>();
     const verdicts = this.collectVerdicts(link, awaiting);
-    this.redeliver(link, url, awaiting);
+    await this.redeliver(link, url, awaiting);
     /** Units handed to the worker, oldest first; each settles with the rest the throttle wants after it. */
     const inHand: Promise<number>[] = [];
     let requested = 0;
@@ -309,7 +309,7 @@ export class MiningLoop {
       ...(energy ? { energy } : {}),
     };
     // Kept until its verdict: a link that dropped meanwhile (the send is then dropped too) gets it on reconnection.
-    this.unsettled.set(offer.unitId, { url, coordinatorKey: toHex(link.challenge.coordinatorKey), deadlineAtMs, ops, gpuSeconds: run.gpuSeconds, message: result });
+    this.unsettled.set(offer.unitId, { coordinatorKey: toHex(link.challenge.coordinatorKey), deadlineAtMs, ops, gpuSeconds: run.gpuSeconds, message: result });
     link.send(result);
     this.events.computed({ ...timing, unitId: offer.unitId, ops, coordinatorUrl: url, ...(energy ? { energy } : {}) });
     return run.restMs;
@@ -362,18 +362,25 @@ export class MiningLoop {
   }
 
   /**
-   * Sends again the results this coordinator's last link dropped before their verdicts; the coordinator credits each
-   * once if its lease is still held for this wallet, and refuses the rest. Results whose leases have run out are let go.
+   * Sends again the results a link dropped before their verdicts, to the same coordinator or (when the page fails over
+   * within a fleet) to another the fleet's signed list vouches for, on the same ledger: a result credited before the
+   * link or its coordinator died gets its receipt again, one whose lease is still held for this wallet is credited
+   * once, and the rest are refused without blame. Results whose leases have run out are let go.
    */
-  private redeliver(link: CoordinatorLink, url: string, awaiting: Map<string, { ops: bigint; gpuSeconds: number }>): void {
+  private async redeliver(link: CoordinatorLink, url: string, awaiting: Map<string, { ops: bigint; gpuSeconds: number }>): Promise<void> {
     const coordinatorKey = toHex(link.challenge.coordinatorKey);
     const nowMs = Date.now();
-    for (const [unitId, kept] of this.unsettled) {
-      if (nowMs >= kept.deadlineAtMs) {
-        this.unsettled.delete(unitId);
-        continue;
+    for (const [unitId, kept] of this.unsettled) if (nowMs >= kept.deadlineAtMs) this.unsettled.delete(unitId);
+    const keys = new Set([coordinatorKey]);
+    if ([...this.unsettled.values()].some((kept) => kept.coordinatorKey !== coordinatorKey)) {
+      try {
+        for (const member of await fetchFleet(url, coordinatorKey, nowMs)) keys.add(member.key);
+      } catch (err) {
+        this.events.phase('mining', `results kept for another coordinator wait for it: ${(err as Error).message}`);
       }
-      if (kept.url !== url || kept.coordinatorKey !== coordinatorKey) continue;
+    }
+    for (const [unitId, kept] of this.unsettled) {
+      if (!keys.has(kept.coordinatorKey)) continue;
       awaiting.set(unitId, { ops: kept.ops, gpuSeconds: kept.gpuSeconds });
       link.send(kept.message);
     }

@@ -148,6 +148,9 @@ describe.skipIf(postgresMissing !== null)(`a fleet of coordinators on PostgreSQL
     const product = ScriptedMiner.compute(lease);
     // Same wallet, another coordinator: that coordinator's sessions hold no such lease, so it pays nothing.
     expect(await atOther.verdict(lease, product)).toMatchObject({ type: 'rejected', code: 'unknown-lease', message: expect.stringContaining(lease.leaseId) });
+    // Without blame: a page whose coordinator died sends its results to another of the fleet.
+    const reputation = await fleet.query<{ rejected: number }>('SELECT rejected FROM reputation WHERE miner_key = $1', [toHex(atOther.minerKey)]);
+    expect(reputation.map((r) => Number(r.rejected))).not.toContain(1);
     const paid = await atLeaser.verdict(lease, product);
     if (paid.type !== 'receipt') throw new Error(`honest result refused: ${paid.code}`);
     // Sent again anywhere afterwards (its receipt may have been lost): the same receipt, signed by whichever

@@ -110,6 +110,8 @@ describe.skipIf(postgresMissing !== null)(`a receipt lost with a coordinator of 
     const thief = await ScriptedMiner.connect(survivor.url);
     await thief.hello();
     expect(await thief.verdict(lease, product)).toMatchObject({ type: 'rejected', code: 'unknown-lease' });
+    // Claiming a unit credited to another key is an offence, even from another coordinator's lease.
+    expect(await fleet.query('SELECT rejected FROM reputation WHERE miner_key = $1', [toHex(thief.minerKey)])).toEqual([{ rejected: 1 }]);
     thief.close();
 
     const back = await ScriptedMiner.connect(survivor.url);
