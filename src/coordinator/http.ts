@@ -204,33 +204,36 @@ export function mountApi(app: Express, ctx: ApiContext): void {
   }));
 
   api.use((_req, _res, next) => next(new HttpError(404, 'not-found', 'no such API route')));
-  api.use((err: unknown, req: express.Request, res: Response, _next: express.NextFunction) => {
-    // A body read in part and then left (a stalled or refused upload) is never read on: the connection is closed.
-    if (req.readableDidRead && !req.complete) res.setHeader('connection', 'close');
-    if (err instanceof HttpError) {
-      for (const [name, value] of Object.entries(err.headers)) res.setHeader(name, value);
-      res.status(err.status).json({ error: { code: err.code, message: err.message } });
-      return;
-    }
-    if (err instanceof LedgerError) {
-      log('storage-error', { code: err.code, message: err.message });
-      res.status(503).json({ error: { code: err.code, message: err.message } });
-      return;
-    }
-    if (err instanceof SyntaxError || (err instanceof Error && 'status' in err && err.status === 400)) {
-      res.status(400).json({ error: { code: 'malformed-request', message: err.message } });
-      return;
-    }
-    if (err instanceof Error && 'code' in err && (err.code === 'ENOSPC' || err.code === 'EDQUOT')) {
-      log('storage-error', { code: 'storage-full', message: err.message });
-      res.status(507).json({ error: { code: 'storage-full', message: 'the coordinator\'s disk is full; the job was not stored' } });
-      return;
-    }
-    log('api-error', { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
-    res.status(500).json({ error: { code: 'internal', message: 'internal error' } });
-  });
+  api.use(answerApiError);
 
   app.use('/api', api);
+}
+
+/** The API's error answer, for every router under /api: a known error's status, code and sentence; anything else a 500. */
+export function answerApiError(err: unknown, req: express.Request, res: Response, _next: express.NextFunction): void {
+  // A body read in part and then left (a stalled or refused upload) is never read on: the connection is closed.
+  if (req.readableDidRead && !req.complete) res.setHeader('connection', 'close');
+  if (err instanceof HttpError) {
+    for (const [name, value] of Object.entries(err.headers)) res.setHeader(name, value);
+    res.status(err.status).json({ error: { code: err.code, message: err.message } });
+    return;
+  }
+  if (err instanceof LedgerError) {
+    log('storage-error', { code: err.code, message: err.message });
+    res.status(503).json({ error: { code: err.code, message: err.message } });
+    return;
+  }
+  if (err instanceof SyntaxError || (err instanceof Error && 'status' in err && err.status === 400)) {
+    res.status(400).json({ error: { code: 'malformed-request', message: err.message } });
+    return;
+  }
+  if (err instanceof Error && 'code' in err && (err.code === 'ENOSPC' || err.code === 'EDQUOT')) {
+    log('storage-error', { code: 'storage-full', message: err.message });
+    res.status(507).json({ error: { code: 'storage-full', message: 'the coordinator\'s disk is full; the job was not stored' } });
+    return;
+  }
+  log('api-error', { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+  res.status(500).json({ error: { code: 'internal', message: 'internal error' } });
 }
 
 async function findJob(jobs: Jobs, id: string, owner: string): Promise<JobState> {

@@ -1,9 +1,9 @@
 // Models by hash over HTTP: requesters POST .onnx bytes (API key) and get the model's id and signature; miners GET a
 // model's bytes by its sha256 from the coordinator's origin, immutable, to keep in their cache.
-import express, { type Express, type Response } from 'express';
+import express, { type Express } from 'express';
 import type { ApiKeys } from './api-keys.ts';
-import { requester } from './http.ts';
 import { HttpError } from './http-error.ts';
+import { answerApiError, requester } from './http.ts';
 import { log } from './log.ts';
 import type { ModelStore } from './model-store.ts';
 
@@ -42,14 +42,7 @@ export function mountModelsApi(app: Express, ctx: { models: ModelStore; apiKeys:
     })().catch(next);
   });
 
-  router.use((err: unknown, _req: express.Request, res: Response, _next: express.NextFunction) => {
-    if (err instanceof HttpError) {
-      res.status(err.status).json({ error: { code: err.code, message: err.message } });
-      return;
-    }
-    log('api-error', { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
-    res.status(500).json({ error: { code: 'internal', message: 'internal error' } });
-  });
+  router.use(answerApiError);
   app.use('/api/models', router);
 }
 

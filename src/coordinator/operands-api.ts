@@ -1,10 +1,10 @@
 // GET /api/operands/SHA256: the operand blocks leases name, for the miners holding those leases. Immutable (named by
 // their hash), with Range requests; only a session whose live lease names the hash may read it.
-import express, { type Express, type Response } from 'express';
+import express, { type Express } from 'express';
 import { OPERAND_TOKEN_HEADER } from '../protocol/messages.ts';
 import { sendWithRanges } from './byte-range.ts';
 import { HttpError } from './http-error.ts';
-import { log } from './log.ts';
+import { answerApiError } from './http.ts';
 import type { OperandBlobs } from './operand-blobs.ts';
 
 /** Which other origins' pages may fetch operands: those the operator allowed, and the pages of the fleet's coordinators. */
@@ -52,13 +52,6 @@ export function mountOperandsApi(app: Express, blobs: OperandBlobs, origins: Ope
     })().catch(next);
   });
 
-  router.use((err: unknown, _req: express.Request, res: Response, _next: express.NextFunction) => {
-    if (err instanceof HttpError) {
-      res.status(err.status).json({ error: { code: err.code, message: err.message } });
-      return;
-    }
-    log('api-error', { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
-    res.status(500).json({ error: { code: 'internal', message: 'internal error' } });
-  });
+  router.use(answerApiError);
   app.use('/api/operands', router);
 }
