@@ -3,9 +3,9 @@ import { expect, test, type Page } from '@playwright/test';
 import { gemmKind, MICRO_CREDITS_PER_GIGA_OP, splitTiles, UNIT_TILE } from '../../src/work/gemm/gemm.ts';
 import { microCreditsFor } from '../../src/work/kind.ts';
 import { formatCredits } from '../../src/wallet/wallet.ts';
-import { GPU_START_TIMEOUT_MS } from '../helpers/chromium.ts';
 import { matmulF64, randomMatrix } from '../helpers/random.ts';
 import { fetchProduct, maxRelativeError, startStack, submitGemm, waitForJob, type TestStack } from '../helpers/stack.ts';
+import { startMining as startMiningAt } from '../helpers/mining-page.ts';
 
 process.env.ERGON_LOG ??= 'silent';
 
@@ -18,11 +18,8 @@ test.afterAll(async () => {
 });
 
 async function startMining(page: Page): Promise<void> {
-  await page.goto(stack.url);
+  await startMiningAt(page, stack.url);
   await expect(page.getByText('multiply matrices')).toBeVisible();
-  await expect(page.getByTestId('wallet-key')).not.toHaveText('…');
-  await page.getByRole('button', { name: 'Start' }).click();
-  await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', /waiting-for-work|mining/, { timeout: GPU_START_TIMEOUT_MS });
   // A browser with WebRTC mines over the data channel, not the WebSocket fallback (websocket-fallback.spec.ts).
   await expect(page.getByTestId('transport')).toHaveAttribute('data-transport', 'webrtc');
 }

@@ -1,13 +1,13 @@
 // A miner's page shows credits pending an audit apart from its balance: a result held pending appears as pending,
 // not in the balance; when the coordinator's audit settles it, its receipt is counted and the pending line empties.
-import { expect, test, type Page } from '@playwright/test';
+import { expect, test } from '@playwright/test';
 import { writeNpz } from '../../src/work/onnx/npz.ts';
 import { UNIT_TARGET_OPS } from '../../src/work/onnx/onnx.ts';
-import { GPU_START_TIMEOUT_MS } from '../helpers/chromium.ts';
 import { mlpModel, seeded } from '../helpers/onnx-builder.ts';
 import { OnnxRunnerForTests } from '../helpers/onnx-miner.ts';
 import { ScriptedMiner } from '../helpers/scripted-miner.ts';
 import { api, startStack, waitForJob, type TestStack } from '../helpers/stack.ts';
+import { pressStart as startMining } from '../helpers/mining-page.ts';
 
 process.env.ERGON_LOG ??= 'silent';
 
@@ -23,10 +23,6 @@ test.afterAll(async () => {
   await stack?.stop();
 });
 
-async function startMining(page: Page): Promise<void> {
-  await page.getByRole('button', { name: 'Start' }).click();
-  await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', /waiting-for-work|mining/, { timeout: GPU_START_TIMEOUT_MS });
-}
 
 async function submit(sha: string, batch: number, seed: number): Promise<{ id: string; opsPerSample: string }> {
   const body = writeNpz(new Map([['x', { shape: [batch, IN], data: Float32Array.from(seeded(batch * IN, seed)) }]]));

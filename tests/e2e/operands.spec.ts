@@ -1,9 +1,9 @@
 // Operands by hash in real Chromium: a page mining units that share B downloads B once, keeps what it fetched within
 // the budget it shows, and clears it; with keeping off it downloads both operands for every unit.
-import { expect, test, type Page } from '@playwright/test';
-import { GPU_START_TIMEOUT_MS } from '../helpers/chromium.ts';
+import { expect, test } from '@playwright/test';
 import { matmulF64, randomMatrix } from '../helpers/random.ts';
 import { fetchProduct, maxRelativeError, startStack, submitGemm, waitForJob, type TestStack } from '../helpers/stack.ts';
+import { startMining } from '../helpers/mining-page.ts';
 
 process.env.ERGON_LOG ??= 'silent';
 
@@ -15,12 +15,6 @@ test.afterAll(async () => {
   await stack?.stop();
 });
 
-async function startMining(page: Page): Promise<void> {
-  await page.goto(stack.url);
-  await expect(page.getByTestId('wallet-key')).not.toHaveText('…');
-  await page.getByRole('button', { name: 'Start' }).click();
-  await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', /waiting-for-work|mining/, { timeout: GPU_START_TIMEOUT_MS });
-}
 
 const servedTotal = () => stack.operandBlobs.bytesServedTotal;
 
@@ -30,7 +24,7 @@ const BLOCK_BYTES = 256 * 256 * 4;
 
 test('a page mining four units that share B downloads B once, earns, and shows and clears what it keeps', async ({ page }) => {
   page.on('pageerror', (err) => console.error('page error:', err.message));
-  await startMining(page);
+  await startMining(page, stack.url);
   const before = servedTotal();
   const a = randomMatrix(m * k, 31);
   const b = randomMatrix(k * n, 32);
@@ -55,7 +49,7 @@ test('with keeping off, every unit downloads both of its operands', async ({ pag
   await page.goto(stack.url);
   await page.getByLabel('Keep at most (MiB)').fill('0');
   await page.getByLabel('Keep at most (MiB)').blur();
-  await startMining(page);
+  await startMining(page, stack.url);
   const before = servedTotal();
   const job = await submitGemm(stack.url, m, n, k, randomMatrix(m * k, 33), randomMatrix(k * n, 34));
   await waitForJob(stack.url, job.id, 240_000);

@@ -6,6 +6,7 @@ import { chromiumPath, GPU_START_TIMEOUT_MS } from '../helpers/chromium.ts';
 import { matmulF64, randomMatrix } from '../helpers/random.ts';
 import { startRestartableStack, type RestartableStack } from '../helpers/restartable-stack.ts';
 import { fetchProduct, maxRelativeError, submitGemm, waitForJob } from '../helpers/stack.ts';
+import { startMining as startMiningAt } from '../helpers/mining-page.ts';
 
 process.env.ERGON_LOG ??= 'silent';
 
@@ -23,10 +24,7 @@ async function computed(page: Page): Promise<number> {
 
 async function startMining(page: Page): Promise<void> {
   page.on('pageerror', (err) => console.error('page error:', err.message));
-  await page.goto(stack.url);
-  await expect(page.getByTestId('wallet-key')).not.toHaveText('…');
-  await page.getByRole('button', { name: 'Start' }).click();
-  await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', /waiting-for-work|mining/, { timeout: GPU_START_TIMEOUT_MS });
+  await startMiningAt(page, stack.url);
   // Marks this document: if anything reloaded the page, the mark is gone.
   await page.evaluate(() => ((window as unknown as { notReloaded: boolean }).notReloaded = true));
 }
