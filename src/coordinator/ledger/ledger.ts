@@ -17,6 +17,8 @@ export interface CreditEntry {
   wallSeconds?: number;
   /** The adapter model the miner said it computes on (self-reported). */
   adapter?: string;
+  /** The kind its receipt names (it may name the engine the unit ran on): kept with a pending credit for its receipt. */
+  receiptKind?: string;
 }
 
 /** A credited unit's energy: what its receipt signs, or none with the reason a claim was refused. */
@@ -124,6 +126,7 @@ export function pendingFromRow(r: ColumnRow): PendingCredit {
     },
     wallSeconds: r.wall_seconds === null ? undefined : Number(r.wall_seconds),
     adapter: r.adapter === null ? undefined : String(r.adapter),
+    receiptKind: r.receipt_kind === null || r.receipt_kind === undefined ? undefined : String(r.receipt_kind),
     result: new Uint8Array(r.result as Uint8Array),
   };
 }

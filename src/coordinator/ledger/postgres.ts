@@ -155,11 +155,11 @@ export class PostgresLedger implements Ledger {
       const energy = e.energy ?? NO_ENERGY;
       const inserted = await client.query(
         `INSERT INTO pending_credits (unit_id, job_id, miner_key, ops, micro_credits, gpu_seconds, created_at_ms,
-           joules, joules_source, joules_uncertainty, joules_above_idle, energy_refused, wall_seconds, adapter, result)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (unit_id) DO NOTHING`,
+           joules, joules_source, joules_uncertainty, joules_above_idle, energy_refused, wall_seconds, adapter, receipt_kind, result)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (unit_id) DO NOTHING`,
         [
           e.unitId, e.jobId, e.minerKey, e.ops.toString(), e.microCredits.toString(), e.gpuSeconds, e.createdAtMs,
-          energy.joules, energy.joulesSource, energy.uncertaintyJoules, energy.aboveIdleJoules, energy.refused, e.wallSeconds ?? null, e.adapter ?? null,
+          energy.joules, energy.joulesSource, energy.uncertaintyJoules, energy.aboveIdleJoules, energy.refused, e.wallSeconds ?? null, e.adapter ?? null, e.receiptKind ?? null,
           Buffer.from(result),
         ],
       );
@@ -318,7 +318,7 @@ async function insertCredit(client: Queryable, e: CreditEntry, result: Uint8Arra
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (unit_id) DO NOTHING`,
     [
       e.unitId, e.jobId, e.minerKey, e.ops.toString(), e.microCredits.toString(), e.gpuSeconds, e.createdAtMs,
-      energy.joules, energy.joulesSource, energy.uncertaintyJoules, energy.aboveIdleJoules, energy.refused, e.wallSeconds ?? null, e.adapter ?? null,
+      energy.joules, energy.joulesSource, energy.uncertaintyJoules, energy.aboveIdleJoules, energy.refused, e.wallSeconds ?? null, e.adapter ?? null, e.receiptKind ?? null,
     ],
   );
   if (inserted.rowCount !== 1) return false;

@@ -69,8 +69,8 @@ export class SqliteLedger implements Ledger {
       isCredited: prepare('SELECT 1 FROM credits WHERE unit_id = ?'),
       insertPending: prepare(
         `INSERT INTO pending_credits (unit_id, job_id, miner_key, ops, micro_credits, gpu_seconds, created_at_ms,
-           joules, joules_source, joules_uncertainty, joules_above_idle, energy_refused, wall_seconds, adapter, result)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (unit_id) DO NOTHING`,
+           joules, joules_source, joules_uncertainty, joules_above_idle, energy_refused, wall_seconds, adapter, receipt_kind, result)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (unit_id) DO NOTHING`,
       ),
       pendingOfMiner: prepare('SELECT * FROM pending_credits WHERE miner_key = ? ORDER BY created_at_ms, unit_id'),
       pendingOfJob: prepare('SELECT * FROM pending_credits WHERE job_id = ? ORDER BY created_at_ms, unit_id'),
@@ -139,7 +139,7 @@ export class SqliteLedger implements Ledger {
         const energy = e.energy ?? NO_ENERGY;
         const info = insertPending.run(
           e.unitId, e.jobId, e.minerKey, e.ops, e.microCredits, e.gpuSeconds, BigInt(e.createdAtMs),
-          energy.joules, energy.joulesSource, energy.uncertaintyJoules, energy.aboveIdleJoules, energy.refused, e.wallSeconds ?? null, e.adapter ?? null, result,
+          energy.joules, energy.joulesSource, energy.uncertaintyJoules, energy.aboveIdleJoules, energy.refused, e.wallSeconds ?? null, e.adapter ?? null, e.receiptKind ?? null, result,
         );
         return info.changes === 1;
       }).immediate(),
