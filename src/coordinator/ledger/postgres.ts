@@ -318,7 +318,7 @@ async function insertCredit(client: Queryable, e: CreditEntry, result: Uint8Arra
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (unit_id) DO NOTHING`,
     [
       e.unitId, e.jobId, e.minerKey, e.ops.toString(), e.microCredits.toString(), e.gpuSeconds, e.createdAtMs,
-      energy.joules, energy.joulesSource, energy.uncertaintyJoules, energy.aboveIdleJoules, energy.refused, e.wallSeconds ?? null, e.adapter ?? null, e.receiptKind ?? null,
+      energy.joules, energy.joulesSource, energy.uncertaintyJoules, energy.aboveIdleJoules, energy.refused, e.wallSeconds ?? null, e.adapter ?? null,
     ],
   );
   if (inserted.rowCount !== 1) return false;
