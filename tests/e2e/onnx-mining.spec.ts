@@ -76,7 +76,7 @@ test('a page mines an onnx job on the engine it measured fastest, named in the p
   await expect(chosen).toHaveAttribute('data-engine', /^(webgpu|wasm)$/);
   const engine = await chosen.getAttribute('data-engine');
   console.log(`onnx e2e: the page chose ${engine} for the model: ${choices.join('; ')}`);
-  expect(choices).toEqual([expect.stringMatching(/webgpu: [\d.e-]+, wasm: [\d.e-]+/)]);
+  expect(choices).toEqual([expect.stringMatching(/wasm: [\d.e-]+, webgpu: [\d.e-]+/)]);
   await expect.poll(() => receiptKinds(page)).toEqual([engine === 'webgpu' ? 'onnx-webgpu' : 'onnx']);
 
   // A second visit: the model comes from Cache Storage, no model bytes on the wire.

@@ -7,6 +7,9 @@ export const WARM_RUNS = 1;
 /** Timed runs per engine; the fastest counts. Kept short: the person is waiting for the first unit. */
 export const TIMED_RUNS = 2;
 
+/** A timed run this many times the best engine's time ends that engine's timing: it will not win. */
+export const CLEARLY_SLOWER = 2;
+
 /** How to open, time and drop a session on an engine: onnxruntime-web in the worker, fakes in tests. */
 export interface EngineCandidates<S> {
   open(engine: Engine): Promise<S>;
@@ -35,7 +38,7 @@ export function choiceKey(modelSha256: string, adapter: string): string {
 }
 
 /**
- * Opens the model on the faster of `engines` (in order of preference when equal), measuring each on first use; a
+ * Opens the model on the faster of `engines` (the earlier when equal; measure the cheaper first), measuring each on first use; a
  * remembered choice is opened without measuring, and one that no longer opens (a WebGPU adapter gone) falls back to
  * measuring the others. Throws only when no engine opens, with each engine's error.
  */
@@ -57,7 +60,11 @@ export async function chooseEngine<S>(key: string, engines: readonly Engine[], c
       session = await candidates.open(engine);
       for (let i = 0; i < WARM_RUNS; i++) await candidates.time(session);
       let seconds = Infinity;
-      for (let i = 0; i < TIMED_RUNS; i++) seconds = Math.min(seconds, await candidates.time(session));
+      for (let i = 0; i < TIMED_RUNS; i++) {
+        seconds = Math.min(seconds, await candidates.time(session));
+        // Far slower than the best so far (WebGPU on a software rasteriser: 40-120x WASM): another run cannot win.
+        if (best && seconds > CLEARLY_SLOWER * best.seconds) break;
+      }
       measured[engine] = seconds;
       if (!best || seconds < best.seconds) {
         if (best) await candidates.close(best.session);

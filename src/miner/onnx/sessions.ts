@@ -28,7 +28,8 @@ export function onnxRuntime(): Promise<{ ort: typeof Ort; engines: Engine[]; ada
     const ort: typeof Ort = adapter ? await import('onnxruntime-web/webgpu') : await import('onnxruntime-web/wasm');
     ort.env.logLevel = 'error';
     const name = adapter ? [adapter.info.vendor, adapter.info.architecture, adapter.info.device, adapter.info.description].join('/') : 'no-webgpu';
-    return { ort, engines: adapter ? ['webgpu', 'wasm'] : ['wasm'], adapter: name };
+    // WASM first: it is measured quickly, and a WebGPU EP far slower than it is then cut short (engine-choice.ts).
+    return { ort, engines: adapter ? ['wasm', 'webgpu'] : ['wasm'], adapter: name };
   })();
   return runtime;
 }

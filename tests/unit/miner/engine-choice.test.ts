@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Engine } from '../../../src/protocol/messages.ts';
-import { chooseEngine, choiceKey, TIMED_RUNS, WARM_RUNS, type ChoiceStore, type EngineCandidates } from '../../../src/miner/onnx/engine-choice.ts';
+import { chooseEngine, choiceKey, CLEARLY_SLOWER, TIMED_RUNS, WARM_RUNS, type ChoiceStore, type EngineCandidates } from '../../../src/miner/onnx/engine-choice.ts';
 
 interface FakeSession { engine: Engine; closed: boolean }
 
@@ -37,18 +37,31 @@ const KEY = choiceKey('ab'.repeat(32), 'nvidia/ampere');
 describe('choosing an onnx engine per model', () => {
   it('keeps the faster engine warm and closes the other', async () => {
     const { candidates, opened, runs } = fakeEngines({ webgpu: 0.01, wasm: 0.2 });
-    const choice = await chooseEngine(KEY, ['webgpu', 'wasm'], candidates, memoryStore());
+    const choice = await chooseEngine(KEY, ['wasm', 'webgpu'], candidates, memoryStore());
     expect(choice.engine).toBe('webgpu');
     expect(choice.session.closed).toBe(false);
     expect(opened.find((s) => s.engine === 'wasm')?.closed).toBe(true);
     expect(choice.measured).toEqual({ webgpu: 0.01, wasm: 0.2 });
     expect(runs.filter((e) => e === 'wasm')).toHaveLength(WARM_RUNS + TIMED_RUNS);
+    expect(runs.filter((e) => e === 'webgpu')).toHaveLength(WARM_RUNS + TIMED_RUNS);
   });
 
   it('picks WASM when it is faster (WebGPU on a software rasteriser)', async () => {
     const { candidates } = fakeEngines({ webgpu: 0.9, wasm: 0.3 });
     const choice = await chooseEngine(KEY, ['webgpu', 'wasm'], candidates, memoryStore());
     expect(choice.engine).toBe('wasm');
+  });
+
+  it('cuts the timing of an engine far slower than the best short, and prefers the earlier engine on a tie', async () => {
+    const slow = fakeEngines({ wasm: 0.01, webgpu: 0.01 * CLEARLY_SLOWER * 40 });
+    expect((await chooseEngine(KEY, ['wasm', 'webgpu'], slow.candidates, memoryStore())).engine).toBe('wasm');
+    expect(slow.runs.filter((e) => e === 'webgpu')).toHaveLength(WARM_RUNS + 1);
+    // Close but slower: timed in full, and still not chosen.
+    const close = fakeEngines({ wasm: 0.01, webgpu: 0.015 });
+    expect((await chooseEngine(KEY, ['wasm', 'webgpu'], close.candidates, memoryStore())).engine).toBe('wasm');
+    expect(close.runs.filter((e) => e === 'webgpu')).toHaveLength(WARM_RUNS + TIMED_RUNS);
+    const tie = fakeEngines({ wasm: 0.01, webgpu: 0.01 });
+    expect((await chooseEngine(KEY, ['wasm', 'webgpu'], tie.candidates, memoryStore())).engine).toBe('wasm');
   });
 
   it('falls back to WASM when WebGPU fails to open or to run', async () => {
