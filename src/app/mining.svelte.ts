@@ -6,6 +6,7 @@ import type { Transport } from '../miner/coordinator-link.ts';
 import { EnergyMeter } from '../miner/energy/energy-meter.ts';
 import { energy } from './energy.svelte.ts';
 import type { Backend, GpuDescription, Throttle } from '../miner/worker-messages.ts';
+import type { Engine } from '../protocol/messages.ts';
 import { earnings } from './earnings.svelte.ts';
 import { politeness } from './politeness.svelte.ts';
 import { settings } from './settings.svelte.ts';
@@ -44,6 +45,8 @@ class MiningState {
   backend = $state<Backend>('webgpu');
   /** Whose time the speed figures count: the CPU's for the WebAssembly fallback, else the GPU's. */
   engine = $derived(this.gpu?.backend === 'wasm' ? 'CPU' : 'GPU');
+  /** The engine each onnx model runs on here (sha256 -> engine), as the worker measured and chose it. */
+  modelEngines = $state<Record<string, Engine>>({});
   private recent = $state<{ ops: bigint; gpuSeconds: number }[]>([]);
 
   /** GFLOP/s of GPU time over the recent units. */
@@ -149,6 +152,7 @@ class MiningState {
       computed: (unit) => {
         this.unitsComputed++;
         this.history = [...this.history, unit].slice(-HISTORY_UNITS);
+        if (unit.ranOn && this.modelEngines[unit.ranOn.model] !== unit.ranOn.engine) this.modelEngines = { ...this.modelEngines, [unit.ranOn.model]: unit.ranOn.engine };
       },
       unit: (report) => {
         if (!report.accepted) {

@@ -81,7 +81,7 @@ export async function auditMiner(
     const receiptKinds = await receiptKindsOf(ctx, await ctx.ledger.pendingCredits({ minerKey }));
     const settled = await ctx.jobs.settlePending(minerKey, unit.id, bondUnits, nowMs);
     await ctx.ledger.updateReputation(minerKey, (current) => settled.reduce((r) => nextReputation(r, 'accepted', nowMs), current));
-    const receipts = await Promise.all(settled.map((credit) => receiptFor(ctx, credit, receiptKinds.get(credit.jobId) ?? kind.receiptKind(job), nowMs)));
+    const receipts = await Promise.all(settled.map((credit) => receiptFor(ctx, credit, credit.receiptKind ?? receiptKinds.get(credit.jobId) ?? kind.receiptKind(job), nowMs)));
     const microCredits = settled.reduce((sum, c) => sum + c.microCredits, 0n);
     for (const [i, c] of settled.entries()) {
       const { joules, joulesSource } = receipts[i];

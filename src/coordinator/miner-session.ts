@@ -270,7 +270,7 @@ export class MinerSession {
     const settlement = await settle(
       this.ctx,
       { sessionId: holder, minerKey: this.minerKey, minerKeyBytes, adapter: this.adapter },
-      { leaseId: message.leaseId, unitId: message.unitId, gpuSeconds: message.gpuSeconds, output: message.output, energy: message.energy, leaseSentAtMs },
+      { leaseId: message.leaseId, unitId: message.unitId, gpuSeconds: message.gpuSeconds, output: message.output, energy: message.energy, leaseSentAtMs, engine: message.engine },
     );
     switch (settlement.type) {
       case 'receipt':

@@ -2,7 +2,7 @@
 // kind, then credited once, reflected in the miner's reputation and receipted. A miner session (WebRTC today) or
 // any other transport calls settle() and sends what it answers.
 import type { ProtocolError } from '../protocol/errors.ts';
-import type { Receipt } from '../protocol/messages.ts';
+import type { Engine, Receipt } from '../protocol/messages.ts';
 import type { Tensor } from '../protocol/tensor.ts';
 import { microCreditsFor, type VerifyContext } from '../work/kind.ts';
 import { checkGpuSeconds } from './claims.ts';
@@ -52,6 +52,8 @@ export interface ResultClaim {
   energy?: UnitEnergy;
   /** When the lease went out to the miner, for the wall-time bound on its claimed GPU time. */
   leaseSentAtMs: number | undefined;
+  /** The engine the miner says the unit ran on; its kind decides what that changes (rate, receipt kind). */
+  engine?: Engine;
 }
 
 /**
@@ -118,14 +120,15 @@ async function settleClaim(ctx: SettlementContext, miner: Claimant, claim: Resul
     return refuse(verdict.error);
   }
 
-  const microCredits = microCreditsFor(ops, kind.microCreditsPerGigaOp(job));
+  const microCredits = microCreditsFor(ops, kind.microCreditsPerGigaOp(job, claim.engine));
+  const receiptKind = kind.receiptKind(job, claim.engine);
   const nowMs = Date.now();
   // The energy claim is weighed after the pay is fixed and cannot change it: implausible joules are dropped, not paid less.
   const energy = checkEnergy(claim.energy, ops, wallSeconds);
   if (energy.refused) log('energy-refused', { session: miner.sessionId, miner: miner.minerKey, unit: unit.id, method: claim.energy?.method, reason: energy.refused });
   const entry = {
     unitId: unit.id, jobId: unit.jobId, minerKey: miner.minerKey, ops, microCredits, gpuSeconds: claim.gpuSeconds, createdAtMs: nowMs, energy, wallSeconds, adapter: miner.adapter,
-    receiptKind: kind.receiptKind(job),
+    receiptKind,
   };
   if (kind.audit) return inMinersTurn(ctx, miner.minerKey, () => holdForAudit(ctx, miner, lease, entry, decoded.value, seen));
   let credited: boolean;
@@ -143,7 +146,7 @@ async function settleClaim(ctx: SettlementContext, miner: Claimant, claim: Resul
   await recordOutcome(ctx.ledger, miner.minerKey, 'accepted');
   // Signed from the entry as stored, so that a receipt signed again from the ledger row (lost-receipts.ts) equals it.
   const receipt = await receiptFor(ctx, entry, entry.receiptKind, nowMs);
-  log('credit', { session: miner.sessionId, miner: miner.minerKey, unit: unit.id, job: unit.jobId, kind: kind.name, ops, microCredits, gpuSeconds: claim.gpuSeconds, joules: energy.joules, joulesSource: energy.joulesSource });
+  log('credit', { session: miner.sessionId, miner: miner.minerKey, unit: unit.id, job: unit.jobId, kind: kind.name, receiptKind, ops, microCredits, gpuSeconds: claim.gpuSeconds, joules: energy.joules, joulesSource: energy.joulesSource });
   return { type: 'receipt', receipt };
 }
 
@@ -177,7 +180,7 @@ async function holdForAudit(ctx: SettlementContext, miner: Claimant, lease: Leas
     log('credit-pending', { session: miner.sessionId, miner: miner.minerKey, unit: unit.id, job: unit.jobId, kind: kind.name, ops: entry.ops, microCredits: entry.microCredits, auditProbability: probability });
     // This may have been the job's last unit to come back, with the others held too: they are audited without waiting for a miner.
     auditStalledSoon(ctx, unit.jobId);
-    return { type: 'pending', unitId: unit.id, jobId: unit.jobId, kind: kind.receiptKind(job), ops: entry.ops, microCredits: entry.microCredits };
+    return { type: 'pending', unitId: unit.id, jobId: unit.jobId, kind: entry.receiptKind ?? kind.receiptKind(job), ops: entry.ops, microCredits: entry.microCredits };
   }
   const auditStartedMs = performance.now();
   const outcome = await auditMiner(ctx, kind, job, unit, result, miner.minerKey);

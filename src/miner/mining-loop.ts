@@ -307,6 +307,7 @@ export class MiningLoop {
     const result: UnsettledResult['message'] = {
       type: 'result', leaseId: offer.leaseId, unitId: offer.unitId, gpuSeconds: run.gpuSeconds, output: { ...output, data: new Uint8Array(output.data) },
       ...(energy ? { energy } : {}),
+      ...(run.ranOn ? { engine: run.ranOn.engine } : {}),
     };
     // Kept until its verdict: a link that dropped meanwhile (the send is then dropped too) gets it on reconnection.
     this.unsettled.set(offer.unitId, { coordinatorKey: toHex(link.challenge.coordinatorKey), deadlineAtMs, ops, gpuSeconds: run.gpuSeconds, message: result });

@@ -1,6 +1,6 @@
 // Typed messages between the page and the GPU worker: the page never touches WebGPU itself.
 import type { ProtocolError } from '../protocol/errors.ts';
-import type { AdapterInfo, Precision } from '../protocol/messages.ts';
+import type { AdapterInfo, Engine, Precision } from '../protocol/messages.ts';
 import type { Dtype } from '../protocol/tensor.ts';
 import type { OperandRef, OperandSource } from './operand-feed.ts';
 
@@ -90,6 +90,14 @@ export interface UnitTiming {
   finishedAtMs: number;
   /** How long the throttle wants the GPU idle before the next unit may start. */
   restMs: number;
+  /** The engine chosen for the unit's model, when its kind chooses one per model (onnx). */
+  ranOn?: RanOn;
+}
+
+/** The engine a unit ran on, and the model it was chosen for. */
+export interface RanOn {
+  engine: Engine;
+  model: string;
 }
 
 export type FromWorker =

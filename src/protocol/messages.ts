@@ -199,6 +199,10 @@ export const PongMessage = v.object({ type: v.literal('pong'), v: Version, nonce
 
 // ---- miner -> coordinator ----
 
+/** What computes a unit: WebGPU, or WebAssembly on the CPU. */
+export const Engine = v.picklist(['webgpu', 'wasm']);
+export type Engine = v.InferOutput<typeof Engine>;
+
 export const HelloMessage = v.object({
   type: v.literal('hello'),
   v: Version,
@@ -207,7 +211,7 @@ export const HelloMessage = v.object({
   signature: Signature,
   adapter: AdapterInfo,
   /** What computes: the GPU (WebGPU), or the CPU fallback (onnxruntime-web WASM) of a browser without WebGPU. */
-  backend: v.picklist(['webgpu', 'wasm']),
+  backend: Engine,
   /** The kinds of work it runs: it is leased units of these only. */
   kinds: v.pipe(v.array(KindName), v.minLength(1), v.maxLength(8)),
   /** Precisions it runs; f16 only with WebGPU's shader-f16. A miner that says nothing runs f32 only. */
@@ -227,6 +231,11 @@ export const ResultMessage = v.object({
   output: Tensor,
   /** The unit's energy as the miner measured it, with its method; optional, and pay never depends on it. */
   energy: v.optional(UnitEnergy),
+  /**
+   * The engine the unit ran on, when the miner chose one per model (onnx: the faster of onnxruntime-web's WebGPU and
+   * WASM EPs); its kind may name it in the receipt and pay it at its rate. Absent: the hello's backend.
+   */
+  engine: v.optional(Engine),
 });
 
 export const CoordinatorMessage = v.variant('type', [

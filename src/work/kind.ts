@@ -1,7 +1,7 @@
 // The one interface every kind of useful work implements: a new kind is a folder beside gemm/ and a line in registry.ts.
 // The coordinator drives jobs, leases, settlement and storage through it alone, and names no kind itself.
 import type { Parsed, ProtocolError } from '../protocol/errors.ts';
-import type { LeasePayload } from '../protocol/messages.ts';
+import type { Engine, LeasePayload } from '../protocol/messages.ts';
 import type { Dtype, Tensor } from '../protocol/tensor.ts';
 
 export type Verdict = { ok: true } | { ok: false; error: ProtocolError };
@@ -147,10 +147,14 @@ export interface WorkKind<Params, Job, Unit extends UnitBase, Result, Output> {
   audit?(ctx: VerifyContext, job: Job, unit: Unit, result: Result): Promise<Verdict>;
 
   // ---- pay and output ----
-  /** Micro-credits per 10^9 verified ops of this job's units: integers, never floats. */
-  microCreditsPerGigaOp(job: Job): bigint;
-  /** The kind a receipt for this job's units names. */
-  receiptKind(job: Job): string;
+  /**
+   * Micro-credits per 10^9 verified ops of this job's units run on `engine` (what the result names, if anything):
+   * integers, never floats. The coordinator cannot see which engine ran a unit, so a kind that pays engines
+   * differently must bound the claim itself; one that does not may still name the engine in its receipts.
+   */
+  microCreditsPerGigaOp(job: Job, engine?: Engine): bigint;
+  /** The kind a receipt for this job's unit run on `engine` names. */
+  receiptKind(job: Job, engine?: Engine): string;
   /** Builds the job's output once every unit has a verified result. */
   assemble(job: Job, results: ReadonlyMap<string, Result>): Output;
   encodeOutput(job: Job, output: Output): EncodedOutput;

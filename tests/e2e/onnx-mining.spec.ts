@@ -34,8 +34,13 @@ async function submit(sha: string, x: Float32Array<ArrayBuffer>): Promise<string
   return ((await res.json()) as { id: string }).id;
 }
 
-test('a page mines an onnx job whose outputs match onnxruntime-node, and a reload fetches no model bytes', async ({ page, context }) => {
+test('a page mines an onnx job on the engine it measured fastest, named in the page and the receipts; outputs match onnxruntime-node; a reload fetches no model bytes', async ({ page, context }) => {
   page.on('pageerror', (err) => console.error('page error:', err.message));
+  // The worker logs each model's engine choice: measured (with seconds per run on each engine) or remembered.
+  const choices: string[] = [];
+  page.on('console', (message) => {
+    if (message.text().startsWith('onnx model ')) choices.push(message.text());
+  });
   const modelFetches: string[] = [];
   context.on('response', (response) => {
     if (response.url().includes('/api/models/') && !response.fromServiceWorker()) modelFetches.push(response.url());
@@ -66,6 +71,14 @@ test('a page mines an onnx job whose outputs match onnxruntime-node, and a reloa
   await expect(page.getByTestId('units-done')).toHaveText('1');
   expect(modelFetches.length).toBe(1);
 
+  // The page names the engine it measured fastest for this model, and the wallet's receipt names the same engine.
+  const chosen = page.getByTestId('model-engines').locator(`li[data-model="${sha}"]`);
+  await expect(chosen).toHaveAttribute('data-engine', /^(webgpu|wasm)$/);
+  const engine = await chosen.getAttribute('data-engine');
+  console.log(`onnx e2e: the page chose ${engine} for the model: ${choices.join('; ')}`);
+  expect(choices).toEqual([expect.stringMatching(/wasm: [\d.e-]+, webgpu: [\d.e-]+/)]);
+  await expect.poll(() => receiptKinds(page)).toEqual([engine === 'webgpu' ? 'onnx-webgpu' : 'onnx']);
+
   // A second visit: the model comes from Cache Storage, no model bytes on the wire.
   await page.reload();
   await startMining(page);
@@ -73,4 +86,24 @@ test('a page mines an onnx job whose outputs match onnxruntime-node, and a reloa
   await waitForJob(stack.url, again, 240_000);
   expect(modelFetches.length).toBe(1);
   expect(await page.evaluate(async () => (await (await caches.open('ergon-models-v1')).keys()).length)).toBe(1);
+  // The second visit takes the engine it remembered (per model and adapter) without measuring, and says it again.
+  expect(choices[1]).toMatch(/\(remembered\)$/);
+  await expect(page.getByTestId('model-engines').locator(`li[data-model="${sha}"]`)).toHaveAttribute('data-engine', engine ?? '');
+  await expect.poll(() => receiptKinds(page)).toEqual(Array(2).fill(engine === 'webgpu' ? 'onnx-webgpu' : 'onnx'));
 });
+
+/** The kinds of the receipts in the page's wallet (IndexedDB), as stored. */
+function receiptKinds(page: Page): Promise<string[]> {
+  return page.evaluate(() => new Promise<string[]>((resolve, reject) => {
+    const open = indexedDB.open('ergon-wallet');
+    open.onerror = () => reject(open.error);
+    open.onsuccess = () => {
+      const all = open.result.transaction('receipts').objectStore('receipts').getAll();
+      all.onerror = () => reject(all.error);
+      all.onsuccess = () => {
+        resolve((all.result as { kind: string }[]).map((r) => r.kind));
+        open.result.close();
+      };
+    };
+  }));
+}

@@ -113,3 +113,58 @@ export function mlpModel(inDim: number, hidden: number, outDim: number, seed: nu
     ],
   });
 }
+
+/**
+ * One transformer block of realistic size, the GEMM-bound case: x [N, 1, seq, dModel] -> y, multi-head
+ * self-attention (per-head Q, K, V and output weights [heads, dModel, dHead], so that batched MatMuls broadcast
+ * over heads without a Reshape), a residual, a ReLU MLP of 4 x dModel and a second residual. Opset 11, where
+ * ReduceSum's axes are an attribute. Weights are seeded, scaled by 1/sqrt(fan-in) so activations stay finite.
+ */
+export function transformerBlockModel(seq: number, dModel: number, heads: number, seed: number): Uint8Array<ArrayBuffer> {
+  const dHead = dModel / heads;
+  const hidden = 4 * dModel;
+  const weights = (name: string, shape: number[], fanIn: number, offset: number) => {
+    const values = seeded(shape.reduce((n, d) => n * d, 1), seed + offset);
+    const scale = 1 / Math.sqrt(fanIn);
+    for (let i = 0; i < values.length; i++) values[i] *= scale;
+    return { name, shape, values };
+  };
+  const x = ['batch', 1, seq, dModel] as (number | string)[];
+  return buildModel({
+    opset: 11,
+    inputs: [{ name: 'x', shape: x }],
+    outputs: [{ name: 'y', shape: x }],
+    initializers: [
+      weights('wq', [heads, dModel, dHead], dModel, 1),
+      weights('wk', [heads, dModel, dHead], dModel, 2),
+      weights('wv', [heads, dModel, dHead], dModel, 3),
+      weights('wo', [heads, dHead, dModel], dModel, 4),
+      { name: 'scale', shape: [1], values: Float32Array.of(1 / Math.sqrt(dHead)) },
+      weights('w1', [dModel, hidden], dModel, 5),
+      weights('b1', [hidden], 1, 6),
+      weights('w2', [hidden, dModel], hidden, 7),
+      weights('b2', [dModel], 1, 8),
+    ],
+    nodes: [
+      // [N, 1, S, D] x [H, D, Dh] -> [N, H, S, Dh]
+      { op: 'MatMul', inputs: ['x', 'wq'], outputs: ['q'] },
+      { op: 'MatMul', inputs: ['x', 'wk'], outputs: ['k'] },
+      { op: 'MatMul', inputs: ['x', 'wv'], outputs: ['v'] },
+      { op: 'Transpose', inputs: ['k'], outputs: ['kt'], attributes: [{ name: 'perm', ints: [0, 1, 3, 2] }] },
+      { op: 'MatMul', inputs: ['q', 'kt'], outputs: ['s0'] },
+      { op: 'Mul', inputs: ['s0', 'scale'], outputs: ['s'] },
+      { op: 'Softmax', inputs: ['s'], outputs: ['p'], attributes: [{ name: 'axis', int: 3 }] },
+      { op: 'MatMul', inputs: ['p', 'v'], outputs: ['c'] },
+      // [N, H, S, Dh] x [H, Dh, D] -> [N, H, S, D], summed over heads: the concatenated heads times Wo.
+      { op: 'MatMul', inputs: ['c', 'wo'], outputs: ['o0'] },
+      { op: 'ReduceSum', inputs: ['o0'], outputs: ['o'], attributes: [{ name: 'axes', ints: [1] }, { name: 'keepdims', int: 1 }] },
+      { op: 'Add', inputs: ['x', 'o'], outputs: ['a'] },
+      { op: 'MatMul', inputs: ['a', 'w1'], outputs: ['h0'] },
+      { op: 'Add', inputs: ['h0', 'b1'], outputs: ['h1'] },
+      { op: 'Relu', inputs: ['h1'], outputs: ['h'] },
+      { op: 'MatMul', inputs: ['h', 'w2'], outputs: ['m0'] },
+      { op: 'Add', inputs: ['m0', 'b2'], outputs: ['m'] },
+      { op: 'Add', inputs: ['a', 'm'], outputs: ['y'] },
+    ],
+  });
+}

@@ -126,7 +126,7 @@ export function creditFromRow(r: ColumnRow): CreditEntry {
     },
     wallSeconds: r.wall_seconds === null ? undefined : Number(r.wall_seconds),
     adapter: r.adapter === null ? undefined : String(r.adapter),
-    receiptKind: r.receipt_kind === null ? undefined : String(r.receipt_kind),
+    receiptKind: r.receipt_kind === null || r.receipt_kind === undefined ? undefined : String(r.receipt_kind),
   };
 }
 

@@ -2,7 +2,7 @@
 import type { CpuGemm } from '../cpu/cpu-gemm.ts';
 import type { GemmKernel } from '../gpu/gemm.ts';
 import type { OperandRef, OperandSource } from '../operand-feed.ts';
-import type { Backend, WorkerTensor } from '../worker-messages.ts';
+import type { Backend, RanOn, WorkerTensor } from '../worker-messages.ts';
 
 /** The worker's GPU engine: its device and the kernels made for it. */
 export interface GpuEngine {
@@ -36,6 +36,8 @@ export interface Execution {
   /** Compute time from submit to completion as JavaScript sees it. */
   submitSeconds: number;
   dispatches: number;
+  /** For a kind that picks its engine per model: the engine this unit ran on, which its result names. */
+  ranOn?: RanOn;
 }
 
 export interface MinerKind {

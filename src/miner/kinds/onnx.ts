@@ -6,7 +6,7 @@ import { CodedError } from '../../protocol/errors.ts';
 import { parseNormalize, normalizeU8 } from '../../work/onnx/normalize.ts';
 import { packResult } from '../../work/onnx/onnx.ts';
 import { UnitCancelledError } from '../cancelled.ts';
-import { sessionFor } from '../onnx/sessions.ts';
+import { onnxRuntime, sessionFor } from '../onnx/sessions.ts';
 import type { Execution, MinerKind } from './kind.ts';
 
 const Names = v.pipe(v.string(), v.parseJson(), v.array(v.string()));
@@ -18,8 +18,8 @@ export const onnxMinerKind: MinerKind = {
     const inputNames = v.safeParse(Names, payload.params.inputNames);
     const outputNames = v.safeParse(Names, payload.params.outputNames);
     if (!inputNames.success || !outputNames.success) throw new CodedError('bad-params', 'an onnx lease names its inputs and outputs as JSON lists');
-    const { ort, session } = await sessionFor(String(payload.params.model));
-    if (signal.aborted) throw new UnitCancelledError();
+    const model = String(payload.params.model);
+    const { ort } = await onnxRuntime();
     const feeds: Record<string, Ort.Tensor> = {};
     inputNames.output.forEach((name, i) => {
       const tensor = payload.operands[`i${i}`];
@@ -34,6 +34,9 @@ export const onnxMinerKind: MinerKind = {
       if (!tensor || tensor.dtype !== 'f32') throw new CodedError('shape-mismatch', `an onnx lease lacks its f32 or u8 operand i${i} (${name})`);
       feeds[name] = new ort.Tensor('float32', new Float32Array(tensor.data), tensor.shape);
     });
+    // The first unit of a model also measures the engines on its inputs (sessions.ts).
+    const { session, engine } = await sessionFor(model, feeds);
+    if (signal.aborted) throw new UnitCancelledError();
     const started = performance.now();
     const results = await session.run(feeds);
     const seconds = Math.max(performance.now() - started, 0.001) / 1000;
@@ -46,6 +49,6 @@ export const onnxMinerKind: MinerKind = {
     });
     const packed = packResult(outputs);
     const data = Uint8Array.from(packed.data).buffer;
-    return { output: { dtype: 'f32', shape: packed.shape, data }, gpuSeconds: seconds, submitSeconds: seconds, dispatches: 1 };
+    return { output: { dtype: 'f32', shape: packed.shape, data }, gpuSeconds: seconds, submitSeconds: seconds, dispatches: 1, ranOn: { engine, model } };
   },
 };

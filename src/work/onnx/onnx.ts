@@ -3,6 +3,7 @@
 // the coordinator (onnxruntime-node) within the model's tolerance, assembled into an .npz of the outputs.
 import * as v from 'valibot';
 import { fail, type Parsed } from '../../protocol/errors.ts';
+import type { Engine } from '../../protocol/messages.ts';
 import { elementCount, f32Tensor, f32Values, u8Tensor } from '../../protocol/tensor.ts';
 import type { VerifyContext, WorkKind, Verdict } from '../kind.ts';
 import { ONNX_RUNTIME, type ModelCatalog, type ModelInfo, type OnnxRunner, type ShapeProfile } from './model.ts';
@@ -22,7 +23,12 @@ export const UNIT_TARGET_OPS = 4_000_000_000n;
 const MAX_UNIT_TENSOR_BYTES = 32 * MiB;
 /** Results travel as one f32 tensor of this many columns: the unit's outputs one after another, zero-padded. */
 export const RESULT_COLUMNS = 1024;
-/** Micro-credits per verified GFLOP: one credit, as gemm's f32. */
+/**
+ * Micro-credits per verified GFLOP: one credit, as gemm's f32, on either engine. A GFLOP of a model is the same
+ * useful work on WebGPU as on WASM (the results agree within the model's tolerance), and the coordinator cannot tell
+ * which engine a miner used: a higher WebGPU rate would pay whoever claims it. The engine is named in the receipt
+ * (`onnx` for WASM, as before, `onnx-webgpu`), information only; the faster engine earns more per second, not per op.
+ */
 export const MICRO_CREDITS_PER_GIGA_OP = 1_000_000n;
 
 export interface OnnxParams {
@@ -211,7 +217,8 @@ export function onnxKind(catalog: ModelCatalog): WorkKind<OnnxParams, OnnxJob, O
     },
 
     microCreditsPerGigaOp: () => MICRO_CREDITS_PER_GIGA_OP,
-    receiptKind: () => 'onnx',
+    // WASM keeps the name receipts had before engines were told apart, so that their signed bytes stay the same.
+    receiptKind: (_job: OnnxJob, engine?: Engine) => (engine === 'webgpu' ? 'onnx-webgpu' : 'onnx'),
 
     assemble(job: OnnxJob, results: ReadonlyMap<string, OnnxResult>): Map<string, NpyArray> {
       const outputs = job.model.outputs.map((o, i) => ({ name: o.name, sample: job.profile.outputShapes[i], data: new Float32Array(job.batch * elementCount(job.profile.outputShapes[i])) }));

@@ -126,7 +126,7 @@ export function ledgerConformance(backend: string, fresh: () => Promise<{ open: 
       const first = await open();
       await first.saveJob(job);
       const rapl = { joules: 3, joulesSource: 'rapl', uncertaintyJoules: 0.1, aboveIdleJoules: 2, refused: null };
-      expect(await first.hold({ ...creditEntry('p1', 'aa'), energy: rapl, wallSeconds: 1.5, adapter: 'gpu' }, new Uint8Array([1]))).toBe(true);
+      expect(await first.hold({ ...creditEntry('p1', 'aa'), energy: rapl, wallSeconds: 1.5, adapter: 'gpu', receiptKind: 'onnx-webgpu' }, new Uint8Array([1]))).toBe(true);
       expect(await first.hold(creditEntry('p1', 'aa'), new Uint8Array([9]))).toBe(false);
       expect(await first.hold(creditEntry('p1', 'bb'), new Uint8Array([9]))).toBe(false);
       expect(await first.hold({ ...creditEntry('p2', 'aa'), createdAtMs: 1_700_000_000_001 }, new Uint8Array([2]))).toBe(true);
@@ -141,7 +141,9 @@ export function ledgerConformance(backend: string, fresh: () => Promise<{ open: 
       const second = await open();
       const pending = await second.pendingCredits({ minerKey: 'aa' });
       expect(pending.map((p) => p.unitId)).toEqual(['p1', 'p2']);
-      expect(pending[0]).toMatchObject({ jobId: 'job', ops: 2_000_000_000n, microCredits: 2_000_000n, energy: rapl, wallSeconds: 1.5, adapter: 'gpu', result: new Uint8Array([1]) });
+      expect(pending[0]).toMatchObject({ jobId: 'job', ops: 2_000_000_000n, microCredits: 2_000_000n, energy: rapl, wallSeconds: 1.5, adapter: 'gpu', receiptKind: 'onnx-webgpu', result: new Uint8Array([1]) });
+      // One held without a receipt kind gets its job's kind's default when settled.
+      expect(pending[1].receiptKind).toBeUndefined();
       expect((await second.pendingCredits({ jobId: 'job' })).map((p) => p.unitId).sort()).toEqual(['p1', 'p2', 'q1']);
       expect(await second.auditsPassed('aa')).toBe(0);
 

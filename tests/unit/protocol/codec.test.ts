@@ -54,6 +54,8 @@ describe('codec', () => {
         output: { dtype: 'f32', shape: [2, 2], data: new Uint8Array(12) } }), 'malformed-message', /shape/],
       [encode({ type: 'result', v: PROTOCOL_VERSION, leaseId: 'l', unitId: 'u', gpuSeconds: -1,
         output: { dtype: 'f32', shape: [1], data: new Uint8Array(4) } }), 'malformed-message', /gpuSeconds/],
+      [encode({ type: 'result', v: PROTOCOL_VERSION, leaseId: 'l', unitId: 'u', gpuSeconds: 1, engine: 'cuda',
+        output: { dtype: 'f32', shape: [1], data: new Uint8Array(4) } }), 'malformed-message', /engine/],
       [encode([1, 2, 3]), 'malformed-message', /.+/],
     ];
     for (const [bytes, code, text] of cases) {
