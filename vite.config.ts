@@ -37,7 +37,16 @@ export default defineConfig({
         // Source maps are for developers, not worth precaching.
         // The operator's page is not part of the miner's app: never precached, and its navigation goes to the network.
         globIgnores: ['**/*.map', 'operator.html', 'assets/operator-*'],
-        runtimeCaching: [],
+        // onnxruntime-web's .wasm (14 MB for the WASM EP, 27 MB more for the WebGPU build) is not precached: every
+        // install would download 41 MB, needed only by a device that mines onnx. It is kept on first use instead, by
+        // its hashed (immutable) name, so a later visit, or one offline, loads it from Cache Storage.
+        runtimeCaching: [
+          {
+            urlPattern: ({ url }) => url.pathname.startsWith('/assets/') && url.pathname.endsWith('.wasm'),
+            handler: 'CacheFirst',
+            options: { cacheName: 'ergon-ort-wasm-v1', expiration: { maxEntries: 8 } },
+          },
+        ],
         cleanupOutdatedCaches: true,
       },
     }),

@@ -86,6 +86,10 @@ test('a page mines an onnx job on the engine it measured fastest, named in the p
   await waitForJob(stack.url, again, 240_000);
   expect(modelFetches.length).toBe(1);
   expect(await page.evaluate(async () => (await (await caches.open('ergon-models-v1')).keys()).length)).toBe(1);
+  // onnxruntime-web's .wasm, served from the app's origin, is kept too (by the service worker, once it controls the
+  // page): the next visit loads the runtime from Cache Storage, not the network.
+  const kept = await page.evaluate(async () => (await (await caches.open('ergon-ort-wasm-v1')).keys()).map((r) => new URL(r.url).pathname));
+  expect(kept).toContainEqual(expect.stringMatching(/^\/assets\/ort-.*\.wasm$/));
   // The second visit takes the engine it remembered (per model and adapter) without measuring, and says it again.
   expect(choices[1]).toMatch(/\(remembered\)$/);
   await expect(page.getByTestId('model-engines').locator(`li[data-model="${sha}"]`)).toHaveAttribute('data-engine', engine ?? '');
