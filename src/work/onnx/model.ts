@@ -8,7 +8,10 @@ export interface TensorInfo {
   shape: (number | string)[];
 }
 
-/** Largest difference allowed between a miner's output and the coordinator's re-run: |Δ| <= abs + rel * |reference|. */
+/**
+ * Largest difference allowed between a miner's output and the coordinator's re-run, per element:
+ * |Δ| <= abs + rel * (|reference| + the reference output's RMS) (tolerance.ts).
+ */
 export interface Tolerance {
   abs: number;
   rel: number;

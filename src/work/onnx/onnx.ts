@@ -9,6 +9,7 @@ import type { VerifyContext, WorkKind, Verdict } from '../kind.ts';
 import { ONNX_RUNTIME, type ModelCatalog, type ModelInfo, type OnnxRunner, type ShapeProfile } from './model.ts';
 import { Normalize, normalizeU8, parseNormalize } from './normalize.ts';
 import { readInputNpz, writeNpz, type NpyArray } from './npz.ts';
+import { worstElement } from './tolerance.ts';
 
 const MiB = 1024 * 1024;
 /** The largest .npz a job may send. */
@@ -335,7 +336,7 @@ function cheapChecks(job: OnnxJob, unit: OnnxUnit, result: OnnxResult): Verdict 
   return { ok: true };
 }
 
-/** Re-runs the unit on the coordinator and compares every output element within the model's tolerance. */
+/** Re-runs the unit on the coordinator and compares every output element within the model's tolerance (tolerance.ts). */
 async function reRun(runner: OnnxRunner, job: OnnxJob, unit: OnnxUnit, result: OnnxResult): Promise<Verdict> {
   const inputs = new Map(job.inputs.map((input) => [input.name, modelInput(job, input, unit)]));
   const reference = await runner.run(job.model.sha256, inputs);
@@ -344,12 +345,11 @@ async function reRun(runner: OnnxRunner, job: OnnxJob, unit: OnnxUnit, result: O
   for (const out of job.model.outputs) {
     const ref = reference.get(out.name);
     if (!ref) throw new Error(`onnx audit: the re-run has no output ${out.name}`);
-    for (let i = 0; i < ref.data.length; i++) {
-      const want = ref.data[i];
-      const got = result[at + i];
-      if (!(Math.abs(got - want) <= abs + rel * Math.abs(want))) {
-        return { ok: false, error: { code: 'verification-failed', message: `audit: output ${out.name}[${i}] is ${got}, the re-run gives ${want} (tolerance ${abs} + ${rel}·|x|)` } };
-      }
+    const got = result.subarray(at, at + ref.data.length);
+    const worst = worstElement(got, ref.data, job.model.tolerance);
+    if (!(worst.fraction <= 1)) {
+      const i = worst.index;
+      return { ok: false, error: { code: 'verification-failed', message: `audit: output ${out.name}[${i}] is ${got[i]}, the re-run gives ${ref.data[i]} (tolerance ${abs} + ${rel}·(|x| + rms) = ${worst.allowance.toPrecision(3)})` } };
     }
     at += ref.data.length;
   }
