@@ -65,7 +65,7 @@ test('a page mines an onnx job on the engine it measured fastest, named in the p
     expect(got.length).toBe(want.length);
     for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
   }
-  // The audit's tolerance (1e-4 + 1e-3 |x|): the job was paid, so it held; here its largest difference is shown.
+  // The job was paid, so it held within the audit's tolerance (src/work/onnx/tolerance.ts); its largest difference is shown.
   console.log(`onnx e2e: largest |web - node| over ${BATCH} samples: ${worst.toExponential(2)}`);
   expect(worst).toBeLessThan(1e-4);
   await expect(page.getByTestId('units-done')).toHaveText('1');
