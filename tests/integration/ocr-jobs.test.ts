@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/client/cli.ts';
 import { ocrAsset, SHIPPED_MODELS } from '../../src/coordinator/model-store.ts';
+import { LinkClosedError } from '../../src/miner/coordinator-link.ts';
+import { generateSigningKeys } from '../../src/protocol/receipt.ts';
 import { packResult } from '../../src/work/onnx/onnx.ts';
 import { OnnxRunnerForTests } from '../helpers/onnx-miner.ts';
 import { ScriptedMiner } from '../helpers/scripted-miner.ts';
@@ -65,27 +67,43 @@ describe('OCR jobs', () => {
     return { status: res.status, json, code: json.error?.code as string | undefined, message: json.error?.message as string | undefined };
   };
 
-  /** An honest onnx miner that mines until the OCR job is done; answers the leases it got. */
+  /**
+   * An honest onnx miner that mines until the OCR job is done; answers the leases it got. A link that drops (a
+   * coordinator busy making an onnxruntime session on a loaded machine can miss heartbeats) is opened again, as the
+   * page's mining loop does: the dropped lease comes back to the queue.
+   */
   const mineUntilDone = async (jobId: string) => {
-    const miner = await ScriptedMiner.connect(stack.url);
-    miners.push(miner);
-    await miner.hello(undefined, undefined, ['onnx']);
+    // One wallet key across reconnections: the job's view counts one miner, and a dropped lease waits for it.
+    const keys = await generateSigningKeys();
+    const connect = async () => {
+      const miner = await ScriptedMiner.connect(stack.url);
+      miners.push(miner);
+      await miner.hello(keys, undefined, ['onnx']);
+      return miner;
+    };
+    let miner = await connect();
     const leases: Awaited<ReturnType<ScriptedMiner['lease']>>[] = [];
     for (;;) {
       const view = await (await api(stack.url, `jobs/${jobId}`)).json();
       if (view.status === 'done') return { view, leases };
       if (view.status === 'failed') throw new Error(`OCR job failed: ${JSON.stringify(view.error)}`);
-      miner.send({ type: 'work-request' });
-      const reply = await miner.next('lease', 'no-work', 'error');
-      if (reply.type === 'error') throw new Error(`${reply.code}: ${reply.message}`);
-      if (reply.type === 'no-work') {
-        await new Promise((resolve) => setTimeout(resolve, Math.min(reply.retryAfterMs, 200)));
-        continue;
+      try {
+        miner.send({ type: 'work-request' });
+        const reply = await miner.next('lease', 'no-work', 'error');
+        if (reply.type === 'error') throw new Error(`${reply.code}: ${reply.message}`);
+        if (reply.type === 'no-work') {
+          await new Promise((resolve) => setTimeout(resolve, Math.min(reply.retryAfterMs, 200)));
+          continue;
+        }
+        // Past a new key's first results, credits are held pending until an audit: either is an honest result's due.
+        const verdict = await runner.runHeld(miner, reply);
+        if (verdict.type === 'rejected') throw new Error(`honest result refused: ${verdict.code}: ${verdict.message}`);
+        leases.push(reply);
+      } catch (err) {
+        if (!(err instanceof LinkClosedError)) throw err;
+        miner.close();
+        miner = await connect();
       }
-      leases.push(reply);
-      // Past a new key's first results, credits are held pending until an audit: either is an honest result's due.
-      const verdict = await runner.runHeld(miner, reply);
-      if (verdict.type === 'rejected') throw new Error(`honest result refused: ${verdict.code}: ${verdict.message}`);
     }
   };
 
