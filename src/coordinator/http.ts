@@ -45,9 +45,10 @@ function orRefuse<T>(parsed: Parsed<T>): T {
 }
 
 /** Express 4 does not pass a rejected promise on to its error handler; this does. */
-function asyncRoute(handler: (req: express.Request, res: Response) => Promise<void>): express.RequestHandler {
+/** A route written as an async function: what it throws goes to the API's error answer. */
+export function asyncRoute(handler: (req: express.Request, res: Response, next: express.NextFunction) => Promise<void>): express.RequestHandler {
   return (req, res, next) => {
-    handler(req, res).catch(next);
+    handler(req, res, next).catch(next);
   };
 }
 

@@ -2,6 +2,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { API_KEYS_FILE, loadOrCreateApiKeys } from './api-keys.ts';
+import { OCR_USAGE } from './ocr-api.ts';
 import { startCoordinator } from './server.ts';
 import { loadOrCreateOperatorKey, OPERATOR_KEY_FILE } from './operator-key.ts';
 import { startDemoRequester } from '../client/demo-requester.ts';
@@ -40,7 +41,7 @@ console.log(`
   Ergon is running.
   Open ${coordinator.url} in Chromium and press Start to mine.
   Requester API (${coordinator.url}):
-${[...coordinator.jobs.kinds.values()].map((kind) => `    ${kind.usage}`).join('\n')}
+${[...[...coordinator.jobs.kinds.values()].map((kind) => kind.usage), OCR_USAGE].map((usage) => `    ${usage}`).join('\n')}
   API key (send as "Authorization: Bearer KEY"; ${created ? 'made just now and kept in' : 'from'} ${keySource}):
     ${keys[0]}
   Operator page (the key rides in the #fragment, which never leaves the browser; the page then forgets it):

@@ -6,17 +6,14 @@ import { sendWithRanges } from './byte-range.ts';
 import { HttpError } from './http-error.ts';
 import type { OcrService } from './ocr-service.ts';
 import { MAX_PAGE_BYTES, pageType } from './page-image.ts';
-import { jobView, requester } from './http.ts';
+import { asyncRoute, jobView, requester } from './http.ts';
 import type { Uploads } from './upload.ts';
 
 /** Checks the request's key and rate; answers the key's id. */
 export type Authorize = (req: express.Request, res: express.Response) => string;
 
-function asyncRoute(handler: (req: express.Request, res: express.Response, next: express.NextFunction) => Promise<void>): express.RequestHandler {
-  return (req, res, next) => {
-    handler(req, res, next).catch(next);
-  };
-}
+/** One line for the coordinator's start-up banner, beside the kinds' own. */
+export const OCR_USAGE = 'POST /api/jobs/ocr (body: one page, Content-Type image/png or image/jpeg); GET /api/jobs/ID/result: its lines as JSON';
 
 export function mountOcrApi(api: express.Router, ocr: OcrService, uploads: Uploads, apiKeys: ApiKeys, authorize: Authorize): void {
   /**
