@@ -61,10 +61,12 @@ export async function discoverNvidia(command: string): Promise<{ sources: SysfsS
     const code = (err as NodeJS.ErrnoException).code;
     return { sources: [], problem: code === 'ENOENT' ? `${command} not found (no NVIDIA driver here)` : `${command} failed: ${(err as Error).message}` };
   }
-  // One run answers for every GPU: share it between the sources of one sample.
+  // One run answers for every GPU: the sources of one sample all ask for it in the same tick (the sampler reads them
+  // together), so they share the run in flight; once it settles, the next sample runs the command afresh. (Clearing
+  // it a timer later instead let a sample that came quickly after another be answered with the old output.)
   let pending: Promise<GpuLine[]> | undefined;
   const sample = (): Promise<GpuLine[]> => {
-    pending ??= run(command).then(parseNvidiaSmi).finally(() => setTimeout(() => (pending = undefined), 0));
+    pending ??= run(command).then(parseNvidiaSmi).finally(() => (pending = undefined));
     return pending;
   };
   const sources = lines.map((gpu): SysfsSource => {
