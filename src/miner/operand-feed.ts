@@ -3,6 +3,7 @@
 // A blob whose bytes do not hash to its name is refused, never computed on.
 import { CodedError } from '../protocol/errors.ts';
 import { OPERAND_TOKEN_HEADER, type OperandRef } from '../protocol/messages.ts';
+import { toHex } from '../protocol/receipt.ts';
 
 export type { OperandRef };
 
@@ -18,9 +19,9 @@ export interface OperandStore {
   put(sha256: string, bytes: ArrayBuffer): Promise<void>;
 }
 
+/** The sha256 of bytes, in lower-case hex: what operands and models are named by. */
 export async function sha256Hex(bytes: ArrayBuffer): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
-  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+  return toHex(new Uint8Array(await crypto.subtle.digest('SHA-256', bytes)));
 }
 
 export class OperandFeed {

@@ -1,15 +1,11 @@
 // A model's bytes on the miner: fetched once over HTTP from the coordinator's origin by its sha256, checked against
 // it, and kept in Cache Storage, so that a second visit downloads no model bytes.
 import { CodedError } from '../../protocol/errors.ts';
+import { sha256Hex } from '../operand-feed.ts';
 
 const CACHE_NAME = 'ergon-models-v1';
 
 export const modelUrl = (sha256: string): string => new URL(`/api/models/${sha256}`, self.location.origin).href;
-
-async function sha256Hex(bytes: ArrayBuffer): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
-  return [...digest].map((b) => b.toString(16).padStart(2, '0')).join('');
-}
 
 /** The model's bytes, from the cache when held there (checked again: storage can rot), else from the coordinator. */
 export async function loadModel(sha256: string): Promise<{ bytes: ArrayBuffer; fromCache: boolean }> {
