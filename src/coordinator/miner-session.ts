@@ -13,7 +13,8 @@ import { log } from './log.ts';
 import type { OperandBlobs } from './operand-blobs.ts';
 import type { JobState } from './queue.ts';
 import { MINER_MESSAGES, TokenBucket, type RateLimit } from './rate-limit.ts';
-import { isBanned, leaseAllowance } from './reputation.ts';
+import { isBanned } from './reputation.ts';
+import { leaseAllowance, MeasuredSpeed } from './lease-sizing.ts';
 import { adapterModel } from './rankings.ts';
 import type { MinerNotice } from './audits.ts';
 import { lostReceipt } from './lost-receipts.ts';
@@ -66,8 +67,12 @@ export class MinerSession {
   private rateLimitToldAtMs = 0;
   private closing = false;
   private readonly bucket: TokenBucket;
-  /** lease id -> when its lease message was sent, for the wall-time bound on claimed GPU time */
-  private readonly leaseSentAtMs = new Map<string, number>();
+  /** lease id -> when its lease message was sent (for the wall-time bound on claimed GPU time) and its unit's ops */
+  private readonly leasesOut = new Map<string, { sentAtMs: number; ops: bigint }>();
+  /** This session's speed as measured here, on its verified results: what sizes its leases in flight. */
+  private readonly speed = new MeasuredSpeed();
+  /** The ops of the unit last leased: the size the allowance reckons the next ones at. */
+  private lastUnitOps = 0n;
 
   constructor(
     readonly id: string,
@@ -116,7 +121,7 @@ export class MinerSession {
     if (this.closing) return;
     const parsed = parseMinerMessage(bytes);
     // A result for a lease this session was sent is owed, and bounded by its leases: never rate-limited.
-    if (parsed.ok && parsed.value.type === 'result' && this.leaseSentAtMs.has(parsed.value.leaseId)) return this.result(parsed.value);
+    if (parsed.ok && parsed.value.type === 'result' && this.leasesOut.has(parsed.value.leaseId)) return this.result(parsed.value);
     const nowMs = Date.now();
     if (!this.bucket.take(nowMs)) return this.overLimit(parsed.ok ? parsed.value.type : undefined, nowMs);
     if (!parsed.ok) return this.frameError(parsed.error);
@@ -206,7 +211,7 @@ export class MinerSession {
       return false;
     }
     const { queue } = this.ctx;
-    const allowance = leaseAllowance(reputation);
+    const allowance = leaseAllowance(reputation, this.speed.opsPerSecond, this.lastUnitOps);
     const held = await queue.leaseCount(this.ctx.sessionsOf?.(this.minerKey) ?? [this.id]);
     if (held >= allowance) {
       const reason = `this wallet key holds ${held} lease${held === 1 ? '' : 's'}, as many as it may now (${allowance}); return a result first`;
@@ -223,8 +228,10 @@ export class MinerSession {
     const { unit } = lease;
     const { kind, job } = state;
     const needs = kind.requirements(job);
-    log('lease', { session: this.id, miner: this.minerKey, unit: unit.id, lease: lease.id, kind: kind.name, precision: needs.precision, features: needs.features.join(',') });
-    this.leaseSentAtMs.set(lease.id, Date.now());
+    const ops = kind.ops(unit);
+    log('lease', { session: this.id, miner: this.minerKey, unit: unit.id, lease: lease.id, kind: kind.name, precision: needs.precision, features: needs.features.join(','), inFlight: allowance });
+    this.leasesOut.set(lease.id, { sentAtMs: Date.now(), ops });
+    this.lastUnitOps = ops;
     this.ctx.metrics?.leased(kind.name);
     const { blocks, ...payload } = kind.leasePayload(job, unit);
     this.send({
@@ -232,8 +239,9 @@ export class MinerSession {
       leaseId: lease.id,
       unitId: unit.id,
       kind: kind.name,
-      ops: kind.ops(unit),
+      ops,
       deadlineMs: lease.deadlineAtMs - Date.now(),
+      inFlight: allowance,
       ...payload,
       ...this.blockPayload(lease.id, state, unit, payload.operands, blocks),
     });
@@ -253,8 +261,9 @@ export class MinerSession {
   private async result(message: Extract<MinerMessage, { type: 'result' }>): Promise<void> {
     const minerKeyBytes = this.minerKeyBytes;
     if (!this.minerKey || !minerKeyBytes) return this.sendError('not-authenticated', 'say hello before sending results');
-    const leaseSentAtMs = this.leaseSentAtMs.get(message.leaseId);
-    this.leaseSentAtMs.delete(message.leaseId);
+    const out = this.leasesOut.get(message.leaseId);
+    this.leasesOut.delete(message.leaseId);
+    const leaseSentAtMs = out?.sentAtMs;
     this.ctx.operandBlobs?.revoke(message.leaseId);
     const holder = leaseSentAtMs === undefined ? await this.leaseHolder(message.leaseId, this.minerKey) : this.id;
     if (holder !== this.id && (await this.ctx.queue.endedLease(message.leaseId))?.end === 'completed') {
@@ -272,6 +281,8 @@ export class MinerSession {
       { sessionId: holder, minerKey: this.minerKey, minerKeyBytes, adapter: this.adapter },
       { leaseId: message.leaseId, unitId: message.unitId, gpuSeconds: message.gpuSeconds, output: message.output, energy: message.energy, leaseSentAtMs, engine: message.engine },
     );
+    // Verified work done on this session's own lease: the speed its next leases are sized by.
+    if (out && settlement.type !== 'rejected' && !(settlement.type === 'receipt' && settlement.again)) this.speed.record(out.ops, out.sentAtMs, Date.now());
     switch (settlement.type) {
       case 'receipt':
         if (!settlement.again) this.unitsAccepted++;

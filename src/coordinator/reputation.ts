@@ -13,19 +13,6 @@ export const BAN_MS = 24 * 60 * 60_000;
 
 export type Outcome = 'accepted' | 'rejected';
 
-/**
- * How many leases a wallet key may hold at once, over all its connections. A miner works on two units at a time
- * (one computing, the next uploading), so 4 covers the fastest; a key with no verified work gets one, and one with
- * little two, so that a new key (keys are free) cannot hoard a job: it earns room by verified work.
- */
-export const MAX_LEASES_PER_MINER = 4;
-export const ESTABLISHED_AFTER_UNITS = 20;
-
-export function leaseAllowance(r: Reputation): number {
-  if (r.accepted === 0) return 1;
-  return r.accepted < ESTABLISHED_AFTER_UNITS ? 2 : MAX_LEASES_PER_MINER;
-}
-
 export function isBanned(r: Reputation, nowMs: number): boolean {
   return r.bannedUntilMs > nowMs;
 }

@@ -323,6 +323,11 @@ export class CoordinatorLink {
     return this.closedReason !== undefined;
   }
 
+  /** Throws LinkClosedError, with why, once the link has closed: for a loop with nothing to wait on. */
+  throwIfClosed(): void {
+    if (this.closedReason !== undefined) throw new LinkClosedError(this.closedReason);
+  }
+
   onClose(listener: (reason: string) => void): void {
     this.closeListeners.push(listener);
   }

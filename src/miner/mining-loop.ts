@@ -50,10 +50,15 @@ export interface MinerEvents {
 }
 
 /**
- * Units handed to the worker at once: one computing and the next uploading behind it, as many as the GPU kernel
- * keeps in flight (UNITS_IN_FLIGHT of the GPU kernels in src/miner/gpu; not imported, since that module needs WebGPU to load).
+ * Units kept in hand before the coordinator says how many it allows (each lease's `inFlight`): one computing and the
+ * next uploading behind it.
  */
-const UNITS_IN_HAND = 2;
+const UNITS_IN_HAND_FIRST = 2;
+/**
+ * The most units in hand whatever the coordinator allows: each holds its operands in the worker until it runs, so
+ * this bounds the page's memory (16 units of 256x256 at K = 4096 hold 128 MiB of blocks not yet cached).
+ */
+const MAX_UNITS_IN_HAND = 16;
 /** A lease whose operands could not be had, or failed their hash: given up, not computed, and mining goes on. */
 const OPERAND_FAILURES: ReadonlySet<string> = new Set(['operand-hash-mismatch', 'operand-unavailable']);
 const RECONNECT_FIRST_MS = 1_000;
@@ -205,10 +210,11 @@ export class MiningLoop {
   }
 
   /**
-   * Unthrottled, asks for the next lease as soon as one arrives and hands it to the worker at once, so that the next
-   * unit's operands cross the network and upload while this one computes (at most UNITS_IN_HAND units in hand).
-   * Throttled, one unit at a time, asking only after the rest the worker wants, so no lease ages while the GPU
-   * rests. Verdicts are handled as they come back, without holding up the GPU.
+   * Unthrottled, keeps as many units in hand as the coordinator sizes for this miner (its leases' `inFlight`: about a
+   * second of work at the speed it measured), asking for the next as soon as there is room and handing each lease to
+   * the worker at once, so that later units' operands cross the network and upload while the GPU computes. Throttled,
+   * one unit at a time, asking only after the rest the worker wants, so no lease ages while the GPU rests. Verdicts
+   * are handled as they come back, without holding up the GPU.
    */
   private async mine(link: CoordinatorLink, url: string): Promise<void> {
     this.draining = false;
@@ -219,43 +225,56 @@ export class MiningLoop {
     const inHand: Promise<number>[] = [];
     let requested = 0;
     let restingMs = 0;
-    const ask = () => {
-      link.send({ type: 'work-request' });
-      requested++;
+    let allowed = UNITS_IN_HAND_FIRST;
+    /** Set by a no-work answer: ask nothing more until a unit in hand finishes, or until this long has passed. */
+    let noWorkRetryMs: number | undefined;
+    /** Room for another unit: as many as allowed unthrottled, else one; none while resting, paused or told no work. */
+    const room = () => {
+      if (!this.running || this.pauseReason || restingMs > 0 || noWorkRetryMs !== undefined) return 0;
+      const most = this.gpu.unthrottled ? allowed : 1;
+      return Math.max(0, most - inHand.length - requested);
     };
     try {
       await this.waitWhilePaused(link);
-      if (this.running) ask();
-      while (this.running && requested > 0) {
+      for (;;) {
+        for (let ask = room(); ask > 0; ask--) {
+          link.send({ type: 'work-request' });
+          requested++;
+        }
+        if (!this.running) break;
+        link.throwIfClosed();
+        if (requested === 0) {
+          // Nothing asked: the hands are full, or there was no work, or the throttle wants a rest, or it is paused.
+          // A unit finishing makes room (and the coordinator bounds the leases held); with none in hand, wait.
+          if (inHand.length > 0) restingMs = await settleOldest(inHand);
+          else if (noWorkRetryMs !== undefined) {
+            this.events.phase('waiting-for-work');
+            await this.sleep(Math.max(noWorkRetryMs, restingMs));
+            restingMs = 0;
+          }
+          noWorkRetryMs = undefined;
+          if (restingMs > 0 && this.running) {
+            this.events.phase('mining', `resting ${(restingMs / 1000).toFixed(1)} s for the throttle`);
+            await this.sleep(restingMs);
+          }
+          restingMs = 0;
+          await this.waitWhilePaused(link);
+          continue;
+        }
         const offer = await link.next(['lease', 'no-work', 'error']);
         requested--;
         if (offer.type === 'error') throw new Error(`the coordinator refused work: ${offer.code}: ${offer.message}`);
         if (offer.type === 'no-work') {
-          if (requested > 0) continue;
-          restingMs = await settleAll(inHand);
-          this.events.phase('waiting-for-work');
-          await this.sleep(Math.max(offer.retryAfterMs, restingMs));
-          await this.waitWhilePaused(link);
-          if (this.running) ask();
+          noWorkRetryMs = offer.retryAfterMs;
           continue;
         }
         // A lease that arrives after Stop is left alone: closing the link hands it back to the coordinator.
         if (!this.running) break;
+        allowed = Math.min(MAX_UNITS_IN_HAND, offer.inFlight ?? UNITS_IN_HAND_FIRST);
         this.events.phase('mining');
         const unit = this.compute(link, offer, url, awaiting);
         unit.catch(() => undefined); // observed when it is the oldest; until then, not an unhandled rejection
         inHand.push(unit);
-        if (requested === 0 && restingMs === 0 && this.gpu.unthrottled && !this.pauseReason && inHand.length < UNITS_IN_HAND) ask();
-        // With the next lease on its way and room in hand, take it as it comes; else wait for the oldest unit.
-        if (requested > 0 && inHand.length < UNITS_IN_HAND) continue;
-        restingMs = await settleOldest(inHand);
-        if (requested > 0) continue;
-        if (restingMs > 0 && this.running) {
-          this.events.phase('mining', `resting ${(restingMs / 1000).toFixed(1)} s for the throttle`);
-          await this.sleep(restingMs);
-        }
-        await this.waitWhilePaused(link);
-        if (this.running) ask();
       }
     } finally {
       // Stopping or failing: units not yet computing are dropped (their leases go back when the link closes);
@@ -422,9 +441,3 @@ async function settleOldest(inHand: Promise<number>[]): Promise<number> {
   return oldest ?? 0;
 }
 
-/** Waits for every unit in hand, oldest first; the rest the last one wants. */
-async function settleAll(inHand: Promise<number>[]): Promise<number> {
-  let restingMs = 0;
-  while (inHand.length > 0) restingMs = await settleOldest(inHand);
-  return restingMs;
-}

@@ -132,6 +132,9 @@ export const LeasePayload = v.object({
 });
 export type LeasePayload = v.InferOutput<typeof LeasePayload>;
 
+/** The most leases a coordinator may offer a miner to hold at once: what a miner keeps in hand is bounded by it. */
+export const MAX_LEASES_IN_FLIGHT = 64;
+
 export const LeaseMessage = v.object({
   type: v.literal('lease'),
   v: Version,
@@ -142,6 +145,11 @@ export const LeaseMessage = v.object({
   ops: U64,
   /** Time the miner has, from receipt of this message, to return a result. */
   deadlineMs: Milliseconds,
+  /**
+   * How many leases the coordinator lets this miner hold at once now (src/coordinator/lease-sizing.ts): sized to its
+   * measured speed, so that a miner asking for that many keeps its GPU fed. Absent from older coordinators.
+   */
+  inFlight: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(MAX_LEASES_IN_FLIGHT))),
   ...LeasePayload.entries,
 });
 

@@ -3,7 +3,7 @@
 // miners finish a job of a thousand small units; a connection that has not said hello may not send a large message.
 import { afterEach, describe, expect, it } from 'vitest';
 import { generateSigningKeys } from '../../src/protocol/receipt.ts';
-import { ESTABLISHED_AFTER_UNITS, MAX_LEASES_PER_MINER } from '../../src/coordinator/reputation.ts';
+import { ESTABLISHED_AFTER_UNITS, LEASES_UNMEASURED, MAX_LEASES_PER_MINER } from '../../src/coordinator/lease-sizing.ts';
 import { randomMatrix } from '../helpers/random.ts';
 import { ScriptedMiner } from '../helpers/scripted-miner.ts';
 import type { MessageOf } from '../../src/miner/coordinator-link.ts';
@@ -62,27 +62,55 @@ describe('leasing under abuse', () => {
     expect((await honest.verdict(lease, ScriptedMiner.compute(lease))).type).toBe('receipt');
   });
 
-  it('lets a key hold more leases as its verified work grows, up to the most any miner needs', async () => {
+  it('lets a key hold more leases as its verified work grows, as many as its measured speed needs, and says how many', async () => {
     stack = await startStack();
     const units = 64;
     const job = await submitGemm(stack.url, 256 * units, 4, 4, randomMatrix(256 * units * 4, 5), randomMatrix(16, 6));
     expect(job.unitsTotal).toBe(units);
     const miner = await connect();
-    /** verified units so far -> leases granted when asking for more than any miner may hold */
-    const granted = new Map<number, number>();
+    /** verified units so far -> leases granted when asking for more than any miner may hold, and what they said */
+    const granted = new Map<number, { count: number; inFlight: (number | undefined)[] }>();
     let verified = 0;
-    while (![...granted.keys()].some((done) => done >= ESTABLISHED_AFTER_UNITS)) {
+    while (![...granted.keys()].some((done) => done >= ESTABLISHED_AFTER_UNITS + 4)) {
       const { leased } = await askMany(miner, MAX_LEASES_PER_MINER + 2);
-      granted.set(verified, leased.length);
+      granted.set(verified, { count: leased.length, inFlight: leased.map((l) => l.inFlight) });
       for (const lease of leased) {
         expect((await miner.verdict(lease, ScriptedMiner.compute(lease))).type).toBe('receipt');
         verified++;
       }
     }
-    expect(granted.get(0)).toBe(1);
-    expect(granted.get(1)).toBe(2);
-    expect(Math.max(...granted.values())).toBe(MAX_LEASES_PER_MINER);
-    expect([...granted.entries()].filter(([done, count]) => done >= ESTABLISHED_AFTER_UNITS && count !== MAX_LEASES_PER_MINER)).toEqual([]);
+    expect(granted.get(0)).toEqual({ count: 1, inFlight: [1] });
+    expect(granted.get(1)).toEqual({ count: LEASES_UNMEASURED, inFlight: [LEASES_UNMEASURED, LEASES_UNMEASURED] });
+    // Established: never fewer than two, never more than the cap, and exactly what the leases announced, so that a
+    // miner asking for `inFlight` is never refused. (How many depends on how fast this machine computed them.)
+    for (const [done, { count, inFlight }] of granted) {
+      if (done < ESTABLISHED_AFTER_UNITS) continue;
+      expect(count).toBeGreaterThanOrEqual(LEASES_UNMEASURED);
+      expect(count).toBeLessThanOrEqual(MAX_LEASES_PER_MINER);
+      expect(inFlight.at(-1)).toBe(count);
+    }
+  });
+
+  it('keeps a slow established miner to two leases: its leases follow the speed measured on its results', async () => {
+    stack = await startStack();
+    const units = 40;
+    const job = await submitGemm(stack.url, 256 * units, 4, 4, randomMatrix(256 * units * 4, 9), randomMatrix(16, 10));
+    expect(job.unitsTotal).toBe(units);
+    const miner = await connect();
+    let verified = 0;
+    let lastGranted = 0;
+    // Its last units (the whole window the speed is measured over) each returned 1.2 s after the one before: under a
+    // unit a second, so nothing to keep ahead beyond the two; a slower machine only slows it further.
+    while (verified < ESTABLISHED_AFTER_UNITS + 3) {
+      const { leased } = await askMany(miner, MAX_LEASES_PER_MINER + 2);
+      lastGranted = leased.length;
+      for (const lease of leased) {
+        await new Promise((resolve) => setTimeout(resolve, verified >= ESTABLISHED_AFTER_UNITS - 8 ? 1_200 : 0));
+        expect((await miner.verdict(lease, ScriptedMiner.compute(lease))).type).toBe('receipt');
+        verified++;
+      }
+    }
+    expect(lastGranted).toBe(LEASES_UNMEASURED);
   });
 
   it('never stalls fast honest miners on the rate limit: two miners finish a job of 1024 small units', async () => {
