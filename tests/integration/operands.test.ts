@@ -114,7 +114,7 @@ describe('operands by hash', () => {
     const sha = ((await posted.json()) as { id: string }).id;
     const pixels = Uint8Array.from({ length: batch * inDim }, (_, i) => (i * 31 + 7) % 256);
     const normalize = JSON.stringify({ scale: Array(inDim).fill(1 / 255), offset: Array(inDim).fill(-0.5) });
-    const body = encodeNpz(new Map([['x', ndarray('u1', [batch, inDim], pixels)]]));
+    const body = Uint8Array.from(encodeNpz(new Map([['x', ndarray('u1', [batch, inDim], pixels)]])));
     const submitted = await api(stack.url, `jobs/onnx?model=${sha}&normalize=${encodeURIComponent(normalize)}`, { method: 'POST', body });
     expect(submitted.status).toBe(201);
     const job = (await submitted.json()) as { id: string };
