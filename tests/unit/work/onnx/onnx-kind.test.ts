@@ -135,6 +135,9 @@ describe('the onnx kind', () => {
       expect(create(u8Body(2), { normalize: JSON.stringify({ scale: [1, 1], offset: [0, 0] }) })).toMatchObject({ ok: false, error: { code: 'bad-shape' } });
       expect(create(u8Body(2), { normalize: '{"scale":[1]}' })).toMatchObject({ ok: false, error: { code: 'bad-params' } });
       expect(create(u8Body(2), { normalize: 'not json' })).toMatchObject({ ok: false, error: { code: 'bad-params' } });
+      // One a lease could not carry (its text parameters are at most 256 characters): refused at submission.
+      const long = JSON.stringify({ scale: Array(16).fill(1 / 255), offset: Array(16).fill(-0.5) });
+      expect(kind.parseParams({ model: SHA, 'content-length': '100', normalize: long })).toMatchObject({ ok: false, error: { code: 'bad-params', message: expect.stringMatching(/over the 256 a lease carries/) } });
       expect(create(u8Body(2), { normalize: JSON.stringify({ scale: [1, 2], offset: [0] }) })).toMatchObject({ ok: false, error: { code: 'bad-params' } });
     });
   });
