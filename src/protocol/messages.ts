@@ -9,7 +9,9 @@ export const PublicKey = bytesOfLength(32);
 export const Signature = bytesOfLength(64);
 
 export const Id = v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.:-]{1,96}$/, 'ids are 1-96 characters of [A-Za-z0-9_.:-]'));
-const ShortText = v.pipe(v.string(), v.maxLength(256));
+/** The longest text a message field carries, a lease's text parameters included. */
+export const MAX_SHORT_TEXT_CHARS = 256;
+const ShortText = v.pipe(v.string(), v.maxLength(MAX_SHORT_TEXT_CHARS));
 const Milliseconds = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(3_600_000));
 const Seconds = v.pipe(v.number(), v.finite(), v.minValue(0), v.maxValue(86_400));
 /** A non-negative 64-bit integer; msgpack may carry small ones as plain numbers. */

@@ -1,6 +1,6 @@
 // OCR end to end: Chromium draws a few lines of text on an OffscreenCanvas and encodes a PNG, the requester POSTs it
 // to /api/jobs/ocr, a visitor's miner page mines the detection and recognition units (onnxruntime-web, uint8 pixels
-// normalised in its worker), and the result has the text that was drawn.
+// fetched by hash and normalised in its worker), and the result has the text that was drawn.
 import { expect, test } from '@playwright/test';
 import { GPU_START_TIMEOUT_MS } from '../helpers/chromium.ts';
 import { api, startStack, waitForJob, type TestStack } from '../helpers/stack.ts';
@@ -26,6 +26,11 @@ test('a page of text rendered in Chromium comes back from /api/jobs/ocr, mined b
   const png = await renderTextPage(drawing, { lines: LINES, width: 640, height: 160 });
   await drawing.close();
 
+  // Each unit's pixels come by hash over HTTP (GET /api/operands/SHA256), not inside its lease.
+  const operandFetches: string[] = [];
+  context.on('response', (response) => {
+    if (response.url().includes('/api/operands/') && response.status() === 200) operandFetches.push(response.url());
+  });
   await page.goto(stack.url);
   await expect(page.getByTestId('wallet-key')).not.toHaveText('…');
   await page.getByRole('button', { name: 'Start' }).click();
@@ -47,4 +52,6 @@ test('a page of text rendered in Chromium comes back from /api/jobs/ocr, mined b
   });
   // The page mined every unit (detection and recognition) and was paid for them.
   await expect(page.getByTestId('units-done')).not.toHaveText('0');
+  // Detection's page and at least one batch of recognition's line crops.
+  expect(new Set(operandFetches).size).toBeGreaterThanOrEqual(2);
 });

@@ -122,6 +122,8 @@ describe('OCR jobs', () => {
     const det = leases[0];
     expect(det.operands.i0).toMatchObject({ dtype: 'u8', shape: [1, 3, 256, 896] });
     expect(det.operands.i0.data.byteLength).toBe(3 * 256 * 896);
+    // Fetched by hash over HTTP, not carried in the lease message.
+    expect(det.refs.i0).toMatchObject({ dtype: 'u8', shape: [1, 3, 256, 896], bytes: 3 * 256 * 896, sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
     // Recognition: crops at height 48, uint8 too.
     expect(leases.length).toBeGreaterThan(1);
     for (const lease of leases.slice(1)) expect(lease.operands.i0).toMatchObject({ dtype: 'u8', shape: [expect.any(Number), 3, 48, expect.any(Number)] });

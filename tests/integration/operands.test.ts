@@ -2,20 +2,24 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeMessage } from '../../src/protocol/codec.ts';
+import { ndarray } from '../../src/protocol/npy.ts';
+import { encodeNpz } from '../../src/protocol/npz.ts';
 import { PROTOCOL_VERSION } from '../../src/protocol/version.ts';
+import { mlpModel } from '../helpers/onnx-builder.ts';
+import { OnnxRunnerForTests } from '../helpers/onnx-miner.ts';
 import { randomMatrix } from '../helpers/random.ts';
 import { ScriptedMiner } from '../helpers/scripted-miner.ts';
-import { startStack, submitGemm, waitForJob, type TestStack } from '../helpers/stack.ts';
+import { api, startStack, submitGemm, waitForJob, type TestStack } from '../helpers/stack.ts';
 
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
 describe('operands by hash', () => {
   let stack: TestStack;
   const miners: ScriptedMiner[] = [];
-  const connect = async () => {
+  const connect = async (kinds = ['gemm']) => {
     const miner = await ScriptedMiner.connect(stack.url);
     miners.push(miner);
-    await miner.hello();
+    await miner.hello(undefined, undefined, kinds);
     return miner;
   };
   beforeAll(async () => {
@@ -99,6 +103,50 @@ describe('operands by hash', () => {
     // A made-up name is refused alike, and one that is not a hash is not found.
     expect((await holder.fetchOperand('0'.repeat(64))).status).toBe(403);
     expect((await holder.fetchOperand('../secret')).status).toBe(404);
+  });
+
+  it('an onnx lease names its input batch by hash, uint8 bytes exactly as sent, and only its holder reads them', async () => {
+    // 16384 samples of 4 uint8 channels: 64 KiB of input in one unit, which the lease used to carry inline.
+    const [inDim, batch] = [4, 16_384];
+    const model = mlpModel(inDim, 32, 8, 9);
+    const posted = await api(stack.url, 'models', { method: 'POST', body: model });
+    expect(posted.status).toBe(201);
+    const sha = ((await posted.json()) as { id: string }).id;
+    const pixels = Uint8Array.from({ length: batch * inDim }, (_, i) => (i * 31 + 7) % 256);
+    const normalize = JSON.stringify({ scale: Array(inDim).fill(1 / 255), offset: Array(inDim).fill(-0.5) });
+    const body = Uint8Array.from(encodeNpz(new Map([['x', ndarray('u1', [batch, inDim], pixels)]])));
+    const submitted = await api(stack.url, `jobs/onnx?model=${sha}&normalize=${encodeURIComponent(normalize)}`, { method: 'POST', body });
+    expect(submitted.status).toBe(201);
+    const job = (await submitted.json()) as { id: string };
+
+    const holder = await connect(['onnx']);
+    holder.send({ type: 'work-request' });
+    const lease = await holder.nextRaw('lease');
+    expect(lease.unitId.startsWith(job.id)).toBe(true);
+    // Named by the hash of the requester's own bytes, one a value; the normalisation travels as a parameter.
+    expect(lease.operands).toEqual({});
+    expect(lease.refs).toEqual({ i0: { sha256: sha256(pixels), bytes: batch * inDim, dtype: 'u8', shape: [batch, inDim] } });
+    expect(JSON.parse(String(lease.params.normalize))).toEqual(JSON.parse(normalize));
+    expect(encodeMessage({ ...lease, v: PROTOCOL_VERSION }).byteLength).toBeLessThan(4096);
+
+    // Another onnx miner, one without a token, and a made-up token are refused; the holder reads the bytes.
+    const idle = await connect(['onnx']);
+    const refused = await idle.fetchOperand(lease.refs.i0.sha256);
+    expect(refused.status).toBe(403);
+    expect((await refused.json()).error.code).toBe('no-lease');
+    expect((await fetch(new URL(`api/operands/${lease.refs.i0.sha256}`, stack.url))).status).toBe(403);
+    expect((await fetch(new URL(`api/operands/${lease.refs.i0.sha256}`, stack.url), { headers: { 'x-ergon-operand-token': 'B'.repeat(32) } })).status).toBe(403);
+    const read = await holder.fetchOperand(lease.refs.i0.sha256);
+    expect(read.status).toBe(200);
+    expect(new Uint8Array(await read.arrayBuffer())).toEqual(pixels);
+
+    // Run on the fetched bytes: the coordinator's audit (a new key's first results are always audited) re-runs the
+    // unit on its own copy of the inputs and pays, so the miner computed on the very bytes the requester sent.
+    const runner = new OnnxRunnerForTests(stack.url);
+    const verdict = await runner.run(holder, await withOperands(holder, lease));
+    expect(verdict.type).toBe('receipt');
+    expect((await holder.fetchOperand(lease.refs.i0.sha256)).status).toBe(403);
+    expect(await waitForJob(stack.url, job.id)).toMatchObject({ status: 'done' });
   });
 });
 

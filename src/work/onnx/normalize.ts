@@ -3,6 +3,7 @@
 // four times fewer bytes than as f32. One function, used by every runner, so that all compute the same floats.
 import * as v from 'valibot';
 import { fail, type Parsed } from '../../protocol/errors.ts';
+import { MAX_SHORT_TEXT_CHARS } from '../../protocol/messages.ts';
 
 /** Most channels a normalisation names: an image has 1 to 4, a feature map more. */
 export const MAX_NORMALIZE_CHANNELS = 64;
@@ -28,6 +29,11 @@ export function parseNormalize(json: unknown): Parsed<Normalize> {
   }
   const parsed = v.safeParse(Normalize, value);
   if (!parsed.success) return fail('bad-params', `normalize: ${parsed.issues[0].message}; send {"scale":[...],"offset":[...]} with 1 to ${MAX_NORMALIZE_CHANNELS} numbers each`);
+  // Each lease carries it as one text parameter: a longer one would make leases no miner accepts.
+  const length = JSON.stringify(parsed.output).length;
+  if (length > MAX_SHORT_TEXT_CHARS) {
+    return fail('bad-params', `normalize is ${length} characters as JSON, over the ${MAX_SHORT_TEXT_CHARS} a lease carries; write its numbers shorter (1/255 as 0.0039216)`);
+  }
   return { ok: true, value: parsed.output };
 }
 

@@ -4,8 +4,8 @@
 import * as v from 'valibot';
 import { fail, type Parsed } from '../../protocol/errors.ts';
 import type { Engine } from '../../protocol/messages.ts';
-import { elementCount, f32Tensor, f32Values, u8Tensor } from '../../protocol/tensor.ts';
-import type { VerifyContext, WorkKind, Verdict } from '../kind.ts';
+import { elementCount, f32Tensor, f32Values } from '../../protocol/tensor.ts';
+import type { OperandBlock, VerifyContext, WorkKind, Verdict } from '../kind.ts';
 import { ONNX_RUNTIME, type ModelCatalog, type ModelInfo, type OnnxRunner, type ShapeProfile } from './model.ts';
 import { Normalize, normalizeU8, parseNormalize } from './normalize.ts';
 import { readInputNpz, writeNpz, type NpyArray } from './npz.ts';
@@ -20,7 +20,7 @@ export const MAX_ONNX_OUTPUT_BYTES = 256 * MiB;
 export const MAX_BATCH = 65_536;
 /** A unit is sized to about this many FLOP: about a second on a laptop GPU, a few on SwiftShader's CPU. */
 export const UNIT_TARGET_OPS = 4_000_000_000n;
-/** Bytes of a unit's inputs, and of its outputs, at most: what one lease or result message may carry. */
+/** Bytes of a unit's inputs, and of its outputs, at most: what one operand fetch or result message may carry. */
 const MAX_UNIT_TENSOR_BYTES = 32 * MiB;
 /** Results travel as one f32 tensor of this many columns: the unit's outputs one after another, zero-padded. */
 export const RESULT_COLUMNS = 1024;
@@ -176,13 +176,12 @@ export function onnxKind(catalog: ModelCatalog): WorkKind<OnnxParams, OnnxJob, O
     requirements: () => ({ precision: 'f32', features: [] }),
 
     leasePayload(job: OnnxJob, unit: OnnxUnit) {
-      const operands = Object.fromEntries(job.inputs.map((input, i) => {
-        const shape = [unit.count, ...input.shape.slice(1)];
-        const slice = sampleSlice(input, unit);
-        return [`i${i}`, slice instanceof Uint8Array ? u8Tensor(shape, slice) : f32Tensor(shape, slice)];
-      }));
+      // Inputs named by hash, not carried: the miner fetches them over HTTP (a detection input is 688 KB as u8), and
+      // the data channel keeps to control messages. The normalisation stays a parameter: the bytes are as sent.
+      const blocks = Object.fromEntries(job.inputs.map((input, i) => [`i${i}`, inputBlock(input, i, unit)]));
       return {
-        operands,
+        operands: {},
+        blocks,
         params: {
           model: job.model.sha256,
           inputNames: JSON.stringify(job.inputs.map((i) => i.name)),
@@ -295,6 +294,20 @@ function outputBound(model: ModelInfo, bodyBytes: number): number {
   const perSampleIn = model.inputs.reduce((n, i) => n + elementCount(i.shape.slice(1) as number[]), 0);
   const perSampleOut = 4 * model.outputs.reduce((n, o) => n + elementCount(o.shape.slice(1) as number[]), 0);
   return Math.min(MAX_ONNX_OUTPUT_BYTES, Math.ceil(bodyBytes / Math.max(1, perSampleIn)) * perSampleOut);
+}
+
+/** A unit's samples of one input as a block: its bytes exactly as sent, u8 or f32, named by input and sample range. */
+function inputBlock(input: OnnxJob['inputs'][number], i: number, unit: OnnxUnit): OperandBlock {
+  return {
+    key: `i${i}:${unit.start}:${unit.count}`,
+    dtype: input.data instanceof Uint8Array ? 'u8' : 'f32',
+    shape: [unit.count, ...input.shape.slice(1)],
+    // A copy: the coordinator's blob cache keeps these bytes, and a view would keep the whole job's body alive.
+    bytes: () => {
+      const slice = sampleSlice(input, unit);
+      return new Uint8Array(slice.buffer.slice(slice.byteOffset, slice.byteOffset + slice.byteLength));
+    },
+  };
 }
 
 function sampleSlice(input: OnnxJob['inputs'][number], unit: OnnxUnit): Float32Array | Uint8Array {

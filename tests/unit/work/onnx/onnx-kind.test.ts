@@ -38,13 +38,19 @@ describe('the onnx kind', () => {
     expect(units.map((u) => kind.ops(u))).toEqual([3n, 3n, 2n].map((n) => n * profile.opsPerSample));
   });
 
-  it('leases a unit its samples of each input, and names the model, inputs and outputs', () => {
+  it('names a unit its samples of each input as a block to fetch by hash, and names the model, inputs and outputs', () => {
     const j = job(8);
-    const unit = kind.split(j)[1];
+    const [first, unit] = kind.split(j);
     const payload = kind.leasePayload(j, unit);
     expect(payload.params).toEqual({ model: SHA, inputNames: '["x"]', outputNames: '["p","q"]' });
-    expect(payload.operands.i0?.shape).toEqual([3, 4]);
-    expect([...new Float32Array(Uint8Array.from(payload.operands.i0?.data ?? []).buffer)].slice(0, 2)).toEqual([12, 13]);
+    expect(payload.operands).toEqual({});
+    const block = payload.blocks?.i0;
+    expect(block).toMatchObject({ dtype: 'f32', shape: [3, 4] });
+    const bytes = block?.bytes() ?? new Uint8Array(0);
+    expect([...new Float32Array(Uint8Array.from(bytes).buffer)]).toEqual(Array.from({ length: 12 }, (_, i) => 12 + i));
+    // Deterministic, as the coordinator recomputes a block its cache dropped; each unit's block has its own key.
+    expect(kind.leasePayload(j, unit).blocks?.i0.bytes()).toEqual(bytes);
+    expect(kind.leasePayload(j, first).blocks?.i0.key).not.toBe(block?.key);
   });
 
   it('takes a packed result of the right size, and refuses other sizes, dtypes and non-zero padding', () => {
@@ -104,8 +110,9 @@ describe('the onnx kind', () => {
       const j = created.value.job;
       const unit = kind.split(j)[1];
       const payload = kind.leasePayload(j, unit);
-      expect(payload.operands.i0).toMatchObject({ dtype: 'u8', shape: [3, 4] });
-      expect([...(payload.operands.i0?.data ?? [])]).toEqual([12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23]);
+      // The bytes as sent, one per value: the miner normalises them, as the audit does.
+      expect(payload.blocks?.i0).toMatchObject({ dtype: 'u8', shape: [3, 4] });
+      expect([...(payload.blocks?.i0.bytes() ?? [])]).toEqual([12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23]);
       expect(JSON.parse(String(payload.params.normalize))).toEqual(normalize);
       // What the coordinator's re-run is fed: x * scale[c] + offset[c].
       let fed: number[] = [];
@@ -128,6 +135,9 @@ describe('the onnx kind', () => {
       expect(create(u8Body(2), { normalize: JSON.stringify({ scale: [1, 1], offset: [0, 0] }) })).toMatchObject({ ok: false, error: { code: 'bad-shape' } });
       expect(create(u8Body(2), { normalize: '{"scale":[1]}' })).toMatchObject({ ok: false, error: { code: 'bad-params' } });
       expect(create(u8Body(2), { normalize: 'not json' })).toMatchObject({ ok: false, error: { code: 'bad-params' } });
+      // One a lease could not carry (its text parameters are at most 256 characters): refused at submission.
+      const long = JSON.stringify({ scale: Array(16).fill(1 / 255), offset: Array(16).fill(-0.5) });
+      expect(kind.parseParams({ model: SHA, 'content-length': '100', normalize: long })).toMatchObject({ ok: false, error: { code: 'bad-params', message: expect.stringMatching(/over the 256 a lease carries/) } });
       expect(create(u8Body(2), { normalize: JSON.stringify({ scale: [1, 2], offset: [0] }) })).toMatchObject({ ok: false, error: { code: 'bad-params' } });
     });
   });
