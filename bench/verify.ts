@@ -230,7 +230,7 @@ function benchDepth(k: number, distribution: Distribution, options: Options): De
     c[at] += (at % 2 ? -1 : 1) * PROBE_MULTIPLE * ROW_TAIL * elementSigma(small, Math.floor(at / cols), at % cols);
     return score(freivaldsCheck(withC(small, c), seededBytes(salt * 1000 + (at % seeds))));
   }));
-  const grid = spotGrid(WIDE_ROWS, WIDE_COLS);
+  const grid = spotGrid(WIDE_ROWS, WIDE_COLS, k);
   return {
     k, distribution, honest, honestMax, cheats, margin, elementProbe, elementProbeSpotShare: (grid.rows * grid.cols) / (WIDE_ROWS * WIDE_COLS), thin,
     smallElementProbe: { ...smallProbe, caughtAboveMultiple: PROBE_MULTIPLE / smallProbe.score },
