@@ -59,10 +59,11 @@ import { spotCheck } from './spot-checks.ts';
 //    model (K <= 256: 512 * 1.2e-15 + 65536 * 5.2e-18 + 2 * 6.9e-13 = 2.3e-12); a 1-row one (64 columns):
 //    2 * 1.2e-15 + 64 * 2.5e-14 + 2 * 6.9e-13 = 3.0e-12.
 //
-// Measured (bench:verify, 256-row results, K = 16 to 16384, uniform, normal, ReLU-like and six-decade operands):
-// honest products in seven summation orders reach at most 0.47 of a test's limit, our kernels on lavapipe 0.36 on
-// 64-row results (tests/node-gpu/freivalds-kernels.test.ts); f16 operands score 1.8-1400 times the limit, bf16
-// 15-12000, f16 sums 2100 or more (or overflow). The tightest is f16 operands with ReLU-like operands at K = 16384,
+// Measured (bench:verify, 256-row results, K = 1 to 16384, uniform, normal, ReLU-like and six-decade operands):
+// honest products in seven summation orders reach at most 0.52 of a test's limit (the worst of every element
+// recomputed at K = 256; 0.48 elsewhere), our kernels on lavapipe under 0.5 on 64-row results
+// (tests/node-gpu/freivalds-kernels.test.ts); f16 operands score 1.8-2700 times the limit, bf16 15-26000, f16 sums
+// 2100 or more (or overflow). The tightest is f16 operands with ReLU-like operands at K = 16384,
 // where honest sequential f32 error is within ~4x of the operands' rounding and only the aggregate test tells them
 // apart: 1.80 against honest 0.29. With fewer rows the aggregate limit rises (N small): on 1- and 8-row units that
 // cheat passed the row residuals at K = 16384 (0.05 and 0.65); the spot checks reject it on 1, 2 and 8 rows at
