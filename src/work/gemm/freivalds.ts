@@ -62,7 +62,7 @@ import { spotCheck } from './spot-checks.ts';
 // Measured (bench:verify, 256-row results, K = 1 to 16384, uniform, normal, ReLU-like and six-decade operands):
 // honest products in seven summation orders reach at most 0.52 of a test's limit (the worst of every element
 // recomputed at K = 256; 0.48 elsewhere), our kernels on lavapipe under 0.5 on 64-row results
-// (tests/node-gpu/freivalds-kernels.test.ts); f16 operands score 1.8-2700 times the limit, bf16 15-26000, f16 sums
+// (tests/node-gpu/freivalds-kernels.test.ts); f16 operands score 1.8-3300 times the limit, bf16 15-26000, f16 sums
 // 2100 or more (or overflow). The tightest is f16 operands with ReLU-like operands at K = 16384,
 // where honest sequential f32 error is within ~4x of the operands' rounding and only the aggregate test tells them
 // apart: 1.80 against honest 0.29. With fewer rows the aggregate limit rises (N small): on 1- and 8-row units that
