@@ -22,12 +22,12 @@ import { rowSums } from './row-sums.ts';
 // read the chosen run of B's columns. SPOT_SHARE keeps that a fraction of the rest of the check on a full unit; on a
 // thin one (a few rows) the SPOT_MIN elements are a large share of the product, as reading B already is. Every element
 // of a 256x256 unit is rows cols K multiply-adds, twice over (the sum and its squares for the bound), in row-sums.ts's
-// WebAssembly kernel: measured 2.5 ms at K = 64 and 6.3 ms at K = 256 in Node, against 0.27 ms for the rest of the
-// check at K = 256 (bench:verify has the figures). Two other ways were weighed and measured worse: asking of each
-// element whether its row would catch it at 50 times its own bound (from a lower bound on its sigma that |c_ij| gives)
-// and recomputing only the rest flagged 60-80% of the elements of uniform, normal or six-decade operands at every K, because a small
-// c_ij says nothing about its products; and more vectors or column groups shrink the sqrt(cols) of a row but not the
-// spread of sigmas within it, which is what hides an element.
+// WebAssembly kernel: the whole check took 1.8 ms at K = 16, 2.7 ms at K = 64 and 6.7 ms at K = 256, against 0.28 ms
+// at K = 320 (bench:verify, Node 20 on a loaded 2-core machine). Two other ways were weighed and measured worse:
+// asking of each element whether its row would catch it at 50 times its own bound (from the lower bound on its sigma
+// that |c_ij| gives) and recomputing only the rest flagged 60-80% of the elements of uniform, normal or six-decade
+// operands at every K, because a small c_ij says nothing of its products; and more vectors or column groups shrink
+// the sqrt(cols) of a row but not the spread of sigmas within it, which is what hides an element.
 
 /** Elements checked: every element of a result this small, at least this many of a larger one. */
 export const SPOT_MIN = 64;
