@@ -5,12 +5,12 @@ import { cpus, loadavg } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { elementSigma, freivaldsCheck, ROW_TAIL, type FreivaldsCheck, type Product } from '../src/work/gemm/freivalds.ts';
-import { spotGrid } from '../src/work/gemm/spot-checks.ts';
+import { EXACT_MAX_DEPTH, spotGrid } from '../src/work/gemm/spot-checks.ts';
 import { mulberry32, seededBytes } from '../tests/helpers/random.ts';
 import { CHEATS, DISTRIBUTIONS, HONEST_ORDERS, operands, product, type Cheat, type Distribution } from '../tests/unit/work/products.ts';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const DEFAULT_KS = [16, 64, 256, 1024, 4096, 16384];
+const DEFAULT_KS = [1, 4, 16, 64, 256, 1024, 4096, 16384];
 /** Random vectors per product: honest figures are the largest over them, cheats' the smallest. */
 const DEFAULT_SEEDS = 4;
 /** Precision cheats and honest orders: rows x cols of C. A unit's 256 rows; fewer (--rows) leave the aggregate test less to go on. */
@@ -21,7 +21,8 @@ const WIDE_ROWS = 32;
 const WIDE_COLS = 256;
 /** Cost: one unit of UNIT x K x UNIT, the coordinator's tile. */
 const UNIT = 256;
-const DEFAULT_COST_KS = [256, 1024, 4096, 16384];
+/** Every element is recomputed up to EXACT_MAX_DEPTH (256); 320 is the first depth timed above it. */
+const DEFAULT_COST_KS = [16, 64, 256, 320, 1024, 4096, 16384];
 const DEFAULT_COST_REPS = 41;
 /** Thin results: jobs of this many rows leave the row residuals few (one unit's rows are the job's). */
 const DEFAULT_THIN_ROWS = [1, 2, 8];
@@ -34,7 +35,10 @@ const DEFAULT_OUT = 'bench/results/verify.json';
 const STRUCTURAL_CHEATS = ['skip-small-columns', 'only-large-column', 'element-24%-of-row-rms'] as const;
 const ALL_CHEATS = [...CHEATS, ...STRUCTURAL_CHEATS] as const;
 type CheatName = (typeof ALL_CHEATS)[number];
-/** Elements, each off by 100 times its own bound, checked per K and distribution for the smallest multiple caught. */
+/**
+ * Elements, each off by 100 times its own bound, checked per K and distribution for the smallest multiple caught, on
+ * a full UNIT x UNIT unit: a row of 256 hides more than the 32x256 of the column cheats.
+ */
 const ELEMENT_PROBES = 64;
 /** The size of the probe's error, in multiples of the element's own bound (ROW_TAIL sigma of the model). */
 const PROBE_MULTIPLE = 100;
@@ -135,12 +139,14 @@ interface DepthResult {
   /** Smallest cheat score over the largest honest score: how many times apart the closest pair is. */
   margin: number;
   /**
-   * One element off by PROBE_MULTIPLE times its own bound, at ELEMENT_PROBES random places (rows and columns scaled
-   * 10^U[-2, 2]): the smallest score, and the multiple of its own bound at which that element would just be caught
-   * (PROBE_MULTIPLE / score: the residual grows linearly with the error once it dominates).
+   * One element of a UNIT x UNIT unit off by PROBE_MULTIPLE times its own bound, at ELEMENT_PROBES random places (rows
+   * and columns scaled 10^U[-2, 2]): the smallest score, and the multiple of its own bound at which that element would
+   * just be caught (PROBE_MULTIPLE / score: the residual grows linearly with the error once it dominates).
+   * rowsAloneCaughtAboveMultiple: the same from the row tests alone (row and aggregate fractions), what the check
+   * gives an element that its spot checks do not recompute.
    */
-  elementProbe: Score & { caughtAboveMultiple: number };
-  /** The chance that one check recomputes a given element of the probes' 32x256 results (spot-checks.ts). */
+  elementProbe: Score & { caughtAboveMultiple: number; rowsAloneCaughtAboveMultiple: number };
+  /** The chance that one check recomputes a given element of the probes' unit (spot-checks.ts): 1 when it recomputes all. */
   elementProbeSpotShare: number;
   /** Results of a few rows (x cols): honest max and each precision cheat's smallest score, as above. */
   thin: { rows: number; honestMax: Score; cheats: Record<Cheat, Score>; margin: number }[];
@@ -179,14 +185,7 @@ function benchDepth(k: number, distribution: Distribution, options: Options): De
   honest['scaled rows and columns'] = largest(scores(scaled, seeds, salt));
   const smallestColumns = new Set([...colScale.keys()].sort((x, y) => colScale[x] - colScale[y]).slice(0, 65));
   cheats['skip-small-columns'] = smallest(scores(withC(scaled, scaled.c.map((v, at) => (smallestColumns.has(at % WIDE_COLS) ? 0 : v))), seeds, salt));
-  const probe = smallest(Array.from({ length: ELEMENT_PROBES }, (_, index) => {
-    const i = Math.floor(next() * WIDE_ROWS);
-    const j = Math.floor(next() * WIDE_COLS);
-    const c = scaled.c.slice();
-    c[i * WIDE_COLS + j] += (next() < 0.5 ? -1 : 1) * PROBE_MULTIPLE * ROW_TAIL * elementSigma(scaled, i, j);
-    return score(freivaldsCheck(withC(scaled, c), seededBytes(salt * 1000 + (index % seeds))));
-  }));
-  const elementProbe = { ...probe, caughtAboveMultiple: PROBE_MULTIPLE / probe.score };
+  const elementProbe = unitElementProbe(k, distribution, seeds, salt);
 
   // One column 10^4 times the others: all the others zeroed.
   const LARGE = 100;
@@ -198,10 +197,15 @@ function benchDepth(k: number, distribution: Distribution, options: Options): De
   const plain = wide(() => 1);
   honest['256 columns'] = largest(scores(plain, seeds, salt));
   cheats['element-24%-of-row-rms'] = smallest(Array.from({ length: seeds }, (_, seed) => {
-    const i = Math.floor(next() * WIDE_ROWS);
-    const j = Math.floor(next() * WIDE_COLS);
+    // A row of zeros (ReLU-like operands at K = 1) has no RMS to be off by: another row is drawn.
+    let i = 0;
     let squares = 0;
-    for (let jj = 0; jj < WIDE_COLS; jj++) squares += plain.c[i * WIDE_COLS + jj] ** 2;
+    while (squares === 0) {
+      i = Math.floor(next() * WIDE_ROWS);
+      squares = 0;
+      for (let jj = 0; jj < WIDE_COLS; jj++) squares += plain.c[i * WIDE_COLS + jj] ** 2;
+    }
+    const j = Math.floor(next() * WIDE_COLS);
     const c = plain.c.slice();
     c[i * WIDE_COLS + j] += 0.24 * Math.sqrt(squares / WIDE_COLS);
     return score(freivaldsCheck(withC(plain, c), seededBytes(salt * 1000 + seed)));
@@ -225,16 +229,47 @@ function benchDepth(k: number, distribution: Distribution, options: Options): De
   const sa = wideA.subarray(0, SMALL_ROWS * k).map((v) => v * rowScale[0]);
   const sb = operands(distribution, k * cols, salt + 8).map((v, at) => v * colScale[at % cols]);
   const small: Product = { a: sa, b: sb, c: product(sa, sb, SMALL_ROWS, k, cols, 'sequential'), rows: SMALL_ROWS, depth: k, cols };
-  const smallProbe = smallest(Array.from({ length: SMALL_ROWS * cols }, (_, at) => {
+  // An element whose products are all zero (ReLU-like operands at small K) has no bound to be a multiple of: skipped.
+  const smallProbe = smallest(Array.from({ length: SMALL_ROWS * cols }, (_, at) => at).flatMap((at) => {
+    const sigma = elementSigma(small, Math.floor(at / cols), at % cols);
+    if (sigma === 0) return [];
     const c = small.c.slice();
-    c[at] += (at % 2 ? -1 : 1) * PROBE_MULTIPLE * ROW_TAIL * elementSigma(small, Math.floor(at / cols), at % cols);
-    return score(freivaldsCheck(withC(small, c), seededBytes(salt * 1000 + (at % seeds))));
+    c[at] += (at % 2 ? -1 : 1) * PROBE_MULTIPLE * ROW_TAIL * sigma;
+    return [score(freivaldsCheck(withC(small, c), seededBytes(salt * 1000 + (at % seeds))))];
   }));
-  const grid = spotGrid(WIDE_ROWS, WIDE_COLS);
+  const grid = spotGrid(UNIT, UNIT, k);
   return {
-    k, distribution, honest, honestMax, cheats, margin, elementProbe, elementProbeSpotShare: (grid.rows * grid.cols) / (WIDE_ROWS * WIDE_COLS), thin,
+    k, distribution, honest, honestMax, cheats, margin, elementProbe, elementProbeSpotShare: (grid.rows * grid.cols) / (UNIT * UNIT), thin,
     smallElementProbe: { ...smallProbe, caughtAboveMultiple: PROBE_MULTIPLE / smallProbe.score },
   };
+}
+
+/**
+ * A UNIT x UNIT unit with rows and columns scaled 10^U[-2, 2], each of ELEMENT_PROBES random elements in turn off by
+ * PROBE_MULTIPLE times its own bound: the smallest score of the whole check and of its row tests alone.
+ */
+function unitElementProbe(k: number, distribution: Distribution, seeds: number, salt: number): DepthResult['elementProbe'] {
+  const next = mulberry32(salt + 9);
+  const rowScale = Array.from({ length: UNIT }, () => 10 ** (next() * 4 - 2));
+  const colScale = Array.from({ length: UNIT }, () => 10 ** (next() * 4 - 2));
+  const a = operands(distribution, UNIT * k, salt + 10).map((v, at) => v * rowScale[Math.floor(at / k)]);
+  const b = operands(distribution, k * UNIT, salt + 11).map((v, at) => v * colScale[at % UNIT]);
+  const p: Product = { a, b, c: product(a, b, UNIT, k, UNIT, 'sequential-fma'), rows: UNIT, depth: k, cols: UNIT };
+  const probes: Score[] = [];
+  let rowsAlone = Infinity;
+  while (probes.length < ELEMENT_PROBES) {
+    const i = Math.floor(next() * UNIT);
+    const j = Math.floor(next() * UNIT);
+    const sigma = elementSigma(p, i, j);
+    if (sigma === 0) continue; // all its products zero (ReLU-like at small K): off by anything is off beyond its bound
+    const c = p.c.slice();
+    c[i * UNIT + j] += (next() < 0.5 ? -1 : 1) * PROBE_MULTIPLE * ROW_TAIL * sigma;
+    const check = freivaldsCheck({ ...p, c }, seededBytes(salt * 1000 + (probes.length % seeds)));
+    probes.push(score(check));
+    rowsAlone = Math.min(rowsAlone, Math.max(check.rowFraction, check.aggregateFraction));
+  }
+  const probe = smallest(probes);
+  return { ...probe, caughtAboveMultiple: PROBE_MULTIPLE / probe.score, rowsAloneCaughtAboveMultiple: PROBE_MULTIPLE / rowsAlone };
 }
 
 interface CostResult {
@@ -312,10 +347,14 @@ const TEST_LETTER = { row: 'r', aggregate: 'a', element: 'e', spots: 's', 'non-f
 const cell = (s: Score): string => (s.test === 'non-finite' ? 'non-finite' : `${fixed(s.score)} ${TEST_LETTER[s.test]}`);
 
 function table(results: DepthResult[]): string {
-  const header = ['K', 'operands', 'honest max', ...ALL_CHEATS, 'margin', 'one element caught above', 'or when recomputed', `one element of ${SMALL_ROWS}xN caught above`];
+  const header = [
+    'K', 'operands', 'honest max', ...ALL_CHEATS, 'margin', `one element of ${UNIT}x${UNIT} caught above`, 'by its row alone', 'elements recomputed',
+    `one element of ${SMALL_ROWS}xN caught above`,
+  ];
   const lines = results.map((r) => [
     String(r.k), r.distribution, cell(r.honestMax), ...ALL_CHEATS.map((name) => cell(r.cheats[name])), fixed(r.margin),
-    `${fixed(r.elementProbe.caughtAboveMultiple)}x own bound`, `1 check in ${fixed(1 / r.elementProbeSpotShare)}`,
+    `${fixed(r.elementProbe.caughtAboveMultiple)}x own bound`, `${fixed(r.elementProbe.rowsAloneCaughtAboveMultiple)}x`,
+    r.elementProbeSpotShare === 1 ? 'all' : `1 in ${fixed(1 / r.elementProbeSpotShare)}`,
     `${fixed(r.smallElementProbe.caughtAboveMultiple)}x own bound`,
   ]);
   return markdown(header, lines);
@@ -341,7 +380,7 @@ async function main(): Promise<void> {
   const began = performance.now();
   console.log('Ergon verify bench (issue 19): Freivalds residuals as a fraction of the tolerance, and the check\'s cost per unit.');
   console.log(`  K ${options.ks.join(', ')}; operands ${options.dists.join(', ')}; ${options.seeds} random vectors per product`);
-  console.log(`  honest orders and precision cheats on ${options.rows}x${options.cols} results; column and element cheats on ${WIDE_ROWS}x${WIDE_COLS}`);
+  console.log(`  honest orders and precision cheats on ${options.rows}x${options.cols} results; column cheats on ${WIDE_ROWS}x${WIDE_COLS}; single elements on ${UNIT}x${UNIT}`);
 
   const results: DepthResult[] = [];
   for (const k of options.ks) {
@@ -372,11 +411,13 @@ async function main(): Promise<void> {
     'Column and element cheats, on 256 columns: skip-small-columns zeroes the 65 smallest of columns scaled 10^U[-2,2] (rows scaled likewise); only-large-column keeps one column 10^4 times the others and zeroes the rest; ' +
       'element-24%-of-row-rms adds 24% of its row\'s RMS to one element.',
     'margin: the smallest cheat score over the honest max, for that K and distribution.',
-    `one element caught above: ${ELEMENT_PROBES} elements (rows and columns scaled 10^U[-2,2]), each off by ${PROBE_MULTIPLE} times its own bound (${ROW_TAIL} sigma of the model, elementSigma()); ` +
-      `the smallest score gives the multiple of its own bound above which the hardest of them is caught, ${PROBE_MULTIPLE} / score. ` +
-      '"or when recomputed": each check also recomputes a random share of the elements exactly (spot-checks.ts), which holds any element it picks to its own bound.',
+    `one element of ${UNIT}x${UNIT} caught above: a unit with rows and columns scaled 10^U[-2,2], ${ELEMENT_PROBES} random elements each in turn off by ${PROBE_MULTIPLE} times its own bound ` +
+      `(${ROW_TAIL} sigma of the model, elementSigma()); the smallest score gives the multiple of its own bound above which the hardest of them is caught, ${PROBE_MULTIPLE} / score. ` +
+      '"by its row alone": the same from the row tests (row and aggregate fractions) without the recomputed elements (where the error hides wholly in its row\'s honest residual, the multiple is at least that). "elements recomputed": the share of the unit\'s elements ' +
+      `one check recomputes exactly (spot-checks.ts), each held to its own bound: all of them up to K = ${EXACT_MAX_DEPTH}.`,
     `one element of ${SMALL_ROWS}xN: a ${SMALL_ROWS}x${options.cols} result (every element recomputed), each element in turn off by ${PROBE_MULTIPLE} times its own bound; as above.`,
-    `Thin results (second table): ${options.thinRows.join(', ')} rows x ${options.cols} columns, the honest orders and precision cheats as in the first.`,
+    `Thin results (second table): ${options.thinRows.join(', ')} rows x ${options.cols} columns, the honest orders and precision cheats as in the first ` +
+      '(at K = 1 a ReLU-like row of A is zero half the time: a result of 1 or 2 such rows can be all zeros, which every cheat computes too, scored 0).',
     `Cost: freivaldsCheck() on one ${UNIT}xKx${UNIT} unit in Node (median of the timed runs after 2 warm-ups), against the unit's compute at ${recorded ? recorded.source : 'no recorded rate'}; ` +
       `thin units (${THIN_COST_ROWS.join(', ')}xKx${UNIT}) against ${recordedThin ? recordedThin.source : 'no recorded rate'}, the rate of a memory-bound shape like theirs.`,
   ];

@@ -37,9 +37,10 @@ import { spotCheck } from './spot-checks.ts';
 //    m_j^2 (5/6) (u^2 / 3) (K + 2) ||a_i||^2 to v_i whatever its scale: a large column cannot hide a small one, and
 //    zeroing a column leaves x_j c_ij in every row, about 1 / (u sqrt(K)) times that column's share of the
 //    tolerance. A wrong element is caught once it exceeds about ROW_TAIL sqrt(cols) (255 / 128) times its own sigma
-//    when its row's columns have alike sigmas relative to their norms: measured, 20-72 times its own 8-sigma bound at
-//    K >= 256 whatever the rows' and columns' scales; up to 515 times at K <= 64 with ReLU-like or six-decade
-//    operands, where a few products make each element and sigmas differ widely within a row.
+//    when its row's columns have alike sigmas relative to their norms: measured on 256x256 units with rows and columns
+//    scaled 10^U[-2, 2], 17-33 times its own 8-sigma bound with uniform and normal operands (66-87 at K = 4), at most
+//    82 times with ReLU-like or six-decade ones from K = 320 up; but 180-390 times at K = 4-256, where a few products
+//    make each element and sigmas differ widely within a row. There the spot checks recompute every element.
 //
 // 4. Two tests, each with its false-reject probability under the model:
 //    - per row and vector, |r_i| <= ROW_TAIL sqrt(v_i) + the check's own f64 error: P(fail) = erfc(8 / sqrt 2)
@@ -48,25 +49,29 @@ import { spotCheck } from './spot-checks.ts';
 //      T is a Gaussian quadratic form with E T <= 1 whose eigenvalues are at most 2/N (rows are independent, a row's
 //      two vectors may be correlated) and whose squares sum to at most 2/N, so Laurent & Massart (Ann. Stat. 2000,
 //      Lemma 1) give P(fail) <= e^-L = 6.9e-13. Catches small errors everywhere: a cheaper precision.
-//    - spot checks (spot-checks.ts): S elements recomputed exactly in f64 (S = every element of a result of at most 64,
-//      else max(64, rows cols / 1024)), each against ROW_TAIL of its own sigma, P(fail) <= S * 2.5e-14 (a sum of few
-//      bounded roundings is sub-Gaussian, not Gaussian: 2 e^-32), and their mean e^2 / V against Laurent & Massart's
-//      chi-square bound, P(fail) <= e^-L. They catch a cheaper precision on thin results, where the row residuals are
-//      too few, and hold each chosen element to its own bound.
+//    - spot checks (spot-checks.ts): S elements recomputed exactly in f64 (S = every element of a result of at most 64
+//      or of depth K <= EXACT_MAX_DEPTH = 256, else max(64, rows cols / 1024)), each against ROW_TAIL of its own sigma
+//      (9 when every element of a larger result is recomputed), P(fail) <= S * 2.5e-14 (a sum of few bounded roundings
+//      is sub-Gaussian, not Gaussian: 2 e^-32; 2 e^-40.5 = 5.2e-18 at 9 sigma), and their mean e^2 / V against
+//      Laurent & Massart's chi-square bound, P(fail) <= e^-L. They catch a cheaper precision on thin results, where the
+//      row residuals are too few, and hold each chosen element to its own bound: at K <= 256 every element.
 //    A 256-row unit: P(honest product rejected) <= 512 * 1.2e-15 + 64 * 2.5e-14 + 2 * 6.9e-13 = 3.6e-12 under the
-//    model; a 1-row one (64 columns): 2 * 1.2e-15 + 64 * 2.5e-14 + 2 * 6.9e-13 = 3.0e-12.
+//    model (K <= 256: 512 * 1.2e-15 + 65536 * 5.2e-18 + 2 * 6.9e-13 = 2.3e-12); a 1-row one (64 columns):
+//    2 * 1.2e-15 + 64 * 2.5e-14 + 2 * 6.9e-13 = 3.0e-12.
 //
-// Measured (bench:verify, 256-row results, K = 16 to 16384, uniform, normal, ReLU-like and six-decade operands):
-// honest products in seven summation orders reach at most 0.47 of a test's limit, our kernels on lavapipe 0.36 on
-// 64-row results (tests/node-gpu/freivalds-kernels.test.ts); f16 operands score 1.8-1400 times the limit, bf16
-// 15-12000, f16 sums 2100 or more (or overflow). The tightest is f16 operands with ReLU-like operands at K = 16384,
+// Measured (bench:verify, 256-row results, K = 1 to 16384, uniform, normal, ReLU-like and six-decade operands):
+// honest products in seven summation orders reach at most 0.52 of a test's limit (the worst of every element
+// recomputed at K = 256; 0.48 elsewhere), our kernels on lavapipe under 0.5 on 64-row results
+// (tests/node-gpu/freivalds-kernels.test.ts); f16 operands score 1.8-3300 times the limit, bf16 15-26000, f16 sums
+// 2100 or more (or overflow). The tightest is f16 operands with ReLU-like operands at K = 16384,
 // where honest sequential f32 error is within ~4x of the operands' rounding and only the aggregate test tells them
 // apart: 1.80 against honest 0.29. With fewer rows the aggregate limit rises (N small): on 1- and 8-row units that
 // cheat passed the row residuals at K = 16384 (0.05 and 0.65); the spot checks reject it on 1, 2 and 8 rows at
 // 1.2-1.6 (bench:verify; 1.25 the least of 100 random choices on one 8-row product), against honest products' 0.27.
-// A single wrong element that its row hides (its own bound far below its row's others: K <= 64 with ReLU-like or
-// six-decade operands) is caught for sure only on results of at most 64 elements; on larger ones, in the share of
-// checks that recompute it (1 in 1024 on a 256x256 unit), and by its row above some hundreds of times its own bound.
+// A single wrong element that its row hides (its own bound far below its row's others: K = 4-256 with ReLU-like or
+// six-decade operands) is caught at K <= 256 just above its own bound, every element being recomputed; above that,
+// its row catches it by about 82 times its own bound at worst (1000 random elements per K and distribution), and the
+// spot checks in the share of checks that recompute it (1 in 1024 on a 256x256 unit).
 
 /** f32 unit roundoff. */
 const U32 = 2 ** -24;
