@@ -340,21 +340,24 @@ export class MiningLoop {
       const sent = awaiting.get(unitId);
       awaiting.delete(unitId);
       this.unsettled.delete(unitId);
-      await this.kept?.forget(unitId);
       const report = { unitId, ops: sent?.ops ?? 0n, gpuSeconds: sent?.gpuSeconds ?? 0 };
+      // The kept copy goes once the verdict is stored: a page that dies first sends the result again on its next Start.
       if (verdict.type === 'rejected') {
+        await this.kept?.forget(unitId);
         this.events.unit({ ...report, accepted: false, reason: verdict.message });
         continue;
       }
       try {
         if (verdict.type === 'pending') {
           await this.wallet.addPending(verdict, coordinatorKey);
+          await this.kept?.forget(unitId);
           this.events.unit({ ...report, accepted: true });
           this.events.pending();
           continue;
         }
         if (toHex(verdict.receipt.coordinatorKey) !== coordinatorKey) throw new Error('receipt refused: signed by another coordinator key');
         const receipt = await this.wallet.addReceipt(verdict.receipt);
+        await this.kept?.forget(unitId);
         if (sent) this.events.unit({ ...report, accepted: true });
         this.events.receipt(receipt);
       } catch (err) {
