@@ -115,6 +115,7 @@ test('a result whose verdict had not come when the page was reloaded is sent aga
   expect(minerKey.startsWith(walletKeyShown)).toBe(true);
   expect(credit?.microCredits).toBe(receipts[0].microCredits);
   expect(await stack.ledger.balance(minerKey)).toBe(receipts[0].microCredits);
+  expect(await stack.ledger.reputation(minerKey)).toMatchObject({ accepted: 1, rejected: 0 });
   // The verdict let the kept result go; nothing was held against the page.
   await expect.poll(() => keptUnitIds(page)).toEqual([]);
   expect(await page.getByTestId('units-rejected').count()).toBe(0);
@@ -139,6 +140,8 @@ test('a kept result put back and sent again after two more reloads is answered w
     expect((await storedReceipts(page)).map((r) => r.unitId)).toEqual([unitId]);
     await expect(page.getByTestId('receipts')).toHaveText('1');
     await expect(page.getByTestId('credits')).toHaveText(creditsShown ?? '');
+    // Sending again what it got no verdict for is what an honest page does: no offence.
+    expect(await stack.ledger.reputation(minerKey)).toMatchObject({ accepted: 1, rejected: 0 });
   }
   await page.getByRole('button', { name: 'Stop' }).click();
   await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', 'idle', { timeout: 120_000 });
