@@ -12,6 +12,8 @@ export const UNSETTLED_DB = 'ergon-unsettled';
 export const UNSETTLED_BUDGET_BYTES = 64 * 1024 * 1024;
 /** What a kept result costs beyond its output's bytes: ids, key, shape, energy; generous on purpose. */
 const RECORD_OVERHEAD_BYTES = 1_024;
+/** Each page holds a Web Lock of this name and its own id while it lives: other pages of the profile leave its results. */
+const PAGE_LOCK_PREFIX = 'ergon-unsettled-page:';
 
 /** A result kept until its verdict arrives, with the coordinator key it went to and until when its lease lasts. */
 export const UnsettledResult = v.object({
@@ -32,10 +34,20 @@ export interface KeptSize {
   unitId: string;
   deadlineAtMs: number;
   bytes: number;
+  /** The page that kept it, or last took it back. */
+  owner?: string;
 }
 
-export function keptSize(result: UnsettledResult): KeptSize {
-  return { unitId: result.message.unitId, deadlineAtMs: result.deadlineAtMs, bytes: result.message.output.data.byteLength + RECORD_OVERHEAD_BYTES };
+export function keptSize(result: UnsettledResult, owner?: string): KeptSize {
+  return { unitId: result.message.unitId, deadlineAtMs: result.deadlineAtMs, bytes: result.message.output.data.byteLength + RECORD_OVERHEAD_BYTES, owner };
+}
+
+/**
+ * Whether a starting page takes back a kept result: its own, or one whose page is gone (reloaded, closed, crashed).
+ * Another tab still mining waits for that result's verdict itself; sending it from here too would only repeat it.
+ */
+export function mayTake(owner: string | undefined, self: string, livePages: ReadonlySet<string>): boolean {
+  return owner === undefined || owner === self || !livePages.has(owner);
 }
 
 /**
@@ -93,6 +105,7 @@ export interface ResultKeeper {
 /** The IndexedDB keeper. Its database is apart from the wallet's: results are not earnings, and may be cleared alone. */
 export class UnsettledStore implements ResultKeeper {
   private db: Promise<IDBPDatabase<UnsettledSchema>> | undefined;
+  private readonly page = crypto.randomUUID();
 
   /** `report` is told, in a sentence, when a result could not be kept or let go. */
   constructor(
@@ -103,12 +116,16 @@ export class UnsettledStore implements ResultKeeper {
   async load(nowMs: number): Promise<UnsettledResult[]> {
     try {
       const db = await this.open();
+      const livePages = await this.livePages(); // before the transaction, which would commit while this is awaited
       const tx = db.transaction(['results', 'sizes'], 'readwrite');
-      const results = tx.objectStore('results');
-      const keys = await results.getAllKeys();
+      const [results, sizes] = [tx.objectStore('results'), tx.objectStore('sizes')];
+      const owners = new Map((await sizes.getAll()).map((size) => [size.unitId, size.owner]));
+      const keys = (await results.getAllKeys()).filter((key) => mayTake(owners.get(key), this.page, livePages));
       const records = await Promise.all(keys.map(async (key) => ({ key, value: await results.get(key) })));
       const { live, stale } = liveResults(records, nowMs);
-      for (const key of stale) await Promise.all([results.delete(key), tx.objectStore('sizes').delete(key)]);
+      for (const key of stale) await Promise.all([results.delete(key), sizes.delete(key)]);
+      // Taken back: this page's now, so that another page starting meanwhile leaves them alone.
+      for (const result of live) await sizes.put(keptSize(result, this.page), result.message.unitId);
       await tx.done;
       return live;
     } catch (err) {
@@ -123,7 +140,7 @@ export class UnsettledStore implements ResultKeeper {
       // One transaction: tabs of one profile share the database, and the budget holds across them.
       const tx = db.transaction(['results', 'sizes'], 'readwrite');
       const sizes = tx.objectStore('sizes');
-      const size = keptSize(result);
+      const size = keptSize(result, this.page);
       const { keep, drop } = admit(await sizes.getAll(), size, nowMs, this.budgetBytes);
       for (const unitId of drop) await Promise.all([tx.objectStore('results').delete(unitId), sizes.delete(unitId)]);
       if (keep) await Promise.all([tx.objectStore('results').put(result, size.unitId), sizes.put(size, size.unitId)]);
@@ -146,12 +163,34 @@ export class UnsettledStore implements ResultKeeper {
   }
 
   private open(): Promise<IDBPDatabase<UnsettledSchema>> {
-    this.db ??= openDB<UnsettledSchema>(UNSETTLED_DB, 1, {
-      upgrade(db) {
-        db.createObjectStore('results');
-        db.createObjectStore('sizes');
-      },
-    });
+    this.db ??= this.holdPageLock().then(() =>
+      openDB<UnsettledSchema>(UNSETTLED_DB, 1, {
+        upgrade(db) {
+          db.createObjectStore('results');
+          db.createObjectStore('sizes');
+        },
+      }),
+    );
     return this.db;
+  }
+
+  /** Holds this page's Web Lock for as long as the page lives; resolves once it is held. */
+  private holdPageLock(): Promise<void> {
+    if (!('locks' in navigator)) return Promise.resolve();
+    return new Promise((held, failed) => {
+      navigator.locks
+        .request(PAGE_LOCK_PREFIX + this.page, () => {
+          held();
+          return new Promise<never>(() => {}); // released by the browser when the page goes
+        })
+        .catch(failed);
+    });
+  }
+
+  /** The pages of this profile that hold their lock: alive, mining or not. */
+  private async livePages(): Promise<Set<string>> {
+    if (!('locks' in navigator)) return new Set();
+    const { held = [] } = await navigator.locks.query();
+    return new Set(held.flatMap((lock) => (lock.name?.startsWith(PAGE_LOCK_PREFIX) ? [lock.name.slice(PAGE_LOCK_PREFIX.length)] : [])));
   }
 }

@@ -97,6 +97,19 @@ test('a result whose verdict had not come when the page was reloaded is sent aga
   expect((await stack.ledger.totals()).units).toBe(0);
   await expect(page.getByTestId('receipts')).toHaveText('0');
 
+  // Another tab of the profile, started and stopped meanwhile (Stop waits for the verdicts of whatever it sent),
+  // leaves the result to the page that kept it and still waits for its verdict.
+  const otherTab = await context.newPage();
+  await otherTab.goto(stack.url);
+  await expect(otherTab.getByTestId('wallet-key')).not.toHaveText('…');
+  await pressStart(otherTab);
+  await otherTab.getByRole('button', { name: 'Stop' }).click();
+  await expect(otherTab.getByTestId('phase')).toHaveAttribute('data-phase', 'idle', { timeout: 120_000 });
+  await expect(otherTab.getByTestId('units-done')).toHaveText('0');
+  await otherTab.close();
+  expect((await stack.ledger.totals()).units).toBe(0);
+  expect(await keptUnitIds(page)).toEqual([unitId]);
+
   await reloadAndStart();
 
   // Sent again from disk, verified and credited once, to this wallet; nothing was computed twice.

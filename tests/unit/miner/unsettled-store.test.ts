@@ -1,6 +1,6 @@
 // Results kept across a reload: which records a Start takes back, and how the byte budget makes room.
 import { describe, expect, it } from 'vitest';
-import { admit, keptSize, liveResults, type KeptSize, type UnsettledResult } from '../../../src/miner/unsettled-store.ts';
+import { admit, keptSize, liveResults, mayTake, type KeptSize, type UnsettledResult } from '../../../src/miner/unsettled-store.ts';
 
 const NOW_MS = 1_700_000_000_000;
 
@@ -36,6 +36,15 @@ describe('results taken back after a reload', () => {
     const { live: taken, stale } = liveResults(records, NOW_MS);
     expect(taken).toEqual([live]);
     expect(stale).toEqual(['job.1', 'job.2', 'job.3', 'job.4', 'job.5', 'job.7', 'job.8']);
+  });
+
+  it('takes back its own results and those of pages that are gone, not those of another page still open', () => {
+    const live = new Set(['this-page', 'other-tab']);
+    expect(mayTake('this-page', 'this-page', live)).toBe(true);
+    expect(mayTake('reloaded-page', 'this-page', live)).toBe(true); // its lock went with it
+    expect(mayTake(undefined, 'this-page', live)).toBe(true);
+    expect(mayTake('other-tab', 'this-page', live)).toBe(false); // it waits for its own verdicts
+    expect(mayTake('other-tab', 'this-page', new Set())).toBe(true); // no Web Locks: every page is taken for gone
   });
 
   it('counts a result as its output bytes and a fixed overhead', () => {
