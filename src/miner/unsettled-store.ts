@@ -145,7 +145,7 @@ export class UnsettledStore implements ResultKeeper {
       for (const unitId of drop) await Promise.all([tx.objectStore('results').delete(unitId), sizes.delete(unitId)]);
       if (keep) await Promise.all([tx.objectStore('results').put(result, size.unitId), sizes.put(size, size.unitId)]);
       await tx.done;
-      if (!keep) this.report(`the result of unit ${size.unitId} (${size.bytes} bytes) is too large to keep across a reload`);
+      if (!keep && size.bytes > this.budgetBytes) this.report(`the result of unit ${size.unitId} (${size.bytes} bytes) is too large to keep across a reload`);
     } catch (err) {
       this.report(`the result of unit ${result.message.unitId} could not be kept across a reload: ${(err as Error).message}`);
     }
