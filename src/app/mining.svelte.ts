@@ -11,6 +11,7 @@ import { earnings } from './earnings.svelte.ts';
 import { politeness } from './politeness.svelte.ts';
 import { settings } from './settings.svelte.ts';
 import { clearOperandCache, mibToBytes } from '../miner/operand-cache.ts';
+import { UnsettledStore } from '../miner/unsettled-store.ts';
 
 /** Live speed is a moving window over the last few units. */
 const SPEED_WINDOW_UNITS = 8;
@@ -86,6 +87,8 @@ class MiningState {
   });
 
   private loop: MiningLoop | undefined;
+  /** Results sent without a verdict yet, on disk: one database connection for the page, whatever the Starts. */
+  private readonly kept = new UnsettledStore((problem) => (this.detail = problem));
   private client: GpuClient | undefined;
   /** Releases the Web Lock held while mining: Chromium does not freeze a hidden page that holds one. */
   private releaseLock: (() => void) | undefined;
@@ -170,7 +173,7 @@ class MiningState {
         if (forfeitedReason !== undefined) this.lastRejection = `pending credits forfeited: ${forfeitedReason}`;
         await earnings.refresh();
       },
-    }, (timing) => meter.unitEnergy(timing));
+    }, (timing) => meter.unitEnergy(timing), this.kept);
     this.loop = loop;
     this.holdLock();
     loop.setPaused(this.pauseReason);

@@ -84,6 +84,11 @@ export interface WorkQueue {
    * A page whose coordinator died sends its results to another, which cannot tell whose they were: no blame.
    */
   leasedElsewhere?(leaseId: string): Promise<boolean>;
+  /**
+   * An in-memory queue: whether this lease id is one this coordinator gave out before it restarted (or long enough
+   * ago that it is forgotten), with no record of it now. A page that kept its result across the restart: no blame.
+   */
+  leasedBeforeRestart?(leaseId: string): Promise<boolean>;
   /** Records a verified result; assembles the job's output when it was the last unit, and then returns the job. */
   complete(lease: Lease, result: unknown, nowMs: number, minerKey: string): Promise<JobState | undefined>;
   /**

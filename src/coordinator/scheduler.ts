@@ -1,9 +1,9 @@
 // The in-memory queue: holds jobs and their units, leases units to miners that can run them with deadlines, and
 // takes them back on expiry or failure. Kind-neutral: each job's kind splits, sizes and assembles its work.
-import { randomUUID } from 'node:crypto';
 import { canRun, type MinerCapabilities, type Requirements, type UnitBase } from '../work/kind.ts';
 import { BlocksLeased, blocksOf, pickUnit, type UnitCandidate } from './unit-ranking.ts';
 import type { EndedLease, JobState, JobStatus, Lease, LeaseEnd, NewJob, QueueCounts, WorkQueue } from './queue.ts';
+import { LeaseIds } from './lease-ids.ts';
 
 /** Every lease gets this much time, plus time for its ops at a slow miner's speed. */
 export const LEASE_BASE_MS = 30_000;
@@ -36,6 +36,9 @@ export class Scheduler implements WorkQueue {
   /** Units whose results are held until an audit settles or forfeits their credit: neither waiting nor done. */
   private readonly held = new Map<string, UnitBase>();
   private readonly blocksLeased = new BlocksLeased();
+
+  /** `leaseIds` mints ids this coordinator still knows for its own after a restart (lease-ids.ts). */
+  constructor(private readonly leaseIds = LeaseIds.random()) {}
 
   async submit(job: NewJob, done: ReadonlyMap<string, { result: unknown; minerKey: string }>, nowMs: number, held: ReadonlySet<string> = new Set()): Promise<JobState> {
     const { kind } = job;
@@ -92,7 +95,7 @@ export class Scheduler implements WorkQueue {
     const [unit] = this.pending.splice(at, 1);
     const kind = this.jobs.get(unit.jobId)?.state.kind;
     const durationMs = leaseDurationMs(kind ? kind.ops(unit) : 0n);
-    const lease: Lease = { id: randomUUID(), unit, sessionId, leasedAtMs: nowMs, deadlineAtMs: nowMs + durationMs };
+    const lease: Lease = { id: this.leaseIds.mint(), unit, sessionId, leasedAtMs: nowMs, deadlineAtMs: nowMs + durationMs };
     this.leases.set(lease.id, lease);
     this.leaseOfUnit.set(unit.id, lease.id);
     this.blocksLeased.remember(sessionId, blocksOf(kind, unit));
@@ -136,6 +139,10 @@ export class Scheduler implements WorkQueue {
 
   async endedLease(leaseId: string): Promise<EndedLease | undefined> {
     return this.ended.get(leaseId);
+  }
+
+  async leasedBeforeRestart(leaseId: string): Promise<boolean> {
+    return this.leaseIds.minted(leaseId) && !this.leases.has(leaseId) && !this.ended.has(leaseId);
   }
 
   async complete(lease: Lease, result: unknown, nowMs: number, minerKey: string): Promise<JobState | undefined> {

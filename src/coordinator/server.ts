@@ -38,6 +38,7 @@ import type { WorkQueue } from './queue.ts';
 import type { RequesterQuota } from './quotas.ts';
 import { DEFAULT_HANDSHAKE_LIMITS, Handshakes, type HandshakeLimits } from './signalling.ts';
 import { loadOrCreateSigningKey } from './signing-key.ts';
+import { LeaseIds } from './lease-ids.ts';
 import { fleetKeyDir, openStorage } from './storage.ts';
 import { mountFleetApi } from './fleet-api.ts';
 import { Uploads, type UploadLimits } from './upload.ts';
@@ -115,7 +116,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
   const models = await ModelStore.open(options.dataDir, options.maxModelBytes);
   const given = options.kinds ?? defaultKinds();
   const kinds = kindRegistry([...given.values(), ...modelKinds(models).filter((kind) => !given.has(kind.name))]);
-  const { ledger, queue, operands: operandStore, fleet } = await openStorage({ dataDir: options.dataDir, databaseUrl: options.databaseUrl, sharedDir: options.sharedDir, kinds });
+  const leaseIds = await LeaseIds.of(signingKey);
+  const { ledger, queue, operands: operandStore, fleet } = await openStorage({ dataDir: options.dataDir, databaseUrl: options.databaseUrl, sharedDir: options.sharedDir, kinds, leaseIds });
   const jobs = new Jobs(queue, kinds, ledger, operandStore);
   const kindNames = [...jobs.kinds.keys()];
   const uploads = new Uploads(operandStore, options.uploadLimits);

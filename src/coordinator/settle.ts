@@ -225,6 +225,13 @@ async function resultForNoLease(ctx: SettlementContext, miner: Claimant, claim: 
     log('result-rejected', { session: miner.sessionId, miner: miner.minerKey, unit: claim.unitId, code: 'unknown-lease', message });
     return { type: 'rejected', error: { code: 'unknown-lease', message }, offence: false };
   }
+  // Given out before this coordinator restarted, whose queue forgot it: a page that kept its result across the
+  // restart (or its own reload) is told its lease ended, without blame, unless the unit is credited (to another key).
+  if ((await ctx.queue.leasedBeforeRestart?.(claim.leaseId)) && !(await ctx.ledger.creditOf(claim.unitId))) {
+    const message = `lease ${claim.leaseId} was given out before this coordinator restarted, and ended with it`;
+    log('result-rejected', { session: miner.sessionId, miner: miner.minerKey, unit: claim.unitId, code: 'lease-expired', message });
+    return { type: 'rejected', error: { code: 'lease-expired', message }, offence: false };
+  }
   return reject(ctx, miner, claim.unitId, { code: 'unknown-lease', message: `lease ${claim.leaseId} for unit ${claim.unitId} is not held by this miner` });
 }
 

@@ -14,6 +14,7 @@ import { OperandStore } from './operand-store.ts';
 import { PgQueue } from './pg-queue.ts';
 import type { WorkQueue } from './queue.ts';
 import { Scheduler } from './scheduler.ts';
+import type { LeaseIds } from './lease-ids.ts';
 
 export interface StorageOptions {
   dataDir: string;
@@ -22,6 +23,8 @@ export interface StorageOptions {
   /** The folder every coordinator of the fleet reaches, for operands; required with databaseUrl */
   sharedDir?: string;
   kinds: KindRegistry;
+  /** How the in-memory queue mints lease ids, so that it knows its own after a restart (lease-ids.ts). */
+  leaseIds?: LeaseIds;
 }
 
 export interface Storage {
@@ -35,7 +38,7 @@ export interface Storage {
 export async function openStorage(options: StorageOptions): Promise<Storage> {
   if (!options.databaseUrl) {
     const ledger = await openLedger({ backend: 'sqlite', path: join(options.dataDir, 'ledger.sqlite') });
-    return { ledger, queue: new Scheduler(), operands: await OperandStore.open(options.dataDir), fleet: null };
+    return { ledger, queue: new Scheduler(options.leaseIds), operands: await OperandStore.open(options.dataDir), fleet: null };
   }
   if (!options.sharedDir) {
     throw new Error('a fleet (DATABASE_URL set) needs ERGON_SHARED_DIR: a folder every coordinator of the fleet reaches, for job operands');

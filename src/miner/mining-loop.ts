@@ -12,6 +12,7 @@ import { CoordinatorLink, LinkClosedError, type MessageOf, type MinerOutgoing, t
 import { UnitCancelledError } from './cancelled.ts';
 import type { GpuClient, GpuRun } from './gpu-client.ts';
 import type { GpuDescription, UnitTiming, WorkerTensor } from './worker-messages.ts';
+import type { ResultKeeper, UnsettledResult } from './unsettled-store.ts';
 
 export type MinerPhase = 'idle' | 'starting-gpu' | 'connecting' | 'mining' | 'waiting-for-work' | 'paused' | 'reconnecting' | 'stopping' | 'failed';
 
@@ -66,15 +67,6 @@ const RECONNECT_MAX_MS = 30_000;
 /** How long a stopping miner waits for the verdicts of results it already sent. */
 const VERDICT_WAIT_MS = 30_000;
 
-/** A result kept until its verdict arrives, with where it goes and until when its lease lasts. */
-interface UnsettledResult {
-  coordinatorKey: string;
-  deadlineAtMs: number;
-  ops: bigint;
-  gpuSeconds: number;
-  message: Extract<MinerOutgoing, { type: 'result' }>;
-}
-
 export class MiningLoop {
   private running = false;
   private link: CoordinatorLink | undefined;
@@ -87,7 +79,8 @@ export class MiningLoop {
   private coordinatorIndex = 0;
   /**
    * Results sent without a verdict yet, by unit id: when the link drops before the verdict comes, the result is sent
-   * again once the same coordinator (the same receipt key) or another of its fleet answers (redeliver).
+   * again once the same coordinator (the same receipt key) or another of its fleet answers (redeliver). `kept` holds
+   * them across a reload too: a Start takes back those a previous page left.
    */
   private readonly unsettled = new Map<string, UnsettledResult>();
   /** This session's key to the operands its leases name by hash (from the welcome). */
@@ -100,6 +93,7 @@ export class MiningLoop {
     private readonly gpu: GpuClient,
     private readonly events: MinerEvents,
     private readonly energy?: UnitEnergyMeter,
+    private readonly kept?: ResultKeeper,
   ) {}
 
   get isRunning(): boolean {
@@ -146,6 +140,9 @@ export class MiningLoop {
   private async run(): Promise<void> {
     this.events.phase('starting-gpu');
     this.events.gpu(await this.gpu.init());
+    for (const kept of (await this.kept?.load(Date.now())) ?? []) {
+      if (kept.minerKey === this.wallet.publicKeyHex && !this.unsettled.has(kept.message.unitId)) this.unsettled.set(kept.message.unitId, kept);
+    }
     let backoffMs = RECONNECT_FIRST_MS;
     let failuresThisRound = 0;
     while (this.running) {
@@ -323,13 +320,16 @@ export class MiningLoop {
       this.events.phase('mining', `energy not measured for this unit: ${(err as Error).message}`);
       return undefined;
     });
-    const result: UnsettledResult['message'] = {
+    const result: Extract<MinerOutgoing, { type: 'result' }> = {
       type: 'result', leaseId: offer.leaseId, unitId: offer.unitId, gpuSeconds: run.gpuSeconds, output: { ...output, data: new Uint8Array(output.data) },
       ...(energy ? { energy } : {}),
       ...(run.ranOn ? { engine: run.ranOn.engine } : {}),
     };
-    // Kept until its verdict: a link that dropped meanwhile (the send is then dropped too) gets it on reconnection.
-    this.unsettled.set(offer.unitId, { coordinatorKey: toHex(link.challenge.coordinatorKey), deadlineAtMs, ops, gpuSeconds: run.gpuSeconds, message: result });
+    // Kept until its verdict, on disk before it leaves: a link that dropped meanwhile (the send is then dropped too)
+    // gets it on reconnection, and a page reloaded meanwhile on its next Start.
+    const unsettled: UnsettledResult = { minerKey: this.wallet.publicKeyHex, coordinatorKey: toHex(link.challenge.coordinatorKey), deadlineAtMs, ops, gpuSeconds: run.gpuSeconds, message: result };
+    this.unsettled.set(offer.unitId, unsettled);
+    await this.kept?.keep(unsettled, Date.now());
     link.send(result);
     this.events.computed({ ...timing, unitId: offer.unitId, ops, coordinatorUrl: url, ...(energy ? { energy } : {}) });
     return run.restMs;
@@ -360,19 +360,23 @@ export class MiningLoop {
       awaiting.delete(unitId);
       this.unsettled.delete(unitId);
       const report = { unitId, ops: sent?.ops ?? 0n, gpuSeconds: sent?.gpuSeconds ?? 0 };
+      // The kept copy goes once the verdict is stored: a page that dies first sends the result again on its next Start.
       if (verdict.type === 'rejected') {
+        await this.kept?.forget(unitId);
         this.events.unit({ ...report, accepted: false, reason: verdict.message });
         continue;
       }
       try {
         if (verdict.type === 'pending') {
           await this.wallet.addPending(verdict, coordinatorKey);
+          await this.kept?.forget(unitId);
           this.events.unit({ ...report, accepted: true });
           this.events.pending();
           continue;
         }
         if (toHex(verdict.receipt.coordinatorKey) !== coordinatorKey) throw new Error('receipt refused: signed by another coordinator key');
         const receipt = await this.wallet.addReceipt(verdict.receipt);
+        await this.kept?.forget(unitId);
         if (sent) this.events.unit({ ...report, accepted: true });
         this.events.receipt(receipt);
       } catch (err) {
