@@ -79,7 +79,7 @@ class MiningState {
   /** The throttle the worker honours: the person's, tightened under serious pressure. */
   throttle = $derived.by((): Throttle => {
     const duty = settings.value.dutyPercent / 100;
-    const pressure = politeness.pressure;
+    const pressure = settings.value.backOffUnderPressure ? politeness.pressure : null;
     return {
       duty: pressure === 'serious' || pressure === 'critical' ? Math.min(duty, PRESSURE_DUTY[pressure]) : duty,
       gpuSecondsPerMinute: settings.value.gpuSecondsPerMinute,

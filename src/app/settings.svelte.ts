@@ -25,6 +25,11 @@ const SettingsSchema = v.object({
   gpuSecondsPerMinute: v.fallback(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(60)), 60),
   keepMiningInBackground: v.fallback(v.boolean(), false),
   pauseOnBattery: v.fallback(v.boolean(), true),
+  /**
+   * Cut the duty cycle while the device reports serious or critical CPU pressure. On a GPU that is really the CPU
+   * (a software adapter) mining is itself the pressure, so a person lending all of it may turn this off.
+   */
+  backOffUnderPressure: v.fallback(v.boolean(), true),
   /** Operands kept (GPU, memory, and across visits in Cache Storage), MiB; 0 fetches every unit's operands. */
   operandCacheMiB: v.fallback(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(MAX_OPERAND_CACHE_MIB)), DEFAULT_OPERAND_CACHE_MIB),
   coordinators: v.fallback(v.pipe(v.array(CoordinatorUrl), v.minLength(1), v.maxLength(MAX_COORDINATORS)), defaultCoordinators),

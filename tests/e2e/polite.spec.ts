@@ -124,6 +124,13 @@ test('pauses on battery, when hidden unless asked to keep going, and backs off u
   await expect(page.getByText('the device reports critical CPU pressure, so Ergon backs off')).toBeVisible();
   await expectMiningAgain(page);
   await page.screenshot({ path: 'tests/screenshots/polite-pressure-backoff.png', fullPage: true });
+  // The person may lend it all anyway (on a software GPU, mining is itself the pressure): the full duty again.
+  const backOff = page.getByRole('checkbox', { name: 'Back off while the CPU is under pressure' });
+  await backOff.uncheck();
+  await expect(page.getByText('so Ergon backs off')).toHaveCount(0);
+  await expectMiningAgain(page);
+  await backOff.check();
+  await expect(page.getByText('the device reports critical CPU pressure, so Ergon backs off')).toBeVisible();
   await sense(page, (s) => s.setPressure('nominal'));
   await expect(page.getByText('so Ergon backs off')).toHaveCount(0);
 
