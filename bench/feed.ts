@@ -146,7 +146,7 @@ async function main(): Promise<void> {
   const results: { mode: string; operandCacheMiB: number; backOffUnderPressure: boolean; jobs: JobFigures[] }[] = [];
   try {
     console.log('');
-    console.log('mode            shape units  inline MiB  fetched MiB  result MiB  ops/B  GPU busy  wall s  GFLOP/s   (per unit)');
+    console.log('mode            shape units  inline MiB  fetched MiB  result MiB  ops/B  GPU busy  wall s  GFLOP/s   (MiB: per unit)');
     for (const mode of MODES) {
       const page = await startPage(browser, stack.url, mode);
       const jobs: JobFigures[] = [];
