@@ -6,12 +6,11 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { AUDIT_FLOOR } from '../src/coordinator/audits.ts';
 import { ModelStore } from '../src/coordinator/model-store.ts';
-import { CHROMIUM_ARGS, chromiumPath } from '../tests/helpers/chromium.ts';
 import { seeded, transformerBlockModel } from '../tests/helpers/onnx-builder.ts';
-import { serveStatic } from './gemm/static-server.ts';
+import { openOrtPage } from './ort-page.ts';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const REPS = Number(process.argv.find((a) => a.startsWith('--reps='))?.slice(7) ?? 3);
@@ -42,29 +41,11 @@ try {
     { name: `transformer block d${BLOCK.dModel} h${BLOCK.heads} s${BLOCK.seq}`, sha: block.value.sha256, sample: [1, BLOCK.seq, BLOCK.dModel], batch: 1 },
   ];
 
-  // The page: an empty document beside the models, and onnxruntime-web's dist as the app serves it (the WebGPU
-  // build, which has both EPs: what a miner with an adapter loads).
-  const site = join(dir, 'site');
-  await mkdir(join(site, 'models'), { recursive: true });
-  await writeFile(join(site, 'index.html'), '<!doctype html><title>bench:onnx</title>');
-  for (const c of cases) {
-    const bytes = await store.bytes(c.sha);
-    if (!bytes) throw new Error(`${c.name}: no model bytes`);
-    await writeFile(join(site, 'models', `${c.sha}.onnx`), bytes);
-  }
-  const server = await serveStatic(site, { '/vendor/ort/': join(REPO, 'node_modules/onnxruntime-web/dist') }, false);
-  const browser = await chromium.launch({ executablePath: chromiumPath(), headless: true, args: CHROMIUM_ARGS });
+  const ort = await openOrtPage(dir, 'bench:onnx', store, cases.map((c) => c.sha));
+  const { page, adapter } = ort;
   const rows = [];
-  let adapter = '';
   try {
-    const page = await browser.newPage();
-    page.on('pageerror', (err) => console.log(`  page error: ${err.message}`));
-    await page.goto(server.url);
-    adapter = await page.evaluate(async () => {
-      const found = await navigator.gpu?.requestAdapter();
-      return found ? `${found.info.vendor} / ${found.info.architecture} / ${found.info.description}` : 'none';
-    });
-    console.log(`bench:onnx: Chromium ${browser.version()}, WebGPU adapter ${adapter}; ${WARM_RUNS} warm-up + up to ${REPS} timed runs each (fewer past ${ENGINE_BUDGET_SECONDS} s), median`);
+    console.log(`bench:onnx: Chromium ${ort.chromium}, WebGPU adapter ${adapter}; ${WARM_RUNS} warm-up + up to ${REPS} timed runs each (fewer past ${ENGINE_BUDGET_SECONDS} s), median`);
     for (const c of cases) {
       const profile = await store.measure(c.sha, [c.sample]);
       const shape = [c.batch, ...c.sample];
@@ -85,8 +66,7 @@ try {
       console.log(`  ${c.name} done`);
     }
   } finally {
-    await browser.close();
-    await server.close();
+    await ort.close();
   }
   const fmt = (s: ReturnType<typeof summary>) => ('error' in s && s.error !== undefined ? `failed: ${s.error.slice(0, 40)}` : `${s.inferencesPerSecond.toFixed(2)}/s ${s.gflopPerSecond.toFixed(1)} GFLOP/s`);
   console.table(rows.map((r) => ({

@@ -8,17 +8,16 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { decodePage } from '../src/coordinator/page-image.ts';
 import { ModelStore } from '../src/coordinator/model-store.ts';
 import type { Tolerance } from '../src/work/onnx/model.ts';
 import { normalizeU8, type Normalize } from '../src/work/onnx/normalize.ts';
 import { toleranceFractions, worstElement } from '../src/work/onnx/tolerance.ts';
 import { DET_NORMALIZE, detectionInput, recognitionBatches, REC_NORMALIZE } from '../src/work/ocr/ocr.ts';
-import { CHROMIUM_ARGS, chromiumPath } from '../tests/helpers/chromium.ts';
 import { mlpModel, seeded, transformerBlockModel } from '../tests/helpers/onnx-builder.ts';
 import { renderTextPage } from '../tests/helpers/text-page.ts';
-import { serveStatic } from './gemm/static-server.ts';
+import { openOrtPage } from './ort-page.ts';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /** Inputs per model on WASM and node; half rendered text (for the OCR models), half seeded noise. */
@@ -79,29 +78,13 @@ try {
   if (!block.ok) throw new Error(block.error.message);
   if (!mlp.ok) throw new Error(mlp.error.message);
 
-  const site = join(dir, 'site');
-  await mkdir(join(site, 'models'), { recursive: true });
-  await writeFile(join(site, 'index.html'), '<!doctype html><title>bench:tolerance</title>');
   const shas = [store.shipped.det, store.shipped.rec, block.value.sha256, mlp.value.sha256];
-  for (const sha of shas) {
-    const bytes = await store.bytes(sha);
-    if (!bytes) throw new Error(`${sha}: no model bytes`);
-    await writeFile(join(site, 'models', `${sha}.onnx`), bytes);
-  }
-  const server = await serveStatic(site, { '/vendor/ort/': join(REPO, 'node_modules/onnxruntime-web/dist') }, false);
-  const browser = await chromium.launch({ executablePath: chromiumPath(), headless: true, args: CHROMIUM_ARGS });
+  const ort = await openOrtPage(dir, 'bench:tolerance', store, shas);
+  const { page, adapter } = ort;
   const rows = [];
   const cheats: { model: string; scaledBy099: number }[] = [];
-  let adapter = '';
   try {
-    const page = await browser.newPage();
-    page.on('pageerror', (err) => console.log(`  page error: ${err.message}`));
-    await page.goto(server.url);
-    adapter = await page.evaluate(async () => {
-      const found = await navigator.gpu?.requestAdapter();
-      return found ? `${found.info.vendor} / ${found.info.architecture} / ${found.info.description}` : 'none';
-    });
-    console.log(`bench:tolerance: Chromium ${browser.version()}, WebGPU adapter ${adapter}; ${INPUTS} inputs per model (WebGPU: until ${WEBGPU_BUDGET_SECONDS} s, at least ${MIN_WEBGPU_INPUTS})`);
+    console.log(`bench:tolerance: Chromium ${ort.chromium}, WebGPU adapter ${adapter}; ${INPUTS} inputs per model (WebGPU: until ${WEBGPU_BUDGET_SECONDS} s, at least ${MIN_WEBGPU_INPUTS})`);
 
     // Inputs alternate text and noise, so that WebGPU's first few hold both.
     const pick = picker(11);
@@ -164,8 +147,7 @@ try {
       }
     }
   } finally {
-    await browser.close();
-    await server.close();
+    await ort.close();
   }
   console.table(rows.map((r) => ({
     model: r.model, engine: r.engine, inputs: `${r.inputs} (${r.textInputs} text)`, elements: r.elements,
