@@ -1,5 +1,6 @@
 // Cheating miners scripted in Node, speaking the real protocol: every trick is refused without credit and costs reputation.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { setTimeout } from 'node:timers/promises';
 import { toHex, verifyReceipt, generateSigningKeys, exportPublicKey, signReceipt } from '../../src/protocol/receipt.ts';
 import { BAN_AT_SCORE, REJECT_PENALTY } from '../../src/coordinator/reputation.ts';
 import { randomMatrix } from '../helpers/random.ts';
@@ -124,6 +125,9 @@ describe('cheating miners', () => {
     expect(slow.type === 'rejected' && slow.message).toMatch(/passed between lease and result/);
 
     const third = await miner.lease();
+    // The claim must lie inside the coordinator's wall time from lease to result. Waiting longer than the claim makes
+    // that hold on any machine: a fast one answers a scripted lease within milliseconds.
+    await setTimeout(100);
     const paid = await miner.verdict(third, tile, 0.05);
     expect(paid.type === 'receipt' && paid.receipt.gpuSeconds).toBe(0.05);
     expect((await waitForJob(stack.url, job.id)).status).toBe('done');
