@@ -132,8 +132,13 @@ export class MiningLoop {
     this.wake();
   }
 
-  /** Cuts a throttle rest short so that a new throttle applies now (the worker re-checks it anyway). */
+  /**
+   * Applies a new throttle now: cuts a rest short, and when the GPU is now throttled, drops the units queued in the
+   * worker behind the one computing (unthrottled, up to 16 may wait there). They run again, one at a time, under
+   * the new throttle, so that lowering it takes effect within one unit however many the page holds.
+   */
   throttleChanged(): void {
+    if (!this.gpu.unthrottled) this.gpu.cancelQueued();
     this.wake();
   }
 
