@@ -159,11 +159,11 @@ class MiningState {
       },
       unit: (report) => {
         if (!report.accepted) {
-          this.unitsRejected++;
+          this.unitsRejected += report.units;
           this.lastRejection = report.reason ?? '';
           return;
         }
-        this.unitsDone++;
+        this.unitsDone += report.units;
         this.recent = [...this.recent, { ops: report.ops, gpuSeconds: report.gpuSeconds }].slice(-SPEED_WINDOW_UNITS);
       },
       receipt: async () => {

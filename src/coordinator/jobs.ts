@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import type { KindRegistry } from '../work/registry.ts';
 import type { AnyWorkKind } from '../work/kind.ts';
-import type { CreditEntry, Ledger, PendingCredit } from './ledger/ledger.ts';
+import { LedgerError, type CreditEntry, type Ledger, type PendingCredit } from './ledger/ledger.ts';
 import { log } from './log.ts';
 import type { OperandStore } from './operand-store.ts';
 import type { JobState, Lease, WorkQueue } from './queue.ts';
@@ -69,6 +69,32 @@ export class Jobs {
     const finished = await this.queue.complete(lease, result, nowMs, entry.minerKey);
     if (finished) await this.finished(finished, nowMs);
     return credited;
+  }
+
+  /**
+   * Records a span's verified results, one per part: each part's credit and result in its own ledger transaction, then
+   * the queue once, which queues again any part left without a result. Returns which parts were credited (false: it
+   * had been credited already), and the storage error that stopped the rest, if one did: the parts credited before it
+   * stay credited and done.
+   */
+  async completeSpan(lease: Lease, kind: AnyWorkKind, entries: readonly CreditEntry[], results: ReadonlyMap<string, unknown>, nowMs: number): Promise<{ credited: boolean[]; error?: LedgerError }> {
+    if (!this.queue.completeSpan) throw new Error(`lease ${lease.id} is a span, and this queue does not lease spans`);
+    const credited: boolean[] = [];
+    const recorded = new Map<string, unknown>();
+    let error: LedgerError | undefined;
+    for (const entry of entries) {
+      try {
+        credited.push(await this.ledger.credit(entry, kind.encodeResult(results.get(entry.unitId))));
+      } catch (err) {
+        if (!(err instanceof LedgerError)) throw err;
+        error = err;
+        break;
+      }
+      recorded.set(entry.unitId, results.get(entry.unitId));
+    }
+    const finished = await this.queue.completeSpan(lease, recorded, nowMs, entries[0].minerKey);
+    if (finished) await this.finished(finished, nowMs);
+    return error ? { credited, error } : { credited };
   }
 
   /**

@@ -1,11 +1,22 @@
-// How many leases a miner holds at once: as many as keep its GPU fed for about a second ahead, from the speed the
-// coordinator measured itself on the miner's verified results, and never more than its record allows. Pure.
+// How big a miner's leases are and how many it holds at once: each about a second of its work, and enough of them to
+// keep its GPU fed a second ahead, from the speed the coordinator measured itself on the miner's verified results,
+// and never more than its record allows. Pure.
 import type { Reputation } from './ledger/ledger.ts';
 
-/** Work kept in a miner's hands beyond the unit computing: enough to hide the link's round trip and the fetches. */
+/** Work kept in a miner's hands beyond the lease computing: enough to hide the link's round trip and the fetches. */
 export const SECONDS_AHEAD = 1;
-/** The most leases any key holds at once: bounds what one fast key can take from a job while its leases run. */
+/**
+ * Work in one lease, where the kind can join units (WorkKind.span): a fast GPU gets its work in pieces that take it
+ * about this long, so that the coordinator's costs per lease (a message, a verification, a fetch) stay small against
+ * it; a slow one gets single units.
+ */
+export const SECONDS_PER_LEASE = 1;
+/** The most units one lease joins. */
+export const MAX_UNITS_PER_LEASE = 16;
+/** The most leases any key holds at once. */
 export const MAX_LEASES_PER_MINER = 16;
+/** The most units any key holds at once, over all its leases: bounds what one fast key can take from a job. */
+export const MAX_UNITS_PER_MINER = 64;
 /** Leases a key holds before any speed is measured, once it has a record: one computing, one uploading behind it. */
 export const LEASES_UNMEASURED = 2;
 /** A key needs this many verified units before its measured speed earns it more than LEASES_UNMEASURED. */
@@ -39,15 +50,24 @@ export class MeasuredSpeed {
   }
 }
 
+/** A wallet key's leases now: how many units each joins, and how many it may hold at once over all its connections. */
+export interface LeaseSize {
+  units: number;
+  leases: number;
+}
+
 /**
- * How many leases a wallet key may hold at once, over all its connections. A key with no verified work gets one, and
- * one with a short record two (keys are free: a new key earns room by verified work, it cannot hoard a job). An
- * established key gets what its measured speed needs to stay busy SECONDS_AHEAD beyond the unit it is computing, for
- * units of `unitOps`, up to MAX_LEASES_PER_MINER: a fast GPU many, a slow one two.
+ * A key with no verified work gets one lease of one unit, and one with a short record two (keys are free: a new key
+ * earns room by verified work, it cannot hoard a job). An established key gets leases of about SECONDS_PER_LEASE of
+ * its measured speed, for units of `unitOps`, and as many as keep it busy SECONDS_AHEAD beyond the one computing, up
+ * to the caps: a fast GPU a few large leases, a slow one two single units.
  */
-export function leaseAllowance(record: Reputation, opsPerSecond: number | undefined, unitOps: bigint): number {
-  if (record.accepted === 0) return 1;
-  if (record.accepted < ESTABLISHED_AFTER_UNITS || opsPerSecond === undefined || unitOps <= 0n) return LEASES_UNMEASURED;
-  const ahead = Math.ceil((opsPerSecond * SECONDS_AHEAD) / Number(unitOps));
-  return Math.min(MAX_LEASES_PER_MINER, Math.max(LEASES_UNMEASURED, 1 + ahead));
+export function leaseSize(record: Reputation, opsPerSecond: number | undefined, unitOps: bigint): LeaseSize {
+  if (record.accepted === 0) return { units: 1, leases: 1 };
+  if (record.accepted < ESTABLISHED_AFTER_UNITS || opsPerSecond === undefined || unitOps <= 0n) return { units: 1, leases: LEASES_UNMEASURED };
+  const unitsPerSecond = opsPerSecond / Number(unitOps);
+  const units = Math.min(MAX_UNITS_PER_LEASE, Math.max(1, Math.floor(unitsPerSecond * SECONDS_PER_LEASE)));
+  const ahead = Math.ceil((unitsPerSecond * SECONDS_AHEAD) / units);
+  const leases = Math.min(MAX_LEASES_PER_MINER, Math.floor(MAX_UNITS_PER_MINER / units), 1 + ahead);
+  return { units, leases: Math.max(LEASES_UNMEASURED, leases) };
 }

@@ -19,3 +19,13 @@ export async function lostReceipt(ctx: { ledger: Ledger; signingKey: SigningKey 
   log('receipt-again', { session: sessionId, miner: minerKey, unit: unitId, job: credit.jobId, microCredits: credit.microCredits });
   return receiptFor(ctx, credit, credit.receiptKind, credit.createdAtMs);
 }
+
+/** The receipts of these units (a span's parts, or a result's one unit) credited to minerKey: what a result sent again gets. */
+export async function lostReceipts(ctx: { ledger: Ledger; signingKey: SigningKey }, sessionId: string, minerKey: string, unitIds: readonly string[]): Promise<Receipt[]> {
+  const receipts: Receipt[] = [];
+  for (const unitId of unitIds) {
+    const receipt = await lostReceipt(ctx, sessionId, minerKey, unitId);
+    if (receipt) receipts.push(receipt);
+  }
+  return receipts;
+}

@@ -14,10 +14,10 @@ import type { OperandBlobs } from './operand-blobs.ts';
 import type { JobState } from './queue.ts';
 import { MINER_MESSAGES, TokenBucket, type RateLimit } from './rate-limit.ts';
 import { isBanned } from './reputation.ts';
-import { leaseAllowance, MeasuredSpeed } from './lease-sizing.ts';
+import { leaseSize, MeasuredSpeed } from './lease-sizing.ts';
 import { adapterModel } from './rankings.ts';
 import type { MinerNotice } from './audits.ts';
-import { lostReceipt } from './lost-receipts.ts';
+import { lostReceipts } from './lost-receipts.ts';
 import { settle, type SettlementContext } from './settle.ts';
 
 /** A miner asking for work when there is none is told to ask again after this long. */
@@ -40,6 +40,8 @@ export interface SessionContext extends SettlementContext {
   sessionsOf?: (minerKey: string) => readonly string[];
   /** Serves the blocks leases name by hash; without it, blocks are carried in the lease. */
   operandBlobs?: OperandBlobs;
+  /** How leases are sized (default leaseSize): tests that need spans whatever the machine's speed set their own. */
+  leaseSize?: typeof leaseSize;
 }
 
 export class MinerSession {
@@ -71,7 +73,7 @@ export class MinerSession {
   private readonly leasesOut = new Map<string, { sentAtMs: number; ops: bigint }>();
   /** This session's speed as measured here, on its verified results: what sizes its leases in flight. */
   private readonly speed = new MeasuredSpeed();
-  /** The ops of the unit last leased: the size the allowance reckons the next ones at. */
+  /** The ops of a unit of the lease last sent (one part of a span): what the next leases are sized in. */
   private lastUnitOps = 0n;
 
   constructor(
@@ -211,14 +213,14 @@ export class MinerSession {
       return false;
     }
     const { queue } = this.ctx;
-    const allowance = leaseAllowance(reputation, this.speed.opsPerSecond, this.lastUnitOps);
+    const size = (this.ctx.leaseSize ?? leaseSize)(reputation, this.speed.opsPerSecond, this.lastUnitOps);
     const held = await queue.leaseCount(this.ctx.sessionsOf?.(this.minerKey) ?? [this.id]);
-    if (held >= allowance) {
-      const reason = `this wallet key holds ${held} lease${held === 1 ? '' : 's'}, as many as it may now (${allowance}); return a result first`;
+    if (held >= size.leases) {
+      const reason = `this wallet key holds ${held} lease${held === 1 ? '' : 's'}, as many as it may now (${size.leases}); return a result first`;
       this.send({ type: 'no-work', retryAfterMs: NO_WORK_RETRY_MS, reason });
       return false;
     }
-    const lease = await queue.lease(this.id, Date.now(), this.capabilities);
+    const lease = await queue.lease(this.id, Date.now(), this.capabilities, size.units);
     if (!lease) {
       this.send({ type: 'no-work', retryAfterMs: NO_WORK_RETRY_MS });
       return false;
@@ -229,9 +231,13 @@ export class MinerSession {
     const { kind, job } = state;
     const needs = kind.requirements(job);
     const ops = kind.ops(unit);
-    log('lease', { session: this.id, miner: this.minerKey, unit: unit.id, lease: lease.id, kind: kind.name, precision: needs.precision, features: needs.features.join(','), inFlight: allowance });
+    const parts = lease.parts?.map((part) => part.id);
+    log('lease', {
+      session: this.id, miner: this.minerKey, unit: unit.id, lease: lease.id, kind: kind.name, precision: needs.precision, features: needs.features.join(','),
+      inFlight: size.leases, parts: parts?.length ?? 1,
+    });
     this.leasesOut.set(lease.id, { sentAtMs: Date.now(), ops });
-    this.lastUnitOps = ops;
+    this.lastUnitOps = ops / BigInt(parts?.length ?? 1);
     this.ctx.metrics?.leased(kind.name);
     const { blocks, ...payload } = kind.leasePayload(job, unit);
     this.send({
@@ -241,7 +247,8 @@ export class MinerSession {
       kind: kind.name,
       ops,
       deadlineMs: lease.deadlineAtMs - Date.now(),
-      inFlight: allowance,
+      inFlight: size.leases,
+      ...(parts ? { parts } : {}),
       ...payload,
       ...this.blockPayload(lease.id, state, unit, payload.operands, blocks),
     });
@@ -270,8 +277,9 @@ export class MinerSession {
       // Sent again after a reconnection: the result was credited, and its receipt went out on the link that dropped.
       // The receipt again, without credit; a unit held pending or forfeited meanwhile is refused, without blame: an
       // honest miner cannot know which of its results arrived.
-      const receipt = await lostReceipt(this.ctx, this.id, this.minerKey, message.unitId);
-      if (receipt) return this.send({ type: 'receipt', receipt });
+      const receipts = await lostReceipts(this.ctx, this.id, this.minerKey, message.parts ?? [message.unitId]);
+      for (const receipt of receipts) this.send({ type: 'receipt', receipt });
+      if (receipts.length > 0) return;
       const reason = `unit ${message.unitId} was already settled for this wallet key; its verdict went out on the connection that dropped`;
       log('result-rejected', { session: this.id, miner: this.minerKey, unit: message.unitId, code: 'replayed-result', message: reason });
       return this.send({ type: 'rejected', unitId: message.unitId, code: 'replayed-result', message: reason });
@@ -279,14 +287,22 @@ export class MinerSession {
     const settlement = await settle(
       this.ctx,
       { sessionId: holder, minerKey: this.minerKey, minerKeyBytes, adapter: this.adapter },
-      { leaseId: message.leaseId, unitId: message.unitId, gpuSeconds: message.gpuSeconds, output: message.output, energy: message.energy, leaseSentAtMs, engine: message.engine },
+      {
+        leaseId: message.leaseId, unitId: message.unitId, gpuSeconds: message.gpuSeconds, output: message.output, energy: message.energy, leaseSentAtMs,
+        engine: message.engine, parts: message.parts,
+      },
     );
     // Verified work done on this session's own lease: the speed its next leases are sized by.
-    if (out && settlement.type !== 'rejected' && !(settlement.type === 'receipt' && settlement.again)) this.speed.record(out.ops, out.sentAtMs, Date.now());
+    const again = (settlement.type === 'receipt' || settlement.type === 'receipts') && settlement.again;
+    if (out && settlement.type !== 'rejected' && !again) this.speed.record(out.ops, out.sentAtMs, Date.now());
     switch (settlement.type) {
       case 'receipt':
         if (!settlement.again) this.unitsAccepted++;
         return this.send({ type: 'receipt', receipt: settlement.receipt });
+      case 'receipts':
+        if (!settlement.again) this.unitsAccepted += settlement.receipts.length;
+        for (const receipt of settlement.receipts) this.send({ type: 'receipt', receipt });
+        return;
       case 'pending':
         return this.send(settlement);
       case 'settled':

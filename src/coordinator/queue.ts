@@ -28,7 +28,10 @@ export interface JobState {
 
 export interface Lease {
   id: string;
+  /** What the miner computes: one unit, or a span of several joined by its kind (`parts`). */
   unit: UnitBase;
+  /** A span's units, in order: each is credited, stored and assembled on its own; none for a lease of one unit. */
+  parts?: readonly UnitBase[];
   sessionId: string;
   leasedAtMs: number;
   deadlineAtMs: number;
@@ -71,8 +74,12 @@ export interface WorkQueue {
   job(id: string): Promise<JobState | undefined>;
   jobIds(): Promise<string[]>;
   status(state: JobState): Promise<JobStatus>;
-  /** Leases the oldest waiting unit this miner can run, or undefined when there is none. */
-  lease(sessionId: string, nowMs: number, miner: MinerCapabilities): Promise<Lease | undefined>;
+  /**
+   * Leases the oldest waiting unit this miner can run, or undefined when there is none. With `units` over 1, a queue
+   * that leases spans joins up to that many waiting units into one lease where the unit's kind can (WorkKind.span);
+   * one that does not (a fleet's) leases one unit.
+   */
+  lease(sessionId: string, nowMs: number, miner: MinerCapabilities, units?: number): Promise<Lease | undefined>;
   /** How many live leases these sessions hold together. */
   leaseCount(sessionIds: readonly string[]): Promise<number>;
   /** The live lease with this id, if it belongs to this session. */
@@ -91,6 +98,11 @@ export interface WorkQueue {
   leasedBeforeRestart?(leaseId: string): Promise<boolean>;
   /** Records a verified result; assembles the job's output when it was the last unit, and then returns the job. */
   complete(lease: Lease, result: unknown, nowMs: number, minerKey: string): Promise<JobState | undefined>;
+  /**
+   * A span's verified results (unit id -> result): complete() for each part that has one, its lease ended once; a part
+   * without one (its credit failed to store) goes back to the front of the queue.
+   */
+  completeSpan?(lease: Lease, results: ReadonlyMap<string, unknown>, nowMs: number, minerKey: string): Promise<JobState | undefined>;
   /**
    * Holds a result that passed the cheap checks of a kind that audits (src/coordinator/audits.ts): its lease ends as
    * completed, and the unit is neither waiting nor done until settle() or requeue() says which.

@@ -89,15 +89,24 @@ export class Scheduler implements WorkQueue {
     return started ? 'running' : 'queued';
   }
 
-  async lease(sessionId: string, nowMs: number, miner: MinerCapabilities): Promise<Lease | undefined> {
+  async lease(sessionId: string, nowMs: number, miner: MinerCapabilities, units = 1): Promise<Lease | undefined> {
     const at = this.pick(sessionId, miner);
     if (at < 0) return undefined;
-    const [unit] = this.pending.splice(at, 1);
-    const kind = this.jobs.get(unit.jobId)?.state.kind;
+    const [first] = this.pending.splice(at, 1);
+    const state = this.jobs.get(first.jobId)?.state;
+    const kind = state?.kind;
+    const span = units > 1 && state && state.job !== null && kind?.span && kind.partResult && !kind.audit
+      ? kind.span(state.job, first, this.pending.filter((u) => u.jobId === first.jobId), units)
+      : undefined;
+    if (span) {
+      const joined = new Set(span.parts.map((part) => part.id));
+      for (let i = this.pending.length - 1; i >= 0; i--) if (joined.has(this.pending[i].id)) this.pending.splice(i, 1);
+    }
+    const unit = span?.unit ?? first;
     const durationMs = leaseDurationMs(kind ? kind.ops(unit) : 0n);
-    const lease: Lease = { id: this.leaseIds.mint(), unit, sessionId, leasedAtMs: nowMs, deadlineAtMs: nowMs + durationMs };
+    const lease: Lease = { id: this.leaseIds.mint(), unit, ...(span ? { parts: span.parts } : {}), sessionId, leasedAtMs: nowMs, deadlineAtMs: nowMs + durationMs };
     this.leases.set(lease.id, lease);
-    this.leaseOfUnit.set(unit.id, lease.id);
+    for (const part of unitsOf(lease)) this.leaseOfUnit.set(part.id, lease.id);
     this.blocksLeased.remember(sessionId, blocksOf(kind, unit));
     return lease;
   }
@@ -150,6 +159,19 @@ export class Scheduler implements WorkQueue {
     return this.done(lease.unit, result, nowMs, minerKey);
   }
 
+  async completeSpan(lease: Lease, results: ReadonlyMap<string, unknown>, nowMs: number, minerKey: string): Promise<JobState | undefined> {
+    if (!this.leases.has(lease.id)) return undefined;
+    this.endLease(lease, 'completed');
+    let finished: JobState | undefined;
+    const left: UnitBase[] = [];
+    for (const part of unitsOf(lease)) {
+      if (results.has(part.id)) finished = this.done(part, results.get(part.id), nowMs, minerKey) ?? finished;
+      else if (this.jobs.has(part.jobId)) left.push(part);
+    }
+    this.pending.unshift(...left);
+    return finished;
+  }
+
   private done(unit: UnitBase, result: unknown, nowMs: number, minerKey: string): JobState | undefined {
     const state = this.jobs.get(unit.jobId)?.state;
     if (!state || state.output || state.results.has(unit.id)) return undefined;
@@ -180,7 +202,7 @@ export class Scheduler implements WorkQueue {
 
   async unitCounts(jobId: string): Promise<{ waiting: number; leased: number; held: number }> {
     const count = (units: Iterable<UnitBase>) => [...units].filter((u) => u.jobId === jobId).length;
-    return { waiting: count(this.pending), leased: count([...this.leases.values()].map((l) => l.unit)), held: count(this.held.values()) };
+    return { waiting: count(this.pending), leased: count([...this.leases.values()].flatMap(unitsOf)), held: count(this.held.values()) };
   }
 
   private finish(state: JobState, nowMs: number): void {
@@ -194,7 +216,7 @@ export class Scheduler implements WorkQueue {
   async release(lease: Lease, end: LeaseEnd = 'released'): Promise<void> {
     if (!this.leases.has(lease.id)) return;
     this.endLease(lease, end);
-    this.pending.unshift(lease.unit);
+    this.pending.unshift(...unitsOf(lease));
   }
 
   async releaseSession(sessionId: string): Promise<Lease[]> {
@@ -232,7 +254,9 @@ export class Scheduler implements WorkQueue {
   async counts(): Promise<QueueCounts> {
     let jobsOpen = 0;
     for (const { state } of this.jobs.values()) if (!state.output) jobsOpen++;
-    return { jobs: this.jobs.size, jobsOpen, unitsPending: this.pending.length, unitsLeased: this.leases.size };
+    let unitsLeased = 0;
+    for (const lease of this.leases.values()) unitsLeased += unitsOf(lease).length;
+    return { jobs: this.jobs.size, jobsOpen, unitsPending: this.pending.length, unitsLeased };
   }
 
   private endLease(lease: Lease, end: LeaseEnd): void {
@@ -242,6 +266,11 @@ export class Scheduler implements WorkQueue {
       const oldest = this.ended.keys().next();
       if (!oldest.done) this.ended.delete(oldest.value);
     }
-    if (this.leaseOfUnit.get(lease.unit.id) === lease.id) this.leaseOfUnit.delete(lease.unit.id);
+    for (const unit of unitsOf(lease)) if (this.leaseOfUnit.get(unit.id) === lease.id) this.leaseOfUnit.delete(unit.id);
   }
+}
+
+/** The units a lease holds in the queue: a span's parts, or its one unit. */
+function unitsOf(lease: Lease): readonly UnitBase[] {
+  return lease.parts ?? [lease.unit];
 }

@@ -34,6 +34,7 @@ import { CoordinatorMetrics } from './metrics.ts';
 import { minersConnected, mountOperator, OperatorView, queueDepth } from './operator.ts';
 import { newOperatorKey, OperatorKey } from './operator-key.ts';
 import { mountPeerServer, PEER_PATH, startCoordinatorPeer, type PeerEndpoint } from './peers.ts';
+import type { leaseSize } from './lease-sizing.ts';
 import type { WorkQueue } from './queue.ts';
 import type { RequesterQuota } from './quotas.ts';
 import { DEFAULT_HANDSHAKE_LIMITS, Handshakes, type HandshakeLimits } from './signalling.ts';
@@ -65,6 +66,8 @@ export interface CoordinatorOptions {
   allowedOrigins?: readonly string[];
   /** Names, besides localhost and addresses, that requests may give as their Host (behind a proxy, on a LAN). */
   publicHosts?: readonly string[];
+  /** Overrides how leases are sized from a miner's record and measured speed (lease-sizing.ts leaseSize). */
+  leaseSize?: typeof leaseSize;
   /** Overrides of the rate limits, for benchmarks that play many requesters or very fast miners. */
   rateLimits?: { minerMessages?: RateLimit; apiRequests?: RateLimit };
   /** Overrides of what each requester's key may hold at once. */
@@ -162,7 +165,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Run
     sessions,
     channels,
     grace,
-    context: { ...settlement, rateLimit: options.rateLimits?.minerMessages, sessionsOf, operandBlobs },
+    context: { ...settlement, rateLimit: options.rateLimits?.minerMessages, sessionsOf, operandBlobs, leaseSize: options.leaseSize },
     maxSessions: options.maxSessions ?? MAX_SESSIONS,
   };
   const minerSocket = mountMinerSocket(httpServer, {

@@ -4,14 +4,14 @@
 import type { ProtocolError } from '../protocol/errors.ts';
 import type { Engine, Receipt } from '../protocol/messages.ts';
 import type { Tensor } from '../protocol/tensor.ts';
-import { microCreditsFor, type VerifyContext } from '../work/kind.ts';
+import { microCreditsFor, type AnyWorkKind, type VerifyContext } from '../work/kind.ts';
 import { checkGpuSeconds } from './claims.ts';
 import { checkEnergy } from './energy-claims.ts';
 import type { UnitEnergy } from '../protocol/energy.ts';
 import { auditMiner, auditProbability, auditStalledSoon, drawAudit, forfeitAll, inMinersTurn, receiptFor, type MinerNotice } from './audits.ts';
-import { lostReceipt } from './lost-receipts.ts';
+import { lostReceipt, lostReceipts } from './lost-receipts.ts';
 import type { Jobs } from './jobs.ts';
-import { LedgerError, type CreditEntry, type Ledger, type Reputation } from './ledger/ledger.ts';
+import { LedgerError, type CreditEnergy, type CreditEntry, type Ledger, type Reputation } from './ledger/ledger.ts';
 import { log } from './log.ts';
 import { noMetrics, type MetricsRecorder } from './metrics.ts';
 import type { Lease, WorkQueue } from './queue.ts';
@@ -54,6 +54,8 @@ export interface ResultClaim {
   leaseSentAtMs: number | undefined;
   /** The engine the miner says the unit ran on; its kind decides what that changes (rate, receipt kind). */
   engine?: Engine;
+  /** A span's parts, as the miner echoes them from its lease: what it is sent receipts again for, if they are its. */
+  parts?: readonly string[];
 }
 
 /**
@@ -64,6 +66,7 @@ export interface ResultClaim {
  */
 export type Settlement =
   | { type: 'receipt'; receipt: Receipt; /** a receipt signed again for a credit made before (lost-receipts.ts) */ again?: true }
+  | { type: 'receipts'; /** a span's: one per part credited */ receipts: Receipt[]; again?: true }
   | { type: 'pending'; unitId: string; jobId: string; kind: string; ops: bigint; microCredits: bigint }
   | { type: 'settled'; receipts: Receipt[] }
   | { type: 'rejected'; error: ProtocolError; offence: boolean; banned?: Reputation; forfeited?: { unitIds: string[]; microCredits: bigint } };
@@ -79,9 +82,13 @@ export async function settle(ctx: SettlementContext, miner: Claimant, claim: Res
   const settlement = await settleClaim(ctx, miner, claim, seen);
   const metrics = ctx.metrics ?? noMetrics;
   // Credits settled by an audit are counted where they are settled (audits.ts), whoever waited for them.
-  if (settlement.type === 'receipt' && !settlement.again) {
-    const { ops, microCredits, joules, joulesSource } = settlement.receipt;
-    metrics.verified({ kind: seen.kind, minerKey: miner.minerKey, ops, microCredits, verifySeconds: seen.verifySeconds ?? 0, joules, joulesSource });
+  if ((settlement.type === 'receipt' || settlement.type === 'receipts') && !settlement.again) {
+    const receipts = settlement.type === 'receipt' ? [settlement.receipt] : settlement.receipts;
+    // A span was verified once: its time is shared among its parts' receipts.
+    const verifySeconds = (seen.verifySeconds ?? 0) / receipts.length;
+    for (const { ops, microCredits, joules, joulesSource } of receipts) {
+      metrics.verified({ kind: seen.kind, minerKey: miner.minerKey, ops, microCredits, verifySeconds, joules, joulesSource });
+    }
   }
   if (settlement.type === 'rejected') {
     const { code, message } = settlement.error;
@@ -126,6 +133,10 @@ async function settleClaim(ctx: SettlementContext, miner: Claimant, claim: Resul
   // The energy claim is weighed after the pay is fixed and cannot change it: implausible joules are dropped, not paid less.
   const energy = checkEnergy(claim.energy, ops, wallSeconds);
   if (energy.refused) log('energy-refused', { session: miner.sessionId, miner: miner.minerKey, unit: unit.id, method: claim.energy?.method, reason: energy.refused });
+  if (lease.parts) {
+    const shared = { minerKey: miner.minerKey, createdAtMs: nowMs, adapter: miner.adapter, receiptKind };
+    return creditSpan(ctx, miner, lease, kind, job, decoded.value, { ...shared, gpuSeconds: claim.gpuSeconds, wallSeconds, energy, rate: kind.microCreditsPerGigaOp(job, claim.engine) });
+  }
   const entry = {
     unitId: unit.id, jobId: unit.jobId, minerKey: miner.minerKey, ops, microCredits, gpuSeconds: claim.gpuSeconds, createdAtMs: nowMs, energy, wallSeconds, adapter: miner.adapter,
     receiptKind,
@@ -148,6 +159,52 @@ async function settleClaim(ctx: SettlementContext, miner: Claimant, claim: Resul
   const receipt = await receiptFor(ctx, entry, entry.receiptKind, nowMs);
   log('credit', { session: miner.sessionId, miner: miner.minerKey, unit: unit.id, job: unit.jobId, kind: kind.name, receiptKind, ops, microCredits, gpuSeconds: claim.gpuSeconds, joules: energy.joules, joulesSource: energy.joulesSource });
   return { type: 'receipt', receipt };
+}
+
+/** What a span's parts share of its result: the claims, which each part takes its share of by ops. */
+interface SpanClaims {
+  minerKey: string;
+  createdAtMs: number;
+  adapter?: string;
+  receiptKind: string;
+  gpuSeconds: number;
+  wallSeconds: number;
+  energy: CreditEnergy;
+  rate: bigint;
+}
+
+/**
+ * A span's result, verified as one: each part is credited as if leased alone (its own ops and pay, its share by ops
+ * of the claimed time and energy), stored, and receipted. Parts credited before a storage error stay credited and
+ * receipted; the rest go back in the queue.
+ */
+async function creditSpan(ctx: SettlementContext, miner: Claimant, lease: Lease, kind: AnyWorkKind, job: unknown, result: unknown, claims: SpanClaims): Promise<Settlement> {
+  const parts = lease.parts ?? [];
+  const spanOps = Number(kind.ops(lease.unit));
+  const { rate, gpuSeconds, wallSeconds, energy, ...shared } = claims;
+  const results = new Map<string, unknown>();
+  const entries: CreditEntry[] = parts.map((part) => {
+    const ops = kind.ops(part);
+    const share = Number(ops) / spanOps;
+    results.set(part.id, kind.partResult?.(job, lease.unit, result, part));
+    return {
+      ...shared, unitId: part.id, jobId: part.jobId, ops, microCredits: microCreditsFor(ops, rate), gpuSeconds: gpuSeconds * share, wallSeconds: wallSeconds * share,
+      energy: { ...energy, joules: energy.joules * share, uncertaintyJoules: energy.uncertaintyJoules * share, aboveIdleJoules: energy.aboveIdleJoules === null ? null : energy.aboveIdleJoules * share },
+    };
+  });
+  const { credited, error } = await ctx.jobs.completeSpan(lease, kind, entries, results, claims.createdAtMs);
+  if (error) log('storage-error', { session: miner.sessionId, miner: miner.minerKey, unit: lease.unit.id, code: error.code, message: error.message });
+  const receipts: Receipt[] = [];
+  for (const [i, entry] of entries.entries()) {
+    if (!credited[i]) continue;
+    ctx.crashPoints?.afterCredit?.(entry.unitId);
+    await recordOutcome(ctx.ledger, miner.minerKey, 'accepted');
+    receipts.push(await receiptFor(ctx, entry, shared.receiptKind, claims.createdAtMs));
+    log('credit', { session: miner.sessionId, miner: miner.minerKey, unit: entry.unitId, span: lease.unit.id, job: entry.jobId, kind: kind.name, receiptKind: shared.receiptKind, ops: entry.ops, microCredits: entry.microCredits, gpuSeconds: entry.gpuSeconds });
+  }
+  if (receipts.length > 0) return { type: 'receipts', receipts };
+  if (error) return { type: 'rejected', error: { code: 'internal', message: error.message }, offence: false };
+  return { type: 'rejected', error: { code: 'replayed-result', message: `the units of span ${lease.unit.id} were already credited` }, offence: false };
 }
 
 /**
@@ -209,6 +266,10 @@ async function forfeitOnCheapCheck(ctx: SettlementContext, miner: Claimant, leas
  */
 async function resultForNoLease(ctx: SettlementContext, miner: Claimant, claim: ResultClaim): Promise<Settlement> {
   // Credited to this key already, its receipt lost with a link or a coordinator: the receipt again, no credit.
+  if (claim.parts) {
+    const receipts = await lostReceipts(ctx, miner.sessionId, miner.minerKey, claim.parts);
+    if (receipts.length > 0) return { type: 'receipts', receipts, again: true };
+  }
   const receipt = await lostReceipt(ctx, miner.sessionId, miner.minerKey, claim.unitId);
   if (receipt) return { type: 'receipt', receipt, again: true };
   const ended = await ctx.queue.endedLease(claim.leaseId);

@@ -13,6 +13,7 @@ import { UnitCancelledError } from './cancelled.ts';
 import type { GpuClient, GpuRun } from './gpu-client.ts';
 import type { GpuDescription, UnitTiming, WorkerTensor } from './worker-messages.ts';
 import type { ResultKeeper, UnsettledResult } from './unsettled-store.ts';
+import { AwaitingVerdicts } from './awaiting-verdicts.ts';
 
 export type MinerPhase = 'idle' | 'starting-gpu' | 'connecting' | 'mining' | 'waiting-for-work' | 'paused' | 'reconnecting' | 'stopping' | 'failed';
 
@@ -20,6 +21,8 @@ export interface UnitReport {
   unitId: string;
   ops: bigint;
   gpuSeconds: number;
+  /** The job's units it settles: a span's parts, else 1. */
+  units: number;
   accepted: boolean;
   reason?: string;
 }
@@ -220,7 +223,7 @@ export class MiningLoop {
    */
   private async mine(link: CoordinatorLink, url: string): Promise<void> {
     this.draining = false;
-    const awaiting = new Map<string, { ops: bigint; gpuSeconds: number }>();
+    const awaiting = new AwaitingVerdicts();
     const verdicts = this.collectVerdicts(link, awaiting);
     await this.redeliver(link, url, awaiting);
     /** Units handed to the worker, oldest first; each settles with the rest the throttle wants after it. */
@@ -296,7 +299,7 @@ export class MiningLoop {
    * paused it waits, and a unit dropped by a pause runs on resume; a lease whose deadline passed meanwhile is given
    * up (the coordinator leases its unit again), as is one in hand when mining stops or the link fails.
    */
-  private async compute(link: CoordinatorLink, offer: MessageOf<'lease'>, url: string, awaiting: Map<string, { ops: bigint; gpuSeconds: number }>): Promise<number> {
+  private async compute(link: CoordinatorLink, offer: MessageOf<'lease'>, url: string, awaiting: AwaitingVerdicts): Promise<number> {
     const deadlineAtMs = Date.now() + offer.deadlineMs;
     let run: GpuRun | undefined;
     while (!run) {
@@ -311,14 +314,14 @@ export class MiningLoop {
           // Not computed: a blob that fails its hash is never worked on. The coordinator is told; the lease lapses
           // and its unit goes to another miner.
           link.send({ type: 'error', code: err.code, message: `lease ${offer.leaseId}: ${err.message}`.slice(0, 256) });
-          this.events.unit({ unitId: offer.unitId, ops: offer.ops, gpuSeconds: 0, accepted: false, reason: err.message });
+          this.events.unit({ unitId: offer.unitId, ops: offer.ops, gpuSeconds: 0, units: offer.parts?.length ?? 1, accepted: false, reason: err.message });
           return 0;
         }
         if (!(err instanceof UnitCancelledError)) throw err; // dropped before it ran: by a pause, or by stopping
       }
     }
     const { ops } = offer;
-    awaiting.set(offer.unitId, { ops, gpuSeconds: run.gpuSeconds });
+    awaiting.add(offer.unitId, { ops, gpuSeconds: run.gpuSeconds }, offer.parts);
     const { output, ...timing } = run;
     // Energy is measured for the figures and the receipt only; pay never depends on it, and a failing source sends none.
     const energy = await this.energy?.(timing).catch((err: unknown) => {
@@ -329,6 +332,7 @@ export class MiningLoop {
       type: 'result', leaseId: offer.leaseId, unitId: offer.unitId, gpuSeconds: run.gpuSeconds, output: { ...output, data: new Uint8Array(output.data) },
       ...(energy ? { energy } : {}),
       ...(run.ranOn ? { engine: run.ranOn.engine } : {}),
+      ...(offer.parts ? { parts: offer.parts } : {}),
     };
     // Kept until its verdict, on disk before it leaves: a link that dropped meanwhile (the send is then dropped too)
     // gets it on reconnection, and a page reloaded meanwhile on its next Start.
@@ -345,7 +349,7 @@ export class MiningLoop {
    * reports each verdict, until the link closes. A receipt for a unit that was pending settles it: its verdict was
    * already reported when it was held.
    */
-  private async collectVerdicts(link: CoordinatorLink, awaiting: Map<string, { ops: bigint; gpuSeconds: number }>): Promise<void> {
+  private async collectVerdicts(link: CoordinatorLink, awaiting: AwaitingVerdicts): Promise<void> {
     const coordinatorKey = toHex(link.challenge.coordinatorKey);
     while (!link.closed) {
       let verdict: MessageOf<'receipt' | 'rejected' | 'pending' | 'forfeited'>;
@@ -360,11 +364,12 @@ export class MiningLoop {
         this.events.pending(verdict.reason);
         continue;
       }
-      const unitId = verdict.type === 'receipt' ? verdict.receipt.unitId : verdict.unitId;
-      const sent = awaiting.get(unitId);
-      awaiting.delete(unitId);
-      this.unsettled.delete(unitId);
-      const report = { unitId, ops: sent?.ops ?? 0n, gpuSeconds: sent?.gpuSeconds ?? 0 };
+      // A span's result is settled by a receipt for each of its parts: it is reported, and forgotten, after the last.
+      const settled = awaiting.settle(verdict.type === 'receipt' ? verdict.receipt.unitId : verdict.unitId);
+      const unitId = settled?.unitId ?? (verdict.type === 'receipt' ? verdict.receipt.unitId : verdict.unitId);
+      const done = settled?.done ?? true;
+      if (done) this.unsettled.delete(unitId);
+      const report = { unitId, ops: settled?.sent.ops ?? 0n, gpuSeconds: settled?.sent.gpuSeconds ?? 0, units: settled?.units ?? 1 };
       // The kept copy goes once the verdict is stored: a page that dies first sends the result again on its next Start.
       if (verdict.type === 'rejected') {
         await this.kept?.forget(unitId);
@@ -381,8 +386,8 @@ export class MiningLoop {
         }
         if (toHex(verdict.receipt.coordinatorKey) !== coordinatorKey) throw new Error('receipt refused: signed by another coordinator key');
         const receipt = await this.wallet.addReceipt(verdict.receipt);
-        await this.kept?.forget(unitId);
-        if (sent) this.events.unit({ ...report, accepted: true });
+        if (done) await this.kept?.forget(unitId);
+        if (settled?.done) this.events.unit({ ...report, accepted: true });
         this.events.receipt(receipt);
       } catch (err) {
         this.events.unit({ ...report, accepted: false, reason: (err as Error).message });
@@ -396,7 +401,7 @@ export class MiningLoop {
    * link or its coordinator died gets its receipt again, one whose lease is still held for this wallet is credited
    * once, and the rest are refused without blame. Results whose leases have run out are let go.
    */
-  private async redeliver(link: CoordinatorLink, url: string, awaiting: Map<string, { ops: bigint; gpuSeconds: number }>): Promise<void> {
+  private async redeliver(link: CoordinatorLink, url: string, awaiting: AwaitingVerdicts): Promise<void> {
     const coordinatorKey = toHex(link.challenge.coordinatorKey);
     const nowMs = Date.now();
     for (const [unitId, kept] of this.unsettled) if (nowMs >= kept.deadlineAtMs) this.unsettled.delete(unitId);
@@ -410,7 +415,7 @@ export class MiningLoop {
     }
     for (const [unitId, kept] of this.unsettled) {
       if (!keys.has(kept.coordinatorKey)) continue;
-      awaiting.set(unitId, { ops: kept.ops, gpuSeconds: kept.gpuSeconds });
+      awaiting.add(unitId, { ops: kept.ops, gpuSeconds: kept.gpuSeconds }, kept.message.parts);
       link.send(kept.message);
     }
   }

@@ -128,14 +128,23 @@ export type OperandRef = v.InferOutput<typeof OperandRef>;
  * parameters; the kind's miner side reads them.
  */
 export const LeasePayload = v.object({
-  operands: v.pipe(v.record(FieldName, Tensor), v.check((r) => Object.keys(r).length <= 16, 'at most 16 operands')),
-  refs: v.optional(v.pipe(v.record(FieldName, OperandRef), v.check((r) => Object.keys(r).length <= 16, 'at most 16 operand references')), {}),
+  // 32: a span of MAX_SPAN_PARTS tiles names each tile's A block and their B.
+  operands: v.pipe(v.record(FieldName, Tensor), v.check((r) => Object.keys(r).length <= 32, 'at most 32 operands')),
+  refs: v.optional(v.pipe(v.record(FieldName, OperandRef), v.check((r) => Object.keys(r).length <= 32, 'at most 32 operand references')), {}),
   params: v.pipe(v.record(FieldName, ParamValue), v.check((r) => Object.keys(r).length <= 32, 'at most 32 parameters')),
 });
 export type LeasePayload = v.InferOutput<typeof LeasePayload>;
 
 /** The most leases a coordinator may offer a miner to hold at once: what a miner keeps in hand is bounded by it. */
 export const MAX_LEASES_IN_FLIGHT = 64;
+/** The most units one lease may join (a span): src/coordinator/lease-sizing.ts leases at most this many. */
+export const MAX_SPAN_PARTS = 16;
+
+/**
+ * A span's units: the lease is computed and returned as one unit, and each of these is credited with its own receipt.
+ * The result echoes them, so that a coordinator that lost the lease can still sign their receipts again.
+ */
+const SpanParts = v.pipe(v.array(Id), v.minLength(2), v.maxLength(MAX_SPAN_PARTS), v.check((ids) => new Set(ids).size === ids.length, 'span parts must differ'));
 
 export const LeaseMessage = v.object({
   type: v.literal('lease'),
@@ -152,6 +161,7 @@ export const LeaseMessage = v.object({
    * measured speed, so that a miner asking for that many keeps its GPU fed. Absent from older coordinators.
    */
   inFlight: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(MAX_LEASES_IN_FLIGHT))),
+  parts: v.optional(SpanParts),
   ...LeasePayload.entries,
 });
 
@@ -246,6 +256,8 @@ export const ResultMessage = v.object({
    * WASM EPs); its kind may name it in the receipt and pay it at its rate. Absent: the hello's backend.
    */
   engine: v.optional(Engine),
+  /** The lease's span parts, as the lease named them. */
+  parts: v.optional(SpanParts),
 });
 
 export const CoordinatorMessage = v.variant('type', [

@@ -43,9 +43,12 @@ async function computed(page: Page): Promise<number> {
   return Number((await page.getByTestId('units-computed').textContent()) ?? '0');
 }
 
-/** A job of many 256x256 units with K = 512: each some 20-40 ms of SwiftShader GPU time. */
+/**
+ * A job of many 256x256 units with K = 512: each some 10-40 ms of SwiftShader GPU time. One row of them, so that no
+ * two can be leased as one span (a span joins tiles down a column) and the page's units are the job's.
+ */
 async function submitManyUnits(seed: number, units: number): Promise<string> {
-  const [m, n, k] = [256 * units, 256, 512];
+  const [m, n, k] = [256, 256 * units, 512];
   const job = await submitGemm(stack.url, m, n, k, randomMatrix(m * k, seed), randomMatrix(k * n, seed + 1));
   return job.id;
 }

@@ -128,11 +128,19 @@ export class ScriptedMiner {
     return matmulF32(ScriptedMiner.values(a), ScriptedMiner.values(b), rows, depth, cols);
   }
 
-  /** A gemm lease's operands A and B. */
+  /** A gemm lease's operands A (a span's row blocks a0, a1, ... stacked, as the page's miner does) and B. */
   static operands(lease: Lease): { a: Tensor; b: Tensor } {
-    const { a, b } = lease.operands;
-    if (lease.kind !== 'gemm' || !a || !b) throw new Error(`expected a gemm lease, got ${lease.kind}`);
-    return { a, b };
+    const { b } = lease.operands;
+    const blocks = lease.operands.a ? [lease.operands.a] : Object.keys(lease.operands).filter((name) => /^a\d+$/.test(name)).sort((x, y) => Number(x.slice(1)) - Number(y.slice(1))).map((name) => lease.operands[name]);
+    if (lease.kind !== 'gemm' || blocks.length === 0 || !b) throw new Error(`expected a gemm lease, got ${lease.kind}`);
+    if (blocks.length === 1) return { a: blocks[0], b };
+    const data = new Uint8Array(blocks.reduce((sum, block) => sum + block.data.byteLength, 0));
+    let at = 0;
+    for (const block of blocks) {
+      data.set(block.data, at);
+      at += block.data.byteLength;
+    }
+    return { a: { dtype: blocks[0].dtype, shape: [blocks.reduce((sum, block) => sum + block.shape[0], 0), blocks[0].shape[1]], data }, b };
   }
 
   /** An operand's values: f32 as sent, or an f16 operand's halves as the f32 values they are exactly. */
@@ -141,7 +149,8 @@ export class ScriptedMiner {
   }
 
   sendResult(lease: Lease, values: Float32Array, shape = ScriptedMiner.tileShape(lease), gpuSeconds = 0.01): void {
-    this.send({ type: 'result', leaseId: lease.leaseId, unitId: lease.unitId, gpuSeconds, output: f32Tensor(shape, values) });
+    const parts = lease.parts ? { parts: lease.parts } : {};
+    this.send({ type: 'result', leaseId: lease.leaseId, unitId: lease.unitId, gpuSeconds, output: f32Tensor(shape, values), ...parts });
   }
 
   /** The shape of a gemm lease's tile of C. */
@@ -150,10 +159,23 @@ export class ScriptedMiner {
     return [a.shape[0], b.shape[1]];
   }
 
-  /** Sends a result and waits for the coordinator's verdict on it. */
+  /** Sends a result for a lease of one unit and waits for the coordinator's verdict on it. */
   async verdict(lease: Lease, values: Float32Array, gpuSeconds = 0.01): Promise<MessageOf<'receipt' | 'rejected'>> {
+    if (lease.parts) throw new Error(`lease ${lease.leaseId} is a span of ${lease.parts.length} units: use verdicts()`);
     this.sendResult(lease, values, undefined, gpuSeconds);
     return this.next('receipt', 'rejected');
+  }
+
+  /** Sends a result and waits for its verdicts: a receipt for each part of a span (or its one unit), or a rejection. */
+  async verdicts(lease: Lease, values: Float32Array, gpuSeconds = 0.01): Promise<MessageOf<'receipt' | 'rejected'>[]> {
+    this.sendResult(lease, values, undefined, gpuSeconds);
+    const verdicts: MessageOf<'receipt' | 'rejected'>[] = [];
+    while (verdicts.length < (lease.parts?.length ?? 1)) {
+      const verdict = await this.next('receipt', 'rejected');
+      verdicts.push(verdict);
+      if (verdict.type === 'rejected') break;
+    }
+    return verdicts;
   }
 
   /** Leases, computes and returns units until stopped; resolves with the receipts it got. */
@@ -166,10 +188,10 @@ export class ScriptedMiner {
         await new Promise((resolve) => setTimeout(resolve, reply.retryAfterMs));
         continue;
       }
-      this.sendResult(reply, ScriptedMiner.compute(reply));
-      const verdict = await this.next('receipt', 'rejected');
-      if (verdict.type === 'rejected') throw new Error(`honest result rejected: ${verdict.code}: ${verdict.message}`);
-      receipts.push(verdict);
+      for (const verdict of await this.verdicts(reply, ScriptedMiner.compute(reply))) {
+        if (verdict.type === 'rejected') throw new Error(`honest result rejected: ${verdict.code}: ${verdict.message}`);
+        receipts.push(verdict);
+      }
     }
     return receipts;
   }

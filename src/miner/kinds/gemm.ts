@@ -12,7 +12,8 @@ export const gemmMinerKind: MinerKind = {
   name: NAME,
 
   async execute(payload, engines, signal): Promise<Execution> {
-    const { a, b } = payload.operands;
+    const { b } = payload.operands;
+    const a = payload.operands.a ?? joinRows(payload.operands);
     if (!a || !b || a.shape.length !== 2 || b.shape.length !== 2 || a.shape[1] !== b.shape[0] || a.dtype !== b.dtype) {
       throw new CodedError('shape-mismatch', 'a gemm lease needs operands a (rows x depth) and b (depth x cols) of one dtype');
     }
@@ -33,6 +34,28 @@ export const gemmMinerKind: MinerKind = {
     return { output: f32Output([m, n], c), ...timing };
   },
 };
+
+/**
+ * A span's A: its tiles' row blocks a0, a1, ... (each also a tile's own A, so the miner fetches and keeps them
+ * once), stacked into one operand for one product. Undefined when the lease names none.
+ */
+function joinRows(operands: Readonly<Record<string, WorkerTensor>>): WorkerTensor | undefined {
+  const blocks: WorkerTensor[] = [];
+  for (let i = 0; operands[`a${i}`]; i++) blocks.push(operands[`a${i}`]);
+  const [first] = blocks;
+  if (!first || first.shape.length !== 2) return undefined;
+  const depth = first.shape[1];
+  if (blocks.some((block) => block.shape.length !== 2 || block.shape[1] !== depth || block.dtype !== first.dtype)) {
+    throw new CodedError('shape-mismatch', 'a span\'s row blocks a0, a1, ... need one depth and one dtype');
+  }
+  const joined = new Uint8Array(blocks.reduce((sum, block) => sum + block.data.byteLength, 0));
+  let at = 0;
+  for (const block of blocks) {
+    joined.set(new Uint8Array(block.data), at);
+    at += block.data.byteLength;
+  }
+  return { dtype: first.dtype, shape: [blocks.reduce((sum, block) => sum + block.shape[0], 0), depth], data: joined.buffer };
+}
 
 function f32Output(shape: number[], values: Float32Array<ArrayBuffer>): WorkerTensor {
   return { dtype: 'f32', shape, data: values.buffer };

@@ -3,7 +3,7 @@
 import * as v from 'valibot';
 import { fail, type Parsed } from '../../protocol/errors.ts';
 import { allFinite, f32Values } from '../../protocol/tensor.ts';
-import { cryptoRandomBytes, type RandomBytes, type WorkKind } from '../kind.ts';
+import { cryptoRandomBytes, type OperandBlock, type RandomBytes, type WorkKind } from '../kind.ts';
 import { freivalds } from './freivalds.ts';
 import { allFiniteHalves, fromHalves, toHalves } from './halves.ts';
 
@@ -69,6 +69,8 @@ export interface GemmUnit {
   rows: number;
   cols: number;
   depth: number;
+  /** A span's: the rows of each of its tiles (the last may have fewer), which name their A blocks one by one. */
+  tileRows?: number;
 }
 
 /** rows x cols, row-major: the miner's claimed tile of C. */
@@ -163,20 +165,32 @@ export const gemmKind: WorkKind<GemmParams, GemmJob, GemmUnit, GemmResult, Float
   leasePayload(job, unit) {
     // Named by hash, not carried: units of one row share A's block and units of one column share B's, so a miner
     // that holds a block fetches it once. An f16 job's blocks are the halves themselves: half the bytes of f32.
-    const [aKey, bKey] = gemmOperandKeys(unit);
-    const aShape = [unit.rows, unit.depth];
-    const bShape = [unit.depth, unit.cols];
+    // A span names its tiles' A blocks one by one (a0, a1, ...), the same blocks its tiles name alone, which the
+    // miner joins: spans of any length share what the miner holds.
     const dtype = job.precision;
-    const block = (key: string, shape: number[], pick: 'a' | 'b') => ({
+    const block = (key: string, tile: GemmUnit, pick: 'a' | 'b') => ({
       key,
       dtype,
-      shape,
-      bytes: () => bytesOf(job.precision === 'f16' ? unitHalves(job, unit)[pick] : unitOperands(job, unit)[pick]),
+      shape: pick === 'a' ? [tile.rows, tile.depth] : [tile.depth, tile.cols],
+      bytes: () => bytesOf(job.precision === 'f16' ? unitHalves(job, tile)[pick] : unitOperands(job, tile)[pick]),
     });
-    return { operands: {}, params: {}, blocks: { a: block(aKey, aShape, 'a'), b: block(bKey, bShape, 'b') } };
+    const tiles = gemmTiles(unit);
+    const blocks: Record<string, OperandBlock> = { b: block(gemmOperandKeys(unit)[1], unit, 'b') };
+    if (tiles.length === 1) blocks.a = block(gemmOperandKeys(unit)[0], unit, 'a');
+    else for (const [i, tile] of tiles.entries()) blocks[`a${i}`] = block(gemmOperandKeys(tile)[0], tile, 'a');
+    return { operands: {}, params: {}, blocks };
   },
 
-  operandKeys: (unit) => gemmOperandKeys(unit),
+  operandKeys: (unit) => [...new Set(gemmTiles(unit).flatMap(gemmOperandKeys))],
+
+  span(job, first, waiting, count) {
+    return spanDown(job, first, waiting, count);
+  },
+
+  partResult(_job, span, tile, part) {
+    const top = part.row0 - span.row0;
+    return tile.slice(top * span.cols, (top + part.rows) * span.cols);
+  },
 
   decodeResult(_job, unit, output) {
     const [rows, cols] = output.shape;
@@ -288,6 +302,44 @@ export function splitTiles(jobId: string, m: number, n: number, k: number, tile:
     }
   }
   return units;
+}
+
+/**
+ * The largest A block a span's lease names: 32 MiB, 2048 rows at K = 4096. It bounds the bytes a miner fetches for
+ * one lease and the binding the kernel reads them through, whatever the miner's speed.
+ */
+export const MAX_SPAN_BLOCK_BYTES = 32 * MiB;
+
+/**
+ * Tiles of one column that follow `first` down the rows, joined into one tile: their A rows are contiguous, so the
+ * span's A block is one slice and its B block is theirs, and the miner computes them in one product.
+ */
+function spanDown(job: GemmJob, first: GemmUnit, waiting: readonly GemmUnit[], count: number): { unit: GemmUnit; parts: GemmUnit[] } | undefined {
+  const below = new Map<number, GemmUnit>();
+  for (const unit of waiting) if (unit.col0 === first.col0 && unit.row0 > first.row0) below.set(unit.row0, unit);
+  const rowBytes = first.depth * (job.precision === 'f16' ? 2 : 4);
+  const parts = [first];
+  let rows = first.rows;
+  // Tiles of one height, but for the job's last, shorter one: the span's A blocks are then its tiles' own.
+  for (let next = below.get(first.row0 + rows); next && parts.length < count && next.rows <= first.rows; next = below.get(first.row0 + rows)) {
+    if ((rows + next.rows) * rowBytes > MAX_SPAN_BLOCK_BYTES) break;
+    parts.push(next);
+    rows += next.rows;
+    if (next.rows < first.rows) break;
+  }
+  if (parts.length === 1) return undefined;
+  return { unit: { ...first, id: `${first.id}:${parts.length}`, rows, tileRows: first.rows }, parts };
+}
+
+/** The tiles a unit covers down its column: itself, or a span's parts. */
+function gemmTiles(unit: GemmUnit): GemmUnit[] {
+  const { tileRows, ...tile } = unit;
+  if (tileRows === undefined) return [unit];
+  const tiles: GemmUnit[] = [];
+  for (let row0 = unit.row0; row0 < unit.row0 + unit.rows; row0 += tileRows) {
+    tiles.push({ ...tile, row0, rows: Math.min(tileRows, unit.row0 + unit.rows - row0) });
+  }
+  return tiles;
 }
 
 /** A unit's A row block and B column block, named within the job: units of one row or one column share them. */

@@ -1,32 +1,44 @@
-// Leases in flight sized to the speed the coordinator measured: a new key one, a short record two, an established key
-// about a second of its own measured work ahead, never more than the cap.
+// Leases sized to the speed the coordinator measured: a new key one lease of one unit, a short record two, an
+// established key leases of about a second of its own measured work each, enough to stay a second ahead, within caps.
 import { describe, expect, it } from 'vitest';
-import { ESTABLISHED_AFTER_UNITS, LEASES_UNMEASURED, leaseAllowance, MAX_LEASES_PER_MINER, MeasuredSpeed, SECONDS_AHEAD } from '../../../src/coordinator/lease-sizing.ts';
+import {
+  ESTABLISHED_AFTER_UNITS, LEASES_UNMEASURED, leaseSize, MAX_LEASES_PER_MINER, MAX_UNITS_PER_LEASE, MAX_UNITS_PER_MINER, MeasuredSpeed,
+} from '../../../src/coordinator/lease-sizing.ts';
 import type { Reputation } from '../../../src/coordinator/ledger/ledger.ts';
 
 const record = (accepted: number): Reputation => ({ minerKey: 'k', score: Math.min(50, accepted), accepted, rejected: 0, bannedUntilMs: 0 });
 const GIGA = 1_000_000_000;
 
-describe('leaseAllowance', () => {
-  it('gives a key with no verified work one lease, however fast it seems', () => {
-    expect(leaseAllowance(record(0), 1e15, 1_000n)).toBe(1);
+describe('leaseSize', () => {
+  it('gives a key with no verified work one lease of one unit, however fast it seems', () => {
+    expect(leaseSize(record(0), 1e15, 1_000n)).toEqual({ units: 1, leases: 1 });
   });
 
-  it('gives a short record, or an unmeasured session, the two a miner needs to overlap upload and compute', () => {
-    expect(leaseAllowance(record(1), 1e15, 1_000n)).toBe(LEASES_UNMEASURED);
-    expect(leaseAllowance(record(ESTABLISHED_AFTER_UNITS - 1), 1e15, 1_000n)).toBe(LEASES_UNMEASURED);
-    expect(leaseAllowance(record(ESTABLISHED_AFTER_UNITS), undefined, 1_000n)).toBe(LEASES_UNMEASURED);
-    expect(leaseAllowance(record(ESTABLISHED_AFTER_UNITS), 1e9, 0n)).toBe(LEASES_UNMEASURED);
+  it('gives a short record, or an unmeasured session, the two single units a miner needs to overlap upload and compute', () => {
+    const two = { units: 1, leases: LEASES_UNMEASURED };
+    expect(leaseSize(record(1), 1e15, 1_000n)).toEqual(two);
+    expect(leaseSize(record(ESTABLISHED_AFTER_UNITS - 1), 1e15, 1_000n)).toEqual(two);
+    expect(leaseSize(record(ESTABLISHED_AFTER_UNITS), undefined, 1_000n)).toEqual(two);
+    expect(leaseSize(record(ESTABLISHED_AFTER_UNITS), 1e9, 0n)).toEqual(two);
   });
 
-  it('sizes an established key to a second of its measured speed beyond the unit computing', () => {
+  it('gives an established key leases of about a second of its measured speed, enough to stay a second ahead', () => {
     const unitOps = 134_217_728n; // 256x256x1024
-    // 1.34 GFLOP/s: 10 units a second, so 10 ahead and one computing.
-    expect(leaseAllowance(record(100), 1.34217728 * GIGA, unitOps)).toBe(1 + 10 * SECONDS_AHEAD);
-    // A slow miner (a unit takes 4 s) keeps the two it needs, no fewer.
-    expect(leaseAllowance(record(100), Number(unitOps) / 4, unitOps)).toBe(LEASES_UNMEASURED);
-    // A GPU a thousand times faster is held to the cap: a fast key cannot take a whole job's units.
-    expect(leaseAllowance(record(100), 1000 * GIGA, unitOps)).toBe(MAX_LEASES_PER_MINER);
+    // 1.34 GFLOP/s: 10 units a second, so leases of 10, one computing and one ahead.
+    expect(leaseSize(record(100), 1.34217728 * GIGA, unitOps)).toEqual({ units: 10, leases: 2 });
+    // 3.5 units a second: leases of 3, and two of them ahead.
+    expect(leaseSize(record(100), 3.5 * Number(unitOps), unitOps)).toEqual({ units: 3, leases: 3 });
+    // A slow miner (a unit takes 4 s) keeps two single units, no fewer.
+    expect(leaseSize(record(100), Number(unitOps) / 4, unitOps)).toEqual({ units: 1, leases: LEASES_UNMEASURED });
+  });
+
+  it('holds a GPU a thousand times faster to the caps: a fast key cannot take a whole job', () => {
+    const unitOps = 134_217_728n;
+    const size = leaseSize(record(100), 1000 * GIGA, unitOps);
+    expect(size.units).toBe(MAX_UNITS_PER_LEASE);
+    expect(size.leases).toBeLessThanOrEqual(MAX_LEASES_PER_MINER);
+    expect(size.units * size.leases).toBeLessThanOrEqual(MAX_UNITS_PER_MINER);
+    expect(size.leases).toBeGreaterThanOrEqual(LEASES_UNMEASURED);
   });
 });
 

@@ -165,4 +165,52 @@ describe('scheduler housekeeping', () => {
       expect(cols(await lease(s, 'holder', 0))).toBe(256);
     });
   });
+
+  describe('spans', () => {
+    const rowsOf = (l: { unit: unknown } | undefined) => (l?.unit as { row0: number; rows: number } | undefined);
+
+    it('joins waiting tiles of one column into one lease, and takes them all out of the queue', async () => {
+      const s = new Scheduler();
+      await submit(s, job('j', 1024, 512, 8), 0); // 4 x 2 tiles
+      const span = await s.lease('m', 0, miner(), 3);
+      expect(span?.parts?.map((u) => u.id)).toEqual(['j.0.0', 'j.1.0', 'j.2.0']);
+      expect(rowsOf(span)).toMatchObject({ row0: 0, rows: 768 });
+      expect(await s.counts()).toMatchObject({ unitsPending: 5, unitsLeased: 3 });
+      expect(await s.unitCounts('j')).toMatchObject({ waiting: 5, leased: 3 });
+      expect(await s.leaseCount(['m'])).toBe(1);
+      // Another miner cannot be leased a tile the span holds.
+      const next = await s.lease('other', 0, miner(), 1);
+      expect(span?.parts?.map((u) => u.id)).not.toContain(next?.unit.id);
+    });
+
+    it('gives every tile of a span back when its lease ends, and leases one unit to a miner that asks for one', async () => {
+      const s = new Scheduler();
+      await submit(s, job('j', 1024, 256, 8), 0);
+      const span = await s.lease('m', 0, miner(), 4);
+      if (!span) throw new Error('expected a lease');
+      expect(span.parts).toHaveLength(4);
+      expect(await s.expire(LEASE_BASE_MS + 10_000)).toHaveLength(1);
+      expect(await s.counts()).toMatchObject({ unitsPending: 4, unitsLeased: 0 });
+      const single = await s.lease('m', LEASE_BASE_MS + 10_001, miner());
+      expect(single?.parts).toBeUndefined();
+      expect(single?.unit.id).toBe('j.0.0');
+    });
+
+    it('completes the parts that have results, and queues again the one that has none', async () => {
+      const s = new Scheduler();
+      const state = await submit(s, job('j', 768, 2, 3), 0);
+      const span = await s.lease('m', 0, miner(), 3);
+      if (!span?.parts) throw new Error('expected a span');
+      const [p0, p1, p2] = span.parts;
+      await s.completeSpan(span, new Map([[p0.id, new Float32Array(512)], [p2.id, new Float32Array(512)]]), 5, 'miner');
+      expect(await s.leaseFor(span.id, 'm')).toBeUndefined();
+      expect(await s.endedLease(span.id)).toMatchObject({ end: 'completed', unitId: span.unit.id });
+      expect(await s.status(state)).toBe('running');
+      const again = await s.lease('m', 6, miner(), 3);
+      expect(again?.unit.id).toBe(p1.id);
+      await s.complete(again as NonNullable<typeof again>, new Float32Array(512), 7, 'miner');
+      expect(await s.status(state)).toBe('done');
+    });
+  });
 });
+

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { gemmKind, splitTiles, unitOperands, type GemmJob } from '../../../src/work/gemm/gemm.ts';
+import { gemmKind, MAX_SPAN_BLOCK_BYTES, splitTiles, unitOperands, type GemmJob, type GemmUnit } from '../../../src/work/gemm/gemm.ts';
 import { matmulF32, randomMatrix, seededBytes } from '../../helpers/random.ts';
 
 function job(m: number, n: number, k: number): GemmJob {
@@ -74,5 +74,52 @@ describe('gemm kind', () => {
     // The same honest sum over the requester's own order is outside the model: why the job is shuffled.
     const inOrder: GemmJob = { id: 'sorted', m, n, k, precision: 'f32', a, b };
     expect((await gemmKind.verify(ctx(3), inOrder, unit, matmulF32(a, b, m, k, n))).ok).toBe(false);
+  });
+
+  it('joins tiles down one column into a span, stopping at a gap, at the count, and at the block limit', () => {
+    const j = job(1000, 512, 16);
+    const units = gemmKind.split(j); // 4 row tiles of 250 x 2 column tiles of 256, row-major
+    const span = (first: GemmUnit, waiting: GemmUnit[], count: number) => gemmKind.span?.(j, first, waiting, count);
+    const column0 = units.filter((u) => u.col0 === 0);
+    const joined = span(column0[0], units.slice(1), 16);
+    expect(joined?.parts.map((u) => u.id)).toEqual(column0.map((u) => u.id));
+    expect(joined?.unit).toMatchObject({ row0: 0, rows: 1000, col0: 0, cols: 256, depth: 16 });
+    expect(gemmKind.ops(joined?.unit as GemmUnit)).toBe(column0.reduce((s, u) => s + gemmKind.ops(u), 0n));
+    // Its lease names each tile's own A block, as the tile's lease would, and the column's B.
+    const blocks = gemmKind.leasePayload(j, joined?.unit as GemmUnit).blocks ?? {};
+    expect(Object.keys(blocks).sort()).toEqual(['a0', 'a1', 'a2', 'a3', 'b']);
+    for (const [i, tile] of column0.entries()) {
+      const own = gemmKind.leasePayload(j, tile).blocks?.a;
+      expect(blocks[`a${i}`].key).toBe(own?.key);
+      expect(blocks[`a${i}`].bytes()).toEqual(own?.bytes());
+    }
+    expect(blocks.b.key).toBe(gemmKind.leasePayload(j, column0[0]).blocks?.b.key);
+    expect(span(column0[0], units.slice(1), 2)?.parts.map((u) => u.row0)).toEqual([0, 250]);
+    // A tile leased elsewhere breaks the span there; a tile with none below it joins nothing.
+    expect(span(column0[0], units.filter((u) => u !== column0[2]), 16)?.parts.map((u) => u.row0)).toEqual([0, 250]);
+    expect(span(column0[3], units, 16)).toBeUndefined();
+    // At K = 16384 a 256-row f32 block is 16 MiB: two make the largest span block.
+    const deep = job(1024, 256, 16_384);
+    const tiles = gemmKind.split(deep);
+    const limited = gemmKind.span?.(deep, tiles[0], tiles.slice(1), 16);
+    expect(limited?.parts).toHaveLength(MAX_SPAN_BLOCK_BYTES / (256 * 16_384 * 4));
+  });
+
+  it('verifies a span as one product and cuts it into each tile\'s result, which assemble exactly', async () => {
+    const j = job(1000, 300, 24);
+    const units = gemmKind.split(j);
+    const results = new Map<string, Float32Array>();
+    for (const first of units.filter((u) => u.row0 === 0)) {
+      const joined = gemmKind.span?.(j, first, units, 16);
+      if (!joined) throw new Error(`no span below ${first.id}`);
+      const { a, b } = unitOperands(j, joined.unit);
+      const product = matmulF32(a, b, joined.unit.rows, joined.unit.depth, joined.unit.cols);
+      expect(await gemmKind.verify(ctx(3), j, joined.unit, product)).toEqual({ ok: true });
+      const wrong = product.slice();
+      wrong[wrong.length - 1] += 1;
+      expect((await gemmKind.verify(ctx(3), j, joined.unit, wrong)).ok).toBe(false);
+      for (const part of joined.parts) results.set(part.id, gemmKind.partResult?.(j, joined.unit, product, part) as Float32Array);
+    }
+    expect(gemmKind.assemble(j, results)).toEqual(matmulF32(j.a, j.b, 1000, 24, 300));
   });
 });
