@@ -59,8 +59,9 @@ export interface MinerEvents {
  */
 const UNITS_IN_HAND_FIRST = 2;
 /**
- * The most units in hand whatever the coordinator allows: each holds its operands in the worker until it runs, so
- * this bounds the page's memory (16 units of 256x256 at K = 4096 hold 128 MiB of blocks not yet cached).
+ * The most leases in hand whatever the coordinator allows: each holds its operands in the worker until it runs, so
+ * this bounds the page's memory (16 units of 256x256 at K = 4096 hold 128 MiB of blocks not yet cached; a span's
+ * lease holds several units, and the coordinator lets a key hold 64 units in all).
  */
 const MAX_UNITS_IN_HAND = 16;
 /** A lease whose operands could not be had, or failed their hash: given up, not computed, and mining goes on. */
@@ -215,8 +216,8 @@ export class MiningLoop {
   }
 
   /**
-   * Unthrottled, keeps as many units in hand as the coordinator sizes for this miner (its leases' `inFlight`: about a
-   * second of work at the speed it measured), asking for the next as soon as there is room and handing each lease to
+   * Unthrottled, keeps as many leases in hand as the coordinator sizes for this miner (its leases' `inFlight`: about a
+   * second of work ahead at the speed it measured; a fast miner's leases are spans of several units), asking for the next as soon as there is room and handing each lease to
    * the worker at once, so that later units' operands cross the network and upload while the GPU computes. Throttled,
    * one unit at a time, asking only after the rest the worker wants, so no lease ages while the GPU rests. Verdicts
    * are handled as they come back, without holding up the GPU.

@@ -3,7 +3,7 @@
 // miners finish a job of a thousand small units; a connection that has not said hello may not send a large message.
 import { afterEach, describe, expect, it } from 'vitest';
 import { generateSigningKeys } from '../../src/protocol/receipt.ts';
-import { ESTABLISHED_AFTER_UNITS, LEASES_UNMEASURED, MAX_LEASES_PER_MINER } from '../../src/coordinator/lease-sizing.ts';
+import { ESTABLISHED_AFTER_UNITS, LEASES_UNMEASURED, MAX_LEASES_PER_MINER, MAX_UNITS_PER_MINER } from '../../src/coordinator/lease-sizing.ts';
 import { randomMatrix } from '../helpers/random.ts';
 import { ScriptedMiner } from '../helpers/scripted-miner.ts';
 import type { MessageOf } from '../../src/miner/coordinator-link.ts';
@@ -62,31 +62,35 @@ describe('leasing under abuse', () => {
     expect((await honest.verdict(lease, ScriptedMiner.compute(lease))).type).toBe('receipt');
   });
 
-  it('lets a key hold more leases as its verified work grows, as many as its measured speed needs, and says how many', async () => {
+  it('lets a key hold more work as its verified work grows, as its measured speed needs, and says how many leases', async () => {
     stack = await startStack();
-    const units = 64;
-    const job = await submitGemm(stack.url, 256 * units, 4, 4, randomMatrix(256 * units * 4, 5), randomMatrix(16, 6));
-    expect(job.unitsTotal).toBe(units);
+    // 64 tiles down each of 4 columns: more than a fast key's spans can take before the test ends.
+    const job = await submitGemm(stack.url, 256 * 64, 4 * 256, 4, randomMatrix(256 * 64 * 4, 5), randomMatrix(4 * 4 * 256, 6));
+    expect(job.unitsTotal).toBe(256);
     const miner = await connect();
     /** verified units so far -> leases granted when asking for more than any miner may hold, and what they said */
-    const granted = new Map<number, { count: number; inFlight: (number | undefined)[] }>();
+    const granted = new Map<number, { count: number; units: number; inFlight: (number | undefined)[] }>();
     let verified = 0;
     while (![...granted.keys()].some((done) => done >= ESTABLISHED_AFTER_UNITS + 4)) {
       const { leased } = await askMany(miner, MAX_LEASES_PER_MINER + 2);
-      granted.set(verified, { count: leased.length, inFlight: leased.map((l) => l.inFlight) });
+      const units = leased.reduce((sum, l) => sum + (l.parts?.length ?? 1), 0);
+      granted.set(verified, { count: leased.length, units, inFlight: leased.map((l) => l.inFlight) });
       for (const lease of leased) {
-        expect((await miner.verdict(lease, ScriptedMiner.compute(lease))).type).toBe('receipt');
-        verified++;
+        const verdicts = await miner.verdicts(lease, ScriptedMiner.compute(lease));
+        expect(verdicts.map((v) => v.type)).toEqual(verdicts.map(() => 'receipt'));
+        verified += verdicts.length;
       }
     }
-    expect(granted.get(0)).toEqual({ count: 1, inFlight: [1] });
-    expect(granted.get(1)).toEqual({ count: LEASES_UNMEASURED, inFlight: [LEASES_UNMEASURED, LEASES_UNMEASURED] });
-    // Established: never fewer than two, never more than the cap, and exactly what the leases announced, so that a
-    // miner asking for `inFlight` is never refused. (How many depends on how fast this machine computed them.)
-    for (const [done, { count, inFlight }] of granted) {
+    expect(granted.get(0)).toEqual({ count: 1, units: 1, inFlight: [1] });
+    expect(granted.get(1)).toEqual({ count: LEASES_UNMEASURED, units: LEASES_UNMEASURED, inFlight: [LEASES_UNMEASURED, LEASES_UNMEASURED] });
+    // Established: never fewer than two leases, never more than the caps, and exactly what the leases announced, so
+    // that a miner asking for `inFlight` is never refused. (How many, and how many units each joins, depends on how
+    // fast this machine computed them.)
+    for (const [done, { count, units, inFlight }] of granted) {
       if (done < ESTABLISHED_AFTER_UNITS) continue;
       expect(count).toBeGreaterThanOrEqual(LEASES_UNMEASURED);
       expect(count).toBeLessThanOrEqual(MAX_LEASES_PER_MINER);
+      expect(units).toBeLessThanOrEqual(MAX_UNITS_PER_MINER);
       expect(inFlight.at(-1)).toBe(count);
     }
   });
@@ -106,8 +110,9 @@ describe('leasing under abuse', () => {
       lastGranted = leased.length;
       for (const lease of leased) {
         await new Promise((resolve) => setTimeout(resolve, verified >= ESTABLISHED_AFTER_UNITS - 8 ? 1_200 : 0));
-        expect((await miner.verdict(lease, ScriptedMiner.compute(lease))).type).toBe('receipt');
-        verified++;
+        const verdicts = await miner.verdicts(lease, ScriptedMiner.compute(lease));
+        expect(verdicts.map((v) => v.type)).toEqual(verdicts.map(() => 'receipt'));
+        verified += verdicts.length;
       }
     }
     expect(lastGranted).toBe(LEASES_UNMEASURED);
