@@ -6,8 +6,8 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** What happened, as settlement, sessions and audits report it. Every method is cheap and never throws. */
 export interface MetricsRecorder {
-  /** A unit went out to a miner. */
-  leased(kind: string): void;
+  /** Units went out to a miner: one, or a span's parts in one lease. */
+  leased(kind: string, units?: number): void;
   /** A result passed verification and was credited (micro-credits as written to the ledger). */
   verified(event: VerifiedEvent): void;
   /** A result was refused without credit; `reason` is the stable error code the miner was sent. */
@@ -177,9 +177,9 @@ export class CoordinatorMetrics implements MetricsRecorder {
     }
   }
 
-  leased(kind: string): void {
-    this.unitsLeased.labels({ kind }).inc();
-    this.totals.unitsLeased++;
+  leased(kind: string, units = 1): void {
+    this.unitsLeased.labels({ kind }).inc(units);
+    this.totals.unitsLeased += units;
   }
 
   verified(event: VerifiedEvent): void {

@@ -238,7 +238,7 @@ export class MinerSession {
     });
     this.leasesOut.set(lease.id, { sentAtMs: Date.now(), ops });
     this.lastUnitOps = ops / BigInt(parts?.length ?? 1);
-    this.ctx.metrics?.leased(kind.name);
+    this.ctx.metrics?.leased(kind.name, parts?.length ?? 1);
     const { blocks, ...payload } = kind.leasePayload(job, unit);
     this.send({
       type: 'lease',
