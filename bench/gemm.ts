@@ -1,17 +1,16 @@
 // `npm run bench:gemm`: ours vs naive WGSL, TF.js WebGPU and onnxruntime-web (WebGPU, WASM) in one headless Chromium.
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { cpus, loadavg, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { cpus, loadavg } from 'node:os';
+import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Page } from 'playwright-core';
-import { build } from 'vite';
 import { CHROMIUM_ARGS, chromiumPath } from '../tests/helpers/chromium.ts';
-import { IMPLS, isImplName, shapeFlops, shapeLabel, type BenchPage, type ImplName, type RunTiming, type Shape } from './gemm/bench-api.ts';
+import { IMPLS, isImplName, shapeFlops, shapeLabel, type ImplName, type RunTiming, type Shape } from './gemm/bench-api.ts';
 import {
   formatEndToEnd, formatFailures, formatTables, formatTargets, TARGET_FREIVALDS_OVER_COMPUTE, TARGET_MINING_OVER_KERNEL,
   TARGET_RATIO_SHAPES, TARGET_RATIO_VS_WEBGPU_PEERS, type BenchReport, type ImplOutcome, type ShapeResult, type TargetResult,
 } from './gemm/report.ts';
-import { serveStatic } from './gemm/static-server.ts';
+import { call, loadGemmPage, serveGemmPage } from './gemm/page.ts';
 import { median } from './gemm/stats.ts';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -24,7 +23,6 @@ const DEFAULT_E2E_SIZE = 1024;
 const DEFAULT_VERIFY_REPS = 5;
 const DEFAULT_SEED = 20_240_401;
 const DEFAULT_OUT = 'bench/results/gemm.json';
-const PAGE_READY_TIMEOUT_MS = 60_000;
 /** Page console lines kept in the JSON. */
 const MAX_PAGE_MESSAGES = 200;
 
@@ -100,20 +98,6 @@ function parseOptions(argv: string[]): Options {
     seed: int('seed', DEFAULT_SEED, 0),
     out: values.get('out') ?? DEFAULT_OUT,
   };
-}
-
-/** Calls one of the page's bench methods; a failure in the page arrives here as a thrown Error. */
-async function call<K extends keyof BenchPage>(page: Page, method: K, ...args: Parameters<BenchPage[K]>): Promise<Awaited<ReturnType<BenchPage[K]>>> {
-  const result: unknown = await page.evaluate(
-    async ([name, params]) => {
-      const bench = window.ergonBench;
-      if (!bench) throw new Error('the bench page did not load');
-      const fn = bench[name] as (...xs: unknown[]) => Promise<unknown>;
-      return fn(...params);
-    },
-    [method, args] as [K, unknown[]],
-  );
-  return result as Awaited<ReturnType<BenchPage[K]>>;
 }
 
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err)).split('\n')[0];
@@ -249,15 +233,7 @@ async function main(): Promise<void> {
   log(`  impls ${options.impls.join(', ')}; ${options.warmup} warm-up + ${options.reps} timed runs each, interleaved; end-to-end job ${options.e2eSize || 'skipped'}; seed ${options.seed}`);
   log(`  cross-origin isolation ${options.isolate ? 'on (COOP/COEP)' : 'off'}; ours with ${options.tune ? 'the autotuner\'s config where available' : 'the default config'}`);
 
-  const outDir = await mkdtemp(join(tmpdir(), 'ergon-bench-gemm-'));
-  const server = await (async () => {
-    await build({ configFile: join(REPO, 'bench/gemm/vite.config.ts'), build: { outDir }, logLevel: 'warn' });
-    return serveStatic(outDir, {
-      '/vendor/tfjs/': join(REPO, 'node_modules/@tensorflow/tfjs/dist'),
-      '/vendor/tfjs-backend-webgpu/': join(REPO, 'node_modules/@tensorflow/tfjs-backend-webgpu/dist'),
-      '/vendor/ort/': join(REPO, 'node_modules/onnxruntime-web/dist'),
-    }, options.isolate);
-  })();
+  const server = await serveGemmPage(options.isolate);
   const browser = await chromium.launch({ executablePath: executable, headless: true, args: CHROMIUM_ARGS });
   const pageMessages: string[] = [];
   try {
@@ -274,8 +250,7 @@ async function main(): Promise<void> {
       if (pageMessages.length < MAX_PAGE_MESSAGES) pageMessages.push(line);
       log(`  page ${line}`);
     });
-    await page.goto(server.url);
-    await page.waitForSelector('body[data-ready="true"]', { state: 'attached', timeout: PAGE_READY_TIMEOUT_MS });
+    await loadGemmPage(page, server.url);
     const environment = await call(page, 'environment', { tune: options.tune });
     const a = environment.adapter;
     log(`  browser Chromium ${browser.version()}; adapter ${a.vendor} / ${a.architecture} / "${a.description}", fallback ${a.isFallbackAdapter}; `
@@ -371,7 +346,6 @@ async function main(): Promise<void> {
   } finally {
     await browser.close();
     await server.close();
-    await rm(outDir, { recursive: true, force: true });
   }
 }
 
