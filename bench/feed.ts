@@ -10,7 +10,8 @@
 // setting (ThrottleSettings' "Measured over the last units", mining.svelte.ts measuredDuty), and the job's wall time.
 // Then, in the same browser, the kernel alone (bench:gemm's page and "ours") on each job's shape and on one of its
 // units' tiles, so that each job's mining rate is quoted against the kernel's rate of the same run.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { build } from 'vite';
@@ -67,6 +68,25 @@ interface JobFigures {
   wallSeconds: number;
   /** 2MNK over the wall time, from the submission (its upload included) to the job's end. */
   gflops: number;
+  /** Leases the page computed: fewer than the units where the coordinator leased spans of several. */
+  leases: number;
+  /** The submission alone: the requester's upload until the coordinator answered with the job. */
+  submitSeconds: number;
+  /** CPU time of this process over the job: the coordinator (and the bench's own driver, which idles). */
+  coordinatorCpuSeconds: number;
+  /** CPU time of the whole machine over the job (/proc/stat), out of cores x wall seconds: the rest is Chromium's. */
+  machineCpuSeconds: number | null;
+}
+
+/** Busy CPU seconds of the whole machine since boot (Linux /proc/stat), or null elsewhere. */
+async function machineCpuSeconds(): Promise<number | null> {
+  try {
+    const [cpu] = (await readFile('/proc/stat', 'utf8')).split('\n');
+    const [user, nice, system, , , irq, softirq, steal] = cpu.trim().split(/\s+/).slice(1).map(Number);
+    return (user + nice + system + irq + softirq + steal) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return null;
+  }
 }
 
 /** The kernel alone on one shape (MxKxN, as bench:gemm writes it): bench:gemm's "seconds", median of the timed runs. */
@@ -137,10 +157,16 @@ async function mineOne(stack: TestStack, page: Page, [m, n, k]: [number, number,
   const a = randomMatrix(m * k, seed);
   const b = randomMatrix(k * n, seed + 1);
   const before = served();
+  const cpuBefore = process.cpuUsage();
+  const machineBefore = await machineCpuSeconds();
   const started = performance.now();
   const job = await submitGemm(stack.url, m, n, k, a, b);
+  const submitSeconds = (performance.now() - started) / 1000;
   await waitForJob(stack.url, job.id, JOB_TIMEOUT_MS);
   const wallSeconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
+  const machineAfter = await machineCpuSeconds();
+  const leases = Number(await page.getByTestId('units-computed').textContent());
   const operandBytes = served() - before;
   const resultBytes = 4 * m * n;
   const duty = page.getByTestId('duty-measured');
@@ -160,6 +186,10 @@ async function mineOne(stack: TestStack, page: Page, [m, n, k]: [number, number,
     gpuBusy,
     wallSeconds,
     gflops: ops / wallSeconds / 1e9,
+    leases,
+    submitSeconds,
+    coordinatorCpuSeconds: (cpu.user + cpu.system) / 1e6,
+    machineCpuSeconds: machineBefore === null || machineAfter === null ? null : machineAfter - machineBefore,
   };
 }
 
@@ -266,6 +296,18 @@ function kernelTable(results: { mode: string; jobs: (JobFigures & AgainstKernel)
   );
 }
 
+/** Where each job's wall time went: its leases (spans join units), the upload, and the CPU the coordinator and the rest used. */
+function timeTable(results: { mode: string; jobs: JobFigures[] }[]): string {
+  const cores = availableParallelism();
+  return table(
+    ['mode', 'shape MxNxK', 'units', 'leases', 'submit s', 'wall s', 'coordinator CPU s', `machine CPU s (of ${cores} x wall)`],
+    results.flatMap(({ mode, jobs }) => jobs.map((j) => [
+      mode, j.shape, String(j.units), String(j.leases), j.submitSeconds.toFixed(1), j.wallSeconds.toFixed(1), j.coordinatorCpuSeconds.toFixed(1),
+      j.machineCpuSeconds === null ? '-' : `${j.machineCpuSeconds.toFixed(1)} (${percent(j.machineCpuSeconds / (cores * j.wallSeconds))})`,
+    ])),
+  );
+}
+
 /** What the kernel-alone figures are and how they were taken: printed, and kept in the JSON. */
 const KERNEL_NOTES = [
   'kernel: bench:gemm\'s page (bench/gemm/) and its "ours", the product\'s GemmKernel with the config the autotuner picks on this adapter (tuned afresh in that page), '
@@ -275,7 +317,7 @@ const KERNEL_NOTES = [
   `Runs: shapes up to ${KERNEL_BIG_GFLOP} GFLOP ${KERNEL_WARMUPS} warm-up + ${KERNEL_REPS} timed (median); over it 1 timed run, no warm-up `
     + '(4096^3 takes 20-60 s a run on SwiftShader; the smaller shapes, timed first, compiled the kernel, and operands are uploaded before timing).',
   `tile: the job's first unit as the coordinator splits it (splitTiles, UNIT_TILE ${UNIT_TILE}): up to ${UNIT_TILE} rows x K x up to ${UNIT_TILE} cols, `
-    + 'rows spread evenly over the row tiles (1000 rows: 4 tiles of 250), the size the mining page computes at a time.',
+    + 'rows spread evenly over the row tiles (1000 rows: 4 tiles of 250): one unit; a page the coordinator measured fast computes spans of several.',
   'mining/kernel: the job\'s mining GFLOP/s above (wall time from submission, upload included) over the kernel alone on the whole shape; mining/tile: over the kernel alone on one tile.',
 ];
 
@@ -321,6 +363,9 @@ async function main(): Promise<void> {
   console.log('');
   console.log('Mining rate against the kernel alone, same run:');
   console.log(kernelTable(results));
+  console.log('');
+  console.log('Where the time went (SwiftShader\'s GPU is these same cores: CPU the coordinator or the page spends is not the kernel\'s):');
+  console.log(timeTable(results));
   console.log('');
   console.log('inline: what leases carried before (both blocks, every unit); fetched: operand bytes the coordinator served over HTTP;');
   console.log('ops/B: 2MNK over fetched + result bytes; GPU busy: the page\'s own measured figure over the job\'s last units (3 needed);');
