@@ -100,7 +100,8 @@ export interface WorkQueue {
   complete(lease: Lease, result: unknown, nowMs: number, minerKey: string): Promise<JobState | undefined>;
   /**
    * A span's verified results (unit id -> result): complete() for each part that has one, its lease ended once; a part
-   * without one (its credit failed to store) goes back to the front of the queue.
+   * without one (its credit failed to store) goes back to the front of the queue. Parts credited after the lease ended
+   * (expired while they were stored) are done all the same, unless leased again meanwhile.
    */
   completeSpan?(lease: Lease, results: ReadonlyMap<string, unknown>, nowMs: number, minerKey: string): Promise<JobState | undefined>;
   /**

@@ -160,13 +160,20 @@ export class Scheduler implements WorkQueue {
   }
 
   async completeSpan(lease: Lease, results: ReadonlyMap<string, unknown>, nowMs: number, minerKey: string): Promise<JobState | undefined> {
-    if (!this.leases.has(lease.id)) return undefined;
-    this.endLease(lease, 'completed');
+    // The lease may have ended while its parts' credits were stored (one transaction each): its parts went back to
+    // the queue, but those credited are paid, and a miner leased them again would compute them for nothing. They are
+    // taken back and done; one already leased again is left to that lease.
+    const live = this.leases.has(lease.id);
+    if (live) this.endLease(lease, 'completed');
     let finished: JobState | undefined;
     const left: UnitBase[] = [];
     for (const part of unitsOf(lease)) {
-      if (results.has(part.id)) finished = this.done(part, results.get(part.id), nowMs, minerKey) ?? finished;
-      else if (this.jobs.has(part.jobId)) left.push(part);
+      if (results.has(part.id)) {
+        if (this.leaseOfUnit.has(part.id)) continue;
+        const waiting = this.pending.findIndex((u) => u.id === part.id);
+        if (waiting >= 0) this.pending.splice(waiting, 1);
+        finished = this.done(part, results.get(part.id), nowMs, minerKey) ?? finished;
+      } else if (live && this.jobs.has(part.jobId)) left.push(part);
     }
     this.pending.unshift(...left);
     return finished;

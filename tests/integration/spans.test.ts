@@ -1,10 +1,13 @@
 // Spans: a miner whose leases are sized for several units gets tiles of one column joined into one lease, computes
 // them as one product and is credited per tile, each with its own receipt; the job's product comes out exact. A span
 // with one wrong element pays nothing, and its tiles go to the next miner. A credited span's result sent again gets
-// its receipts again and no more credit; another key naming its tiles gets nothing. The sizing is fixed here (four
-// units a lease, whatever this machine's speed): tests/unit/coordinator/lease-sizing.test.ts covers how speed sets it.
+// its receipts again and no more credit; another key naming its tiles gets nothing; a malformed one harms nothing.
+// The sizing is fixed here (four units a lease, whatever this machine's speed):
+// tests/unit/coordinator/lease-sizing.test.ts covers how speed sets it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Receipt } from '../../src/protocol/messages.ts';
 import { generateSigningKeys, verifyReceipt } from '../../src/protocol/receipt.ts';
+import { f32Tensor } from '../../src/protocol/tensor.ts';
 import { matmulF64, maxRelativeError, randomMatrix } from '../helpers/random.ts';
 import { ScriptedMiner } from '../helpers/scripted-miner.ts';
 import { fetchProduct, startStack, submitGemm, waitForJob, type TestStack } from '../helpers/stack.ts';
@@ -115,5 +118,41 @@ describe('a span of tiles leased as one', () => {
     expect(await creditedUnits()).toBe(credited);
     back.close();
     other.close();
+  });
+  it('settles a malformed span result without harm: bad parts refused, foreign parts ignored, one tile\'s shape rejected', async () => {
+    const [m, n, k] = [4 * TILE, 2 * TILE, 32];
+    const job = await submitGemm(stack.url, m, n, k, randomMatrix(m * k, 41), randomMatrix(k * n, 42));
+    const miner = await ScriptedMiner.connect(stack.url);
+    await miner.hello();
+    const first = await miner.lease();
+    const second = await miner.lease();
+    const parts = first.parts ?? expect.fail('expected a span');
+    const output = f32Tensor(ScriptedMiner.tileShape(first), ScriptedMiner.compute(first));
+    const result = { type: 'result', leaseId: first.leaseId, unitId: first.unitId, gpuSeconds: 0.01, output } as const;
+
+    // A part named twice: not a span result at all (the protocol refuses it).
+    miner.send({ ...result, parts: [parts[0], parts[0]] });
+    expect(await miner.next('error')).toMatchObject({ code: 'malformed-message' });
+    // Parts that are not the lease's (the second span's): the lease's own parts are credited, and only they.
+    const verdicts: Receipt[] = [];
+    miner.send({ ...result, parts: second.parts });
+    while (verdicts.length < parts.length) {
+      const verdict = await miner.next('receipt', 'rejected');
+      verdicts.push(verdict.type === 'receipt' ? verdict.receipt : expect.fail(`rejected: ${verdict.type === 'rejected' ? verdict.message : ''}`));
+    }
+    expect(verdicts.map((r) => r.unitId).sort()).toEqual([...parts].sort());
+
+    // The second span answered with one tile's product: refused, and its tiles go to the next miner.
+    const tile = ScriptedMiner.compute(second).subarray(0, TILE * TILE);
+    miner.sendResult(second, tile, [TILE, TILE]);
+    expect(await miner.next('receipt', 'rejected')).toMatchObject({ type: 'rejected', code: 'shape-mismatch' });
+    const honest = await ScriptedMiner.connect(stack.url);
+    await honest.hello();
+    const again = await honest.lease();
+    expect([...(again.parts ?? [])].sort()).toEqual([...(second.parts ?? [])].sort());
+    expect((await honest.verdicts(again, ScriptedMiner.compute(again))).map((v) => v.type)).toEqual(['receipt', 'receipt', 'receipt', 'receipt']);
+    await waitForJob(stack.url, job.id);
+    miner.close();
+    honest.close();
   });
 });

@@ -40,6 +40,17 @@ describe('leaseSize', () => {
     expect(size.units * size.leases).toBeLessThanOrEqual(MAX_UNITS_PER_MINER);
     expect(size.leases).toBeGreaterThanOrEqual(LEASES_UNMEASURED);
   });
+
+  it('keeps a key within MAX_UNITS_PER_MINER however its connections\' leases are sized, one fast, one slow', () => {
+    // A key's sessions are measured apart, and a session's speed changes, while its lease is refused only once it
+    // holds as many leases as the asking session's size allows. So the most it can hold: for the i-th lease, the
+    // largest lease of any size that still allows more than i.
+    const sizes: ReturnType<typeof leaseSize>[] = [];
+    for (let unitsPerSecond = 0.01; unitsPerSecond < 1_000; unitsPerSecond *= 1.01) sizes.push(leaseSize(record(1_000), unitsPerSecond * GIGA, BigInt(GIGA)));
+    let most = 0;
+    for (let i = 0; i < MAX_LEASES_PER_MINER; i++) most += Math.max(0, ...sizes.filter((size) => size.leases > i).map((size) => size.units));
+    expect(most).toBeLessThanOrEqual(MAX_UNITS_PER_MINER);
+  });
 });
 
 describe('MeasuredSpeed', () => {

@@ -123,4 +123,50 @@ describe('settlement', () => {
     expect(await ledger.balance(MINER.minerKey)).toBe(0n);
     expect((await ctx.queue.lease('other', Date.now(), F32_MINER))?.unit.id).toBe(unit.id);
   });
+  describe('a span (the job\'s two tiles of its one column, leased as one)', () => {
+    const leaseSpan = async () => {
+      const lease = await ctx.queue.lease(MINER.sessionId, Date.now(), F32_MINER, 2);
+      if (!lease?.parts) throw new Error('expected a span');
+      const unit = lease.unit as GemmUnit;
+      const { a, b } = unitOperands(job, unit);
+      return { lease, unit, parts: lease.parts.map((part) => part.id), honest: matmulF32(a, b, unit.rows, unit.depth, unit.cols) };
+    };
+    const withLedger = async (failing: Ledger): Promise<SettlementContext> =>
+      ({ ...ctx, ledger: failing, jobs: new Jobs(ctx.queue, defaultKinds(), failing, await OperandStore.open(dir)) });
+
+    it('keeps the parts stored before a storage failure credited and receipted, and leases the rest again', async () => {
+      const { lease, unit, parts, honest } = await leaseSpan();
+      let credits = 0;
+      const failing: Ledger = Object.create(ledger, {
+        credit: { value: async (...args: Parameters<Ledger['credit']>) => {
+          if (credits++ > 0) throw new LedgerError('storage-full', 'the disk is full');
+          return ledger.credit(...args);
+        } },
+      });
+      const settled = await settle(await withLedger(failing), MINER, claim(lease.id, unit, honest));
+      if (settled.type !== 'receipts') throw new Error(`not receipts: ${settled.type}`);
+      expect(settled.receipts.map((r) => r.unitId)).toEqual([parts[0]]);
+      expect(await ledger.balance(MINER.minerKey)).toBe(settled.receipts[0].microCredits);
+      expect(await ctx.queue.unitCounts('job1')).toEqual({ waiting: 1, leased: 0, held: 0 });
+      expect((await ctx.queue.lease('other', Date.now(), F32_MINER, 2))?.unit.id).toBe(parts[1]);
+    });
+
+    it('does not lease again a part credited while its span\'s lease ran out', async () => {
+      const { lease, unit, parts, honest } = await leaseSpan();
+      // The deadline passes while the parts are being stored (a remote ledger, one transaction per part).
+      const slow: Ledger = Object.create(ledger, {
+        credit: { value: async (...args: Parameters<Ledger['credit']>) => {
+          await ctx.queue.expire(Date.now() + 3_600_000);
+          return ledger.credit(...args);
+        } },
+      });
+      const settled = await settle(await withLedger(slow), MINER, claim(lease.id, unit, honest));
+      if (settled.type !== 'receipts') throw new Error(`not receipts: ${settled.type}`);
+      expect(settled.receipts.map((r) => r.unitId)).toEqual(parts);
+      // Credited and paid: the job has their results, and no honest miner is leased them to compute for nothing.
+      expect(await ctx.queue.unitCounts('job1')).toEqual({ waiting: 0, leased: 0, held: 0 });
+      expect(await ctx.queue.lease('other', Date.now(), F32_MINER, 2)).toBeUndefined();
+      expect((await ctx.queue.job('job1'))?.output).not.toBeNull();
+    });
+  });
 });
