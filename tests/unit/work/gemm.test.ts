@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { gemmKind, MAX_SPAN_BLOCK_BYTES, splitTiles, unitOperands, type GemmJob, type GemmUnit } from '../../../src/work/gemm/gemm.ts';
 import { matmulF32, randomMatrix, seededBytes } from '../../helpers/random.ts';
+import { operands, product } from './products.ts';
 
 function job(m: number, n: number, k: number): GemmJob {
   return { id: 'job1', m, n, k, precision: 'f32', a: randomMatrix(m * k, m), b: randomMatrix(k * n, n) };
@@ -122,4 +123,21 @@ describe('gemm kind', () => {
     }
     expect(gemmKind.assemble(j, results)).toEqual(matmulF32(j.a, j.b, 1000, 24, 300));
   });
+
+  it('checks a span tile by tile: one tile of sixteen computed from f16 operands is rejected, and named', async () => {
+    // ReLU-like operands at K = 16384: where f16 operands come closest to honest f32, and where averaging a span's
+    // rows together would dilute the aggregate tests.
+    const [tiles, cols, depth] = [16, 8, 16_384];
+    const rows = tiles * 256;
+    const j: GemmJob = { id: 'j', m: rows, n: cols, k: depth, precision: 'f32', a: operands('relu', rows * depth, 1), b: operands('relu', depth * cols, 2) };
+    const units = gemmKind.split(j);
+    const span: GemmUnit = { ...units[0], id: 'j.0.0:16', rows, tileRows: 256 };
+    const c = product(j.a, j.b, rows, depth, cols, 'sequential');
+    expect(await gemmKind.verify(ctx(5), j, span, c)).toEqual({ ok: true });
+    c.set(product(j.a.subarray(15 * 256 * depth), j.b, 256, depth, cols, 'f16-operands'), 15 * 256 * cols);
+    const verdict = await gemmKind.verify(ctx(5), j, span, c);
+    expect(verdict).toMatchObject({ ok: false, error: { code: 'verification-failed' } });
+    expect(verdict.ok ? '' : verdict.error.message).toMatch(/^tile 3840: /);
+  }, 120_000);
 });
+
