@@ -155,28 +155,36 @@ export class Scheduler implements WorkQueue {
   }
 
   async complete(lease: Lease, result: unknown, nowMs: number, minerKey: string): Promise<JobState | undefined> {
-    this.endLease(lease, 'completed');
-    return this.done(lease.unit, result, nowMs, minerKey);
+    return this.completeSpan(lease, new Map([[lease.unit.id, result]]), nowMs, minerKey);
   }
 
   async completeSpan(lease: Lease, results: ReadonlyMap<string, unknown>, nowMs: number, minerKey: string): Promise<JobState | undefined> {
-    // The lease may have ended while its parts' credits were stored (one transaction each): its parts went back to
-    // the queue, but those credited are paid, and a miner leased them again would compute them for nothing. They are
-    // taken back and done; one already leased again is left to that lease.
+    // The lease may have ended while its results were verified or stored (a span's parts one transaction each): its
+    // units went back to the queue, maybe out again to another miner. Those credited are paid, and a miner leased
+    // them again would compute them for nothing: they are taken back and done.
     const live = this.leases.has(lease.id);
     if (live) this.endLease(lease, 'completed');
     let finished: JobState | undefined;
     const left: UnitBase[] = [];
     for (const part of unitsOf(lease)) {
       if (results.has(part.id)) {
-        if (this.leaseOfUnit.has(part.id)) continue;
-        const waiting = this.pending.findIndex((u) => u.id === part.id);
-        if (waiting >= 0) this.pending.splice(waiting, 1);
+        if (!live) this.takeBack(part);
         finished = this.done(part, results.get(part.id), nowMs, minerKey) ?? finished;
       } else if (live && this.jobs.has(part.jobId)) left.push(part);
     }
     this.pending.unshift(...left);
     return finished;
+  }
+
+  /**
+   * A unit whose result was credited after its lease ended: out of the queue, and out of the lease it went out in
+   * again, whose miner is told its lease ended (without blame) when it returns; that lease's other units wait again.
+   */
+  private takeBack(unit: UnitBase): void {
+    const again = this.leases.get(this.leaseOfUnit.get(unit.id) ?? '');
+    if (again) this.putBack(again, 'released');
+    const waiting = this.pending.findIndex((u) => u.id === unit.id);
+    if (waiting >= 0) this.pending.splice(waiting, 1);
   }
 
   private done(unit: UnitBase, result: unknown, nowMs: number, minerKey: string): JobState | undefined {
@@ -221,6 +229,10 @@ export class Scheduler implements WorkQueue {
   }
 
   async release(lease: Lease, end: LeaseEnd = 'released'): Promise<void> {
+    this.putBack(lease, end);
+  }
+
+  private putBack(lease: Lease, end: LeaseEnd): void {
     if (!this.leases.has(lease.id)) return;
     this.endLease(lease, end);
     this.pending.unshift(...unitsOf(lease));

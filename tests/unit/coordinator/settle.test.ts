@@ -123,6 +123,27 @@ describe('settlement', () => {
     expect(await ledger.balance(MINER.minerKey)).toBe(0n);
     expect((await ctx.queue.lease('other', Date.now(), F32_MINER))?.unit.id).toBe(unit.id);
   });
+  it('does not lease again a unit credited while its lease ran out; the miner it went out to again is told, without blame', async () => {
+    const { lease, unit, honest } = await leaseOne();
+    // The deadline passes while the result is stored, and the unit goes out again to another miner meanwhile.
+    let second: Awaited<ReturnType<typeof ctx.queue.lease>>;
+    const slow: Ledger = Object.create(ledger, {
+      credit: { value: async (...args: Parameters<Ledger['credit']>) => {
+        await ctx.queue.expire(Date.now() + 3_600_000);
+        second = await ctx.queue.lease('other', Date.now(), F32_MINER);
+        return ledger.credit(...args);
+      } },
+    });
+    const jobs = new Jobs(ctx.queue, defaultKinds(), slow, await OperandStore.open(dir));
+    expect(await settle({ ...ctx, ledger: slow, jobs }, MINER, claim(lease.id, unit, honest))).toMatchObject({ type: 'receipt' });
+    expect(second?.unit.id).toBe(unit.id);
+    // Done and paid once: neither waiting nor leased; the other miner's result is refused as bad luck, not credited.
+    expect(await ctx.queue.unitCounts('job1')).toMatchObject({ leased: 0 });
+    expect((await ctx.queue.lease('third', Date.now(), F32_MINER))?.unit.id).not.toBe(unit.id);
+    const other = { ...MINER, sessionId: 'other', minerKey: 'ab'.repeat(32) };
+    expect(await settle(ctx, other, claim(second?.id ?? '', unit, honest))).toMatchObject({ type: 'rejected', error: { code: 'lease-expired' }, offence: false });
+  });
+
   describe('a span (the job\'s two tiles of its one column, leased as one)', () => {
     const leaseSpan = async () => {
       const lease = await ctx.queue.lease(MINER.sessionId, Date.now(), F32_MINER, 2);
