@@ -122,15 +122,9 @@ function options(argv: string[]): { full: boolean; out: string } {
   return { full, out };
 }
 
-/** Bytes both blocks of every unit take, as the tiles split the job (256x256 output tiles, depth K). */
+/** Bytes both blocks of every unit take, as the coordinator splits the job (256x256 output tiles, depth K). */
 function inlineBytes(m: number, n: number, k: number): number {
-  const rowTiles = Math.ceil(m / UNIT_TILE);
-  const rowsPerTile = Math.ceil(m / rowTiles);
-  let bytes = 0;
-  for (let row0 = 0; row0 < m; row0 += rowsPerTile) {
-    for (let col0 = 0; col0 < n; col0 += UNIT_TILE) bytes += 4 * k * (Math.min(rowsPerTile, m - row0) + Math.min(UNIT_TILE, n - col0));
-  }
-  return bytes;
+  return splitTiles('', m, n, k, UNIT_TILE).reduce((bytes, unit) => bytes + 4 * k * (unit.rows + unit.cols), 0);
 }
 
 async function startPage(browser: Browser, url: string, mode: (typeof MODES)[number]): Promise<Page> {

@@ -232,13 +232,14 @@ export class MinerSession {
     const needs = kind.requirements(job);
     const ops = kind.ops(unit);
     const parts = lease.parts?.map((part) => part.id);
+    const units = parts?.length ?? 1;
     log('lease', {
       session: this.id, miner: this.minerKey, unit: unit.id, lease: lease.id, kind: kind.name, precision: needs.precision, features: needs.features.join(','),
-      inFlight: size.leases, parts: parts?.length ?? 1,
+      inFlight: size.leases, parts: units,
     });
     this.leasesOut.set(lease.id, { sentAtMs: Date.now(), ops });
-    this.lastUnitOps = ops / BigInt(parts?.length ?? 1);
-    this.ctx.metrics?.leased(kind.name, parts?.length ?? 1);
+    this.lastUnitOps = ops / BigInt(units);
+    this.ctx.metrics?.leased(kind.name, units);
     const { blocks, ...payload } = kind.leasePayload(job, unit);
     this.send({
       type: 'lease',

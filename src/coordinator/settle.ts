@@ -84,7 +84,7 @@ export async function settle(ctx: SettlementContext, miner: Claimant, claim: Res
   // Credits settled by an audit are counted where they are settled (audits.ts), whoever waited for them.
   if ((settlement.type === 'receipt' || settlement.type === 'receipts') && !settlement.again) {
     const receipts = settlement.type === 'receipt' ? [settlement.receipt] : settlement.receipts;
-    // A span was verified once: its time is shared among its parts' receipts.
+    // A span is verified in one call: its time is shared among its parts' receipts.
     const verifySeconds = (seen.verifySeconds ?? 0) / receipts.length;
     for (const { ops, microCredits, joules, joulesSource } of receipts) {
       metrics.verified({ kind: seen.kind, minerKey: miner.minerKey, ops, microCredits, verifySeconds, joules, joulesSource });
@@ -127,20 +127,18 @@ async function settleClaim(ctx: SettlementContext, miner: Claimant, claim: Resul
     return refuse(verdict.error);
   }
 
-  const microCredits = microCreditsFor(ops, kind.microCreditsPerGigaOp(job, claim.engine));
+  const rate = kind.microCreditsPerGigaOp(job, claim.engine);
+  const microCredits = microCreditsFor(ops, rate);
   const receiptKind = kind.receiptKind(job, claim.engine);
   const nowMs = Date.now();
   // The energy claim is weighed after the pay is fixed and cannot change it: implausible joules are dropped, not paid less.
   const energy = checkEnergy(claim.energy, ops, wallSeconds);
   if (energy.refused) log('energy-refused', { session: miner.sessionId, miner: miner.minerKey, unit: unit.id, method: claim.energy?.method, reason: energy.refused });
-  if (lease.parts) {
-    const shared = { minerKey: miner.minerKey, createdAtMs: nowMs, adapter: miner.adapter, receiptKind };
-    return creditSpan(ctx, miner, lease, kind, job, decoded.value, { ...shared, gpuSeconds: claim.gpuSeconds, wallSeconds, energy, rate: kind.microCreditsPerGigaOp(job, claim.engine) });
-  }
   const entry = {
     unitId: unit.id, jobId: unit.jobId, minerKey: miner.minerKey, ops, microCredits, gpuSeconds: claim.gpuSeconds, createdAtMs: nowMs, energy, wallSeconds, adapter: miner.adapter,
     receiptKind,
   };
+  if (lease.parts) return creditSpan(ctx, miner, lease, kind, job, decoded.value, entry, rate);
   if (kind.audit) return inMinersTurn(ctx, miner.minerKey, () => holdForAudit(ctx, miner, lease, entry, decoded.value, seen));
   let credited: boolean;
   try {
@@ -161,46 +159,32 @@ async function settleClaim(ctx: SettlementContext, miner: Claimant, claim: Resul
   return { type: 'receipt', receipt };
 }
 
-/** What a span's parts share of its result: the claims, which each part takes its share of by ops. */
-interface SpanClaims {
-  minerKey: string;
-  createdAtMs: number;
-  adapter?: string;
-  receiptKind: string;
-  gpuSeconds: number;
-  wallSeconds: number;
-  energy: CreditEnergy;
-  rate: bigint;
-}
-
 /**
- * A span's result, verified as one: each part is credited as if leased alone (its own ops and pay, its share by ops
- * of the claimed time and energy), stored, and receipted. Parts credited before a storage error stay credited and
- * receipted; the rest go back in the queue.
+ * A span's result, checked by one call of its kind's verify: each part is credited as if leased alone (its own ops
+ * and pay at `rate`, its share by ops of the span's claimed time and energy in `span`), stored, and receipted. Parts
+ * credited before a storage error stay credited and receipted; the rest go back in the queue.
  */
-async function creditSpan(ctx: SettlementContext, miner: Claimant, lease: Lease, kind: AnyWorkKind, job: unknown, result: unknown, claims: SpanClaims): Promise<Settlement> {
-  const parts = lease.parts ?? [];
-  const spanOps = Number(kind.ops(lease.unit));
-  const { rate, gpuSeconds, wallSeconds, energy, ...shared } = claims;
+async function creditSpan(ctx: SettlementContext, miner: Claimant, lease: Lease, kind: AnyWorkKind, job: unknown, result: unknown, span: CreditEntry & { energy: CreditEnergy; wallSeconds: number; receiptKind: string }, rate: bigint): Promise<Settlement> {
+  const { energy } = span;
   const results = new Map<string, unknown>();
-  const entries: CreditEntry[] = parts.map((part) => {
+  const entries: CreditEntry[] = (lease.parts ?? []).map((part) => {
     const ops = kind.ops(part);
-    const share = Number(ops) / spanOps;
+    const share = Number(ops) / Number(span.ops);
     results.set(part.id, kind.partResult?.(job, lease.unit, result, part));
     return {
-      ...shared, unitId: part.id, jobId: part.jobId, ops, microCredits: microCreditsFor(ops, rate), gpuSeconds: gpuSeconds * share, wallSeconds: wallSeconds * share,
+      ...span, unitId: part.id, jobId: part.jobId, ops, microCredits: microCreditsFor(ops, rate), gpuSeconds: span.gpuSeconds * share, wallSeconds: span.wallSeconds * share,
       energy: { ...energy, joules: energy.joules * share, uncertaintyJoules: energy.uncertaintyJoules * share, aboveIdleJoules: energy.aboveIdleJoules === null ? null : energy.aboveIdleJoules * share },
     };
   });
-  const { credited, error } = await ctx.jobs.completeSpan(lease, kind, entries, results, claims.createdAtMs);
+  const { credited, error } = await ctx.jobs.completeSpan(lease, kind, entries, results, span.createdAtMs);
   if (error) log('storage-error', { session: miner.sessionId, miner: miner.minerKey, unit: lease.unit.id, code: error.code, message: error.message });
   const receipts: Receipt[] = [];
   for (const [i, entry] of entries.entries()) {
     if (!credited[i]) continue;
     ctx.crashPoints?.afterCredit?.(entry.unitId);
     await recordOutcome(ctx.ledger, miner.minerKey, 'accepted');
-    receipts.push(await receiptFor(ctx, entry, shared.receiptKind, claims.createdAtMs));
-    log('credit', { session: miner.sessionId, miner: miner.minerKey, unit: entry.unitId, span: lease.unit.id, job: entry.jobId, kind: kind.name, receiptKind: shared.receiptKind, ops: entry.ops, microCredits: entry.microCredits, gpuSeconds: entry.gpuSeconds });
+    receipts.push(await receiptFor(ctx, entry, span.receiptKind, span.createdAtMs));
+    log('credit', { session: miner.sessionId, miner: miner.minerKey, unit: entry.unitId, span: lease.unit.id, job: entry.jobId, kind: kind.name, receiptKind: span.receiptKind, ops: entry.ops, microCredits: entry.microCredits, gpuSeconds: entry.gpuSeconds });
   }
   if (receipts.length > 0) return { type: 'receipts', receipts };
   if (error) return { type: 'rejected', error: { code: 'internal', message: error.message }, offence: false };

@@ -217,8 +217,9 @@ export class MiningLoop {
 
   /**
    * Unthrottled, keeps as many leases in hand as the coordinator sizes for this miner (its leases' `inFlight`: about a
-   * second of work ahead at the speed it measured; a fast miner's leases are spans of several units), asking for the next as soon as there is room and handing each lease to
-   * the worker at once, so that later units' operands cross the network and upload while the GPU computes. Throttled,
+   * second of work ahead at the speed it measured; a fast miner's leases are spans of several units), asking for the
+   * next as soon as there is room and handing each lease to the worker at once, so that later units' operands cross
+   * the network and upload while the GPU computes. Throttled,
    * one unit at a time, asking only after the rest the worker wants, so no lease ages while the GPU rests. Verdicts
    * are handled as they come back, without holding up the GPU.
    */
@@ -366,8 +367,9 @@ export class MiningLoop {
         continue;
       }
       // A span's result is settled by a receipt for each of its parts: it is reported, and forgotten, after the last.
-      const settled = awaiting.settle(verdict.type === 'receipt' ? verdict.receipt.unitId : verdict.unitId);
-      const unitId = settled?.unitId ?? (verdict.type === 'receipt' ? verdict.receipt.unitId : verdict.unitId);
+      const named = verdict.type === 'receipt' ? verdict.receipt.unitId : verdict.unitId;
+      const settled = awaiting.settle(named);
+      const unitId = settled?.unitId ?? named;
       const done = settled?.done ?? true;
       if (done) this.unsettled.delete(unitId);
       const report = { unitId, ops: settled?.sent.ops ?? 0n, gpuSeconds: settled?.sent.gpuSeconds ?? 0, units: settled?.units ?? 1 };

@@ -130,8 +130,8 @@ export interface WorkKind<Params, Job, Unit extends UnitBase, Result, Output> {
   /**
    * Optional: several units leased as one, so that a fast miner gets work in pieces worth its time while the job
    * keeps its units. The units among `waiting` (this job's, in queue order) that continue `first`, up to `count` in
-   * all with it, joined into one unit of this kind that is computed, returned and verified as one (its ops the sum of
-   * theirs); undefined when none continue it. `partResult` cuts the joined unit's verified result into each part's,
+   * all with it, joined into one unit of this kind that is computed and returned as one, and checked by one call of
+   * `verify` (its ops the sum of theirs); undefined when none continue it. `partResult` cuts the joined unit's verified result into each part's,
    * which is credited, stored and assembled as if it had been leased alone.
    */
   span?(job: Job, first: Unit, waiting: readonly Unit[], count: number): { unit: Unit; parts: Unit[] } | undefined;

@@ -317,14 +317,14 @@ export function splitTiles(jobId: string, m: number, n: number, k: number, tile:
 }
 
 /**
- * The largest A block a span's lease names: 32 MiB, 2048 rows at K = 4096. It bounds the bytes a miner fetches for
- * one lease and the binding the kernel reads them through, whatever the miner's speed.
+ * The most A bytes a span joins: 32 MiB, 2048 rows at K = 4096. It bounds what a miner fetches for one lease and the
+ * binding the kernel reads the stacked rows through, whatever the miner's speed.
  */
 export const MAX_SPAN_BLOCK_BYTES = 32 * MiB;
 
 /**
- * Tiles of one column that follow `first` down the rows, joined into one tile: their A rows are contiguous, so the
- * span's A block is one slice and its B block is theirs, and the miner computes them in one product.
+ * Tiles of one column that follow `first` down the rows, joined into one tile: their A rows are contiguous and their
+ * B block is shared, so the miner stacks their A blocks and computes them in one product.
  */
 function spanDown(job: GemmJob, first: GemmUnit, waiting: readonly GemmUnit[], count: number): { unit: GemmUnit; parts: GemmUnit[] } | undefined {
   const below = new Map<number, GemmUnit>();
