@@ -78,7 +78,16 @@ async function expectHeld(page: Page): Promise<void> {
   expect(await computed(page)).toBeLessThanOrEqual(held + 1);
 }
 
+/** Submits a small job, so that there is work to resume on however much the page mined before (on a slow machine, more). */
+let jobsSubmitted = 0;
+async function submitWork(): Promise<void> {
+  const [m, n, k] = [256 * 4, 256, 512];
+  const seed = 100 * ++jobsSubmitted;
+  await submitGemm(stack.url, m, n, k, randomMatrix(m * k, seed), randomMatrix(k * n, seed + 1));
+}
+
 async function expectMiningAgain(page: Page): Promise<void> {
+  await submitWork();
   const before = await computed(page);
   await expect(page.getByTestId('phase')).not.toHaveAttribute('data-phase', 'paused', { timeout: 60_000 });
   await expect.poll(() => computed(page), { timeout: 120_000 }).toBeGreaterThan(before);
@@ -92,8 +101,7 @@ test('pauses on battery, when hidden unless asked to keep going, and backs off u
   await expect(page.getByTestId('power')).toContainText('plugged in');
   await page.getByRole('button', { name: 'Start' }).click();
   await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', /waiting-for-work|mining/, { timeout: GPU_START_TIMEOUT_MS });
-  const [m, n, k] = [256 * 40, 256, 512];
-  await submitGemm(stack.url, m, n, k, randomMatrix(m * k, 81), randomMatrix(k * n, 82));
+  await submitWork();
   await expect.poll(() => computed(page), { timeout: 180_000 }).toBeGreaterThanOrEqual(1);
 
   // Battery: unplugged pauses, plugged in resumes.
