@@ -11,10 +11,11 @@ import type { MinerCapabilities, OperandBlock, UnitBase } from '../work/kind.ts'
 import { LedgerError, type Reputation } from './ledger/ledger.ts';
 import { log } from './log.ts';
 import type { OperandBlobs } from './operand-blobs.ts';
-import type { JobState } from './queue.ts';
+import type { JobState, Lease } from './queue.ts';
 import { MINER_MESSAGES, TokenBucket, type RateLimit } from './rate-limit.ts';
 import { isBanned } from './reputation.ts';
-import { leaseSize, MeasuredSpeed } from './lease-sizing.ts';
+import { leaseSize, MeasuredSpeed, type LeaseSize } from './lease-sizing.ts';
+import { KeyTurns } from './key-turns.ts';
 import { adapterModel } from './rankings.ts';
 import type { MinerNotice } from './audits.ts';
 import { lostReceipts } from './lost-receipts.ts';
@@ -30,6 +31,9 @@ export const MAX_PROTOCOL_ERRORS = 200;
 export const MAX_RATE_LIMITED = 1_000;
 /** A connection that has not proved a wallet key this long after its challenge is closed. */
 export const HELLO_TIMEOUT_MS = 10_000;
+
+/** Every coordinator in this process checks a key's lease allowance in turns: see workRequest. */
+const LEASE_TURNS = new KeyTurns();
 
 type Outgoing = Extract<CoordinatorMessageInput, { type: string }>;
 type Omit1<T> = T extends unknown ? Omit<T, 'v'> : never;
@@ -207,24 +211,13 @@ export class MinerSession {
       this.sendError('not-authenticated', 'say hello with a signed challenge before asking for work');
       return false;
     }
-    const reputation = await this.ctx.ledger.reputation(this.minerKey);
-    if (isBanned(reputation, Date.now())) {
-      this.refuseBanned(reputation);
-      return false;
-    }
+    const minerKey = this.minerKey;
+    // The allowance is checked and the lease taken in one turn per key: on a fleet's database each is a round trip,
+    // and requests sent at once (from one connection or several) would otherwise all see the same count.
+    const granted = await LEASE_TURNS.run(minerKey, () => this.leaseWithinAllowance(minerKey));
+    if (!granted) return false;
+    const { lease, size } = granted;
     const { queue } = this.ctx;
-    const size = (this.ctx.leaseSize ?? leaseSize)(reputation, this.speed.opsPerSecond, this.lastUnitOps);
-    const held = await queue.leaseCount(this.ctx.sessionsOf?.(this.minerKey) ?? [this.id]);
-    if (held >= size.leases) {
-      const reason = `this wallet key holds ${held} lease${held === 1 ? '' : 's'}, as many as it may now (${size.leases}); return a result first`;
-      this.send({ type: 'no-work', retryAfterMs: NO_WORK_RETRY_MS, reason });
-      return false;
-    }
-    const lease = await queue.lease(this.id, Date.now(), this.capabilities, size.units);
-    if (!lease) {
-      this.send({ type: 'no-work', retryAfterMs: NO_WORK_RETRY_MS });
-      return false;
-    }
     const state = await queue.job(lease.unit.jobId);
     if (!state || state.job === null) throw new Error(`lease ${lease.id} names job ${lease.unit.jobId}, which is not open`);
     const { unit } = lease;
@@ -254,6 +247,26 @@ export class MinerSession {
       ...this.blockPayload(lease.id, state, unit, payload.operands, blocks),
     });
     return true;
+  }
+
+  /** A lease, if this key's record and its leases held allow one and there is work; else the miner is told why not. */
+  private async leaseWithinAllowance(minerKey: string): Promise<{ lease: Lease; size: LeaseSize } | undefined> {
+    const reputation = await this.ctx.ledger.reputation(minerKey);
+    if (isBanned(reputation, Date.now())) {
+      this.refuseBanned(reputation);
+      return undefined;
+    }
+    const { queue } = this.ctx;
+    const size = (this.ctx.leaseSize ?? leaseSize)(reputation, this.speed.opsPerSecond, this.lastUnitOps);
+    const held = await queue.leaseCount(this.ctx.sessionsOf?.(minerKey) ?? [this.id]);
+    if (held >= size.leases) {
+      const reason = `this wallet key holds ${held} lease${held === 1 ? '' : 's'}, as many as it may now (${size.leases}); return a result first`;
+      this.send({ type: 'no-work', retryAfterMs: NO_WORK_RETRY_MS, reason });
+      return undefined;
+    }
+    const lease = await queue.lease(this.id, Date.now(), this.capabilities, size.units);
+    if (!lease) this.send({ type: 'no-work', retryAfterMs: NO_WORK_RETRY_MS });
+    return lease && { lease, size };
   }
 
   /** A lease's blocks: named by hash where the coordinator serves operands, else carried like its other operands. */

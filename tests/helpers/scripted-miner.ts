@@ -109,6 +109,19 @@ export class ScriptedMiner {
     return this.next('welcome', 'error');
   }
 
+  /** Asks for work `times` times at once and counts the leases it gets; the rest are answered no-work, with a reason. */
+  async askMany(times: number): Promise<{ leases: number; leased: Lease[]; reasons: string[] }> {
+    for (let i = 0; i < times; i++) this.send({ type: 'work-request' });
+    const leased: Lease[] = [];
+    const reasons: string[] = [];
+    for (let i = 0; i < times; i++) {
+      const reply = await this.next('lease', 'no-work');
+      if (reply.type === 'lease') leased.push(reply);
+      else reasons.push(reply.reason ?? '');
+    }
+    return { leases: leased.length, leased, reasons };
+  }
+
   /** Asks for work until a lease arrives. */
   async lease(): Promise<Lease> {
     for (;;) {

@@ -6,21 +6,7 @@ import { generateSigningKeys } from '../../src/protocol/receipt.ts';
 import { ESTABLISHED_AFTER_UNITS, LEASES_UNMEASURED, MAX_LEASES_PER_MINER, MAX_UNITS_PER_MINER } from '../../src/coordinator/lease-sizing.ts';
 import { randomMatrix } from '../helpers/random.ts';
 import { ScriptedMiner } from '../helpers/scripted-miner.ts';
-import type { MessageOf } from '../../src/miner/coordinator-link.ts';
 import { fetchProduct, startStack, submitGemm, waitForJob, type TestStack } from '../helpers/stack.ts';
-
-/** Asks for work `times` times at once and counts the leases it gets; the rest are answered no-work, with a reason. */
-async function askMany(miner: ScriptedMiner, times: number) {
-  for (let i = 0; i < times; i++) miner.send({ type: 'work-request' });
-  const leased: MessageOf<'lease'>[] = [];
-  const reasons: string[] = [];
-  for (let i = 0; i < times; i++) {
-    const reply = await miner.next('lease', 'no-work');
-    if (reply.type === 'lease') leased.push(reply);
-    else reasons.push(reply.reason ?? '');
-  }
-  return { leases: leased.length, leased, reasons };
-}
 
 describe('leasing under abuse', () => {
   let stack: TestStack | undefined;
@@ -47,12 +33,12 @@ describe('leasing under abuse', () => {
 
     const hoarderKeys = await generateSigningKeys();
     const hoarder = await connect(hoarderKeys);
-    const first = await askMany(hoarder, 20);
+    const first = await hoarder.askMany(20);
     expect(first.leases).toBe(1);
     expect(first.reasons[0]).toMatch(/holds 1 lease, as many as it may now \(1\)/);
     // A second connection of the same key gets nothing more.
     const sameKey = await connect(hoarderKeys);
-    expect((await askMany(sameKey, 5)).leases).toBe(0);
+    expect((await sameKey.askMany(5)).leases).toBe(0);
 
     // The honest miner's first request is answered with a lease: work at once, however fast this machine is.
     const honest = await connect();
@@ -72,7 +58,7 @@ describe('leasing under abuse', () => {
     const granted = new Map<number, { count: number; units: number; inFlight: (number | undefined)[] }>();
     let verified = 0;
     while (![...granted.keys()].some((done) => done >= ESTABLISHED_AFTER_UNITS + 4)) {
-      const { leased } = await askMany(miner, MAX_LEASES_PER_MINER + 2);
+      const { leased } = await miner.askMany(MAX_LEASES_PER_MINER + 2);
       const units = leased.reduce((sum, l) => sum + (l.parts?.length ?? 1), 0);
       granted.set(verified, { count: leased.length, units, inFlight: leased.map((l) => l.inFlight) });
       for (const lease of leased) {
@@ -106,7 +92,7 @@ describe('leasing under abuse', () => {
     // Its last units (the whole window the speed is measured over) each returned 1.2 s after the one before: under a
     // unit a second, so nothing to keep ahead beyond the two; a slower machine only slows it further.
     while (verified < ESTABLISHED_AFTER_UNITS + 3) {
-      const { leased } = await askMany(miner, MAX_LEASES_PER_MINER + 2);
+      const { leased } = await miner.askMany(MAX_LEASES_PER_MINER + 2);
       lastGranted = leased.length;
       for (const lease of leased) {
         await new Promise((resolve) => setTimeout(resolve, verified >= ESTABLISHED_AFTER_UNITS - 8 ? 1_200 : 0));
