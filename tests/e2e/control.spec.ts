@@ -33,10 +33,14 @@ async function unitRows(page: Page): Promise<UnitRow[]> {
   return rows.reverse();
 }
 
-/** GPU-busy share of wall time over consecutive units: GPU seconds after the first / time between finishes. */
+/**
+ * GPU-busy share of wall time over consecutive units: the GPU seconds of all but the last / the time from the first's
+ * start to the last's. The throttle starts each unit no sooner than the one before started plus its GPU time over
+ * the duty, so this is at most the duty whatever each unit takes.
+ */
 function dutyCycle(units: UnitRow[]): number {
-  const wallMs = units[units.length - 1].finishedAtMs - units[0].finishedAtMs;
-  return (units.slice(1).reduce((s, u) => s + u.gpuSeconds, 0) * 1000) / wallMs;
+  const wallMs = units[units.length - 1].startedAtMs - units[0].startedAtMs;
+  return (units.slice(0, -1).reduce((s, u) => s + u.gpuSeconds, 0) * 1000) / wallMs;
 }
 
 async function computed(page: Page): Promise<number> {

@@ -27,8 +27,9 @@ test.afterAll(async () => {
   await stack?.stop();
 });
 
+/** Two units, each long enough (K = 2048) to span several ticks of the fake counter and reads of the probe. */
 async function mineJob(seed: number): Promise<string> {
-  const [m, n, k] = [512, 256, 256];
+  const [m, n, k] = [512, 256, 2048];
   const job = await submitGemm(stack.url, m, n, k, randomMatrix(m * k, seed), randomMatrix(k * n, seed + 1));
   await waitForJob(stack.url, job.id, 240_000);
   return job.id;
@@ -103,6 +104,8 @@ test('the page pairs with a running probe and signs RAPL joules into receipts; a
 
     // 50 kW from one machine is beyond any method's bound: the coordinator signs no energy, and pays the same.
     wattsNow = 50_000;
+    // Past several of the probe's reads (100 ms) and the page's (250 ms): no unit's interval reaches back to 20 W.
+    await page.waitForTimeout(1_000);
     const impossibleJob = await mineJob(41);
     await expect.poll(async () => (await storedReceipts(page)).filter((r) => r.jobId === impossibleJob).length).toBe(2);
     const impossible = (await storedReceipts(page)).filter((r) => r.jobId === impossibleJob);

@@ -6,7 +6,7 @@ import { UNIT_TARGET_OPS } from '../../src/work/onnx/onnx.ts';
 import { mlpModel, seeded } from '../helpers/onnx-builder.ts';
 import { OnnxRunnerForTests } from '../helpers/onnx-miner.ts';
 import { ScriptedMiner } from '../helpers/scripted-miner.ts';
-import { api, startStack, waitForJob, type TestStack } from '../helpers/stack.ts';
+import { api, holdLeaseDeadlines, startStack, waitForJob, type TestStack } from '../helpers/stack.ts';
 import { pressStart as startMining } from '../helpers/mining-page.ts';
 
 process.env.ERGON_LOG ??= 'silent';
@@ -53,9 +53,12 @@ test('the page shows a result\'s credit as pending until an audit settles it, th
   const samplesPerUnit = Number(UNIT_TARGET_OPS / BigInt(first.opsPerSample));
   const job = await submit(sha, samplesPerUnit + 1, 3);
   const other = await ScriptedMiner.connect(stack.url);
+  let releaseDeadlines: () => void = () => undefined;
   try {
     await other.hello(undefined, undefined, ['onnx']);
     const lease = await other.lease();
+    // The other miner keeps its unit while the page starts and computes, however long that takes here.
+    releaseDeadlines = holdLeaseDeadlines(stack);
     expect(lease.unitId).toBe(`${job.id}.0`);
     await startMining(page);
     // Two audits passed: the rate is 2/3 and this draw does not audit; the credit is pending, not in the balance.
@@ -73,6 +76,7 @@ test('the page shows a result\'s credit as pending until an audit settles it, th
     await expect(page.getByTestId('pending-units')).toHaveText('0');
     await expect(page.getByTestId('credits')).not.toHaveText(settledCredits ?? '');
   } finally {
+    releaseDeadlines();
     other.close();
   }
 });

@@ -5,7 +5,7 @@ import { expect, test, type BrowserContext, type Page } from '@playwright/test';
 import { FRAME_HEADER_BYTES } from '../../src/protocol/framing.ts';
 import { matmulF64, randomMatrix } from '../helpers/random.ts';
 import { pressStart } from '../helpers/mining-page.ts';
-import { fetchProduct, maxRelativeError, startStack, submitGemm, TEST_OPERATOR_KEY, waitForJob, type TestStack } from '../helpers/stack.ts';
+import { fetchProduct, lengthenLeases, maxRelativeError, startStack, submitGemm, TEST_OPERATOR_KEY, waitForJob, type TestStack } from '../helpers/stack.ts';
 import { storedReceipts } from '../helpers/wallet-receipts.ts';
 import { copyKept, keptUnitIds, restoreCopy } from '../helpers/unsettled-results.ts';
 
@@ -25,6 +25,8 @@ let minerKey = '';
 test.beforeAll(async ({ browser }) => {
   // A grace far longer than any reload here: the dropped page's lease waits for its wallet key whatever the machine.
   stack = await startStack({ serveApp: true, leaseGraceMs: 600_000 });
+  // The kept result must still be within its lease when the page sends it again, however long the steps take here.
+  lengthenLeases(stack, 300_000);
   context = await browser.newContext();
   page = await context.newPage();
   page.on('pageerror', (err) => console.error('page error:', err.message));
@@ -80,7 +82,7 @@ test('a result whose verdict had not come when the page was reloaded is sent aga
   await pressStart(page);
   await expect(page.getByTestId('transport')).toHaveAttribute('data-transport', 'websocket');
 
-  // One unit, deep enough that its lease (30 s plus time for its ops at a slow miner's speed) outlasts the reload.
+  // One unit, whose lease (lengthened above) outlasts the reloads.
   const [m, n, k] = [256, 256, 8192];
   const a = randomMatrix(m * k, 111);
   const b = randomMatrix(k * n, 112);

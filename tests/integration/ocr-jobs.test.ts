@@ -95,10 +95,12 @@ describe('OCR jobs', () => {
           await new Promise((resolve) => setTimeout(resolve, Math.min(reply.retryAfterMs, 200)));
           continue;
         }
+        // Kept before its verdict: a link dropped after the credit and before the verdict still counts the unit
+        // (leased again, a unit keeps its id).
+        leases.push(reply);
         // Past a new key's first results, credits are held pending until an audit: either is an honest result's due.
         const verdict = await runner.runHeld(miner, reply);
         if (verdict.type === 'rejected') throw new Error(`honest result refused: ${verdict.code}: ${verdict.message}`);
-        leases.push(reply);
       } catch (err) {
         if (!(err instanceof LinkClosedError)) throw err;
         miner.close();
@@ -116,7 +118,8 @@ describe('OCR jobs', () => {
     expect(listed.jobs.map((j) => [j.id, j.kind])).toEqual([[submitted.json.id, 'ocr']]);
     const { leases, view } = await mineUntilDone(submitted.json.id);
     // Every unit mined counts once in its progress: detection's and recognition's.
-    expect(view).toMatchObject({ status: 'done', stage: 'done', unitsTotal: leases.length, unitsDone: leases.length, miners: 1, lines: 3 });
+    const unitsMined = new Set(leases.map((lease) => lease.unitId)).size;
+    expect(view).toMatchObject({ status: 'done', stage: 'done', unitsTotal: unitsMined, unitsDone: unitsMined, miners: 1, lines: 3 });
 
     // Detection: one unit for the page, its pixels as uint8 planes (a byte each, not four) at the model's input size.
     const det = leases[0];
