@@ -39,6 +39,16 @@ interface CachedJob {
   needs: Requirements;
 }
 
+/** What a unit row's lease columns are set to when its lease ends. */
+const NOT_LEASED = 'lease_id = NULL, session_id = NULL, coordinator = NULL, leased_at_ms = NULL, deadline_at_ms = NULL, lease_unit = NULL, lease_part = NULL';
+
+/**
+ * New ranks for units put back (`units`: unit_id, lease_id, lease_part), ahead of every unit waiting: negative, the
+ * newest the most, and a span's parts in their order, so that the next lease of them is joined as this one was.
+ */
+const AHEAD_IN_SPAN_ORDER = (units: string) =>
+  `SELECT unit_id, -nextval('queue_rank') AS rank FROM (SELECT unit_id FROM ${units} ORDER BY lease_id, lease_part DESC) o`;
+
 type Row = Record<string, unknown>;
 type Db = Pick<pg.PoolClient, 'query'>;
 
@@ -302,7 +312,7 @@ export class PgQueue implements WorkQueue {
     return open;
   }
 
-  async lease(sessionId: string, nowMs: number, miner: MinerCapabilities): Promise<Lease | undefined> {
+  async lease(sessionId: string, nowMs: number, miner: MinerCapabilities, units = 1): Promise<Lease | undefined> {
     const eligible = (await this.openJobs()).filter((e) => canRun(miner, e.state.kind.name, e.needs));
     if (eligible.length === 0) return undefined;
     if (!this.beaten) await this.beat(nowMs);
@@ -317,17 +327,43 @@ export class PgQueue implements WorkQueue {
       if (!head) return undefined;
       const row = await this.preferred(client, sessionId, head);
       const state = this.cache.get(row.job_id)?.state;
-      const unit = state?.units.get(row.unit_id);
-      if (!unit) throw new Error(`queue: unit ${row.unit_id} is not one of job ${row.job_id}'s units`);
-      this.blocksLeased.remember(sessionId, blocksOf(state?.kind, unit));
-      const deadlineAtMs = nowMs + leaseDurationMs(this.cache.get(row.job_id)?.state.kind.ops(unit) ?? 0n);
+      const first = state?.units.get(row.unit_id);
+      if (!state || !first) throw new Error(`queue: unit ${row.unit_id} is not one of job ${row.job_id}'s units`);
+      const span = units > 1 ? await this.span(client, state, first, units) : undefined;
+      const unit = span?.unit ?? first;
+      const parts = span?.parts ?? [first];
+      this.blocksLeased.remember(sessionId, blocksOf(state.kind, unit));
+      const deadlineAtMs = nowMs + leaseDurationMs(state.kind.ops(unit));
       await client.query(
-        `UPDATE queue_units SET lease_id = $2, session_id = $3, coordinator = $4, leased_at_ms = $5, deadline_at_ms = $6 WHERE unit_id = $1`,
-        [row.unit_id, leaseId, sessionId, this.member.instance, nowMs, deadlineAtMs],
+        `UPDATE queue_units SET lease_id = $2, session_id = $3, coordinator = $4, leased_at_ms = $5, deadline_at_ms = $6, lease_unit = $7,
+           lease_part = array_position($1::text[], unit_id) - 1
+         WHERE unit_id = ANY($1)`,
+        [parts.map((part) => part.id), leaseId, sessionId, this.member.instance, nowMs, deadlineAtMs, unit.id],
       );
-      return { id: leaseId, unit, sessionId, leasedAtMs: nowMs, deadlineAtMs } satisfies Lease;
+      return { id: leaseId, unit, ...(span ? { parts: span.parts } : {}), sessionId, leasedAtMs: nowMs, deadlineAtMs } satisfies Lease;
     });
     return leased;
+  }
+
+  /**
+   * Up to `count` waiting units of `first`'s job joined by its kind into one, `first` leading; undefined when its
+   * kind does not join units or none continue it. The units are read unlocked, chosen, then locked: those another
+   * coordinator leased meanwhile are passed over (SKIP LOCKED), and the span is joined from the rest.
+   */
+  private async span(client: pg.PoolClient, state: JobState, first: UnitBase, count: number): Promise<{ unit: UnitBase; parts: UnitBase[] } | undefined> {
+    const { kind, job } = state;
+    if (job === null || !kind.span || !kind.partResult || kind.audit) return undefined;
+    const unitsOf = (ids: readonly string[]) => ids.flatMap((id) => (id === first.id ? [] : [state.units.get(id)].filter((u) => u !== undefined)));
+    const { rows } = await client.query<{ unit_id: string }>(
+      'SELECT unit_id FROM queue_units WHERE job_id = $1 AND lease_id IS NULL AND NOT done AND NOT held', [state.id],
+    );
+    const chosen = kind.span(job, first, unitsOf(rows.map((r) => r.unit_id)), count);
+    if (!chosen) return undefined;
+    const locked = await client.query<{ unit_id: string }>(
+      `SELECT unit_id FROM queue_units WHERE unit_id = ANY($1) AND lease_id IS NULL AND NOT done AND NOT held FOR UPDATE SKIP LOCKED`,
+      [chosen.parts.filter((part) => part.id !== first.id).map((part) => part.id)],
+    );
+    return locked.rows.length === chosen.parts.length - 1 ? chosen : kind.span(job, first, unitsOf(locked.rows.map((r) => r.unit_id)), count);
   }
 
   /**
@@ -353,21 +389,29 @@ export class PgQueue implements WorkQueue {
 
   async leaseCount(sessionIds: readonly string[]): Promise<number> {
     const { rows } = await this.guard((db) => db.query<{ n: number }>(
-      'SELECT count(*)::int AS n FROM queue_units WHERE lease_id IS NOT NULL AND session_id = ANY($1)', [[...sessionIds]],
+      'SELECT count(DISTINCT lease_id)::int AS n FROM queue_units WHERE lease_id IS NOT NULL AND session_id = ANY($1)', [[...sessionIds]],
     ));
     return rows[0].n;
   }
 
   async leaseFor(leaseId: string, sessionId: string): Promise<Lease | undefined> {
-    const { rows } = await this.guard((db) => db.query<{ unit_id: string; job_id: string; leased_at_ms: string; deadline_at_ms: string }>(
-      'SELECT unit_id, job_id, leased_at_ms, deadline_at_ms FROM queue_units WHERE lease_id = $1 AND session_id = $2 AND NOT done',
+    const { rows } = await this.guard((db) => db.query<{ unit_id: string; job_id: string; leased_at_ms: string; deadline_at_ms: string; lease_unit: string | null }>(
+      `SELECT unit_id, job_id, leased_at_ms, deadline_at_ms, lease_unit FROM queue_units WHERE lease_id = $1 AND session_id = $2 AND NOT done
+       ORDER BY lease_part`,
       [leaseId, sessionId],
     ));
-    const row = rows[0];
+    const [row] = rows;
     if (!row) return undefined;
-    const unit = (await this.open(row.job_id))?.state.units.get(row.unit_id);
-    if (!unit) return undefined;
-    return { id: leaseId, unit, sessionId, leasedAtMs: Number(row.leased_at_ms), deadlineAtMs: Number(row.deadline_at_ms) };
+    const state = (await this.open(row.job_id))?.state;
+    const parts = rows.map((r) => state?.units.get(r.unit_id));
+    if (!state || parts.some((part) => part === undefined)) return undefined;
+    const lease = { id: leaseId, sessionId, leasedAtMs: Number(row.leased_at_ms), deadlineAtMs: Number(row.deadline_at_ms) };
+    const [first, ...rest] = parts as UnitBase[];
+    if (rest.length === 0 && (row.lease_unit === null || row.lease_unit === first.id)) return { ...lease, unit: first };
+    // A span, joined again from its parts in their order; a part taken back meanwhile leaves a lease that is no more.
+    const span = state.job !== null && state.kind.span ? state.kind.span(state.job, first, rest, parts.length) : undefined;
+    if (!span || span.unit.id !== row.lease_unit || span.parts.length !== parts.length) return undefined;
+    return { ...lease, unit: span.unit, parts: span.parts };
   }
 
   async leasedElsewhere(leaseId: string): Promise<boolean> {
@@ -388,34 +432,41 @@ export class PgQueue implements WorkQueue {
     return row ? { sessionId: row.session_id, unitId: row.unit_id, end: row.end_reason } : undefined;
   }
 
-  async complete(lease: Lease, _result: unknown, nowMs: number, _minerKey: string): Promise<JobState | undefined> {
-    // The result itself is already in the ledger (credited just before, in its own transaction): the queue records
-    // that the unit is done and, when it was the job's last, assembles the output from the stored results.
+  async complete(lease: Lease, result: unknown, nowMs: number, minerKey: string): Promise<JobState | undefined> {
+    return this.completeSpan(lease, new Map([[lease.unit.id, result]]), nowMs, minerKey);
+  }
+
+  async completeSpan(lease: Lease, results: ReadonlyMap<string, unknown>, nowMs: number, _minerKey: string): Promise<JobState | undefined> {
+    // The results themselves are already in the ledger (each credited just before, in its own transaction): the queue
+    // records which units are done and, when one was the job's last, assembles the output from the stored results.
+    const parts = lease.parts ?? [lease.unit];
+    const done = parts.filter((part) => results.has(part.id)).map((part) => part.id);
+    const left = parts.filter((part) => !results.has(part.id)).map((part) => part.id);
     return this.transaction(async (client) => {
       // The job's row is locked first: completions of one job's units take turns, so the last one sees every other.
       const locked = await client.query('SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE', [lease.unit.jobId]);
-      const { rows } = await client.query<{ lease_id: string | null; session_id: string | null }>(
-        'SELECT lease_id, session_id FROM queue_units WHERE unit_id = $1 FOR UPDATE', [lease.unit.id],
+      const { rows } = await client.query<{ lease_id: string | null }>(
+        'SELECT lease_id FROM queue_units WHERE unit_id = ANY($1) FOR UPDATE', [done],
       );
       await client.query(
         `INSERT INTO ended_leases (lease_id, session_id, unit_id, end_reason, ended_at_ms) VALUES ($1, $2, $3, 'completed', $4)
          ON CONFLICT (lease_id) DO UPDATE SET end_reason = 'completed'`,
         [lease.id, lease.sessionId, lease.unit.id, nowMs],
       );
-      const holder = rows[0];
-      if (!holder) return undefined;
-      if (holder.lease_id !== null && holder.lease_id !== lease.id && holder.session_id !== null) {
-        // Another miner holds the unit again (this lease ran out first): its lease ends without blame.
+      // A unit credited after this lease ran out may be out again with another miner, who would compute it for
+      // nothing: that lease ends without blame, and its other units wait again.
+      const others = [...new Set(rows.flatMap((r) => (r.lease_id !== null && r.lease_id !== lease.id ? [r.lease_id] : [])))];
+      if (others.length > 0) await this.releaseWhere('lease_id = ANY($1)', [others], 'removed', nowMs, client);
+      await client.query(`UPDATE queue_units SET done = true, ${NOT_LEASED} WHERE unit_id = ANY($1)`, [done]);
+      // Parts without a result (their credit failed to store) wait again, if this lease still holds them.
+      if (left.length > 0) {
         await client.query(
-          `INSERT INTO ended_leases (lease_id, session_id, unit_id, end_reason, ended_at_ms) VALUES ($1, $2, $3, 'removed', $4) ON CONFLICT (lease_id) DO NOTHING`,
-          [holder.lease_id, holder.session_id, lease.unit.id, nowMs],
+          `WITH old AS (SELECT unit_id, lease_id, lease_part FROM queue_units WHERE unit_id = ANY($1) AND lease_id = $2 AND NOT done),
+           ranked AS (${AHEAD_IN_SPAN_ORDER('old')})
+           UPDATE queue_units q SET ${NOT_LEASED}, rank = ranked.rank FROM ranked WHERE q.unit_id = ranked.unit_id`,
+          [left, lease.id],
         );
       }
-      await client.query(
-        `UPDATE queue_units SET done = true, lease_id = NULL, session_id = NULL, coordinator = NULL, leased_at_ms = NULL, deadline_at_ms = NULL
-         WHERE unit_id = $1`,
-        [lease.unit.id],
-      );
       if (locked.rows.length === 0) return undefined;
       return this.finishIfDone(lease.unit.jobId, nowMs, client);
     });
@@ -429,7 +480,7 @@ export class PgQueue implements WorkQueue {
         [lease.id, lease.sessionId, lease.unit.id, nowMs],
       );
       await client.query(
-        `UPDATE queue_units SET held = true, lease_id = NULL, session_id = NULL, coordinator = NULL, leased_at_ms = NULL, deadline_at_ms = NULL
+        `UPDATE queue_units SET held = true, ${NOT_LEASED}
          WHERE unit_id = $1 AND lease_id = $2 AND NOT done`,
         [lease.unit.id, lease.id],
       );
@@ -464,29 +515,36 @@ export class PgQueue implements WorkQueue {
     return rows[0];
   }
 
-  /** Puts the units of the live leases matching `where` back at the front of the queue; returns the leases. */
-  private async releaseWhere(where: string, params: unknown[], end: LeaseEnd, nowMs: number): Promise<Lease[]> {
+  /**
+   * Puts the units of the live leases matching `where` back at the front of the queue; returns the leases (a span's
+   * as one, named by its own unit id). In `db`'s transaction when given one.
+   */
+  private async releaseWhere(where: string, params: unknown[], end: LeaseEnd, nowMs: number, db?: Db): Promise<Lease[]> {
     const n = params.length;
-    const { rows } = await this.guard((db) => db.query<{ unit_id: string; job_id: string; lease_id: string; session_id: string; leased_at_ms: string; deadline_at_ms: string }>(
+    const query = (on: Db) => on.query<{ unit_id: string; job_id: string; lease_id: string; session_id: string; leased_at_ms: string; deadline_at_ms: string; lease_unit: string | null }>(
       `WITH old AS (
-         SELECT unit_id, job_id, lease_id, session_id, leased_at_ms, deadline_at_ms FROM queue_units
+         SELECT unit_id, job_id, lease_id, session_id, leased_at_ms, deadline_at_ms, lease_unit, lease_part FROM queue_units
          WHERE lease_id IS NOT NULL AND NOT done AND (${where}) FOR UPDATE SKIP LOCKED),
+       ranked AS (${AHEAD_IN_SPAN_ORDER('old')}),
        freed AS (
-         UPDATE queue_units q SET lease_id = NULL, session_id = NULL, coordinator = NULL, leased_at_ms = NULL, deadline_at_ms = NULL,
-           rank = -nextval('queue_rank')
-         FROM old WHERE q.unit_id = old.unit_id RETURNING old.*),
+         UPDATE queue_units q SET ${NOT_LEASED}, rank = ranked.rank
+         FROM old JOIN ranked USING (unit_id) WHERE q.unit_id = old.unit_id RETURNING old.*),
        ended AS (
          INSERT INTO ended_leases (lease_id, session_id, unit_id, end_reason, ended_at_ms)
-         SELECT lease_id, session_id, unit_id, $${n + 1}, $${n + 2} FROM freed ON CONFLICT (lease_id) DO NOTHING)
+         SELECT DISTINCT ON (lease_id) lease_id, session_id, COALESCE(lease_unit, unit_id), $${n + 1}, $${n + 2} FROM freed
+         ON CONFLICT (lease_id) DO NOTHING)
        SELECT * FROM freed`,
       [...params, end, nowMs],
-    ));
-    const leases: Lease[] = [];
+    );
+    const { rows } = db ? await query(db) : await this.guard(query);
+    const leases = new Map<string, Lease>();
     for (const r of rows) {
-      const unit = this.cache.get(r.job_id)?.state.units.get(r.unit_id) ?? { id: r.unit_id, jobId: r.job_id };
-      leases.push({ id: r.lease_id, unit, sessionId: r.session_id, leasedAtMs: Number(r.leased_at_ms), deadlineAtMs: Number(r.deadline_at_ms) });
+      if (leases.has(r.lease_id)) continue;
+      const unitId = r.lease_unit ?? r.unit_id;
+      const unit = this.cache.get(r.job_id)?.state.units.get(unitId) ?? { id: unitId, jobId: r.job_id };
+      leases.set(r.lease_id, { id: r.lease_id, unit, sessionId: r.session_id, leasedAtMs: Number(r.leased_at_ms), deadlineAtMs: Number(r.deadline_at_ms) });
     }
-    return leases;
+    return [...leases.values()];
   }
 
   async release(lease: Lease, end: LeaseEnd = 'released'): Promise<void> {

@@ -75,9 +75,8 @@ export interface WorkQueue {
   jobIds(): Promise<string[]>;
   status(state: JobState): Promise<JobStatus>;
   /**
-   * Leases the oldest waiting unit this miner can run, or undefined when there is none. With `units` over 1, a queue
-   * that leases spans joins up to that many waiting units into one lease where the unit's kind can (WorkKind.span);
-   * one that does not (a fleet's) leases one unit.
+   * Leases the oldest waiting unit this miner can run, or undefined when there is none. With `units` over 1, up to
+   * that many waiting units are joined into one lease where the unit's kind can (WorkKind.span).
    */
   lease(sessionId: string, nowMs: number, miner: MinerCapabilities, units?: number): Promise<Lease | undefined>;
   /** How many live leases these sessions hold together. */
@@ -103,7 +102,7 @@ export interface WorkQueue {
    * without one (its credit failed to store) goes back to the front of the queue. Parts credited after the lease ended
    * (expired while they were stored) are done all the same, unless leased again meanwhile.
    */
-  completeSpan?(lease: Lease, results: ReadonlyMap<string, unknown>, nowMs: number, minerKey: string): Promise<JobState | undefined>;
+  completeSpan(lease: Lease, results: ReadonlyMap<string, unknown>, nowMs: number, minerKey: string): Promise<JobState | undefined>;
   /**
    * Holds a result that passed the cheap checks of a kind that audits (src/coordinator/audits.ts): its lease ends as
    * completed, and the unit is neither waiting nor done until settle() or requeue() says which.

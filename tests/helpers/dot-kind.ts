@@ -132,3 +132,21 @@ export const gridDotKind: typeof dotKind = {
     return [`row${Math.floor(i / GRID_COLUMNS)}`, `col${i % GRID_COLUMNS}`];
   },
 };
+
+/** The dot kind whose units join into spans: consecutive units, as gemm joins the tiles down a column. */
+export const spanDotKind: typeof dotKind = {
+  ...dotKind,
+  name: 'dot-span',
+  usage: 'POST /api/jobs/dot-span?count=N&dim=D (as dot)',
+  span(_job, first, waiting, count) {
+    const after = new Map(waiting.map((unit) => [unit.first, unit]));
+    const parts = [first];
+    let rows = first.rows;
+    for (let next = after.get(first.first + rows); next && parts.length < count; next = after.get(first.first + rows)) {
+      parts.push(next);
+      rows += next.rows;
+    }
+    return parts.length > 1 ? { unit: { ...first, id: `${first.id}:${parts.length}`, rows }, parts } : undefined;
+  },
+  partResult: (_job, span, result, part) => result.slice(part.first - span.first, part.first - span.first + part.rows),
+};

@@ -7,7 +7,7 @@ import type { OperandStore } from '../../../src/coordinator/operand-store.ts';
 import type { Lease, WorkQueue } from '../../../src/coordinator/queue.ts';
 import { LEASE_BASE_MS } from '../../../src/coordinator/scheduler.ts';
 import { microCreditsFor, type AnyWorkKind, type MinerCapabilities } from '../../../src/work/kind.ts';
-import { dotKind, dots, DOTS_PER_UNIT, GRID_COLUMNS, gridDotKind, type DotJob, type DotUnit } from '../../helpers/dot-kind.ts';
+import { dotKind, dots, DOTS_PER_UNIT, GRID_COLUMNS, gridDotKind, spanDotKind, type DotJob, type DotUnit } from '../../helpers/dot-kind.ts';
 
 export interface QueueStore {
   open(): Promise<WorkQueue>;
@@ -17,7 +17,8 @@ export interface QueueStore {
 }
 
 const kind = dotKind as unknown as AnyWorkKind;
-const DOT_MINER: MinerCapabilities = { kinds: ['dot', 'dot-grid'], precisions: ['f32'], features: [] };
+const spanKind = spanDotKind as unknown as AnyWorkKind;
+const DOT_MINER: MinerCapabilities = { kinds: ['dot', 'dot-grid', 'dot-span'], precisions: ['f32'], features: [] };
 const T0 = 1_800_000_000_000;
 
 function makeJob(id: string, count: number, dim = 8): DotJob {
@@ -34,9 +35,8 @@ export async function submitJob(store: QueueStore, queue: WorkQueue, job: DotJob
   return queue.submit({ id: job.id, kind: jobKind, job, owner: 'owner', operands, heldBytes: 0, createdAtMs: nowMs }, new Map(), nowMs);
 }
 
-/** Settles a lease honestly: its credit, then the queue; the job when this finished it. */
-export async function completeLease(store: QueueStore, queue: WorkQueue, job: DotJob, lease: Lease, minerKey: string, nowMs = T0) {
-  const unit = lease.unit as DotUnit;
+/** A unit's honest result, credited in the ledger as the coordinator credits it before the queue hears of it. */
+async function credit(store: QueueStore, job: DotJob, unit: DotUnit, minerKey: string, nowMs: number) {
   const x = job.x.subarray(unit.first * job.dim, (unit.first + unit.rows) * job.dim);
   const y = job.y.subarray(unit.first * job.dim, (unit.first + unit.rows) * job.dim);
   const result = dots(x, y, unit.rows, unit.dim);
@@ -45,8 +45,21 @@ export async function completeLease(store: QueueStore, queue: WorkQueue, job: Do
     { unitId: unit.id, jobId: job.id, minerKey, ops, microCredits: microCreditsFor(ops, 3_000_000n), gpuSeconds: 0.1, createdAtMs: nowMs },
     bytes(result),
   );
+  return { result, credited };
+}
+
+/** Settles a lease honestly: its credit, then the queue; the job when this finished it. */
+export async function completeLease(store: QueueStore, queue: WorkQueue, job: DotJob, lease: Lease, minerKey: string, nowMs = T0) {
+  const { result, credited } = await credit(store, job, lease.unit as DotUnit, minerKey, nowMs);
   const finished = await queue.complete(lease, result, nowMs, minerKey);
   return { credited, finished };
+}
+
+/** Credits these parts of a span and completes it with their results (the others' credits failed to store). */
+async function completeParts(store: QueueStore, queue: WorkQueue, job: DotJob, span: Lease, parts: readonly DotUnit[], minerKey: string, nowMs: number) {
+  const results = new Map<string, unknown>();
+  for (const part of parts) results.set(part.id, (await credit(store, job, part, minerKey, nowMs)).result);
+  return queue.completeSpan(span, results, nowMs, minerKey);
 }
 
 export function queueConformance(backend: string, fresh: () => Promise<QueueStore>): void {
@@ -113,6 +126,61 @@ export function queueConformance(backend: string, fresh: () => Promise<QueueStor
       expect(await queue.releaseSession('gone')).toHaveLength(2);
       expect((await queue.leaseFor(kept?.id ?? '', 'stays'))?.unit.id).toBe(kept?.unit.id);
       expect(await queue.counts()).toMatchObject({ unitsPending: 2, unitsLeased: 1 });
+    }));
+
+    it('joins waiting units into one span lease, gives them all back in their order when it ends, and completes its parts apart', () => withStore(async (store) => {
+      const queue = await store.open();
+      const job = makeJob('s', 4 * DOTS_PER_UNIT);
+      const state = await submitJob(store, queue, job, T0, spanKind);
+      const span = await queue.lease('m', T0, DOT_MINER, 3);
+      if (!span?.parts) throw new Error('expected a span');
+      expect(span.unit.id).toBe('s.0:3');
+      expect(span.parts.map((u) => u.id)).toEqual(['s.0', 's.1', 's.2']);
+      expect(await queue.leaseCount(['m'])).toBe(1);
+      expect(await queue.unitCounts('s')).toMatchObject({ waiting: 1, leased: 3 });
+      const found = await queue.leaseFor(span.id, 'm');
+      expect(found?.unit).toEqual(span.unit);
+      expect(found?.parts).toEqual(span.parts);
+      // Its lease ends: every part waits again, in its order, and is joined again the same way.
+      const ended = T0 + LEASE_BASE_MS + 10_000;
+      expect((await queue.expire(ended)).map((l) => l.id)).toEqual([span.id]);
+      expect(await queue.endedLease(span.id)).toEqual({ sessionId: 'm', unitId: 's.0:3', end: 'expired' });
+      const again = await queue.lease('m', ended + 1, DOT_MINER, 4);
+      if (!again?.parts) throw new Error('expected a span');
+      expect(again.parts.map((u) => u.id)).toEqual(['s.0', 's.1', 's.2', 's.3']);
+      // Two parts credited, two whose credits failed: those wait again; the lease is over, completed.
+      const [p0, p1, p2] = again.parts as DotUnit[];
+      expect(await completeParts(store, queue, job, again, [p0, p2], 'miner', ended + 2)).toBeUndefined();
+      expect(await queue.leaseFor(again.id, 'm')).toBeUndefined();
+      expect(await queue.endedLease(again.id)).toMatchObject({ end: 'completed', unitId: again.unit.id });
+      expect(await queue.unitCounts('s')).toMatchObject({ waiting: 2, leased: 0 });
+      expect(await queue.status(state)).toBe('running');
+      const rest = await queue.lease('m', ended + 3, DOT_MINER, 4);
+      expect([rest?.unit.id, ...(rest?.parts?.map((u) => u.id) ?? [])]).toContain(p1.id);
+      const last = await queue.lease('m', ended + 3, DOT_MINER, 4);
+      for (const lease of [rest, last]) if (lease) await completeParts(store, queue, job, lease, (lease.parts ?? [lease.unit]) as DotUnit[], 'miner', ended + 4);
+      expect(await queue.unitCounts('s')).toMatchObject({ waiting: 0, leased: 0 });
+      const done = await queue.job('s');
+      expect(done?.output).toBeTruthy();
+      expect(JSON.parse(new TextDecoder().decode(done?.output?.body))).toEqual({ dots: [...dots(job.x, job.y, job.count, job.dim)] });
+    }));
+
+    it('takes back a part credited after its span\'s lease ended and went out again: that lease ends, its other parts wait', () => withStore(async (store) => {
+      const queue = await store.open();
+      const job = makeJob('t', 2 * DOTS_PER_UNIT);
+      await submitJob(store, queue, job, T0, spanKind);
+      const late = await queue.lease('late', T0, DOT_MINER, 2);
+      if (!late?.parts) throw new Error('expected a span');
+      const ended = T0 + LEASE_BASE_MS + 10_000;
+      await queue.expire(ended);
+      const other = await queue.lease('other', ended + 1, DOT_MINER, 2);
+      expect(other?.parts?.map((u) => u.id)).toEqual(['t.0', 't.1']);
+      // The late miner's first part was being stored while its lease ran out: it is credited, and done.
+      await completeParts(store, queue, job, late, [late.parts[0] as DotUnit], 'late', ended + 2);
+      expect(await queue.leaseFor(other?.id ?? '', 'other')).toBeUndefined();
+      expect((await queue.endedLease(other?.id ?? ''))?.end).not.toBe('completed');
+      expect(await queue.unitCounts('t')).toMatchObject({ waiting: 1, leased: 0 });
+      expect((await queue.lease('other', ended + 3, DOT_MINER, 2))?.unit.id).toBe('t.1');
     }));
 
     it('assembles the output once, when the last unit completes, and a unit completed twice is credited once', () => withStore(async (store) => {

@@ -10,11 +10,11 @@ import { OperandStore } from '../../../src/coordinator/operand-store.ts';
 import { COORDINATOR_SILENT_MS, PgQueue } from '../../../src/coordinator/pg-queue.ts';
 import { Scheduler } from '../../../src/coordinator/scheduler.ts';
 import type { AnyWorkKind } from '../../../src/work/kind.ts';
-import { dotKind, DOTS_PER_UNIT, gridDotKind } from '../../helpers/dot-kind.ts';
+import { dotKind, DOTS_PER_UNIT, gridDotKind, spanDotKind } from '../../helpers/dot-kind.ts';
 import { postgresMissing, startPostgres, type TestPostgres } from '../../helpers/postgres.ts';
 import { queueConformance, submitJob, type QueueStore } from './queue-conformance.ts';
 
-const kinds = new Map<string, AnyWorkKind>([['dot', dotKind as unknown as AnyWorkKind], ['dot-grid', gridDotKind as unknown as AnyWorkKind]]);
+const kinds = new Map<string, AnyWorkKind>([dotKind, gridDotKind, spanDotKind].map((kind) => [kind.name, kind as unknown as AnyWorkKind]));
 
 queueConformance('in-memory (sqlite)', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'ergon-queue-'));
