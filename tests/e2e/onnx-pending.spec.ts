@@ -52,6 +52,10 @@ test('the page shows a result\'s credit as pending until an audit settles it, th
   // A two-unit job: another miner takes the first unit and keeps it a while; the page gets the second, one sample.
   const samplesPerUnit = Number(UNIT_TARGET_OPS / BigInt(first.opsPerSample));
   const job = await submit(sha, samplesPerUnit + 1, 3);
+  // The other miner's model session is made before it connects: making one blocks this process (the coordinator's
+  // too) for a moment, which a live link would count as the coordinator's silence on a slow machine.
+  const runner = new OnnxRunnerForTests(stack.url);
+  await runner.session(sha);
   const other = await ScriptedMiner.connect(stack.url);
   let releaseDeadlines: () => void = () => undefined;
   try {
@@ -69,7 +73,7 @@ test('the page shows a result\'s credit as pending until an audit settles it, th
 
     // The other miner returns its unit: the job has only the page's held unit left, which the coordinator audits;
     // the audit passes, and its receipt reaches the page.
-    const verdict = await new OnnxRunnerForTests(stack.url).run(other, lease);
+    const verdict = await runner.run(other, lease);
     expect(verdict.type).toBe('receipt');
     await waitForJob(stack.url, job.id, 120_000);
     await expect(page.getByTestId('receipts')).toHaveText('3');
