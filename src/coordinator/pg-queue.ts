@@ -445,8 +445,10 @@ export class PgQueue implements WorkQueue {
     return this.transaction(async (client) => {
       // The job's row is locked first: completions of one job's units take turns, so the last one sees every other.
       const locked = await client.query('SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE', [lease.unit.jobId]);
-      const { rows } = await client.query<{ lease_id: string | null }>(
-        'SELECT lease_id FROM queue_units WHERE unit_id = ANY($1) FOR UPDATE', [done],
+      // Every part's row is locked before anything is written, in one order: a release of this lease running at the
+      // same time then waits for this one whole, instead of taking the parts left over and deadlocking with it.
+      const { rows } = await client.query<{ unit_id: string; lease_id: string | null }>(
+        'SELECT unit_id, lease_id FROM queue_units WHERE unit_id = ANY($1) ORDER BY unit_id FOR UPDATE', [parts.map((part) => part.id)],
       );
       await client.query(
         `INSERT INTO ended_leases (lease_id, session_id, unit_id, end_reason, ended_at_ms) VALUES ($1, $2, $3, 'completed', $4)
@@ -455,7 +457,9 @@ export class PgQueue implements WorkQueue {
       );
       // A unit credited after this lease ran out may be out again with another miner, who would compute it for
       // nothing: that lease ends without blame, and its other units wait again.
-      const others = [...new Set(rows.flatMap((r) => (r.lease_id !== null && r.lease_id !== lease.id ? [r.lease_id] : [])))];
+      // The job was removed meanwhile (its rows are gone): nothing to complete, and nothing to assemble.
+      if (rows.length === 0) return undefined;
+      const others = [...new Set(rows.flatMap((r) => (done.includes(r.unit_id) && r.lease_id !== null && r.lease_id !== lease.id ? [r.lease_id] : [])))];
       if (others.length > 0) await this.releaseWhere('lease_id = ANY($1)', [others], 'removed', nowMs, client);
       await client.query(`UPDATE queue_units SET done = true, ${NOT_LEASED} WHERE unit_id = ANY($1)`, [done]);
       // Parts without a result (their credit failed to store) wait again, if this lease still holds them.
