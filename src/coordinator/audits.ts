@@ -66,7 +66,7 @@ export type MinerNotice =
 /**
  * Runs the kind's audit of one held result of this miner: if it passes, settles that unit and the miner's pending
  * credits older than its bond (bondUnits); if it fails, forfeits all of them, bond included. The kind's audit runs
- * its re-run off the event loop (onnxruntime-node's own threads).
+ * its re-run off the event loop (onnxruntime-node on its own thread, src/coordinator/onnx-thread.ts).
  */
 export async function auditMiner(
   ctx: SettlementContext, kind: AnyWorkKind, job: unknown, unit: UnitBase, result: unknown, minerKey: string,

@@ -5,22 +5,20 @@ import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:f
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import type * as OrtNode from 'onnxruntime-node';
 import { fail, type Parsed } from '../protocol/errors.ts';
 import { readGraph } from '../work/onnx/graph.ts';
 import { profileKey, type ModelCatalog, type ModelInfo, type OnnxRunner, type ShapeProfile, type TensorInfo, type Tolerance } from '../work/onnx/model.ts';
 import { inferenceOps, type NodeShapes } from '../work/onnx/ops.ts';
 import { log } from './log.ts';
+import { OnnxThread, type OnnxTensors } from './onnx-thread.ts';
 import { sha256Hex } from './operand-store.ts';
 
 const require = createRequire(import.meta.url);
-type Ort = typeof OrtNode;
-let ortModule: Ort | undefined;
-/** onnxruntime-node, loaded on first use: its native binding costs a moment and most coordinators never start it. */
-export function ort(): Ort {
-  ortModule ??= require('onnxruntime-node') as Ort;
-  return ortModule;
-}
+/**
+ * onnxruntime-node, on its own thread (its calls block the thread they run on), started on first use: most
+ * coordinators never load a model beyond the shipped ones, which are inspected once per process.
+ */
+const onnx = new OnnxThread();
 
 /** The largest model accepted by default (ERGON_MAX_MODEL_BYTES overrides it): PaddleOCR's are 5 and 11 MB. */
 export const DEFAULT_MAX_MODEL_BYTES = 64 * 1024 * 1024;
@@ -50,7 +48,6 @@ const SHA256_HEX = /^[0-9a-f]{64}$/;
 export class ModelStore implements ModelCatalog {
   private readonly models = new Map<string, ModelInfo>();
   private readonly profiles = new Map<string, ShapeProfile>();
-  private readonly sessions = new Map<string, Promise<OrtNode.InferenceSession>>();
   /** The shipped models' hashes by name (det, rec). */
   readonly shipped: Record<keyof typeof SHIPPED_MODELS, string> = { det: '', rec: '' };
 
@@ -123,17 +120,11 @@ export class ModelStore implements ModelCatalog {
     const bytes = await readFile(join(this.dir, `${sha256}.onnx`));
     const dir = await mkdtemp(join(tmpdir(), 'ergon-profile-'));
     try {
-      const session = await ort().InferenceSession.create(bytes, {
-        enableProfiling: true, profileFilePrefix: join(dir, 'run'), graphOptimizationLevel: 'disabled', executionMode: 'sequential',
-      });
-      const feeds: Record<string, OrtNode.Tensor> = {};
-      model.inputs.forEach((input, i) => {
+      const inputs = model.inputs.map((input, i): OnnxTensors[number] => {
         const shape = [1, ...sampleShapes[i]];
-        feeds[input.name] = new (ort().Tensor)('float32', sampleValues(shape.reduce((n, d) => n * d, 1)), shape);
+        return [input.name, { shape, data: sampleValues(shape.reduce((n, d) => n * d, 1)) }];
       });
-      const outputs = await session.run(feeds);
-      session.endProfiling();
-      await session.release();
+      const outputs = new Map(await onnx.profile(bytes, inputs, join(dir, 'run')));
       const file = (await readdir(dir)).find((f) => f.endsWith('.json'));
       if (!file) throw new Error('onnxruntime wrote no profile');
       const nodes = withWeightShapes(nodesFromProfile(JSON.parse(await readFile(join(dir, file), 'utf8')) as unknown), readGraph(bytes));
@@ -141,9 +132,9 @@ export class ModelStore implements ModelCatalog {
       const profile: ShapeProfile = {
         opsPerSample: counted.ops,
         outputShapes: model.outputs.map((o) => {
-          const tensor = outputs[o.name];
+          const tensor = outputs.get(o.name);
           if (!tensor) throw new Error(`the model gave no output ${o.name}`);
-          return [...tensor.dims.slice(1)].map(Number);
+          return tensor.shape.slice(1);
         }),
       };
       this.profiles.set(key, profile);
@@ -154,30 +145,13 @@ export class ModelStore implements ModelCatalog {
     }
   }
 
-  /** Audits' re-runs: onnxruntime-node on the CPU. Its run is asynchronous (a native worker thread), off the event loop. */
+  /** Audits' re-runs: onnxruntime-node on the CPU, on its own thread. */
   readonly runner: OnnxRunner = {
     run: async (sha256, inputs) => {
-      const session = await this.session(sha256);
-      const feeds: Record<string, OrtNode.Tensor> = {};
-      for (const [name, { shape, data }] of inputs) feeds[name] = new (ort().Tensor)('float32', data, shape);
-      const outputs = await session.run(feeds);
-      const result = new Map<string, { shape: number[]; data: Float32Array }>();
-      for (const [name, tensor] of Object.entries(outputs)) {
-        if (!(tensor.data instanceof Float32Array)) throw new Error(`output ${name} is ${tensor.type}, not float32`);
-        result.set(name, { shape: tensor.dims.map(Number), data: tensor.data });
-      }
-      return result;
+      const feeds: OnnxTensors = [...inputs].map(([name, { shape, data }]) => [name, { shape, data }]);
+      return new Map(await onnx.run(sha256, join(this.dir, `${sha256}.onnx`), feeds));
     },
   };
-
-  private session(sha256: string): Promise<OrtNode.InferenceSession> {
-    let session = this.sessions.get(sha256);
-    if (!session) {
-      session = readFile(join(this.dir, `${sha256}.onnx`)).then((bytes) => ort().InferenceSession.create(bytes));
-      this.sessions.set(sha256, session);
-    }
-    return session;
-  }
 }
 
 /**
@@ -196,40 +170,30 @@ async function inspect(sha256: string, bytes: Uint8Array): Promise<Parsed<ModelI
   }
   const foreign = graph.nodes.find((n) => !RUNNABLE_DOMAINS.has(n.domain));
   if (foreign) return fail('unsupported-operator', `operator ${foreign.domain}.${foreign.opType} is not one the miners' runtimes (onnxruntime-web) implement`);
-  let session: OrtNode.InferenceSession;
+  let inputs: TensorInfo[];
+  let outputs: TensorInfo[];
   try {
-    session = await ort().InferenceSession.create(bytes);
+    ({ inputs, outputs } = await onnx.inspect(bytes));
   } catch (err) {
     const text = errorText(err);
     if (/implementation|not registered|No Op registered|unsupported|opset/i.test(text)) return fail('unsupported-operator', `onnxruntime cannot run this model: ${text}`.slice(0, 250));
     return fail('bad-model', `onnxruntime cannot load this model: ${text}`.slice(0, 250));
   }
-  try {
-    const inputs = session.inputMetadata.map(tensorInfo);
-    const outputs = session.outputMetadata.map(tensorInfo);
-    for (const input of inputs) {
-      if (input.dtype !== 'float32') return fail('bad-model', `input ${input.name} is ${input.dtype}; onnx jobs take float32 inputs only`);
-      if (input.shape.length < 1 || input.shape.length > MAX_INPUT_RANK) return fail('bad-model', `input ${input.name} has ${input.shape.length} dimensions; 1 to ${MAX_INPUT_RANK} (the first the batch) are supported`);
-    }
-    for (const output of outputs) {
-      if (output.dtype !== 'float32') return fail('bad-model', `output ${output.name} is ${output.dtype}; float32 outputs only`);
-    }
-    const outputRanges: Record<string, [number, number]> = {};
-    for (const node of graph.nodes) {
-      for (const out of node.outputs) if (graph.outputs.includes(out) && (node.opType === 'Sigmoid' || node.opType === 'Softmax')) outputRanges[out] = [0, 1];
-    }
-    const info: ModelInfo = {
-      sha256, byteLength: bytes.byteLength, inputs, outputs, opTypes: [...new Set(graph.nodes.map((n) => n.opType))].sort(), outputRanges, tolerance: DEFAULT_TOLERANCE,
-    };
-    return { ok: true, value: info };
-  } finally {
-    await session.release();
+  for (const input of inputs) {
+    if (input.dtype !== 'float32') return fail('bad-model', `input ${input.name} is ${input.dtype}; onnx jobs take float32 inputs only`);
+    if (input.shape.length < 1 || input.shape.length > MAX_INPUT_RANK) return fail('bad-model', `input ${input.name} has ${input.shape.length} dimensions; 1 to ${MAX_INPUT_RANK} (the first the batch) are supported`);
   }
-}
-
-function tensorInfo(meta: OrtNode.InferenceSession.ValueMetadata): TensorInfo {
-  if (!meta.isTensor) return { name: meta.name, dtype: 'non-tensor', shape: [] };
-  return { name: meta.name, dtype: meta.type, shape: meta.shape.map((d) => (typeof d === 'number' ? d : String(d))) };
+  for (const output of outputs) {
+    if (output.dtype !== 'float32') return fail('bad-model', `output ${output.name} is ${output.dtype}; float32 outputs only`);
+  }
+  const outputRanges: Record<string, [number, number]> = {};
+  for (const node of graph.nodes) {
+    for (const out of node.outputs) if (graph.outputs.includes(out) && (node.opType === 'Sigmoid' || node.opType === 'Softmax')) outputRanges[out] = [0, 1];
+  }
+  const info: ModelInfo = {
+    sha256, byteLength: bytes.byteLength, inputs, outputs, opTypes: [...new Set(graph.nodes.map((n) => n.opType))].sort(), outputRanges, tolerance: DEFAULT_TOLERANCE,
+  };
+  return { ok: true, value: info };
 }
 
 /** Fixed, varied values in [-1, 1): shapes, not values, decide the ops. */
