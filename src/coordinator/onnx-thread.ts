@@ -10,7 +10,7 @@ export type OnnxTensors = [name: string, tensor: { shape: number[]; data: Float3
 export type OnnxRequest =
   | { id: number; op: 'inspect'; bytes: Uint8Array }
   | { id: number; op: 'profile'; bytes: Uint8Array; inputs: OnnxTensors; profilePrefix: string }
-  | { id: number; op: 'run'; sha256: string; path: string; inputs: OnnxTensors };
+  | { id: number; op: 'run'; sha256: string; model: string | Uint8Array; inputs: OnnxTensors };
 
 export type OnnxReply =
   | { id: number; ok: true; op: 'inspect'; inputs: TensorInfo[]; outputs: TensorInfo[] }
@@ -44,9 +44,9 @@ export class OnnxThread {
     return this.outputs({ op: 'profile', bytes, inputs, profilePrefix });
   }
 
-  /** A run of the model stored at path, its session kept by sha256 for the next. */
-  run(sha256: string, path: string, inputs: OnnxTensors): Promise<OnnxTensors> {
-    return this.outputs({ op: 'run', sha256, path, inputs });
+  /** A run of the model (its file's path, or its bytes), its session kept by sha256 for the next. */
+  run(sha256: string, model: string | Uint8Array, inputs: OnnxTensors): Promise<OnnxTensors> {
+    return this.outputs({ op: 'run', sha256, model, inputs });
   }
 
   async close(): Promise<void> {

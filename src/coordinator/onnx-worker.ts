@@ -48,7 +48,7 @@ async function answer(request: OnnxRequest): Promise<OnnxReply> {
     case 'run': {
       let session = sessions.get(request.sha256);
       if (!session) {
-        session = ort.InferenceSession.create(request.path);
+        session = typeof request.model === 'string' ? ort.InferenceSession.create(request.model) : ort.InferenceSession.create(request.model);
         sessions.set(request.sha256, session);
         session.catch(() => sessions.delete(request.sha256));
       }

@@ -55,10 +55,7 @@ test('the page shows a result\'s credit as pending until an audit settles it, th
   // A two-unit job: another miner takes the first unit and keeps it a while; the page gets the second, one sample.
   const samplesPerUnit = Number(UNIT_TARGET_OPS / BigInt(first.opsPerSample));
   const job = await submit(sha, samplesPerUnit + 1, 3);
-  // The other miner's model session is made before it connects: making one blocks this process (the coordinator's
-  // too) for a moment, which a live link would count as the coordinator's silence on a slow machine.
   const runner = new OnnxRunnerForTests(stack.url);
-  await runner.session(sha);
   const otherKeys = await generateSigningKeys();
   let other = await ScriptedMiner.connect(stack.url);
   let releaseDeadlines: () => void = () => undefined;
@@ -77,8 +74,7 @@ test('the page shows a result\'s credit as pending until an audit settles it, th
 
     // The other miner returns its unit: the job has only the page's held unit left, which the coordinator audits;
     // the audit passes, and its receipt reaches the page.
-    // The coordinator audits in this process, and a slow machine may stall it past the link's 1.5 s: the miner then
-    // comes back with its wallet key and sends the result again, as a page does.
+    // Should its link drop meanwhile, the miner comes back with its wallet key and sends the result again, as a page does.
     const verdict = await runner.run(other, lease).catch(async (err: unknown) => {
       if (!(err instanceof LinkClosedError)) throw err;
       other.close();

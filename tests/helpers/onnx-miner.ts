@@ -1,64 +1,64 @@
 // An onnx miner scripted in Node: fetches the lease's model from the coordinator's origin by hash (checked), runs it
 // with onnxruntime-node, and returns the outputs packed as the kind expects; or, as a test says, something else.
+// onnxruntime runs on a thread of its own (the coordinator's OnnxThread), as a real miner runs in a process of its
+// own: a test's coordinator often shares this process, and a run on the main thread would stall it.
 import { createHash } from 'node:crypto';
-import { createRequire } from 'node:module';
-import type * as OrtNode from 'onnxruntime-node';
+import { OnnxThread, type OnnxTensors } from '../../src/coordinator/onnx-thread.ts';
 import { f32Values } from '../../src/protocol/tensor.ts';
 import { normalizeU8, parseNormalize } from '../../src/work/onnx/normalize.ts';
 import { packResult } from '../../src/work/onnx/onnx.ts';
 import type { MessageOf } from '../../src/miner/coordinator-link.ts';
 import type { ScriptedMiner } from './scripted-miner.ts';
 
-const ort = createRequire(import.meta.url)('onnxruntime-node') as typeof OrtNode;
 type Lease = MessageOf<'lease'>;
 
+/** One thread for every scripted onnx miner of the process; idle, it does not keep the process alive. */
+const onnx = new OnnxThread();
+
 export class OnnxRunnerForTests {
-  private readonly sessions = new Map<string, Promise<OrtNode.InferenceSession>>();
+  /** Models fetched, by hash. */
+  private readonly models = new Map<string, Promise<Uint8Array>>();
   modelFetches = 0;
 
   constructor(private readonly baseUrl: string) {}
 
-  /**
-   * The model's session, fetched and made on first use. Making one blocks the event loop for a moment (onnxruntime
-   * loads the graph on the main thread): a test whose coordinator shares its process may make them before miners connect.
-   */
-  session(sha: string): Promise<OrtNode.InferenceSession> {
-    let session = this.sessions.get(sha);
-    if (!session) {
-      session = (async () => {
+  /** The model's bytes, fetched (and checked against its hash) on first use. */
+  fetchModel(sha: string): Promise<Uint8Array> {
+    let model = this.models.get(sha);
+    if (!model) {
+      model = (async () => {
         this.modelFetches++;
         const res = await fetch(new URL(`api/models/${sha}`, this.baseUrl));
         if (res.status !== 200) throw new Error(`model ${sha}: ${res.status}`);
         const bytes = new Uint8Array(await res.arrayBuffer());
         if (createHash('sha256').update(bytes).digest('hex') !== sha) throw new Error(`model ${sha}: bytes do not match their hash`);
-        return ort.InferenceSession.create(bytes);
+        return bytes;
       })();
-      this.sessions.set(sha, session);
+      this.models.set(sha, model);
     }
-    return session;
+    return model;
   }
 
   /** The lease's outputs, in the model's order, each flattened. */
   async outputs(lease: Lease): Promise<Float32Array[]> {
-    const session = this.session(String(lease.params.model));
+    const sha = String(lease.params.model);
+    const model = this.fetchModel(sha);
     const inputNames = JSON.parse(String(lease.params.inputNames)) as string[];
     const outputNames = JSON.parse(String(lease.params.outputNames)) as string[];
-    const feeds: Record<string, OrtNode.Tensor> = {};
-    inputNames.forEach((name, i) => {
+    const feeds: OnnxTensors = inputNames.map((name, i) => {
       const tensor = lease.operands[`i${i}`];
       if (!tensor) throw new Error(`lease has no operand i${i}`);
       if (tensor.dtype === 'u8') {
         const normalize = parseNormalize(lease.params.normalize);
         if (!normalize.ok) throw new Error(`lease's u8 operand i${i}: ${normalize.error.message}`);
-        feeds[name] = new ort.Tensor('float32', normalizeU8(tensor.data, tensor.shape, normalize.value), tensor.shape);
-        return;
+        return [name, { shape: tensor.shape, data: normalizeU8(tensor.data, tensor.shape, normalize.value) }];
       }
-      feeds[name] = new ort.Tensor('float32', Float32Array.from(f32Values(tensor)), tensor.shape);
+      return [name, { shape: tensor.shape, data: Float32Array.from(f32Values(tensor)) }];
     });
-    const result = await (await session).run(feeds);
+    const result = new Map(await onnx.run(sha, await model, feeds));
     return outputNames.map((name) => {
-      const out = result[name];
-      if (!out || !(out.data instanceof Float32Array)) throw new Error(`no float32 output ${name}`);
+      const out = result.get(name);
+      if (!out) throw new Error(`no float32 output ${name}`);
       return out.data;
     });
   }

@@ -54,7 +54,7 @@ describe('OCR jobs', () => {
       startStack(), renderTextPageHeadless(), renderTextPageHeadless({ height: 420, angleDegrees: 10 }), renderTextPageHeadless({ lines: LONG_LINES, height: 1800 }),
     ]);
     runner = new OnnxRunnerForTests(stack.url);
-    for (const file of Object.values(SHIPPED_MODELS)) await runner.session(createHash('sha256').update(readFileSync(ocrAsset(file))).digest('hex'));
+    for (const file of Object.values(SHIPPED_MODELS)) await runner.fetchModel(createHash('sha256').update(readFileSync(ocrAsset(file))).digest('hex'));
   }, 120_000);
   afterAll(async () => {
     for (const miner of miners) miner.close();
