@@ -72,6 +72,8 @@ export class MinerSession {
   private rateLimited = 0;
   private rateLimitToldAtMs = 0;
   private closing = false;
+  /** Whether this connection asked after its pending credits (pendingCheck): once each. */
+  private pendingChecked = false;
   private readonly bucket: TokenBucket;
   /** lease id -> when its lease message was sent (for the wall-time bound on claimed GPU time) and its unit's ops */
   private readonly leasesOut = new Map<string, { sentAtMs: number; ops: bigint }>();
@@ -146,6 +148,8 @@ export class MinerSession {
         return;
       case 'result':
         return this.result(message);
+      case 'pending-check':
+        return this.pendingCheck(message);
     }
   }
 
@@ -328,6 +332,35 @@ export class MinerSession {
     this.send({ type: 'rejected', unitId: message.unitId, code: settlement.error.code, message: settlement.error.message });
     if (settlement.forfeited) this.tell({ type: 'forfeited', ...settlement.forfeited, reason: settlement.error.message });
     if (settlement.banned) this.refuseBanned(settlement.banned);
+  }
+
+  /**
+   * Tells a miner back from a dropped link what became of the credits it holds as pending: an audit run meanwhile
+   * sent its verdict to no one. A receipt (signed again from the ledger) for each unit credited to this wallet key, a
+   * forfeited notice for those it forfeited and did not earn again; nothing for the rest (still pending, or not this
+   * key's). Once per connection: each check reads the ledger for up to MAX_FORFEITED_UNITS units.
+   */
+  private async pendingCheck(message: Extract<MinerMessage, { type: 'pending-check' }>): Promise<void> {
+    const minerKey = this.minerKey;
+    if (!minerKey) return this.sendError('not-authenticated', 'say hello before asking after pending credits');
+    if (this.pendingChecked) return this.sendError('malformed-message', 'pending credits are checked once per connection');
+    this.pendingChecked = true;
+    const unitIds = [...new Set(message.unitIds)];
+    const receipts = await lostReceipts(this.ctx, this.id, minerKey, unitIds);
+    for (const receipt of receipts) this.send({ type: 'receipt', receipt });
+    const credited = new Set(receipts.map((r) => r.unitId));
+    const forfeited = await this.ctx.ledger.forfeitedUnits(minerKey, unitIds.filter((id) => !credited.has(id)));
+    if (forfeited.length === 0) return;
+    const pendingAgain = new Set((await this.ctx.ledger.pendingCredits({ minerKey })).map((c) => c.unitId));
+    const lost = forfeited.filter((f) => !pendingAgain.has(f.unitId));
+    if (lost.length === 0) return;
+    log('forfeited-again', { session: this.id, miner: minerKey, units: lost.length });
+    this.tell({
+      type: 'forfeited',
+      unitIds: lost.map((f) => f.unitId),
+      microCredits: lost.reduce((sum, f) => sum + f.microCredits, 0n),
+      reason: 'forfeited while this miner was away: an audit of this wallet key\'s results failed',
+    });
   }
 
   /** A verdict that is not the answer to a result just sent: receipts or a forfeiture from an audit run without this miner. */

@@ -1,7 +1,7 @@
 // The mining loop: connect, prove the wallet, lease a unit, run it on the GPU worker, return it, keep the receipt;
 // pause when asked, rest as the throttle says, and fail over between the configured coordinators.
 import { Peer } from 'peerjs';
-import type { Receipt } from '../protocol/messages.ts';
+import { MAX_FORFEITED_UNITS, type Receipt } from '../protocol/messages.ts';
 import type { UnitEnergy } from '../protocol/energy.ts';
 import type { Tensor } from '../protocol/tensor.ts';
 import { CodedError } from '../protocol/errors.ts';
@@ -228,6 +228,7 @@ export class MiningLoop {
     const awaiting = new AwaitingVerdicts();
     const verdicts = this.collectVerdicts(link, awaiting);
     await this.redeliver(link, url, awaiting);
+    await this.askAfterPending(link, url);
     /** Units handed to the worker, oldest first; each settles with the rest the throttle wants after it. */
     const inHand: Promise<number>[] = [];
     let requested = 0;
@@ -405,22 +406,43 @@ export class MiningLoop {
    * once, and the rest are refused without blame. Results whose leases have run out are let go.
    */
   private async redeliver(link: CoordinatorLink, url: string, awaiting: AwaitingVerdicts): Promise<void> {
-    const coordinatorKey = toHex(link.challenge.coordinatorKey);
     const nowMs = Date.now();
     for (const [unitId, kept] of this.unsettled) if (nowMs >= kept.deadlineAtMs) this.unsettled.delete(unitId);
-    const keys = new Set([coordinatorKey]);
-    if ([...this.unsettled.values()].some((kept) => kept.coordinatorKey !== coordinatorKey)) {
-      try {
-        for (const member of await fetchFleet(url, coordinatorKey, nowMs)) keys.add(member.key);
-      } catch (err) {
-        this.events.phase('mining', `results kept for another coordinator wait for it: ${(err as Error).message}`);
-      }
-    }
+    const keys = await this.sameLedger(link, url, [...this.unsettled.values()].map((kept) => kept.coordinatorKey));
     for (const [unitId, kept] of this.unsettled) {
       if (!keys.has(kept.coordinatorKey)) continue;
       awaiting.add(unitId, { ops: kept.ops, gpuSeconds: kept.gpuSeconds }, kept.message.parts);
       link.send(kept.message);
     }
+  }
+
+  /**
+   * Asks what became of the credits this wallet holds as pending on this coordinator's ledger: an audit that settled
+   * or forfeited them while the link was down (or the page closed) had no one to tell. Its receipts and forfeited
+   * notices come back as verdicts do (collectVerdicts).
+   */
+  private async askAfterPending(link: CoordinatorLink, url: string): Promise<void> {
+    const pending = await this.wallet.pendingCredits();
+    if (pending.length === 0) return;
+    const keys = await this.sameLedger(link, url, pending.map((credit) => credit.coordinatorKey));
+    const unitIds = pending.filter((credit) => keys.has(credit.coordinatorKey)).map((credit) => credit.unitId);
+    if (unitIds.length > 0) link.send({ type: 'pending-check', unitIds: unitIds.slice(0, MAX_FORFEITED_UNITS) });
+  }
+
+  /**
+   * The coordinator keys whose ledger this link's coordinator answers for: its own, and, when something kept names
+   * another key, those its fleet's signed list vouches for (a fleet shares one ledger).
+   */
+  private async sameLedger(link: CoordinatorLink, url: string, keptFor: readonly string[]): Promise<Set<string>> {
+    const coordinatorKey = toHex(link.challenge.coordinatorKey);
+    const keys = new Set([coordinatorKey]);
+    if (keptFor.every((key) => key === coordinatorKey)) return keys;
+    try {
+      for (const member of await fetchFleet(url, coordinatorKey, Date.now())) keys.add(member.key);
+    } catch (err) {
+      this.events.phase('mining', `what is kept for another coordinator waits for it: ${(err as Error).message}`);
+    }
+    return keys;
   }
 
   /** Sleeps up to `ms`, or less when woken by Stop, a pause change or a throttle change. */

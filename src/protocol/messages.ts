@@ -260,6 +260,18 @@ export const ResultMessage = v.object({
   parts: v.optional(SpanParts),
 });
 
+/**
+ * Sent once after the welcome by a miner holding credits pending at this coordinator (or its fleet's ledger): an
+ * audit may have settled or forfeited them while its link was down, when the verdict had nowhere to go. The
+ * coordinator answers with a receipt for each unit credited to this wallet key and a forfeited notice for those it
+ * forfeited; units still pending, or not this key's, get no answer.
+ */
+export const PendingCheckMessage = v.object({
+  type: v.literal('pending-check'),
+  v: Version,
+  unitIds: v.pipe(v.array(Id), v.minLength(1), v.maxLength(MAX_FORFEITED_UNITS)),
+});
+
 export const CoordinatorMessage = v.variant('type', [
   ChallengeMessage,
   WelcomeMessage,
@@ -279,6 +291,7 @@ export const MinerMessage = v.variant('type', [
   HelloMessage,
   WorkRequestMessage,
   ResultMessage,
+  PendingCheckMessage,
   ErrorMessage,
   PingMessage,
   PongMessage,

@@ -84,6 +84,16 @@ export class Wallet {
     for (const unitId of unitIds) await this.db.delete('pending', unitId);
   }
 
+  /** Each credit pending an audit, oldest first (records that are not well-formed are left out). */
+  async pendingCredits(): Promise<PendingCredit[]> {
+    const records = await this.db.getAll('pending');
+    const credits = records.flatMap((record) => {
+      const parsed = v.safeParse(PendingCredit, record);
+      return parsed.success ? [parsed.output] : [];
+    });
+    return credits.sort((a, b) => a.receivedAtMs - b.receivedAtMs);
+  }
+
   /** The credits pending an audit, as stored (re-validated by pendingTotal). */
   async pending(): Promise<PendingTotal> {
     return pendingTotal(await this.db.getAll('pending'));

@@ -1,6 +1,7 @@
 // A miner's page shows credits pending an audit apart from its balance: a result held pending appears as pending,
-// not in the balance; when the coordinator's audit settles it, its receipt is counted and the pending line empties.
-import { expect, test } from '@playwright/test';
+// not in the balance; when the coordinator's audit settles it, its receipt is counted and the pending line empties,
+// whether the page was connected then or comes back later.
+import { expect, test, type Page } from '@playwright/test';
 import { writeNpz } from '../../src/work/onnx/npz.ts';
 import { UNIT_TARGET_OPS } from '../../src/work/onnx/onnx.ts';
 import { mlpModel, seeded } from '../helpers/onnx-builder.ts';
@@ -34,7 +35,11 @@ async function submit(sha: string, batch: number, seed: number): Promise<{ id: s
   return (await res.json()) as { id: string; opsPerSample: string };
 }
 
-test('the page shows a result\'s credit as pending until an audit settles it, then counts its receipt', async ({ page }) => {
+/**
+ * A page whose wallet holds one credit pending an audit, in a two-unit job whose other unit another miner holds:
+ * while that miner keeps it, the job cannot finish and nothing audits the page's held unit.
+ */
+async function pageWithPendingCredit(page: Page) {
   page.on('pageerror', (err) => console.error('page error:', err.message));
   const posted = await api(stack.url, 'models', { method: 'POST', body: mlpModel(IN, HIDDEN, OUT, 7) });
   const sha = ((await posted.json()) as { id: string }).id;
@@ -48,7 +53,7 @@ test('the page shows a result\'s credit as pending until an audit settles it, th
   await waitForJob(stack.url, (await submit(sha, 16, 2)).id, 240_000);
   await expect(page.getByTestId('receipts')).toHaveText('2');
   await expect(page.getByTestId('pending-units')).toHaveText('0');
-  const settledCredits = await page.getByTestId('credits').textContent();
+  const settledCredits = (await page.getByTestId('credits').textContent()) ?? '';
   await page.getByRole('button', { name: 'Stop' }).click();
   await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', 'idle');
 
@@ -57,38 +62,71 @@ test('the page shows a result\'s credit as pending until an audit settles it, th
   const job = await submit(sha, samplesPerUnit + 1, 3);
   const runner = new OnnxRunnerForTests(stack.url);
   const otherKeys = await generateSigningKeys();
-  let other = await ScriptedMiner.connect(stack.url);
-  let releaseDeadlines: () => void = () => undefined;
-  try {
-    await other.hello(otherKeys, undefined, ['onnx']);
-    const lease = await other.lease();
-    // The other miner keeps its unit while the page starts and computes, however long that takes here.
-    releaseDeadlines = holdLeaseDeadlines(stack);
-    expect(lease.unitId).toBe(`${job.id}.0`);
-    await startMining(page);
-    // Two audits passed: the rate is 2/3 and this draw does not audit; the credit is pending, not in the balance.
-    await expect(page.getByTestId('pending-units')).toHaveText('1', { timeout: 120_000 });
-    await expect(page.getByTestId('pending-credits')).not.toHaveText('0.000000');
-    await expect(page.getByTestId('receipts')).toHaveText('2');
-    await expect(page.getByTestId('credits')).toHaveText(settledCredits ?? '');
+  const other = await ScriptedMiner.connect(stack.url);
+  await other.hello(otherKeys, undefined, ['onnx']);
+  const lease = await other.lease();
+  // The other miner keeps its unit while the page starts and computes, however long that takes here.
+  const releaseDeadlines = holdLeaseDeadlines(stack);
+  expect(lease.unitId).toBe(`${job.id}.0`);
+  await startMining(page);
+  // Two audits passed: the rate is 2/3 and this draw does not audit; the credit is pending, not in the balance.
+  await expect(page.getByTestId('pending-units')).toHaveText('1', { timeout: 120_000 });
+  await expect(page.getByTestId('pending-credits')).not.toHaveText('0.000000');
+  await expect(page.getByTestId('receipts')).toHaveText('2');
+  await expect(page.getByTestId('credits')).toHaveText(settledCredits);
 
-    // The other miner returns its unit: the job has only the page's held unit left, which the coordinator audits;
-    // the audit passes, and its receipt reaches the page.
-    // Should its link drop meanwhile, the miner comes back with its wallet key and sends the result again, as a page does.
-    const verdict = await runner.run(other, lease).catch(async (err: unknown) => {
+  /**
+   * The other miner returns its unit: the job has only the page's held unit left, which the coordinator audits; the
+   * audit passes. Should its link drop meanwhile, the miner comes back with its wallet key and sends the result
+   * again, as a page does.
+   */
+  let miner = other;
+  const returnOtherUnit = async () => {
+    const verdict = await runner.run(miner, lease).catch(async (err: unknown) => {
       if (!(err instanceof LinkClosedError)) throw err;
-      other.close();
-      other = await ScriptedMiner.connect(stack.url);
-      await other.hello(otherKeys, undefined, ['onnx']);
-      return runner.run(other, lease);
+      miner.close();
+      miner = await ScriptedMiner.connect(stack.url);
+      await miner.hello(otherKeys, undefined, ['onnx']);
+      return runner.run(miner, lease);
     });
     expect(verdict.type).toBe('receipt');
     await waitForJob(stack.url, job.id, 120_000);
+  };
+  const done = () => {
+    releaseDeadlines();
+    miner.close();
+  };
+  return { settledCredits, returnOtherUnit, done };
+}
+
+test('the page shows a result\'s credit as pending until an audit settles it, then counts its receipt', async ({ page }) => {
+  const pending = await pageWithPendingCredit(page);
+  try {
+    // The page mines on while the audit runs: its receipt comes over the live link.
+    await pending.returnOtherUnit();
     await expect(page.getByTestId('receipts')).toHaveText('3');
     await expect(page.getByTestId('pending-units')).toHaveText('0');
-    await expect(page.getByTestId('credits')).not.toHaveText(settledCredits ?? '');
+    await expect(page.getByTestId('credits')).not.toHaveText(pending.settledCredits);
   } finally {
-    releaseDeadlines();
-    other.close();
+    pending.done();
+  }
+});
+
+test('a credit an audit settled while the page was stopped is counted when it starts again', async ({ page }) => {
+  const pending = await pageWithPendingCredit(page);
+  try {
+    // Stopped: the page's link is closed when the audit settles its credit, so the receipt has no one to go to.
+    await page.getByRole('button', { name: 'Stop' }).click();
+    await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', 'idle');
+    await pending.returnOtherUnit();
+    await expect(page.getByTestId('pending-units')).toHaveText('1');
+    await expect(page.getByTestId('receipts')).toHaveText('2');
+    // Started again, it asks after its pending credit and gets the receipt.
+    await startMining(page);
+    await expect(page.getByTestId('receipts')).toHaveText('3');
+    await expect(page.getByTestId('pending-units')).toHaveText('0');
+    await expect(page.getByTestId('credits')).not.toHaveText(pending.settledCredits);
+  } finally {
+    pending.done();
   }
 });

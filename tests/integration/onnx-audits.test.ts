@@ -109,7 +109,8 @@ describe('onnx audits', () => {
     ];
     let paid = 0n;
     for (const [how, tamper, cheapCheckCatches = false] of cheats) {
-      const cheat = await connect();
+      const cheatKeys = await generateSigningKeys();
+      const cheat = await connect(cheatKeys);
       const cheatKey = toHex(cheat.minerKey);
       // A new key is audited on every unit: its first two results are paid at once.
       for (let i = 0; i < 2; i++) {
@@ -143,6 +144,13 @@ describe('onnx audits', () => {
       expect(await stack.ledger.auditsPassed(cheatKey)).toBe(0);
       expect((await stack.ledger.reputation(cheatKey)).rejected).toBe(1);
       cheat.close();
+      // Back on a new connection, as after a dropped link, it asks after its pending credits: told they are forfeited.
+      const back = await connect(cheatKeys);
+      back.send({ type: 'pending-check', unitIds: [honestLease.unitId, cheatLease.unitId] });
+      const again = await back.next('forfeited');
+      expect(again.unitIds.sort(), how).toEqual(forfeitedUnits.sort());
+      expect(again.microCredits).toBe(notice.microCredits);
+      back.close();
     }
 
     // The forfeited units went back in the queue: an honest miner does them and the job comes out right.
@@ -194,6 +202,21 @@ describe('onnx audits', () => {
     expect(await stack.ledger.pendingCredits({ minerKey: key })).toEqual([]);
     expect(await stack.ledger.balance(key)).toBe(3n * unitCredits(UNIT_SAMPLES));
     expect(await stack.ledger.auditsPassed(key)).toBe(3);
+
+    // The audit's receipt went to no one. The miner comes back and asks after its pending credit: it gets the
+    // receipt, signed again, and nothing more is paid. Asking twice on one connection is refused.
+    const back = await connect(keys);
+    back.send({ type: 'pending-check', unitIds: [heldLease.unitId, abandoned.unitId, 'no-such-unit'] });
+    const { receipt } = await back.next('receipt');
+    expect(receipt.unitId).toBe(heldLease.unitId);
+    expect(toHex(receipt.minerKey)).toBe(key);
+    expect(await verifyReceipt(receipt)).toBe(true);
+    back.send({ type: 'pending-check', unitIds: [heldLease.unitId] });
+    expect((await back.next('error')).message).toMatch(/once per connection/);
+    expect(await stack.ledger.balance(key)).toBe(3n * unitCredits(UNIT_SAMPLES));
+    // Another key naming that unit learns nothing of it: the only receipt it gets is for its own unit, asked after.
+    other.send({ type: 'pending-check', unitIds: [heldLease.unitId, lease.unitId] });
+    expect((await other.next('receipt')).receipt.unitId).toBe(lease.unitId);
   }, 300_000);
 
   it('keeps a held unit held across a restart, neither lost nor leased again, and pays it at its miner\'s next passed audit', async () => {

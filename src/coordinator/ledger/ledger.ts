@@ -194,6 +194,8 @@ export interface Ledger {
   forfeitPending(minerKey: string, reason: string, nowMs: number): Promise<PendingCredit[]>;
   /** Micro-credits this miner forfeited, in all. */
   forfeited(minerKey: string): Promise<bigint>;
+  /** Which of these units' credits this miner forfeited (each once, whatever it pays), in no set order. */
+  forfeitedUnits(minerKey: string, unitIds: readonly string[]): Promise<{ unitId: string; microCredits: bigint }[]>;
   /** Audits this miner passed since its last failed one (0 for a key never audited). */
   auditsPassed(minerKey: string): Promise<number>;
 

@@ -216,6 +216,17 @@ export class PostgresLedger implements Ledger {
     });
   }
 
+  async forfeitedUnits(minerKey: string, unitIds: readonly string[]): Promise<{ unitId: string; microCredits: bigint }[]> {
+    const { rows } = await this.guard((db) =>
+      db.query<{ unit_id: string; micro_credits: string }>(
+        `SELECT unit_id, MAX(micro_credits)::text AS micro_credits FROM forfeited_credits
+         WHERE miner_key = $1 AND unit_id = ANY($2::text[]) GROUP BY unit_id`,
+        [minerKey, unitIds],
+      ),
+    );
+    return rows.map((row) => ({ unitId: row.unit_id, microCredits: BigInt(row.micro_credits) }));
+  }
+
   async forfeited(minerKey: string): Promise<bigint> {
     return this.guard(async (db) => {
       const { rows } = await db.query<{ total: string }>('SELECT COALESCE(SUM(micro_credits), 0)::text AS total FROM forfeited_credits WHERE miner_key = $1', [minerKey]);

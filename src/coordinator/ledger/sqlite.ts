@@ -83,6 +83,10 @@ export class SqliteLedger implements Ledger {
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       forfeitedOf: prepare('SELECT COALESCE(SUM(micro_credits), 0) AS total FROM forfeited_credits WHERE miner_key = ?'),
+      forfeitedUnits: prepare(
+        `SELECT unit_id, MAX(micro_credits) AS micro_credits FROM forfeited_credits
+         WHERE miner_key = ? AND unit_id IN (SELECT value FROM json_each(?)) GROUP BY unit_id`,
+      ),
       auditsPassed: prepare('SELECT passed_in_a_row FROM audit_records WHERE miner_key = ?'),
       saveAudits: prepare(
         `INSERT INTO audit_records (miner_key, passed_in_a_row) VALUES (?, ?)
@@ -190,6 +194,11 @@ export class SqliteLedger implements Ledger {
 
   async forfeited(minerKey: string): Promise<bigint> {
     return this.guard(() => (this.statements.forfeitedOf.get(minerKey) as { total: bigint }).total);
+  }
+
+  async forfeitedUnits(minerKey: string, unitIds: readonly string[]): Promise<{ unitId: string; microCredits: bigint }[]> {
+    const rows = this.guard(() => this.statements.forfeitedUnits.all(minerKey, JSON.stringify(unitIds)) as { unit_id: string; micro_credits: bigint }[]);
+    return rows.map((row) => ({ unitId: row.unit_id, microCredits: row.micro_credits }));
   }
 
   async auditsPassed(minerKey: string): Promise<number> {

@@ -188,6 +188,11 @@ export function ledgerConformance(backend: string, fresh: () => Promise<{ open: 
       await ledger.hold(creditEntry('f2', 'aa', 3_000_000_000n), RESULT);
       await ledger.forfeitPending('aa', 'again', 6);
       expect(await ledger.forfeited('aa')).toBe(8_000_000n);
+      // What a miner back from a dropped link is told: only its own forfeited units, each once.
+      const told = await ledger.forfeitedUnits('aa', ['f1', 'f2', 'g1', 'nothing']);
+      expect(told.sort((a, b) => a.unitId.localeCompare(b.unitId))).toEqual([{ unitId: 'f1', microCredits: 2_000_000n }, { unitId: 'f2', microCredits: 3_000_000n }]);
+      expect(await ledger.forfeitedUnits('cc', ['f1'])).toEqual([]);
+      expect(await ledger.forfeitedUnits('aa', [])).toEqual([]);
       await ledger.close();
     }));
 
