@@ -318,6 +318,7 @@ export class PgQueue implements WorkQueue {
     if (!this.beaten) await this.beat(nowMs);
     const leaseId = randomUUID();
     const leased = await this.transaction(async (client) => {
+      if (units > 1) await this.spanTurn(client, eligible);
       const { rows } = await client.query<{ unit_id: string; job_id: string }>(
         `SELECT unit_id, job_id FROM queue_units WHERE lease_id IS NULL AND NOT done AND NOT held AND job_id = ANY($1)
          ORDER BY rank LIMIT 1 FOR UPDATE SKIP LOCKED`,
@@ -343,6 +344,24 @@ export class PgQueue implements WorkQueue {
       return { id: leaseId, unit, ...(span ? { parts: span.parts } : {}), sessionId, leasedAtMs: nowMs, deadlineAtMs } satisfies Lease;
     });
     return leased;
+  }
+
+  /**
+   * Waits for this transaction's turn to lease a span of the job it will lease from (the oldest with waiting units),
+   * when that job's kind joins units: an advisory lock per job, held until commit. Without turns, span leases asked
+   * for at the same instant lock each other's heads (SKIP LOCKED) and break one another's spans: a review saw 59 of
+   * 60 come out single. With them each sees the last one's lease committed, and takes the next whole span.
+   */
+  private async spanTurn(client: pg.PoolClient, eligible: readonly CachedJob[]): Promise<void> {
+    const joins = eligible.filter((e) => e.state.kind.span).map((e) => e.state.id);
+    if (joins.length === 0) return;
+    const { rows } = await client.query<{ job_id: string }>(
+      'SELECT job_id FROM queue_units WHERE lease_id IS NULL AND NOT done AND NOT held AND job_id = ANY($1) ORDER BY rank LIMIT 1',
+      [eligible.map((e) => e.state.id)],
+    );
+    const jobId = rows[0]?.job_id;
+    if (jobId === undefined || !joins.includes(jobId)) return;
+    await client.query("SELECT pg_advisory_xact_lock(hashtextextended('ergon-span:' || $1, 0))", [jobId]);
   }
 
   /**

@@ -90,5 +90,26 @@ if (postgresMissing) {
         await store.cleanUp();
       }
     });
+
+    it('gives whole spans to span leases asked for at the same instant on several coordinators', async () => {
+      const store = await pgStore();
+      try {
+        const queues = [await store.pgQueue(), await store.pgQueue(), await store.pgQueue(), await store.pgQueue()];
+        const T0 = 1_800_000_000_000;
+        const units = 64;
+        const dim = 4;
+        const job = { id: 'sp', count: units * DOTS_PER_UNIT, dim, x: new Float32Array(units * DOTS_PER_UNIT * dim), y: new Float32Array(units * DOTS_PER_UNIT * dim) };
+        await submitJob(store, queues[0], job, T0, spanDotKind as unknown as AnyWorkKind);
+        const miner = { kinds: ['dot-span'], precisions: ['f32'], features: [] };
+        // 16 leases of 4 units, 4 on each coordinator, all asked for at once: without turns per job, each one's
+        // continuation is another's locked head, and most came out single (59 of 60 in a review).
+        const leases = await Promise.all(Array.from({ length: 16 }, (_, i) => queues[i % 4].lease(`s${i}`, T0, miner, 4)));
+        expect(leases.map((lease) => lease?.parts?.length ?? 1)).toEqual(Array(16).fill(4));
+        const leased = leases.flatMap((lease) => lease?.parts?.map((part) => part.id) ?? []);
+        expect(new Set(leased).size).toBe(units);
+      } finally {
+        await store.cleanUp();
+      }
+    });
   });
 }
