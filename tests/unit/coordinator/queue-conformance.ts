@@ -56,7 +56,7 @@ export async function completeLease(store: QueueStore, queue: WorkQueue, job: Do
 }
 
 /** Credits these parts of a span and completes it with their results (the others' credits failed to store). */
-async function completeParts(store: QueueStore, queue: WorkQueue, job: DotJob, span: Lease, parts: readonly DotUnit[], minerKey: string, nowMs: number) {
+export async function completeParts(store: QueueStore, queue: WorkQueue, job: DotJob, span: Lease, parts: readonly DotUnit[], minerKey: string, nowMs: number) {
   const results = new Map<string, unknown>();
   for (const part of parts) results.set(part.id, (await credit(store, job, part, minerKey, nowMs)).result);
   return queue.completeSpan(span, results, nowMs, minerKey);

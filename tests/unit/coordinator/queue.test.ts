@@ -10,9 +10,9 @@ import { OperandStore } from '../../../src/coordinator/operand-store.ts';
 import { COORDINATOR_SILENT_MS, PgQueue } from '../../../src/coordinator/pg-queue.ts';
 import { Scheduler } from '../../../src/coordinator/scheduler.ts';
 import type { AnyWorkKind } from '../../../src/work/kind.ts';
-import { dotKind, DOTS_PER_UNIT, gridDotKind, spanDotKind } from '../../helpers/dot-kind.ts';
+import { dotKind, DOTS_PER_UNIT, gridDotKind, spanDotKind, type DotJob, type DotUnit } from '../../helpers/dot-kind.ts';
 import { postgresMissing, startPostgres, type TestPostgres } from '../../helpers/postgres.ts';
-import { queueConformance, submitJob, type QueueStore } from './queue-conformance.ts';
+import { completeParts, queueConformance, submitJob, type QueueStore } from './queue-conformance.ts';
 
 const kinds = new Map<string, AnyWorkKind>([dotKind, gridDotKind, spanDotKind].map((kind) => [kind.name, kind as unknown as AnyWorkKind]));
 
@@ -86,6 +86,41 @@ if (postgresMissing) {
         expect(expired.map((l) => l.id)).toEqual([lost?.id]);
         expect(await alive.leaseFor(kept?.id ?? '', 's-alive')).toBeDefined();
         expect((await alive.lease('s-alive', T0 + COORDINATOR_SILENT_MS + 2, miner))?.unit.id).toBe(lost?.unit.id);
+      } finally {
+        await store.cleanUp();
+      }
+    });
+
+    it('completes part of a span while another coordinator releases its session: each part done once or waiting again', async () => {
+      const store = await pgStore();
+      try {
+        const [completing, releasing] = [await store.pgQueue(), await store.pgQueue()];
+        const T0 = 1_800_000_000_000;
+        const rounds = 12;
+        const dim = 4;
+        const count = rounds * 4 * DOTS_PER_UNIT;
+        const job: DotJob = { id: 'dl', count, dim, x: new Float32Array(count * dim).fill(1), y: new Float32Array(count * dim).fill(2) };
+        await submitJob(store, completing, job, T0, spanDotKind as unknown as AnyWorkKind);
+        const miner = { kinds: ['dot-span'], precisions: ['f32'], features: [] };
+        // Each round: a span of 4, two of whose credits stored (the other two failed to), completed at the same
+        // instant as its session is released elsewhere (the miner's link dropped). A review once made these two
+        // deadlock (fixed in completeSpan); this test did not reproduce that interleaving, but checks the outcome.
+        for (let round = 0; round < rounds; round++) {
+          const span = await completing.lease(`s${round}`, T0, miner, 4);
+          if (!span?.parts) throw new Error('expected a span');
+          const [p0, p1, p2, p3] = span.parts as DotUnit[];
+          // Releases at a few offsets, so that one lands inside the completion's transaction on any machine.
+          const releaseAfter = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms)).then(() => releasing.releaseSession(`s${round}`));
+          await Promise.all([completeParts(store, completing, job, span, [p0, p2], 'miner', T0 + 1), ...[0, 1, 2, 4, 8].map(releaseAfter)]);
+          expect(await completing.unitCounts('dl')).toMatchObject({ waiting: count / DOTS_PER_UNIT - 4 * round - 2, leased: 0 });
+          // The two left wait, first in line: another miner does them.
+          for (const left of [p1, p3]) {
+            const again = await releasing.lease('other', T0 + 2, miner);
+            expect(again?.unit.id).toBe(left.id);
+            if (again) await completeParts(store, releasing, job, again, [left], 'other', T0 + 3);
+          }
+        }
+        expect(await completing.unitCounts('dl')).toEqual({ waiting: 0, leased: 0, held: 0 });
       } finally {
         await store.cleanUp();
       }
