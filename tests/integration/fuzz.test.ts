@@ -28,6 +28,7 @@ function fuzzMessage(next: () => number): Uint8Array {
     { type: 'hello', v: PROTOCOL_VERSION, minerKey: bytes(32), signature: bytes(64), kinds: ['gemm'], backend: 'webgpu', adapter: { vendor: 'x', architecture: 'y', device: '', description: '', isFallbackAdapter: false } },
     { type: 'work-request', v: PROTOCOL_VERSION },
     { type: 'result', v: PROTOCOL_VERSION, leaseId: 'lease-1', unitId: 'job.0.0', gpuSeconds: 0.1, output: tensor() },
+    { type: 'pending-check', v: PROTOCOL_VERSION, unitIds: pick([['job.0.0'], Array.from({ length: 1_001 }, (_, i) => `u${i}`), [weird()], []]) },
     { type: 'ping', v: PROTOCOL_VERSION, nonce: 1 },
     { type: 'error', v: PROTOCOL_VERSION, code: 'x', message: 'y' },
     { type: pick(['receipt', 'lease', 'welcome', 'gimme', '']), v: PROTOCOL_VERSION },
