@@ -34,19 +34,22 @@ export class OnnxThread {
 
   /** A model's inputs and outputs as onnxruntime loads it; rejects with onnxruntime's reason when it cannot. */
   async inspect(bytes: Uint8Array): Promise<{ inputs: TensorInfo[]; outputs: TensorInfo[] }> {
-    const reply = await this.call({ op: 'inspect', bytes });
+    const carried = new Carried();
+    const reply = await this.call({ op: 'inspect', bytes: carried.own(bytes) }, carried);
     if (reply.op !== 'inspect') throw new Error(`onnx thread answered ${reply.op} to inspect`);
     return { inputs: reply.inputs, outputs: reply.outputs };
   }
 
   /** One run of a fresh, unoptimised session with onnxruntime's profiler writing to profilePrefix*.json. */
   profile(bytes: Uint8Array, inputs: OnnxTensors, profilePrefix: string): Promise<OnnxTensors> {
-    return this.outputs({ op: 'profile', bytes, inputs, profilePrefix });
+    const carried = new Carried();
+    return this.outputs({ op: 'profile', bytes: carried.own(bytes), inputs: carried.tensors(inputs), profilePrefix }, carried);
   }
 
   /** A run of the model (its file's path, or its bytes), its session kept by sha256 for the next. */
   run(sha256: string, model: string | Uint8Array, inputs: OnnxTensors): Promise<OnnxTensors> {
-    return this.outputs({ op: 'run', sha256, model, inputs });
+    const carried = new Carried();
+    return this.outputs({ op: 'run', sha256, model: typeof model === 'string' ? model : carried.own(model), inputs: carried.tensors(inputs) }, carried);
   }
 
   async close(): Promise<void> {
@@ -56,19 +59,24 @@ export class OnnxThread {
     await worker?.terminate();
   }
 
-  private async outputs(request: Request): Promise<OnnxTensors> {
-    const reply = await this.call(request);
+  private async outputs(request: Request, carried: Carried): Promise<OnnxTensors> {
+    const reply = await this.call(request, carried);
     if (reply.op !== 'run') throw new Error(`onnx thread answered ${reply.op} to ${request.op}`);
     return reply.outputs;
   }
 
-  private call(request: Request): Promise<Answer> {
+  private call(request: Request, carried: Carried): Promise<Answer> {
     const worker = this.started();
     const id = this.nextId++;
     return new Promise<Answer>((resolve, reject) => {
+      try {
+        worker.postMessage({ ...request, id }, carried.transfer);
+      } catch (err) {
+        reject(err instanceof Error ? err : new Error(String(err)));
+        return;
+      }
       this.waiting.set(id, { resolve, reject });
       worker.ref();
-      worker.postMessage({ ...request, id });
     });
   }
 
@@ -103,5 +111,25 @@ export class OnnxThread {
   private fail(err: Error): void {
     for (const waiter of this.waiting.values()) waiter.reject(err);
     this.waiting.clear();
+  }
+}
+
+/**
+ * What a message carries to or from the thread, its arrays owning their buffers. A view (a unit's rows of a job's
+ * input) would carry its whole buffer, a copy of the job's input per audit: it is copied to a buffer of its own, which
+ * then moves (transfer) rather than being copied again. An array that owns its buffer is cloned: the caller keeps it.
+ */
+export class Carried {
+  readonly transfer: ArrayBuffer[] = [];
+
+  own<A extends Float32Array | Uint8Array>(data: A): A {
+    if (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength) return data;
+    const copy = data.slice() as A;
+    this.transfer.push(copy.buffer as ArrayBuffer);
+    return copy;
+  }
+
+  tensors(list: OnnxTensors): OnnxTensors {
+    return list.map(([name, { shape, data }]) => [name, { shape, data: this.own(data) }]);
   }
 }

@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { parentPort } from 'node:worker_threads';
 import type * as OrtNode from 'onnxruntime-node';
 import type { TensorInfo } from '../work/onnx/model.ts';
-import type { OnnxReply, OnnxRequest, OnnxTensors } from './onnx-thread.ts';
+import { Carried, type OnnxReply, type OnnxRequest, type OnnxTensors } from './onnx-thread.ts';
 
 const ort = createRequire(import.meta.url)('onnxruntime-node') as typeof OrtNode;
 const port = parentPort;
@@ -18,7 +18,10 @@ const sessions = new Map<string, Promise<OrtNode.InferenceSession>>();
 
 port.on('message', (request: OnnxRequest) => {
   void answer(request).then(
-    (reply) => port.postMessage(reply),
+    (reply) => {
+      const carried = new Carried();
+      port.postMessage(reply.ok && reply.op === 'run' ? { ...reply, outputs: carried.tensors(reply.outputs) } : reply, carried.transfer);
+    },
     (err: unknown) => port.postMessage({ id: request.id, ok: false, message: err instanceof Error ? err.message : String(err) } satisfies OnnxReply),
   );
 });

@@ -11,9 +11,12 @@ import { ModelStore } from '../../src/coordinator/model-store.ts';
 import { mlpModel, seeded } from '../helpers/onnx-builder.ts';
 
 const ort = createRequire(import.meta.url)('onnxruntime-node') as typeof OrtNode;
-const [IN, HIDDEN, OUT] = [8, 4096, 8];
+// 1 MFLOP a sample against 7 KiB of inputs, activations and outputs: a long run stays small in memory.
+const [IN, HIDDEN, OUT] = [256, 1024, 256];
 /** A run at least this long is measured: long against timer jitter, whatever the machine's speed. */
 const LONG_RUN_MS = 400;
+/** At most 34 GFLOP and 230 MiB a run: 400 ms on a CPU of up to 85 GFLOP/s a core times four. */
+const MAX_BATCH = 1 << 15;
 
 describe('onnxruntime-node on its own thread', () => {
   let dir = '';
@@ -32,13 +35,16 @@ describe('onnxruntime-node on its own thread', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const run = (batch: number, seed: number) => store.runner.run(sha, new Map([['x', { shape: [batch, IN], data: seeded(batch * IN, seed) }]]));
-
-  it('an audit re-run gives the outputs onnxruntime-node gives here', async () => {
+  it('an audit re-run gives the outputs onnxruntime-node gives here, its inputs a view into a larger batch', async () => {
     const x = seeded(64 * IN, 5);
     const session = await ort.InferenceSession.create(model);
     const direct = await session.run({ x: new ort.Tensor('float32', x, [64, IN]) });
-    const threaded = await run(64, 5);
+    // A unit's rows of a job's input, as the onnx kind passes them: only the rows cross to the thread.
+    const job = new Float32Array(3 * 64 * IN);
+    job.set(x, 64 * IN);
+    const rows = job.subarray(64 * IN, 2 * 64 * IN);
+    const threaded = await store.runner.run(sha, new Map([['x', { shape: [64, IN], data: rows }]]));
+    expect(rows.length).toBe(64 * IN); // the caller's view is left as it was
     for (const name of ['prob', 'logits']) {
       expect(threaded.get(name)?.shape).toEqual([64, OUT]);
       expect(threaded.get(name)?.data).toEqual(direct[name].data);
@@ -48,10 +54,11 @@ describe('onnxruntime-node on its own thread', () => {
 
   it('the event loop keeps turning while a long re-run computes', async () => {
     // Grows the batch until one run takes LONG_RUN_MS here, so the comparison below holds on any machine.
-    let batch = 4096;
+    let batch = 256;
     let runMs = 0;
     let worstGapMs = 0;
-    while (batch <= 1 << 21) {
+    while (batch <= MAX_BATCH) {
+      const x = seeded(batch * IN, 9);
       let last = performance.now();
       worstGapMs = 0;
       const ticker = setInterval(() => {
@@ -60,7 +67,7 @@ describe('onnxruntime-node on its own thread', () => {
         last = now;
       }, 2);
       const started = performance.now();
-      const outputs = await run(batch, 9);
+      const outputs = await store.runner.run(sha, new Map([['x', { shape: [batch, IN], data: x }]]));
       runMs = performance.now() - started;
       clearInterval(ticker);
       // The gap still open when the run ends counts too: a loop that stood still never ticked at all.
@@ -69,8 +76,8 @@ describe('onnxruntime-node on its own thread', () => {
       if (runMs >= LONG_RUN_MS) break;
       batch *= 2;
     }
-    expect(runMs).toBeGreaterThanOrEqual(LONG_RUN_MS);
-    // On the main thread the loop would stand still for the whole run (its worst gap about runMs).
-    expect(worstGapMs).toBeLessThan(runMs / 4);
+    // On the main thread the loop would stand still for the whole run (its worst gap about runMs). A machine that
+    // runs even MAX_BATCH faster than LONG_RUN_MS still shows a gap well under the run, or 25 ms.
+    expect(worstGapMs).toBeLessThan(Math.max(runMs / 4, 25));
   });
 });
