@@ -8,6 +8,7 @@ import { canRun, type AnyWorkKind, type EncodedOutput, type MinerCapabilities, t
 import type { KindRegistry } from '../work/registry.ts';
 import { inTransaction, pgLedgerError, storedJob } from './ledger/postgres.ts';
 import type { StoredJob } from './ledger/ledger.ts';
+import { KeyTurns } from './key-turns.ts';
 import { log } from './log.ts';
 import type { OperandStore } from './operand-store.ts';
 import type { EndedLease, JobState, JobStatus, Lease, LeaseEnd, NewJob, QueueCounts, WorkQueue } from './queue.ts';
@@ -18,6 +19,11 @@ import { BlocksLeased, blocksOf, pickUnit } from './unit-ranking.ts';
 export const COORDINATOR_SILENT_MS = 10_000;
 /** Ended leases are remembered this long, for the right answer to a late or replayed result. */
 const ENDED_LEASES_KEPT_MS = 60 * 60_000;
+/**
+ * The longest a span lease waits for its job's turn at the fleet: leases take milliseconds, so only a coordinator
+ * stalled holding the turn makes another wait this long.
+ */
+const SPAN_TURN_WAIT_MS = 2_000;
 /**
  * How many of the oldest job's waiting units affinity looks at (and locks) per lease: enough to span a few block
  * rows or columns of a large job, few enough that one lease never locks a whole job against the fleet.
@@ -67,6 +73,11 @@ export class PgQueue implements WorkQueue {
   private beaten = false;
   private readonly where: string;
   private readonly blocksLeased = new BlocksLeased();
+
+  /** How long a span lease waits for its turn at the fleet (spanTurn) before it goes ahead without one. */
+  spanTurnWaitMs = SPAN_TURN_WAIT_MS;
+  /** This coordinator's span leases, one job's at a time (spanTurn's wait then holds one connection per job). */
+  private readonly spanTurnsHere = new KeyTurns();
 
   constructor(
     private readonly pool: pg.Pool,
@@ -317,8 +328,9 @@ export class PgQueue implements WorkQueue {
     if (eligible.length === 0) return undefined;
     if (!this.beaten) await this.beat(nowMs);
     const leaseId = randomUUID();
-    const leased = await this.transaction(async (client) => {
-      if (units > 1) await this.spanTurn(client, eligible);
+    const spanJob = units > 1 ? await this.spanJob(eligible) : undefined;
+    const lease = () => this.transaction(async (client) => {
+      if (spanJob !== undefined) await this.spanTurn(client, spanJob);
       const { rows } = await client.query<{ unit_id: string; job_id: string }>(
         `SELECT unit_id, job_id FROM queue_units WHERE lease_id IS NULL AND NOT done AND NOT held AND job_id = ANY($1)
          ORDER BY rank LIMIT 1 FOR UPDATE SKIP LOCKED`,
@@ -343,25 +355,34 @@ export class PgQueue implements WorkQueue {
       );
       return { id: leaseId, unit, ...(span ? { parts: span.parts } : {}), sessionId, leasedAtMs: nowMs, deadlineAtMs } satisfies Lease;
     });
-    return leased;
+    // Span leases of one job wait their turn here first, so that one connection at most waits on the fleet's turn.
+    return spanJob === undefined ? lease() : this.spanTurnsHere.run(spanJob, lease);
+  }
+
+  /** The job a span lease will come from (the oldest with waiting units), when its kind joins units. */
+  private async spanJob(eligible: readonly CachedJob[]): Promise<string | undefined> {
+    const { rows } = await this.guard((db) => db.query<{ job_id: string }>(
+      'SELECT job_id FROM queue_units WHERE lease_id IS NULL AND NOT done AND NOT held AND job_id = ANY($1) ORDER BY rank LIMIT 1',
+      [eligible.map((e) => e.state.id)],
+    ));
+    const jobId = rows[0]?.job_id;
+    return eligible.some((e) => e.state.id === jobId && e.state.kind.span) ? jobId : undefined;
   }
 
   /**
-   * Waits for this transaction's turn to lease a span of the job it will lease from (the oldest with waiting units),
-   * when that job's kind joins units: an advisory lock per job, held until commit. Without turns, span leases asked
-   * for at the same instant lock each other's heads (SKIP LOCKED) and break one another's spans: a review saw 59 of
-   * 60 come out single. With them each sees the last one's lease committed, and takes the next whole span.
+   * Waits, up to spanTurnWaitMs, for this transaction's turn at the fleet to lease a span of this job: an advisory
+   * lock per job, held until commit. Without turns, span leases asked for at the same instant lock each other's heads
+   * (SKIP LOCKED) and break one another's spans: a review saw 59 of 60 come out single. With them each sees the last
+   * one's lease committed and takes the next whole span. Past the wait (a coordinator stalled holding its turn) the
+   * lease goes ahead without one: a shorter span at worst, never a wait without end.
    */
-  private async spanTurn(client: pg.PoolClient, eligible: readonly CachedJob[]): Promise<void> {
-    const joins = eligible.filter((e) => e.state.kind.span).map((e) => e.state.id);
-    if (joins.length === 0) return;
-    const { rows } = await client.query<{ job_id: string }>(
-      'SELECT job_id FROM queue_units WHERE lease_id IS NULL AND NOT done AND NOT held AND job_id = ANY($1) ORDER BY rank LIMIT 1',
-      [eligible.map((e) => e.state.id)],
-    );
-    const jobId = rows[0]?.job_id;
-    if (jobId === undefined || !joins.includes(jobId)) return;
-    await client.query("SELECT pg_advisory_xact_lock(hashtextextended('ergon-span:' || $1, 0))", [jobId]);
+  private async spanTurn(client: pg.PoolClient, jobId: string): Promise<void> {
+    const deadlineMs = Date.now() + this.spanTurnWaitMs;
+    for (let pauseMs = 2; ; pauseMs = Math.min(2 * pauseMs, 50)) {
+      const { rows } = await client.query<{ turn: boolean }>("SELECT pg_try_advisory_xact_lock(hashtextextended('ergon-span:' || $1, 0)) AS turn", [jobId]);
+      if (rows[0]?.turn || Date.now() >= deadlineMs) return;
+      await new Promise((resolve) => setTimeout(resolve, pauseMs));
+    }
   }
 
   /**

@@ -136,12 +136,31 @@ if (postgresMissing) {
         const job = { id: 'sp', count: units * DOTS_PER_UNIT, dim, x: new Float32Array(units * DOTS_PER_UNIT * dim), y: new Float32Array(units * DOTS_PER_UNIT * dim) };
         await submitJob(store, queues[0], job, T0, spanDotKind as unknown as AnyWorkKind);
         const miner = { kinds: ['dot-span'], precisions: ['f32'], features: [] };
+        // However slow this machine, each waits for its turn rather than going ahead without one.
+        for (const queue of queues) queue.spanTurnWaitMs = 600_000;
         // 16 leases of 4 units, 4 on each coordinator, all asked for at once: without turns per job, each one's
         // continuation is another's locked head, and most came out single (59 of 60 in a review).
         const leases = await Promise.all(Array.from({ length: 16 }, (_, i) => queues[i % 4].lease(`s${i}`, T0, miner, 4)));
         expect(leases.map((lease) => lease?.parts?.length ?? 1)).toEqual(Array(16).fill(4));
         const leased = leases.flatMap((lease) => lease?.parts?.map((part) => part.id) ?? []);
         expect(new Set(leased).size).toBe(units);
+
+        // A coordinator that stalls holding a job's turn holds up the others' span leases for spanTurnWaitMs at
+        // most: then they go ahead without a turn.
+        const stalled = await (store.ledger as PostgresLedger).pool.connect();
+        try {
+          await submitJob(store, queues[0], { ...job, id: 'sp2' }, T0 + 1, spanDotKind as unknown as AnyWorkKind);
+          await stalled.query('BEGIN');
+          await stalled.query("SELECT pg_advisory_xact_lock(hashtextextended('ergon-span:' || $1, 0))", ['sp2']);
+          queues[1].spanTurnWaitMs = 300;
+          const started = performance.now();
+          const late = await queues[1].lease('late', T0 + 2, miner, 4);
+          expect(performance.now() - started).toBeGreaterThanOrEqual(300);
+          expect(late?.parts?.map((part) => part.id)).toEqual(['sp2.0', 'sp2.1', 'sp2.2', 'sp2.3']);
+        } finally {
+          await stalled.query('ROLLBACK');
+          stalled.release();
+        }
       } finally {
         await store.cleanUp();
       }
