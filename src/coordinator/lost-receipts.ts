@@ -20,12 +20,18 @@ export async function lostReceipt(ctx: { ledger: Ledger; signingKey: SigningKey 
   return receiptFor(ctx, credit, credit.receiptKind, credit.createdAtMs);
 }
 
-/** The receipts of these units (a span's parts, or a result's one unit) credited to minerKey: what a result sent again gets. */
+/**
+ * The receipts of these units credited to minerKey, in their order, from one read of the ledger: what a span's result
+ * sent again gets for its parts, and a miner asking after its pending credits (pending-check) for those settled.
+ */
 export async function lostReceipts(ctx: { ledger: Ledger; signingKey: SigningKey }, sessionId: string, minerKey: string, unitIds: readonly string[]): Promise<Receipt[]> {
+  const credits = new Map((await ctx.ledger.creditsOf(minerKey, unitIds)).map((credit) => [credit.unitId, credit]));
   const receipts: Receipt[] = [];
-  for (const unitId of unitIds) {
-    const receipt = await lostReceipt(ctx, sessionId, minerKey, unitId);
-    if (receipt) receipts.push(receipt);
+  for (const unitId of new Set(unitIds)) {
+    const credit = credits.get(unitId);
+    if (credit?.receiptKind === undefined) continue;
+    receipts.push(await receiptFor(ctx, credit, credit.receiptKind, credit.createdAtMs));
   }
+  if (receipts.length > 0) log('receipt-again', { session: sessionId, miner: minerKey, units: receipts.length, unit: receipts[0].unitId });
   return receipts;
 }

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { encodeMessage, parseMinerMessage } from '../protocol/codec.ts';
 import type { ProtocolError } from '../protocol/errors.ts';
-import { MAX_FORFEITED_UNITS, type AdapterInfo, type CoordinatorMessageInput, type MinerMessage } from '../protocol/messages.ts';
+import { MAX_FORFEITED_UNITS, PENDING_CHECK_EVERY_MS, type AdapterInfo, type CoordinatorMessageInput, type MinerMessage } from '../protocol/messages.ts';
 import { helloChallengeBytes, signChallenge, toHex, verifySignature } from '../protocol/receipt.ts';
 import { HEARTBEAT_MS, SilenceClock } from '../protocol/heartbeat.ts';
 import { PROTOCOL_VERSION } from '../protocol/version.ts';
@@ -72,8 +72,8 @@ export class MinerSession {
   private rateLimited = 0;
   private rateLimitToldAtMs = 0;
   private closing = false;
-  /** Whether this connection asked after its pending credits (pendingCheck): once each. */
-  private pendingChecked = false;
+  /** When this connection last asked after its pending credits (pendingCheck). */
+  private pendingCheckedAtMs = -Infinity;
   private readonly bucket: TokenBucket;
   /** lease id -> when its lease message was sent (for the wall-time bound on claimed GPU time) and its unit's ops */
   private readonly leasesOut = new Map<string, { sentAtMs: number; ops: bigint }>();
@@ -335,16 +335,18 @@ export class MinerSession {
   }
 
   /**
-   * Tells a miner back from a dropped link what became of the credits it holds as pending: an audit run meanwhile
-   * sent its verdict to no one. A receipt (signed again from the ledger) for each unit credited to this wallet key, a
-   * forfeited notice for those it forfeited and did not earn again; nothing for the rest (still pending, or not this
-   * key's). Once per connection: each check reads the ledger for up to MAX_FORFEITED_UNITS units.
+   * Tells a miner what became of the credits it holds as pending: an audit run while its link was down (or on another
+   * coordinator of a fleet) told no one. A receipt (signed again from the ledger) for each unit credited to this wallet
+   * key, a forfeited notice for those it forfeited and did not earn again; nothing for the rest (still pending, or not
+   * this key's). Three reads of the ledger, however many units; one check per connection per half a check period.
    */
   private async pendingCheck(message: Extract<MinerMessage, { type: 'pending-check' }>): Promise<void> {
     const minerKey = this.minerKey;
     if (!minerKey) return this.sendError('not-authenticated', 'say hello before asking after pending credits');
-    if (this.pendingChecked) return this.sendError('malformed-message', 'pending credits are checked once per connection');
-    this.pendingChecked = true;
+    const nowMs = Date.now();
+    const everyMs = PENDING_CHECK_EVERY_MS / 2;
+    if (nowMs - this.pendingCheckedAtMs < everyMs) return this.sendError('rate-limited', `pending credits are checked at most once every ${everyMs / 1000} s`);
+    this.pendingCheckedAtMs = nowMs;
     const unitIds = [...new Set(message.unitIds)];
     const receipts = await lostReceipts(this.ctx, this.id, minerKey, unitIds);
     for (const receipt of receipts) this.send({ type: 'receipt', receipt });

@@ -1,7 +1,7 @@
 // The mining loop: connect, prove the wallet, lease a unit, run it on the GPU worker, return it, keep the receipt;
 // pause when asked, rest as the throttle says, and fail over between the configured coordinators.
 import { Peer } from 'peerjs';
-import { MAX_FORFEITED_UNITS, type Receipt } from '../protocol/messages.ts';
+import { MAX_PENDING_CHECK_UNITS, PENDING_CHECK_EVERY_MS, type Receipt } from '../protocol/messages.ts';
 import type { UnitEnergy } from '../protocol/energy.ts';
 import type { Tensor } from '../protocol/tensor.ts';
 import { CodedError } from '../protocol/errors.ts';
@@ -229,6 +229,9 @@ export class MiningLoop {
     const verdicts = this.collectVerdicts(link, awaiting);
     await this.redeliver(link, url, awaiting);
     await this.askAfterPending(link, url);
+    const askAgain = setInterval(() => {
+      this.askAfterPending(link, url).catch((err: unknown) => this.events.phase('mining', `could not ask after pending credits: ${(err as Error).message}`));
+    }, PENDING_CHECK_EVERY_MS);
     /** Units handed to the worker, oldest first; each settles with the rest the throttle wants after it. */
     const inHand: Promise<number>[] = [];
     let requested = 0;
@@ -285,6 +288,7 @@ export class MiningLoop {
         inHand.push(unit);
       }
     } finally {
+      clearInterval(askAgain);
       // Stopping or failing: units not yet computing are dropped (their leases go back when the link closes);
       // the one computing finishes and is returned, and the receipts of results already sent are kept.
       this.draining = true;
@@ -418,15 +422,17 @@ export class MiningLoop {
 
   /**
    * Asks what became of the credits this wallet holds as pending on this coordinator's ledger: an audit that settled
-   * or forfeited them while the link was down (or the page closed) had no one to tell. Its receipts and forfeited
-   * notices come back as verdicts do (collectVerdicts).
+   * or forfeited them while the link was down (or the page closed, or on another coordinator of the fleet) had no one
+   * to tell. Its receipts and forfeited notices come back as verdicts do (collectVerdicts). The newest first: one
+   * that is never answered (an old coordinator's) does not crowd out the rest.
    */
   private async askAfterPending(link: CoordinatorLink, url: string): Promise<void> {
+    if (link.closed) return;
     const pending = await this.wallet.pendingCredits();
     if (pending.length === 0) return;
     const keys = await this.sameLedger(link, url, pending.map((credit) => credit.coordinatorKey));
-    const unitIds = pending.filter((credit) => keys.has(credit.coordinatorKey)).map((credit) => credit.unitId);
-    if (unitIds.length > 0) link.send({ type: 'pending-check', unitIds: unitIds.slice(0, MAX_FORFEITED_UNITS) });
+    const unitIds = pending.filter((credit) => keys.has(credit.coordinatorKey)).map((credit) => credit.unitId).reverse();
+    if (unitIds.length > 0 && !link.closed) link.send({ type: 'pending-check', unitIds: unitIds.slice(0, MAX_PENDING_CHECK_UNITS) });
   }
 
   /**

@@ -260,16 +260,25 @@ export const ResultMessage = v.object({
   parts: v.optional(SpanParts),
 });
 
+/** The most units one pending-check names: a key's pending credits are its bond (at most 40) and a few since. */
+export const MAX_PENDING_CHECK_UNITS = 128;
 /**
- * Sent once after the welcome by a miner holding credits pending at this coordinator (or its fleet's ledger): an
- * audit may have settled or forfeited them while its link was down, when the verdict had nowhere to go. The
- * coordinator answers with a receipt for each unit credited to this wallet key and a forfeited notice for those it
- * forfeited; units still pending, or not this key's, get no answer.
+ * How often a miner holding pending credits asks after them (after the welcome, then this often); a coordinator
+ * answers one check per connection per half of it. An audit run by another coordinator of a fleet tells only the
+ * miners connected to it.
+ */
+export const PENDING_CHECK_EVERY_MS = 60_000;
+
+/**
+ * Sent after the welcome, and every PENDING_CHECK_EVERY_MS, by a miner holding credits pending at this coordinator
+ * (or its fleet's ledger): an audit may have settled or forfeited them while its link was down, or on another
+ * coordinator, when the verdict had nowhere to go. The coordinator answers with a receipt for each unit credited to
+ * this wallet key and a forfeited notice for those it forfeited; units still pending, or not this key's, get no answer.
  */
 export const PendingCheckMessage = v.object({
   type: v.literal('pending-check'),
   v: Version,
-  unitIds: v.pipe(v.array(Id), v.minLength(1), v.maxLength(MAX_FORFEITED_UNITS)),
+  unitIds: v.pipe(v.array(Id), v.minLength(1), v.maxLength(MAX_PENDING_CHECK_UNITS)),
 });
 
 export const CoordinatorMessage = v.variant('type', [

@@ -7,7 +7,7 @@ import { UNIT_TARGET_OPS } from '../../src/work/onnx/onnx.ts';
 import { mlpModel, seeded } from '../helpers/onnx-builder.ts';
 import { OnnxRunnerForTests } from '../helpers/onnx-miner.ts';
 import { ScriptedMiner } from '../helpers/scripted-miner.ts';
-import { generateSigningKeys } from '../../src/protocol/receipt.ts';
+import { generateSigningKeys, toHex } from '../../src/protocol/receipt.ts';
 import { LinkClosedError } from '../../src/miner/coordinator-link.ts';
 import { api, holdLeaseDeadlines, startStack, waitForJob, type TestStack } from '../helpers/stack.ts';
 import { pressStart as startMining } from '../helpers/mining-page.ts';
@@ -96,7 +96,10 @@ async function pageWithPendingCredit(page: Page) {
     releaseDeadlines();
     miner.close();
   };
-  return { settledCredits, returnOtherUnit, done };
+  /** The coordinator's sessions of a wallet key other than the other miner's: the page's. */
+  const otherKey = toHex(other.minerKey);
+  const pageSessions = () => [...stack.sessions.values()].filter((s) => s.minerKey !== null && s.minerKey !== otherKey).length;
+  return { settledCredits, returnOtherUnit, done, pageSessions };
 }
 
 test('the page shows a result\'s credit as pending until an audit settles it, then counts its receipt', async ({ page }) => {
@@ -118,6 +121,7 @@ test('a credit an audit settled while the page was stopped is counted when it st
     // Stopped: the page's link is closed when the audit settles its credit, so the receipt has no one to go to.
     await page.getByRole('button', { name: 'Stop' }).click();
     await expect(page.getByTestId('phase')).toHaveAttribute('data-phase', 'idle');
+    await expect.poll(pending.pageSessions).toBe(0);
     await pending.returnOtherUnit();
     await expect(page.getByTestId('pending-units')).toHaveText('1');
     await expect(page.getByTestId('receipts')).toHaveText('2');

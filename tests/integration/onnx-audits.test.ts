@@ -204,15 +204,15 @@ describe('onnx audits', () => {
     expect(await stack.ledger.auditsPassed(key)).toBe(3);
 
     // The audit's receipt went to no one. The miner comes back and asks after its pending credit: it gets the
-    // receipt, signed again, and nothing more is paid. Asking twice on one connection is refused.
+    // receipt, signed again, and nothing more is paid. Asking again at once on the same connection is refused.
     const back = await connect(keys);
-    back.send({ type: 'pending-check', unitIds: [heldLease.unitId, abandoned.unitId, 'no-such-unit'] });
+    back.send({ type: 'pending-check', unitIds: [heldLease.unitId, abandoned.unitId, 'no-such-unit', heldLease.unitId] });
     const { receipt } = await back.next('receipt');
     expect(receipt.unitId).toBe(heldLease.unitId);
     expect(toHex(receipt.minerKey)).toBe(key);
     expect(await verifyReceipt(receipt)).toBe(true);
     back.send({ type: 'pending-check', unitIds: [heldLease.unitId] });
-    expect((await back.next('error')).message).toMatch(/once per connection/);
+    expect(await back.next('error')).toMatchObject({ code: 'rate-limited', message: expect.stringMatching(/at most once every 30 s/) });
     expect(await stack.ledger.balance(key)).toBe(3n * unitCredits(UNIT_SAMPLES));
     // Another key naming that unit learns nothing of it: the only receipt it gets is for its own unit, asked after.
     other.send({ type: 'pending-check', unitIds: [heldLease.unitId, lease.unitId] });

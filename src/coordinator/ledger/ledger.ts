@@ -159,6 +159,8 @@ export interface Ledger {
   credit(entry: CreditEntry, result: Uint8Array): Promise<boolean>;
   /** The credit of a unit, whoever earned it: what its receipt is signed again from when the first one was lost. */
   creditOf(unitId: string): Promise<CreditEntry | undefined>;
+  /** The credits of these units that this miner earned, in one read, in no set order. */
+  creditsOf(minerKey: string, unitIds: readonly string[]): Promise<CreditEntry[]>;
   balance(minerKey: string): Promise<bigint>;
   /** Credited work grouped by miner and energy method: the efficiency table's rows. */
   efficiency(): Promise<EfficiencyRow[]>;

@@ -152,6 +152,11 @@ export class PostgresLedger implements Ledger {
     return rows.length > 0 ? creditFromRow(rows[0]) : undefined;
   }
 
+  async creditsOf(minerKey: string, unitIds: readonly string[]): Promise<CreditEntry[]> {
+    const { rows } = await this.guard((db) => db.query<Row>('SELECT * FROM credits WHERE miner_key = $1 AND unit_id = ANY($2::text[])', [minerKey, unitIds]));
+    return rows.map(creditFromRow);
+  }
+
   async hold(e: CreditEntry, result: Uint8Array): Promise<boolean> {
     return this.transaction(async (client) => {
       // The unit's credit row, if any, is locked against a settlement crediting it at the same time.

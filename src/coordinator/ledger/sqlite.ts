@@ -68,6 +68,7 @@ export class SqliteLedger implements Ledger {
       ),
       isCredited: prepare('SELECT 1 FROM credits WHERE unit_id = ?'),
       creditOf: prepare('SELECT * FROM credits WHERE unit_id = ?'),
+      creditsOf: prepare('SELECT * FROM credits WHERE miner_key = ? AND unit_id IN (SELECT value FROM json_each(?))'),
       insertPending: prepare(
         `INSERT INTO pending_credits (unit_id, job_id, miner_key, ops, micro_credits, gpu_seconds, created_at_ms,
            joules, joules_source, joules_uncertainty, joules_above_idle, energy_refused, wall_seconds, adapter, receipt_kind, result)
@@ -140,6 +141,10 @@ export class SqliteLedger implements Ledger {
   async creditOf(unitId: string): Promise<CreditEntry | undefined> {
     const row = this.guard(() => this.statements.creditOf.get(unitId) as Row | undefined);
     return row ? creditFromRow(row) : undefined;
+  }
+
+  async creditsOf(minerKey: string, unitIds: readonly string[]): Promise<CreditEntry[]> {
+    return this.guard(() => (this.statements.creditsOf.all(minerKey, JSON.stringify(unitIds)) as Row[]).map(creditFromRow));
   }
 
   async hold(e: CreditEntry, result: Uint8Array): Promise<boolean> {

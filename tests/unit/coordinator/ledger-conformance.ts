@@ -183,6 +183,9 @@ export function ledgerConformance(backend: string, fresh: () => Promise<{ open: 
       expect(await ledger.hold(creditEntry('f1', 'cc'), RESULT)).toBe(true);
       await ledger.settlePending('cc', 'f1', NO_BOND);
       expect(await ledger.balance('cc')).toBe(2_000_000n);
+      // Read back by the key that earned it, and only by it.
+      expect((await ledger.creditsOf('cc', ['f1', 'f2', 'nothing'])).map((c) => c.unitId)).toEqual(['f1']);
+      expect(await ledger.creditsOf('aa', ['f1'])).toEqual([]);
       expect(await ledger.forfeited('cc')).toBe(0n);
       // Forfeited twice over (a unit forfeited, done again by the same cheat and forfeited again): both recorded.
       await ledger.hold(creditEntry('f2', 'aa', 3_000_000_000n), RESULT);
