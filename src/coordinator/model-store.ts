@@ -15,10 +15,12 @@ import { sha256Hex } from './operand-store.ts';
 
 const require = createRequire(import.meta.url);
 /**
- * onnxruntime-node, on its own thread (its calls block the thread they run on), started on first use: most
- * coordinators never load a model beyond the shipped ones, which are inspected once per process.
+ * onnxruntime-node, on threads of its own (its calls block the thread they run on), each started on first use: one
+ * inspects and measures the models requesters send, the other re-runs units for audits, so that a large upload
+ * being loaded never holds up the verdicts miners wait for.
  */
-const onnx = new OnnxThread();
+const inspecting = new OnnxThread();
+const auditing = new OnnxThread();
 
 /** The largest model accepted by default (ERGON_MAX_MODEL_BYTES overrides it): PaddleOCR's are 5 and 11 MB. */
 export const DEFAULT_MAX_MODEL_BYTES = 64 * 1024 * 1024;
@@ -124,7 +126,7 @@ export class ModelStore implements ModelCatalog {
         const shape = [1, ...sampleShapes[i]];
         return [input.name, { shape, data: sampleValues(shape.reduce((n, d) => n * d, 1)) }];
       });
-      const outputs = new Map(await onnx.profile(bytes, inputs, join(dir, 'run')));
+      const outputs = new Map(await inspecting.profile(bytes, inputs, join(dir, 'run')));
       const file = (await readdir(dir)).find((f) => f.endsWith('.json'));
       if (!file) throw new Error('onnxruntime wrote no profile');
       const nodes = withWeightShapes(nodesFromProfile(JSON.parse(await readFile(join(dir, file), 'utf8')) as unknown), readGraph(bytes));
@@ -149,7 +151,7 @@ export class ModelStore implements ModelCatalog {
   readonly runner: OnnxRunner = {
     run: async (sha256, inputs) => {
       const feeds: OnnxTensors = [...inputs].map(([name, { shape, data }]) => [name, { shape, data }]);
-      return new Map(await onnx.run(sha256, join(this.dir, `${sha256}.onnx`), feeds));
+      return new Map(await auditing.run(sha256, join(this.dir, `${sha256}.onnx`), feeds));
     },
   };
 }
@@ -173,7 +175,7 @@ async function inspect(sha256: string, bytes: Uint8Array): Promise<Parsed<ModelI
   let inputs: TensorInfo[];
   let outputs: TensorInfo[];
   try {
-    ({ inputs, outputs } = await onnx.inspect(bytes));
+    ({ inputs, outputs } = await inspecting.inspect(bytes));
   } catch (err) {
     const text = errorText(err);
     if (/implementation|not registered|No Op registered|unsupported|opset/i.test(text)) return fail('unsupported-operator', `onnxruntime cannot run this model: ${text}`.slice(0, 250));
