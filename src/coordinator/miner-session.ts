@@ -320,6 +320,11 @@ export class MinerSession {
       case 'receipts':
         if (!settlement.again) this.unitsAccepted += settlement.receipts.length;
         for (const receipt of settlement.receipts) this.send({ type: 'receipt', receipt });
+        // Parts a storage failure kept from their credit are told apart, without blame: the page stops waiting for them.
+        if (settlement.notStored) {
+          const { unitIds, error } = settlement.notStored;
+          for (const unitId of unitIds) this.send({ type: 'rejected', unitId, code: error.code, message: error.message });
+        }
         return;
       case 'pending':
         return this.send(settlement);

@@ -66,7 +66,14 @@ export interface ResultClaim {
  */
 export type Settlement =
   | { type: 'receipt'; receipt: Receipt; /** a receipt signed again for a credit made before (lost-receipts.ts) */ again?: true }
-  | { type: 'receipts'; /** a span's: one per part credited */ receipts: Receipt[]; again?: true }
+  | {
+    type: 'receipts';
+    /** a span's: one per part credited */
+    receipts: Receipt[];
+    again?: true;
+    /** the span's parts whose credit a storage failure kept from being stored: they wait again, for any miner */
+    notStored?: { unitIds: string[]; error: ProtocolError };
+  }
   | { type: 'pending'; unitId: string; jobId: string; kind: string; ops: bigint; microCredits: bigint }
   | { type: 'settled'; receipts: Receipt[] }
   | { type: 'rejected'; error: ProtocolError; offence: boolean; banned?: Reputation; forfeited?: { unitIds: string[]; microCredits: bigint } };
@@ -185,6 +192,10 @@ async function creditSpan(ctx: SettlementContext, miner: Claimant, lease: Lease,
     await recordOutcome(ctx.ledger, miner.minerKey, 'accepted');
     receipts.push(await receiptFor(ctx, entry, span.receiptKind, span.createdAtMs));
     log('credit', { session: miner.sessionId, miner: miner.minerKey, unit: entry.unitId, span: lease.unit.id, job: entry.jobId, kind: kind.name, receiptKind: span.receiptKind, ops: entry.ops, microCredits: entry.microCredits, gpuSeconds: entry.gpuSeconds });
+  }
+  if (receipts.length > 0 && error) {
+    const unitIds = entries.filter((_, i) => !credited[i]).map((entry) => entry.unitId);
+    return { type: 'receipts', receipts, notStored: { unitIds, error: { code: 'internal', message: error.message } } };
   }
   if (receipts.length > 0) return { type: 'receipts', receipts };
   if (error) return { type: 'rejected', error: { code: 'internal', message: error.message }, offence: false };

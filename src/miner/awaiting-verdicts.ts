@@ -1,5 +1,6 @@
 // Results sent on a link and not yet settled. A lease of one unit is settled by one verdict; a span's (a lease whose
-// units the coordinator joined) by a receipt for each of its parts, or by one rejection of the whole.
+// units the coordinator joined) by a verdict on each of its parts (a receipt, or a rejection of that part when its
+// credit could not be stored), or by one rejection of the whole.
 
 /** What the page reports of a result once it is settled. */
 export interface SentResult {
@@ -16,10 +17,23 @@ export interface Settled {
   units: number;
   /** True once every part has its verdict: the result may then be forgotten. */
   done: boolean;
+  /** Of its units, how many were accepted and how many refused so far (a whole rejection refuses them all). */
+  accepted: number;
+  rejected: number;
+  /** Why the last refused one was refused. */
+  reason?: string;
+}
+
+interface Awaiting extends SentResult {
+  units: number;
+  partsLeft: Set<string>;
+  accepted: number;
+  rejected: number;
+  reason?: string;
 }
 
 export class AwaitingVerdicts {
-  private readonly results = new Map<string, SentResult & { units: number; partsLeft: Set<string> }>();
+  private readonly results = new Map<string, Awaiting>();
   /** A span part's id -> its span's unit id. */
   private readonly spanOf = new Map<string, string>();
 
@@ -28,26 +42,34 @@ export class AwaitingVerdicts {
   }
 
   add(unitId: string, sent: SentResult, parts: readonly string[] = []): void {
-    this.results.set(unitId, { ...sent, units: Math.max(1, parts.length), partsLeft: new Set(parts) });
+    this.results.set(unitId, { ...sent, units: Math.max(1, parts.length), partsLeft: new Set(parts), accepted: 0, rejected: 0 });
     for (const part of parts) this.spanOf.set(part, unitId);
   }
 
   /**
-   * A verdict named `unitId` arrived: a unit's, a span's (a rejection of the whole) or one part's receipt. Undefined
-   * when no result sent on this link awaits it (a receipt sent again, or one for an audit run without this page).
+   * A verdict named `unitId` arrived, accepting it or not (with why): a unit's, a span's (a rejection of the whole) or
+   * one part's. Undefined when no result sent on this link awaits it (a receipt sent again, or one for an audit run
+   * without this page).
    */
-  settle(unitId: string): Settled | undefined {
+  settle(unitId: string, accepted = true, reason?: string): Settled | undefined {
     const resultId = this.spanOf.get(unitId) ?? unitId;
     const result = this.results.get(resultId);
     if (!result) return undefined;
-    const { partsLeft, units, ...sent } = result;
-    if (resultId === unitId) for (const part of partsLeft) this.spanOf.delete(part);
+    const whole = resultId === unitId;
+    if (whole) for (const part of result.partsLeft) this.spanOf.delete(part);
     else {
-      partsLeft.delete(unitId);
+      result.partsLeft.delete(unitId);
       this.spanOf.delete(unitId);
     }
-    const done = resultId === unitId || partsLeft.size === 0;
+    const counted = whole ? result.units - result.accepted - result.rejected : 1;
+    if (accepted) result.accepted += counted;
+    else {
+      result.rejected += counted;
+      result.reason = reason;
+    }
+    const done = whole || result.partsLeft.size === 0;
     if (done) this.results.delete(resultId);
-    return { unitId: resultId, sent, units, done };
+    const { ops, gpuSeconds, units } = result;
+    return { unitId: resultId, sent: { ops, gpuSeconds }, units, done, accepted: result.accepted, rejected: result.rejected, ...(result.reason === undefined ? {} : { reason: result.reason }) };
   }
 }

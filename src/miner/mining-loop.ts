@@ -371,35 +371,38 @@ export class MiningLoop {
         this.events.pending(verdict.reason);
         continue;
       }
-      // A span's result is settled by a receipt for each of its parts: it is reported, and forgotten, after the last.
+      // Stored first: a receipt the wallet refuses counts as refused.
       const named = verdict.type === 'receipt' ? verdict.receipt.unitId : verdict.unitId;
-      const settled = awaiting.settle(named);
-      const unitId = settled?.unitId ?? named;
-      const done = settled?.done ?? true;
-      if (done) this.unsettled.delete(unitId);
-      const report = { unitId, ops: settled?.sent.ops ?? 0n, gpuSeconds: settled?.sent.gpuSeconds ?? 0, units: settled?.units ?? 1 };
-      // The kept copy goes once the verdict is stored: a page that dies first sends the result again on its next Start.
-      if (verdict.type === 'rejected') {
-        await this.kept?.forget(unitId);
-        this.events.unit({ ...report, accepted: false, reason: verdict.message });
-        continue;
-      }
+      let refused = verdict.type === 'rejected' ? verdict.message : undefined;
       try {
         if (verdict.type === 'pending') {
           await this.wallet.addPending(verdict, coordinatorKey);
-          await this.kept?.forget(unitId);
-          this.events.unit({ ...report, accepted: true });
           this.events.pending();
-          continue;
+        } else if (verdict.type === 'receipt') {
+          if (toHex(verdict.receipt.coordinatorKey) !== coordinatorKey) throw new Error('receipt refused: signed by another coordinator key');
+          this.events.receipt(await this.wallet.addReceipt(verdict.receipt));
         }
-        if (toHex(verdict.receipt.coordinatorKey) !== coordinatorKey) throw new Error('receipt refused: signed by another coordinator key');
-        const receipt = await this.wallet.addReceipt(verdict.receipt);
-        if (done) await this.kept?.forget(unitId);
-        if (settled?.done) this.events.unit({ ...report, accepted: true });
-        this.events.receipt(receipt);
       } catch (err) {
-        this.events.unit({ ...report, accepted: false, reason: (err as Error).message });
+        refused = (err as Error).message;
       }
+      // A span's result is settled by a verdict on each of its parts: it is reported, and forgotten, after the last.
+      const settled = awaiting.settle(named, refused === undefined, refused);
+      const unitId = settled?.unitId ?? named;
+      const done = settled?.done ?? true;
+      if (done) this.unsettled.delete(unitId);
+      // The kept copy goes once its verdict is stored (a page that dies first sends the result again on its next
+      // Start): at the last receipt, at a pending notice, at any rejection by the coordinator (sent again, it would
+      // get the same answer). One the wallet could not store is kept, to be sent again.
+      if (verdict.type === 'rejected' || (refused === undefined && (verdict.type === 'pending' || done))) await this.kept?.forget(unitId);
+      if (!settled) {
+        // A verdict no result of this link awaits: a receipt sent again counts nothing new; anything else is reported.
+        if (verdict.type !== 'receipt' || refused !== undefined) this.events.unit({ unitId, ops: 0n, gpuSeconds: 0, units: 1, accepted: refused === undefined, ...(refused === undefined ? {} : { reason: refused }) });
+        continue;
+      }
+      if (!settled.done) continue;
+      const report = { unitId, ops: settled.sent.ops, gpuSeconds: settled.sent.gpuSeconds };
+      if (settled.accepted > 0) this.events.unit({ ...report, units: settled.accepted, accepted: true });
+      if (settled.rejected > 0) this.events.unit({ ...report, units: settled.rejected, accepted: false, reason: settled.reason ?? 'refused' });
     }
   }
 

@@ -167,6 +167,8 @@ describe('settlement', () => {
       const settled = await settle(await withLedger(failing), MINER, claim(lease.id, unit, honest));
       if (settled.type !== 'receipts') throw new Error(`not receipts: ${settled.type}`);
       expect(settled.receipts.map((r) => r.unitId)).toEqual([parts[0]]);
+      // The part left is named, so that the miner stops waiting for its receipt; no blame.
+      expect(settled.notStored).toEqual({ unitIds: [parts[1]], error: { code: 'internal', message: expect.stringMatching(/disk is full/) } });
       expect(await ledger.balance(MINER.minerKey)).toBe(settled.receipts[0].microCredits);
       expect(await ctx.queue.unitCounts('job1')).toEqual({ waiting: 1, leased: 0, held: 0 });
       expect((await ctx.queue.lease('other', Date.now(), F32_MINER, 2))?.unit.id).toBe(parts[1]);
