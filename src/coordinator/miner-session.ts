@@ -19,7 +19,7 @@ import { KeyTurns } from './key-turns.ts';
 import { adapterModel } from './rankings.ts';
 import type { MinerNotice } from './audits.ts';
 import { lostReceipts } from './lost-receipts.ts';
-import { settle, type SettlementContext } from './settle.ts';
+import { settle, uncreditedParts, type SettlementContext } from './settle.ts';
 
 /** A miner asking for work when there is none is told to ask again after this long. */
 export const NO_WORK_RETRY_MS = 500;
@@ -297,6 +297,7 @@ export class MinerSession {
       // honest miner cannot know which of its results arrived.
       const receipts = await lostReceipts(this.ctx, this.id, this.minerKey, message.parts ?? [message.unitId]);
       for (const receipt of receipts) this.send({ type: 'receipt', receipt });
+      if (receipts.length > 0 && message.parts) this.refuseParts(uncreditedParts(message.parts, receipts).refusedParts);
       if (receipts.length > 0) return;
       const reason = `unit ${message.unitId} was already settled for this wallet key; its verdict went out on the connection that dropped`;
       log('result-rejected', { session: this.id, miner: this.minerKey, unit: message.unitId, code: 'replayed-result', message: reason });
@@ -321,10 +322,7 @@ export class MinerSession {
         if (!settlement.again) this.unitsAccepted += settlement.receipts.length;
         for (const receipt of settlement.receipts) this.send({ type: 'receipt', receipt });
         // Parts a storage failure kept from their credit are told apart, without blame: the page stops waiting for them.
-        if (settlement.notStored) {
-          const { unitIds, error } = settlement.notStored;
-          for (const unitId of unitIds) this.send({ type: 'rejected', unitId, code: error.code, message: error.message });
-        }
+        this.refuseParts(settlement.refusedParts);
         return;
       case 'pending':
         return this.send(settlement);
@@ -368,6 +366,11 @@ export class MinerSession {
       microCredits: lost.reduce((sum, f) => sum + f.microCredits, 0n),
       reason: 'forfeited while this miner was away: an audit of this wallet key\'s results failed',
     });
+  }
+
+  /** A span's parts that got no receipt, told apart, each with why (no blame: see Settlement's refusedParts). */
+  private refuseParts(parts: readonly { unitId: string; error: ProtocolError }[] | undefined): void {
+    for (const { unitId, error } of parts ?? []) this.send({ type: 'rejected', unitId, code: error.code, message: error.message });
   }
 
   /** A verdict that is not the answer to a result just sent: receipts or a forfeiture from an audit run without this miner. */

@@ -329,8 +329,10 @@ export class PgQueue implements WorkQueue {
     if (!this.beaten) await this.beat(nowMs);
     const leaseId = randomUUID();
     const spanJob = units > 1 ? await this.spanJob(eligible) : undefined;
+    // One bound on the whole wait for a turn, here and at the fleet, however many leases queue ahead of this one.
+    const turnBy = Date.now() + this.spanTurnWaitMs;
     const lease = () => this.transaction(async (client) => {
-      if (spanJob !== undefined) await this.spanTurn(client, spanJob);
+      if (spanJob !== undefined) await this.spanTurn(client, spanJob, turnBy);
       const { rows } = await client.query<{ unit_id: string; job_id: string }>(
         `SELECT unit_id, job_id FROM queue_units WHERE lease_id IS NULL AND NOT done AND NOT held AND job_id = ANY($1)
          ORDER BY rank LIMIT 1 FOR UPDATE SKIP LOCKED`,
@@ -370,17 +372,16 @@ export class PgQueue implements WorkQueue {
   }
 
   /**
-   * Waits, up to spanTurnWaitMs, for this transaction's turn at the fleet to lease a span of this job: an advisory
+   * Waits, until turnBy, for this transaction's turn at the fleet to lease a span of this job: an advisory
    * lock per job, held until commit. Without turns, span leases asked for at the same instant lock each other's heads
    * (SKIP LOCKED) and break one another's spans: a review saw 59 of 60 come out single. With them each sees the last
    * one's lease committed and takes the next whole span. Past the wait (a coordinator stalled holding its turn) the
    * lease goes ahead without one: a shorter span at worst, never a wait without end.
    */
-  private async spanTurn(client: pg.PoolClient, jobId: string): Promise<void> {
-    const deadlineMs = Date.now() + this.spanTurnWaitMs;
+  private async spanTurn(client: pg.PoolClient, jobId: string, turnBy: number): Promise<void> {
     for (let pauseMs = 2; ; pauseMs = Math.min(2 * pauseMs, 50)) {
       const { rows } = await client.query<{ turn: boolean }>("SELECT pg_try_advisory_xact_lock(hashtextextended('ergon-span:' || $1, 0)) AS turn", [jobId]);
-      if (rows[0]?.turn || Date.now() >= deadlineMs) return;
+      if (rows[0]?.turn || Date.now() >= turnBy) return;
       await new Promise((resolve) => setTimeout(resolve, pauseMs));
     }
   }

@@ -71,8 +71,11 @@ export type Settlement =
     /** a span's: one per part credited */
     receipts: Receipt[];
     again?: true;
-    /** the span's parts whose credit a storage failure kept from being stored: they wait again, for any miner */
-    notStored?: { unitIds: string[]; error: ProtocolError };
+    /**
+     * the span's parts that got no receipt, each with why, without blame: a storage failure kept its credit from being
+     * stored (it waits again, for any miner), or it was credited already
+     */
+    refusedParts?: { unitId: string; error: ProtocolError }[];
   }
   | { type: 'pending'; unitId: string; jobId: string; kind: string; ops: bigint; microCredits: bigint }
   | { type: 'settled'; receipts: Receipt[] }
@@ -193,11 +196,16 @@ async function creditSpan(ctx: SettlementContext, miner: Claimant, lease: Lease,
     receipts.push(await receiptFor(ctx, entry, span.receiptKind, span.createdAtMs));
     log('credit', { session: miner.sessionId, miner: miner.minerKey, unit: entry.unitId, span: lease.unit.id, job: entry.jobId, kind: kind.name, receiptKind: span.receiptKind, ops: entry.ops, microCredits: entry.microCredits, gpuSeconds: entry.gpuSeconds });
   }
-  if (receipts.length > 0 && error) {
-    const unitIds = entries.filter((_, i) => !credited[i]).map((entry) => entry.unitId);
-    return { type: 'receipts', receipts, notStored: { unitIds, error: { code: 'internal', message: error.message } } };
+  if (receipts.length > 0) {
+    // Parts before a storage failure that were not credited had been credited already; the failure and those after it
+    // were not stored.
+    const refusedParts = entries.flatMap((entry, i): { unitId: string; error: ProtocolError }[] => {
+      if (credited[i]) return [];
+      if (i < credited.length) return [{ unitId: entry.unitId, error: { code: 'replayed-result', message: `unit ${entry.unitId} was already credited` } }];
+      return [{ unitId: entry.unitId, error: { code: 'internal', message: error?.message ?? 'not stored' } }];
+    });
+    return refusedParts.length > 0 ? { type: 'receipts', receipts, refusedParts } : { type: 'receipts', receipts };
   }
-  if (receipts.length > 0) return { type: 'receipts', receipts };
   if (error) return { type: 'rejected', error: { code: 'internal', message: error.message }, offence: false };
   return { type: 'rejected', error: { code: 'replayed-result', message: `the units of span ${lease.unit.id} were already credited` }, offence: false };
 }
@@ -263,7 +271,7 @@ async function resultForNoLease(ctx: SettlementContext, miner: Claimant, claim: 
   // Credited to this key already, its receipt lost with a link or a coordinator: the receipt again, no credit.
   if (claim.parts) {
     const receipts = await lostReceipts(ctx, miner.sessionId, miner.minerKey, claim.parts);
-    if (receipts.length > 0) return { type: 'receipts', receipts, again: true };
+    if (receipts.length > 0) return { type: 'receipts', receipts, again: true, ...uncreditedParts(claim.parts, receipts) };
   }
   const receipt = await lostReceipt(ctx, miner.sessionId, miner.minerKey, claim.unitId);
   if (receipt) return { type: 'receipt', receipt, again: true };
@@ -301,4 +309,16 @@ async function reject(ctx: SettlementContext, miner: Claimant, unitId: string, e
 function recordOutcome(ledger: Ledger, minerKey: string, outcome: Outcome): Promise<Reputation> {
   const nowMs = Date.now();
   return ledger.updateReputation(minerKey, (current) => nextReputation(current, outcome, nowMs));
+}
+
+/**
+ * A span's parts that got no receipt when its result came again: their credit was not stored with the span's (a
+ * storage failure), and they were queued again. Told apart, without blame, so that the miner stops waiting for them.
+ */
+export function uncreditedParts(parts: readonly string[], receipts: readonly Receipt[]): { refusedParts?: { unitId: string; error: ProtocolError }[] } {
+  const receipted = new Set(receipts.map((r) => r.unitId));
+  const refusedParts = [...new Set(parts)].filter((unitId) => !receipted.has(unitId)).map((unitId) => ({
+    unitId, error: { code: 'lease-expired' as const, message: `unit ${unitId} was not credited with its span, and was queued again` },
+  }));
+  return refusedParts.length > 0 ? { refusedParts } : {};
 }

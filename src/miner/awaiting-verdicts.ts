@@ -20,15 +20,21 @@ export interface Settled {
   /** Of its units, how many were accepted and how many refused so far (a whole rejection refuses them all). */
   accepted: number;
   rejected: number;
+  /** Of the refused, how many were verdicts this page failed to store (a receipt the wallet could not keep). */
+  unstored: number;
   /** Why the last refused one was refused. */
   reason?: string;
 }
+
+/** A verdict as the page took it: accepted (and stored), rejected by the coordinator, or one the wallet did not store. */
+export type Outcome = 'accepted' | 'rejected' | 'unstored';
 
 interface Awaiting extends SentResult {
   units: number;
   partsLeft: Set<string>;
   accepted: number;
   rejected: number;
+  unstored: number;
   reason?: string;
 }
 
@@ -42,16 +48,16 @@ export class AwaitingVerdicts {
   }
 
   add(unitId: string, sent: SentResult, parts: readonly string[] = []): void {
-    this.results.set(unitId, { ...sent, units: Math.max(1, parts.length), partsLeft: new Set(parts), accepted: 0, rejected: 0 });
+    this.results.set(unitId, { ...sent, units: Math.max(1, parts.length), partsLeft: new Set(parts), accepted: 0, rejected: 0, unstored: 0 });
     for (const part of parts) this.spanOf.set(part, unitId);
   }
 
   /**
-   * A verdict named `unitId` arrived, accepting it or not (with why): a unit's, a span's (a rejection of the whole) or
-   * one part's. Undefined when no result sent on this link awaits it (a receipt sent again, or one for an audit run
-   * without this page).
+   * A verdict named `unitId` arrived, taken as `outcome` (with why, when refused): a unit's, a span's (a rejection of
+   * the whole) or one part's. Undefined when no result sent on this link awaits it (a receipt sent again, or one for an
+   * audit run without this page).
    */
-  settle(unitId: string, accepted = true, reason?: string): Settled | undefined {
+  settle(unitId: string, outcome: Outcome = 'accepted', reason?: string): Settled | undefined {
     const resultId = this.spanOf.get(unitId) ?? unitId;
     const result = this.results.get(resultId);
     if (!result) return undefined;
@@ -62,14 +68,15 @@ export class AwaitingVerdicts {
       this.spanOf.delete(unitId);
     }
     const counted = whole ? result.units - result.accepted - result.rejected : 1;
-    if (accepted) result.accepted += counted;
+    if (outcome === 'accepted') result.accepted += counted;
     else {
       result.rejected += counted;
+      if (outcome === 'unstored') result.unstored += counted;
       result.reason = reason;
     }
     const done = whole || result.partsLeft.size === 0;
     if (done) this.results.delete(resultId);
-    const { ops, gpuSeconds, units } = result;
-    return { unitId: resultId, sent: { ops, gpuSeconds }, units, done, accepted: result.accepted, rejected: result.rejected, ...(result.reason === undefined ? {} : { reason: result.reason }) };
+    const { ops, gpuSeconds, units, accepted, rejected, unstored } = result;
+    return { unitId: resultId, sent: { ops, gpuSeconds }, units, done, accepted, rejected, unstored, ...(result.reason === undefined ? {} : { reason: result.reason }) };
   }
 }

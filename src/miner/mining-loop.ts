@@ -386,14 +386,15 @@ export class MiningLoop {
         refused = (err as Error).message;
       }
       // A span's result is settled by a verdict on each of its parts: it is reported, and forgotten, after the last.
-      const settled = awaiting.settle(named, refused === undefined, refused);
+      const settled = awaiting.settle(named, verdict.type === 'rejected' ? 'rejected' : refused === undefined ? 'accepted' : 'unstored', refused);
       const unitId = settled?.unitId ?? named;
       const done = settled?.done ?? true;
       if (done) this.unsettled.delete(unitId);
-      // The kept copy goes once its verdict is stored (a page that dies first sends the result again on its next
-      // Start): at the last receipt, at a pending notice, at any rejection by the coordinator (sent again, it would
-      // get the same answer). One the wallet could not store is kept, to be sent again.
-      if (verdict.type === 'rejected' || (refused === undefined && (verdict.type === 'pending' || done))) await this.kept?.forget(unitId);
+      // The kept copy goes once every verdict on it is stored (a page that dies first sends the result again on its
+      // next Start, and a span's stored receipts come back with the rest): a coordinator's rejection is stored as
+      // such; a receipt or pending notice the wallet could not keep is not, and keeps the whole result.
+      const stored = settled ? settled.unstored === 0 : verdict.type === 'rejected' || refused === undefined;
+      if (done && stored) await this.kept?.forget(unitId);
       if (!settled) {
         // A verdict no result of this link awaits: a receipt sent again counts nothing new; anything else is reported.
         if (verdict.type !== 'receipt' || refused !== undefined) this.events.unit({ unitId, ops: 0n, gpuSeconds: 0, units: 1, accepted: refused === undefined, ...(refused === undefined ? {} : { reason: refused }) });

@@ -15,7 +15,7 @@ const ort = createRequire(import.meta.url)('onnxruntime-node') as typeof OrtNode
 const [IN, HIDDEN, OUT] = [256, 1024, 256];
 /** A run at least this long is measured: long against timer jitter, whatever the machine's speed. */
 const LONG_RUN_MS = 400;
-/** At most 34 GFLOP and 230 MiB a run: 400 ms on a CPU of up to 85 GFLOP/s a core times four. */
+/** At most 34 GFLOP and 230 MiB a run: longer than LONG_RUN_MS on any CPU below 85 GFLOP/s. */
 const MAX_BATCH = 1 << 15;
 
 describe('onnxruntime-node on its own thread', () => {

@@ -168,7 +168,13 @@ describe('settlement', () => {
       if (settled.type !== 'receipts') throw new Error(`not receipts: ${settled.type}`);
       expect(settled.receipts.map((r) => r.unitId)).toEqual([parts[0]]);
       // The part left is named, so that the miner stops waiting for its receipt; no blame.
-      expect(settled.notStored).toEqual({ unitIds: [parts[1]], error: { code: 'internal', message: expect.stringMatching(/disk is full/) } });
+      expect(settled.refusedParts).toEqual([{ unitId: parts[1], error: { code: 'internal', message: expect.stringMatching(/disk is full/) } }]);
+      expect(await ledger.balance(MINER.minerKey)).toBe(settled.receipts[0].microCredits);
+      // Sent again (its link dropped before the verdicts): the stored part's receipt again, no credit, and the other
+      // part refused without blame, so that the page stops waiting for it.
+      const again = await settle(ctx, MINER, { ...claim(lease.id, unit, honest), parts });
+      if (again.type !== 'receipts') throw new Error(`not receipts: ${again.type}`);
+      expect(again).toMatchObject({ again: true, receipts: [{ unitId: parts[0] }], refusedParts: [{ unitId: parts[1], error: { code: 'lease-expired' } }] });
       expect(await ledger.balance(MINER.minerKey)).toBe(settled.receipts[0].microCredits);
       expect(await ctx.queue.unitCounts('job1')).toEqual({ waiting: 1, leased: 0, held: 0 });
       expect((await ctx.queue.lease('other', Date.now(), F32_MINER, 2))?.unit.id).toBe(parts[1]);
