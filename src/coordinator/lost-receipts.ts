@@ -14,10 +14,7 @@ import type { SigningKey } from './signing-key.ts';
  * kept. The receipt carries the credit's own fields and time, so that it equals the one that was lost.
  */
 export async function lostReceipt(ctx: { ledger: Ledger; signingKey: SigningKey }, sessionId: string, minerKey: string, unitId: string): Promise<Receipt | undefined> {
-  const credit = await ctx.ledger.creditOf(unitId);
-  if (!credit || credit.minerKey !== minerKey || credit.receiptKind === undefined) return undefined;
-  log('receipt-again', { session: sessionId, miner: minerKey, unit: unitId, job: credit.jobId, microCredits: credit.microCredits });
-  return receiptFor(ctx, credit, credit.receiptKind, credit.createdAtMs);
+  return (await lostReceipts(ctx, sessionId, minerKey, [unitId]))[0];
 }
 
 /**

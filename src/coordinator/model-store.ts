@@ -150,8 +150,7 @@ export class ModelStore implements ModelCatalog {
   /** Audits' re-runs: onnxruntime-node on the CPU, on its own thread. */
   readonly runner: OnnxRunner = {
     run: async (sha256, inputs) => {
-      const feeds: OnnxTensors = [...inputs].map(([name, { shape, data }]) => [name, { shape, data }]);
-      return new Map(await auditing.run(sha256, join(this.dir, `${sha256}.onnx`), feeds));
+      return new Map(await auditing.run(sha256, join(this.dir, `${sha256}.onnx`), [...inputs]));
     },
   };
 }

@@ -363,6 +363,7 @@ export class PgQueue implements WorkQueue {
 
   /** The job a span lease will come from (the oldest with waiting units), when its kind joins units. */
   private async spanJob(eligible: readonly CachedJob[]): Promise<string | undefined> {
+    if (!eligible.some((e) => e.state.kind.span)) return undefined;
     const { rows } = await this.guard((db) => db.query<{ job_id: string }>(
       'SELECT job_id FROM queue_units WHERE lease_id IS NULL AND NOT done AND NOT held AND job_id = ANY($1) ORDER BY rank LIMIT 1',
       [eligible.map((e) => e.state.id)],

@@ -21,14 +21,17 @@ export interface PendingTotal {
   microCredits: bigint;
 }
 
+/** The stored records that are well-formed pending credits, oldest first; the rest are left out. */
+export function pendingCredits(records: readonly unknown[]): PendingCredit[] {
+  const credits = records.flatMap((record) => {
+    const parsed = v.safeParse(PendingCredit, record);
+    return parsed.success ? [parsed.output] : [];
+  });
+  return credits.sort((a, b) => a.receivedAtMs - b.receivedAtMs);
+}
+
 /** What the page shows apart from the balance: the stored records that are well-formed pending credits, summed. */
 export function pendingTotal(records: readonly unknown[]): PendingTotal {
-  const total: PendingTotal = { units: 0, microCredits: 0n };
-  for (const record of records) {
-    const parsed = v.safeParse(PendingCredit, record);
-    if (!parsed.success) continue;
-    total.units++;
-    total.microCredits += parsed.output.microCredits;
-  }
-  return total;
+  const credits = pendingCredits(records);
+  return { units: credits.length, microCredits: credits.reduce((sum, credit) => sum + credit.microCredits, 0n) };
 }

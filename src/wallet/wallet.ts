@@ -5,7 +5,7 @@ import { publicKeyProblem } from '../protocol/ed25519.ts';
 import { exportPublicKey, generateSigningKeys, helloChallengeBytes, sign, toHex, verifySignature } from '../protocol/receipt.ts';
 import * as v from 'valibot';
 import { openWalletDb, type StoredKeyPair, type WalletDb } from './db.ts';
-import { PendingCredit, pendingTotal, type PendingTotal } from './pending.ts';
+import { PendingCredit, pendingCredits, pendingTotal, type PendingTotal } from './pending.ts';
 import { balanceOf, checkReceipt, type Balance, type CheckedReceipt, type TrustedCoordinator } from './trust.ts';
 import {
   fromBase64, fromHex, receiptFromJson, receiptToJson, toBase64, WALLET_FILE_FORMAT, WALLET_FILE_VERSION, type WalletFile,
@@ -86,12 +86,7 @@ export class Wallet {
 
   /** Each credit pending an audit, oldest first (records that are not well-formed are left out). */
   async pendingCredits(): Promise<PendingCredit[]> {
-    const records = await this.db.getAll('pending');
-    const credits = records.flatMap((record) => {
-      const parsed = v.safeParse(PendingCredit, record);
-      return parsed.success ? [parsed.output] : [];
-    });
-    return credits.sort((a, b) => a.receivedAtMs - b.receivedAtMs);
+    return pendingCredits(await this.db.getAll('pending'));
   }
 
   /** The credits pending an audit, as stored (re-validated by pendingTotal). */
